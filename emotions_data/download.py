@@ -1,0 +1,195 @@
+"""Fetch a URL with yt-dlp into a per-item temporary folder, then move it into place atomically.
+
+Failures are classified: transient ones (HTTP 408/425/429/5xx, timeouts, dropped connections,
+bot checks) are retried with exponential backoff within the run and again on the next run;
+permanent ones (404, removed, private, unsupported) are recorded and left alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from emotions_data.settings import DownloadSettings
+from emotions_data.storage import TMP_MARK, commit_file
+
+DOWNLOADER = "yt-dlp"
+_TRANSIENT_STATUS = {408, 425, 429} | set(range(500, 600))
+_TRANSIENT_TEXT = re.compile(
+    r"timed? ?out|temporar|connection (reset|refused|aborted)|remote end closed|rate.?limit|too many requests"
+    r"|sign in to confirm|try again later|incomplete ?read",
+    re.IGNORECASE,
+)
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+
+
+class DownloadFailure(RuntimeError):
+    def __init__(self, message: str, retryable: bool, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    extractor: str | None
+    downloader_version: str
+
+
+def downloader_version() -> str:
+    from yt_dlp.version import __version__
+
+    return __version__
+
+
+def check_url_allowed(url: str, settings: DownloadSettings) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return
+    if scheme == "file" and settings.allow_file_urls:
+        return
+    hint = " (pass --allow-file-urls to read file:// URLs)" if scheme == "file" else ""
+    raise DownloadFailure(f"URL scheme {scheme or 'none'!r} is not allowed{hint}", retryable=False)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    seen = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        for attr in ("status", "code"):
+            value = getattr(node, attr, None)
+            if isinstance(value, int) and 100 <= value < 600:
+                return value
+        exc_info = getattr(node, "exc_info", None)
+        nxt = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
+        node = nxt or node.__cause__ or node.__context__
+    match = _HTTP_STATUS.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(one-line message, retryable) for a yt-dlp failure."""
+    message = " ".join(str(exc).replace("ERROR: ", "").split())
+    status = _http_status(exc)
+    if status is not None:
+        return message, status in _TRANSIENT_STATUS
+    return message, bool(_TRANSIENT_TEXT.search(message))
+
+
+class _QuietLogger:
+    """yt-dlp talks a lot; keep its messages out of the progress bar."""
+
+    def debug(self, msg: str) -> None: ...
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+    def error(self, msg: str) -> None: ...
+
+
+def _throttle(url: str, lock_dir: Path, per_minute: float) -> None:
+    """Space request starts to the same host across all local workers (a lock file per host)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(url).hostname or "unknown")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{host}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            last = float(handle.read().strip() or 0.0)
+            wait = last + 60.0 / per_minute - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{time.time():.6f}")
+            handle.flush()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ydl_options(settings: DownloadSettings, workdir: Path) -> dict:
+    options: dict = {
+        "outtmpl": {"default": str(workdir / "original.%(ext)s")},
+        "format": settings.format,
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _QuietLogger(),
+        "socket_timeout": settings.socket_timeout_s,
+        # Retries of whole requests are ours (with backoff and classification); yt-dlp only
+        # resumes a transfer that broke midway.
+        "retries": 2,
+        "extractor_retries": 0,
+        "fragment_retries": 2,
+        "overwrites": True,
+        "cachedir": False,
+    }
+    if settings.allow_file_urls:
+        options["enable_file_urls"] = True
+    if settings.rate_limit_bytes:
+        options["ratelimit"] = settings.rate_limit_bytes
+    if settings.user_agent:
+        options["http_headers"] = {"User-Agent": settings.user_agent}
+    if settings.proxy:
+        options["proxy"] = settings.proxy
+    if settings.cookies_file:
+        options["cookiefile"] = settings.cookies_file
+    return options
+
+
+def _download_once(url: str, workdir: Path, settings: DownloadSettings) -> tuple[Path, str | None]:
+    import yt_dlp
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+        info = ydl.extract_info(url, download=True)
+    if info is None:
+        raise DownloadFailure("yt-dlp returned no result", retryable=True)
+    downloads = info.get("requested_downloads") or []
+    path = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
+    if path is None or not path.is_file():
+        files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+        if len(files) != 1:
+            raise DownloadFailure("yt-dlp finished without a media file", retryable=True)
+        path = files[0]
+    return path, info.get("extractor_key") or info.get("extractor")
+
+
+def download(
+    url: str, dest_stem: Path, workdir: Path, settings: DownloadSettings, rate_dir: Path | None = None
+) -> Downloaded:
+    """Download `url` to `dest_stem` + the media's extension. Raises DownloadFailure."""
+    import yt_dlp
+
+    check_url_allowed(url, settings)
+    attempts = max(1, settings.attempts)
+    for attempt in range(1, attempts + 1):
+        if settings.max_requests_per_minute and rate_dir is not None:
+            _throttle(url, rate_dir, settings.max_requests_per_minute)
+        try:
+            path, extractor = _download_once(url, workdir, settings)
+        except (yt_dlp.utils.DownloadError, yt_dlp.utils.ExtractorError, OSError, DownloadFailure) as exc:
+            if isinstance(exc, DownloadFailure):
+                message, retryable = str(exc), exc.retryable
+            else:
+                message, retryable = classify(exc)
+            if not retryable or attempt == attempts:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise DownloadFailure(message, retryable, attempt) from exc
+            time.sleep(settings.backoff_s * 2 ** (attempt - 1))
+            continue
+        final = dest_stem.with_name(dest_stem.name + path.suffix.lower())
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f"{TMP_MARK}{final.name}")
+        shutil.move(path, tmp)  # same filesystem: a rename; the final name only ever holds a whole file
+        commit_file(tmp, final)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return Downloaded(final, extractor, downloader_version())
+    raise AssertionError("unreachable")

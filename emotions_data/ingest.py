@@ -1,0 +1,536 @@
+"""The ingest pipeline: sources -> fetch and probe -> filters -> exact duplicates -> normalise and
+fingerprint -> near-duplicates -> `manifests/videos.parquet`.
+
+The two expensive stages (fetch/probe, normalise) run as shard jobs on an `Executor`; each job
+commits its rows to a `StageLog` when it finishes. Filters and duplicate decisions are cheap pure
+functions recomputed on every run from the committed facts, so a run killed at any moment and
+started again, or re-run with new filter settings, converges on the same manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotions_data import dedup
+from emotions_data.download import DOWNLOADER, DownloadFailure, download
+from emotions_data.executor import Executor, make_executor
+from emotions_data.filters import check_filters
+from emotions_data.layout import DatasetLayout
+from emotions_data.normalise import NormaliseError, normalise, recipe_id
+from emotions_data.probe import ProbeError, probe_file, sha256_file
+from emotions_data.schema import (
+    INPUTS_SCHEMA,
+    NORMALISE_STAGE_SCHEMA,
+    PROBE_STAGE_SCHEMA,
+    VIDEOS_SCHEMA,
+    Reason,
+    Status,
+    empty_row,
+)
+from emotions_data.settings import IngestSettings
+from emotions_data.sources import InputItem, SourceError
+from emotions_data.storage import (
+    StageLog,
+    exclusive_lock,
+    sweep_temporaries,
+    write_bytes_atomic,
+    write_table_atomic,
+)
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, items done, items in stage)
+
+FETCH = "fetch"
+NORMALISE = "normalise"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- jobs (run inside workers)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """A batch of items for one stage; picklable, so any executor backend can run it."""
+
+    stage: str
+    dataset_dir: str
+    items: tuple[dict, ...]
+    settings: IngestSettings
+
+
+def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
+    row = empty_row(PROBE_STAGE_SCHEMA)
+    row.update(video_id=item["video_id"], processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)
+
+    def outcome(status: Status, reason: Reason | None = None, detail: str | None = None, retry=False) -> dict:
+        row.update(status=str(status), reason=reason and str(reason), reason_detail=detail, retryable=retry)
+        return row
+
+    if item["source_kind"] == "url":
+        for stale in layout.originals.glob(f"{item['video_id']}.*"):
+            stale.unlink()
+        try:
+            got = download(
+                item["source"],
+                layout.originals / item["video_id"],
+                layout.downloads / item["video_id"],
+                settings.download,
+                layout.rate_locks,
+            )
+        except DownloadFailure as exc:
+            row["attempts"] = (item.get("attempts") or 0) + exc.attempts
+            return outcome(Status.FAILED, Reason.DOWNLOAD_ERROR, str(exc), exc.retryable)
+        path = got.path
+        row.update(
+            original_path=layout.relative(path),
+            downloader=DOWNLOADER,
+            downloader_version=got.downloader_version,
+            extractor=got.extractor,
+        )
+    else:
+        path = Path(item["source"])
+        if not path.is_file():
+            return outcome(Status.FAILED, Reason.SOURCE_MISSING, f"{path}: no such file", retry=True)
+    try:
+        facts = probe_file(path)
+    except ProbeError as exc:
+        row.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
+        return outcome(Status.REJECTED, Reason.CORRUPT, f"unreadable: {exc}")
+    row.update({k: v for k, v in facts.as_dict().items() if k in row})
+    row["sha256"] = sha256_file(path)
+    return outcome(Status.OK)
+
+
+def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
+    row = empty_row(NORMALISE_STAGE_SCHEMA)
+    row.update(
+        video_id=item["video_id"],
+        sha256=item["sha256"],
+        recipe=recipe_id(settings.normalise),
+        processed_at=_now(),
+        attempts=(item.get("attempts") or 0) + 1,
+    )
+    target = layout.media_file(item["video_id"])
+    try:
+        media = normalise(
+            Path(item["path"]),
+            target,
+            width=item["width"],
+            height=item["height"],
+            fps=item["fps"],
+            duration_s=item["duration_s"],
+            has_audio=item["has_audio"],
+            vfr=item["vfr"],
+            settings=settings.normalise,
+            filters=settings.filters,
+        )
+    except NormaliseError as exc:
+        status, reason = (Status.REJECTED, Reason.CORRUPT) if exc.corrupt else (Status.FAILED, Reason.NORMALISE_ERROR)
+        row.update(status=str(status), reason=str(reason), reason_detail=str(exc), retryable=not exc.corrupt)
+        return row
+    row.update(
+        status=str(Status.OK),
+        retryable=False,
+        media_path=layout.relative(target),
+        media_sha256=media.sha256,
+        media_duration_s=media.duration_s,
+        media_width=media.width,
+        media_height=media.height,
+        media_fps=media.fps,
+        fingerprint=media.fingerprint,
+    )
+    return row
+
+
+def run_shard(job: ShardJob) -> list[dict]:
+    """Process every item of a shard, then commit the shard's rows in one atomic write."""
+    layout = DatasetLayout(Path(job.dataset_dir))
+    if job.stage == FETCH:
+        rows, log = (
+            [_fetch_item(layout, i, job.settings) for i in job.items],
+            StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA),
+        )
+    else:
+        rows, log = (
+            [_normalise_item(layout, i, job.settings) for i in job.items],
+            StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA),
+        )
+    log.commit(rows)
+    return rows
+
+
+# ---------------------------------------------------------------- driver
+
+
+@dataclass
+class IngestReport:
+    n_inputs: int
+    n_processed: dict[str, int]  # per stage, this run
+    elapsed_s: float
+    status_counts: dict[str, int]
+    reason_counts: dict[str, int]
+    media_seconds: float  # total duration of ok media
+    swept_temporaries: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        """Input items per second of this run (fetch stage)."""
+        return self.n_processed.get(FETCH, 0) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "throughput_items_per_s": round(self.throughput, 3)}, indent=2)
+
+
+def register_inputs(layout: DatasetLayout, items: Sequence[InputItem]) -> pd.DataFrame:
+    """Add new items to the dataset's input register (kept across runs) and return all of it."""
+    existing = pq.read_table(layout.inputs).to_pandas() if layout.inputs.exists() else None
+    known_source: dict[str, str] = {}
+    known_id: dict[str, str] = {}
+    next_index = 0
+    if existing is not None and len(existing):
+        known_source = dict(zip(existing["source"], existing["video_id"], strict=True))
+        known_id = dict(zip(existing["video_id"], existing["source"], strict=True))
+        next_index = int(existing["input_index"].max()) + 1
+    new_rows = []
+    for item in items:
+        if item.source in known_source:
+            continue
+        if item.video_id in known_id:
+            raise SourceError(
+                f"video_id {item.video_id!r} of {item.source} is already used in this dataset "
+                f"by {known_id[item.video_id]}"
+            )
+        known_id[item.video_id] = item.source
+        new_rows.append(
+            {
+                "video_id": item.video_id,
+                "source": item.source,
+                "source_kind": item.source_kind,
+                "input_index": next_index,
+                "platform": item.platform,
+                "uploader": item.uploader,
+                **item.extra,
+            }
+        )
+        next_index += 1
+    if not new_rows and existing is not None:
+        return existing
+    frame = pd.DataFrame(new_rows) if existing is None else pd.concat([existing, pd.DataFrame(new_rows)])
+    frame = frame.reset_index(drop=True)
+    base = pa.Table.from_pandas(frame[INPUTS_SCHEMA.names], schema=INPUTS_SCHEMA, preserve_index=False)
+    extras = [c for c in frame.columns if c not in INPUTS_SCHEMA.names]
+    table = base
+    for col in extras:
+        table = table.append_column(col, pa.array(frame[col].astype(object).where(frame[col].notna(), None)))
+    write_table_atomic(layout.inputs, table)
+    return frame
+
+
+def _shard_size(settings: IngestSettings, n_items: int) -> int:
+    if settings.shard_size > 0:
+        return settings.shard_size
+    return max(1, min(16, math.ceil(n_items / (settings.workers * 4))))
+
+
+def _run_stage(
+    stage: str,
+    items: list[dict],
+    layout: DatasetLayout,
+    settings: IngestSettings,
+    executor: Executor,
+    progress: ProgressFn | None,
+) -> int:
+    size = _shard_size(settings, len(items))
+    jobs = [ShardJob(stage, str(layout.root), tuple(items[i : i + size]), settings) for i in range(0, len(items), size)]
+    done = 0
+    if progress:
+        progress(stage, 0, len(items))
+    for rows in executor.map_unordered(run_shard, jobs):
+        done += len(rows)
+        if progress:
+            progress(stage, done, len(items))
+    return done
+
+
+def _needs_fetch(row: dict | None, retry_permanent: bool) -> bool:
+    if row is None:
+        return True
+    return row["status"] == Status.FAILED and (row["retryable"] or retry_permanent)
+
+
+def _probe_source_path(layout: DatasetLayout, inp: dict, fetched: dict) -> str:
+    return str(layout.root / fetched["original_path"]) if fetched.get("original_path") else inp["source"]
+
+
+def _candidates_for_media(
+    inputs: list[dict], fetched: dict[str, dict], settings: IngestSettings
+) -> tuple[dict[str, tuple[Reason, str]], dict[str, str], list[dict]]:
+    """Filter rejections, exact duplicates, and the items that should get media."""
+    rejections: dict[str, tuple[Reason, str]] = {}
+    passing = []
+    for inp in inputs:
+        row = fetched.get(inp["video_id"])
+        if row is None or row["status"] != Status.OK:
+            continue
+        rejection = check_filters(row, settings.filters)
+        if rejection:
+            rejections[inp["video_id"]] = rejection
+        else:
+            passing.append(inp)
+    exact = dedup.exact_duplicates(
+        [(i["video_id"], i["input_index"], fetched[i["video_id"]]["sha256"]) for i in passing]
+    )
+    return rejections, exact, [i for i in passing if i["video_id"] not in exact]
+
+
+def _needs_media(layout: DatasetLayout, row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+    if row is None or row["sha256"] != sha or row["recipe"] != recipe:
+        return True
+    if row["status"] == Status.OK:
+        return not (layout.root / row["media_path"]).is_file()
+    return row["status"] == Status.FAILED and (row["retryable"] or retry_permanent)
+
+
+def ingest(
+    sources: Sequence[str | Path] | Sequence[InputItem],
+    dataset_dir: Path,
+    settings: IngestSettings | None = None,
+    *,
+    executor: Executor | None = None,
+    progress: ProgressFn | None = None,
+    retry_permanent: bool = False,
+) -> IngestReport:
+    """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable."""
+    from emotions_data.sources import read_sources
+
+    settings = settings or IngestSettings()
+    executor = executor or make_executor("local", settings.workers)
+    layout = DatasetLayout(Path(dataset_dir))
+    items = [s for s in sources if isinstance(s, InputItem)]
+    if len(items) != len(sources):
+        items = read_sources(list(sources))  # type: ignore[arg-type]
+    started = time.perf_counter()
+    layout.work.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(layout.lock, str(layout.root)):
+        swept = sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
+        register_inputs(layout, items)
+        inputs = pq.read_table(layout.inputs, columns=INPUTS_SCHEMA.names).to_pylist()
+        by_id = {i["video_id"]: i for i in inputs}
+        processed = {FETCH: 0, NORMALISE: 0}
+
+        fetch_log = StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)
+        fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
+        todo = [
+            {**i, "attempts": (fetched.get(i["video_id"]) or {}).get("attempts")}
+            for i in inputs
+            if _needs_fetch(fetched.get(i["video_id"]), retry_permanent)
+        ]
+        processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress)
+        fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
+
+        rejections, exact, wanted = _candidates_for_media(inputs, fetched, settings)
+        media_log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
+        recipe = recipe_id(settings.normalise)
+        wanted_ids = {i["video_id"] for i in wanted}
+        # Duplicates' media files are removed, so a later run that makes one of them a cluster's
+        # keeper has to normalise it again: hence a second pass when the first changed the clusters.
+        for _ in range(2):
+            made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
+            near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
+            todo = [
+                _media_job(layout, inp, fetched[inp["video_id"]], made.get(inp["video_id"]))
+                for inp in wanted
+                if inp["video_id"] not in near
+                and _needs_media(
+                    layout, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
+                )
+            ]
+            if not todo:
+                break
+            processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress)
+        made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
+        near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
+        table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe)
+        _remove_unlisted_media(layout, table)
+        write_table_atomic(layout.videos_manifest, table)
+        fetch_log.compact()
+        media_log.compact()
+
+        report = summarise(table, processed, time.perf_counter() - started, swept)
+        write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
+        return report
+
+
+def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None) -> dict:
+    return {
+        "video_id": inp["video_id"],
+        "sha256": facts["sha256"],
+        "path": _probe_source_path(layout, inp, facts),
+        "width": facts["width"],
+        "height": facts["height"],
+        "fps": facts["fps"],
+        "vfr": bool(facts["vfr"]),
+        "duration_s": facts["video_duration_s"] or facts["duration_s"],
+        "has_audio": bool(facts["has_audio"]),
+        "attempts": (previous or {}).get("attempts"),
+    }
+
+
+def _near_duplicates(
+    made: dict[str, dict],
+    wanted_ids: set[str],
+    fetched: dict[str, dict],
+    by_id: dict[str, dict],
+    recipe: str,
+    settings: IngestSettings,
+) -> dict[str, str]:
+    candidates = [
+        dedup.Candidate(
+            vid,
+            by_id[vid]["input_index"],
+            row["media_duration_s"],
+            (row["media_width"] or 0) * (row["media_height"] or 0),
+            row["fingerprint"],
+        )
+        for vid, row in made.items()
+        if vid in wanted_ids
+        and row["status"] == Status.OK
+        and row["recipe"] == recipe
+        and row["sha256"] == fetched[vid]["sha256"]
+    ]
+    return dedup.near_duplicates(candidates, settings.dedup)
+
+
+def compose_manifest(
+    layout: DatasetLayout,
+    inputs: list[dict],
+    fetched: dict[str, dict],
+    rejections: dict[str, tuple[Reason, str]],
+    exact: dict[str, str],
+    made: dict[str, dict],
+    near: dict[str, str],
+    recipe: str,
+) -> pa.Table:
+    """Exactly one row per registered input, with the outcome of every stage folded in."""
+    rows = []
+    media_cols = [f.name for f in NORMALISE_STAGE_SCHEMA if f.name.startswith("media_")] + ["fingerprint"]
+    for inp in sorted(inputs, key=lambda i: i["input_index"]):
+        vid = inp["video_id"]
+        row = empty_row(VIDEOS_SCHEMA)
+        row.update({k: inp[k] for k in INPUTS_SCHEMA.names})
+        facts = fetched.get(vid)
+        if facts is None:
+            row.update(
+                status=str(Status.FAILED),
+                reason="not_processed",
+                reason_detail="not processed yet (interrupted run)",
+                retryable=True,
+                attempts=0,
+            )
+            rows.append(row)
+            continue
+        row.update({k: v for k, v in facts.items() if k in row and k != "video_id"})
+        if facts["status"] != Status.OK:
+            rows.append(row)
+            continue
+        media = made.get(vid)
+        if vid in rejections:
+            reason, detail = rejections[vid]
+            row.update(status=str(Status.REJECTED), reason=str(reason), reason_detail=detail, retryable=False)
+        elif vid in exact:
+            row.update(
+                status=str(Status.REJECTED),
+                reason=str(Reason.DUPLICATE),
+                dup_of=exact[vid],
+                reason_detail=f"same content (sha256) as {exact[vid]}",
+                retryable=False,
+            )
+        elif media is None or media["sha256"] != facts["sha256"] or media["recipe"] != recipe:
+            row.update(
+                status=str(Status.FAILED),
+                reason="not_processed",
+                reason_detail="not normalised yet (interrupted run)",
+                retryable=True,
+            )
+        elif media["status"] != Status.OK:
+            row.update(
+                {k: media[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts", "processed_at")}
+            )
+        elif vid in near:
+            row.update(
+                status=str(Status.REJECTED),
+                reason=str(Reason.NEAR_DUPLICATE),
+                dup_of=near[vid],
+                reason_detail=f"near-duplicate of {near[vid]}",
+                retryable=False,
+                fingerprint=media["fingerprint"],
+            )
+        else:
+            row.update({k: media[k] for k in media_cols})
+            row["processed_at"] = media["processed_at"]
+        rows.append(row)
+    table = pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA)
+    return _append_extra_columns(layout, table)
+
+
+def _append_extra_columns(layout: DatasetLayout, table: pa.Table) -> pa.Table:
+    """The user's own source columns, after ours, in the manifest's row order."""
+    inputs = pq.read_table(layout.inputs)
+    extras = [c for c in inputs.column_names if c not in INPUTS_SCHEMA.names]
+    if not extras:
+        return table
+    position = {vid: i for i, vid in enumerate(inputs["video_id"].to_pylist())}
+    order = pa.array([position[v] for v in table["video_id"].to_pylist()])
+    for col in extras:
+        name = f"input_{col}" if col in table.column_names else col
+        table = table.append_column(name, inputs[col].take(order))
+    return table
+
+
+def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
+    """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip."""
+    keep = {p for p in table["media_path"].to_pylist() if p}
+    if layout.media.exists():
+        for path in layout.media.glob("*.mp4"):
+            if layout.relative(path) not in keep:
+                path.unlink(missing_ok=True)
+
+
+def summarise(table: pa.Table, processed: dict[str, int], elapsed_s: float, swept: int) -> IngestReport:
+    status = table["status"].to_pylist()
+    reasons = [r for r in table["reason"].to_pylist() if r]
+    durations = [d for s, d in zip(status, table["media_duration_s"].to_pylist(), strict=True) if s == "ok" and d]
+    return IngestReport(
+        n_inputs=table.num_rows,
+        n_processed=processed,
+        elapsed_s=round(elapsed_s, 3),
+        status_counts=dict(Counter(status)),
+        reason_counts=dict(sorted(Counter(reasons).items())),
+        media_seconds=round(sum(durations), 3),
+        swept_temporaries=swept,
+    )
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Read a videos manifest, refusing files written under another schema version."""
+    from emotions_data.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+
+    table = pq.read_table(path)
+    version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{path}: manifest schema version {version}, this toolkit reads {SCHEMA_VERSION}")
+    return table.to_pandas()

@@ -1,0 +1,183 @@
+"""Transcode one video to the browser-safe target and fingerprint it in the same decoding pass.
+
+One ffmpeg process decodes the source once (ffmpeg applies rotation metadata while decoding, so
+the output is upright and carries no rotation), encodes the MP4 and, through a second branch of the
+filter graph, writes small grey thumbnails to stdout for the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from emotions_data import fingerprint as fp
+from emotions_data.probe import ProbeError, probe_file, sha256_file
+from emotions_data.settings import FilterSettings, NormaliseSettings
+from emotions_data.storage import commit_file, temp_path_for
+
+
+class NormaliseError(RuntimeError):
+    def __init__(self, message: str, corrupt: bool) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt  # the source cannot be decoded (vs. a failure of ours, worth retrying)
+
+
+@dataclass(frozen=True)
+class NormalisedMedia:
+    sha256: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    fingerprint: str
+
+
+def recipe_id(settings: NormaliseSettings) -> str:
+    """Changes whenever the output would change, so a re-run with new settings redoes the media."""
+    blob = json.dumps({"normalise": asdict(settings), "fingerprint": fp.VERSION}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
+    """Downscale so the short side is at most `max_short_side`; keep the aspect ratio; even sides."""
+    scale = min(1.0, max_short_side / min(width, height))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+STANDARD_RATES = tuple(
+    Fraction(n, d)
+    for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (50, 1), (60000, 1001), (60, 1))
+)
+
+
+def target_fps(fps: float | None, max_fps: float, vfr: bool = False) -> Fraction:
+    """The source's average rate (NTSC rates kept exact), capped; 25 when unknown. A variable-rate
+    source gets the nearest standard rate at or above its average, so no motion is dropped."""
+    cap = Fraction(max_fps).limit_denominator(1001)
+    if not fps or fps <= 0:
+        return min(Fraction(25), cap)
+    rate = Fraction(fps).limit_denominator(1001)
+    if vfr:
+        rate = next((r for r in STANDARD_RATES if r >= rate), rate)
+    return min(rate, cap)
+
+
+def thumbnail_rate(duration_s: float) -> float:
+    """Enough thumbnails to pick `fp.N_FRAMES` evenly spaced ones, without decoding work to spare."""
+    return min(8.0, max(1.0, 2 * fp.N_FRAMES / max(duration_s, 0.1)))
+
+
+def build_command(
+    src: Path,
+    dst: Path,
+    *,
+    width: int,
+    height: int,
+    fps: float | None,
+    duration_s: float,
+    has_audio: bool,
+    settings: NormaliseSettings,
+    vfr: bool = False,
+    with_thumbnails: bool = True,
+) -> list[str]:
+    """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference)."""
+    out_w, out_h = target_size(width, height, settings.max_short_side)
+    rate = target_fps(fps, settings.max_fps, vfr)
+    video = f"[0:v:0]scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
+    if with_thumbnails:
+        size = fp.FRAME_SIZE
+        video += (
+            f",split=2[v][t];[t]fps={thumbnail_rate(duration_s):.4f},scale={size}:{size}:flags=area,format=gray[thumbs]"
+        )
+    else:
+        video += "[v]"
+    audio_in = "0:a:0" if has_audio else "1:a"
+    # apad + an explicit output duration make the audio exactly as long as the video.
+    graph = f"{video};[{audio_in}]aresample={settings.audio_sample_rate},apad[a]"
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src)]
+    if not has_audio:
+        cmd += ["-f", "lavfi", "-i", f"anullsrc=r={settings.audio_sample_rate}:cl=stereo"]
+    cmd += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", f"{duration_s:.6f}"]
+    if settings.threads_per_job:
+        cmd += ["-threads", str(settings.threads_per_job)]
+    cmd += [
+        "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf),
+        "-pix_fmt", "yuv420p", "-profile:v", "high", "-fps_mode", "cfr",
+        "-c:a", "aac", "-b:a", settings.audio_bitrate, "-ac", "2",
+        "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(dst),
+    ]  # fmt: skip
+    if with_thumbnails:
+        cmd += ["-map", "[thumbs]", "-f", "rawvideo", "pipe:1"]
+    return cmd
+
+
+def _last_error_line(stderr: bytes, src: Path) -> str:
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return (lines[-1] if lines else "ffmpeg failed").replace(str(src), "<file>")[:300]
+
+
+def normalise(
+    src: Path,
+    dst: Path,
+    *,
+    width: int,
+    height: int,
+    fps: float | None,
+    duration_s: float,
+    has_audio: bool,
+    settings: NormaliseSettings,
+    filters: FilterSettings,
+    vfr: bool = False,
+) -> NormalisedMedia:
+    """Transcode `src` to `dst` atomically and fingerprint it. Raises NormaliseError."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dst)
+    cmd = build_command(
+        src,
+        tmp,
+        width=width,
+        height=height,
+        fps=fps,
+        duration_s=duration_s,
+        has_audio=has_audio,
+        settings=settings,
+        vfr=vfr,
+    )
+    try:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=120 + 20 * duration_s)
+        except subprocess.TimeoutExpired as exc:
+            raise NormaliseError("ffmpeg timed out", corrupt=False) from exc
+        if proc.returncode != 0 or not tmp.exists():
+            raise NormaliseError(f"cannot decode: {_last_error_line(proc.stderr, src)}", corrupt=True)
+        frame_bytes = fp.FRAME_SIZE * fp.FRAME_SIZE
+        n_thumbs = len(proc.stdout) // frame_bytes
+        if n_thumbs == 0:
+            raise NormaliseError("cannot decode: no video frame decoded", corrupt=True)
+        thumbs = np.frombuffer(proc.stdout[: n_thumbs * frame_bytes], np.uint8)
+        thumbs = thumbs.reshape(n_thumbs, fp.FRAME_SIZE, fp.FRAME_SIZE)
+        try:
+            out = probe_file(tmp)
+        except ProbeError as exc:
+            raise NormaliseError(f"output unreadable: {exc}", corrupt=False) from exc
+        decoded = out.video_duration_s or 0.0
+        if decoded < filters.min_decoded_fraction * duration_s:
+            raise NormaliseError(f"truncated: decoded {decoded:.2f} s of the declared {duration_s:.2f} s", corrupt=True)
+        media = NormalisedMedia(
+            sha256=sha256_file(tmp),
+            duration_s=round(out.duration_s or decoded, 6),
+            width=out.width or 0,
+            height=out.height or 0,
+            fps=out.fps or 0.0,
+            fingerprint=fp.fingerprint_frames(thumbs),
+        )
+        commit_file(tmp, dst)
+        return media
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,158 @@
+"""Facts about a media file from ffprobe, as displayed (rotation and sample aspect ratio applied)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+FFPROBE_TIMEOUT_S = 120
+
+
+class ProbeError(RuntimeError):
+    """ffprobe could not read the file: it is missing, empty, truncated or not media."""
+
+
+@dataclass(frozen=True)
+class ProbeFacts:
+    size_bytes: int
+    container: str | None
+    duration_s: float | None
+    has_video: bool
+    width: int | None  # displayed width
+    height: int | None  # displayed height
+    rotation: int  # display rotation as ffprobe reports it, 0/90/180/270; 90 and 270 swap the sides
+    fps: float | None
+    vfr: bool
+    video_codec: str | None
+    has_audio: bool
+    audio_sample_rate: int | None
+    audio_channels: int | None
+    audio_codec: str | None
+    audio_duration_s: float | None
+    video_duration_s: float | None
+    bit_rate: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def _rate(text: str | None) -> float | None:
+    try:
+        value = Fraction(text) if text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(value) if value else None
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _rotation(stream: dict) -> int:
+    degrees = 0.0
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            degrees = float(side["rotation"])
+    if not degrees and "rotate" in stream.get("tags", {}):
+        degrees = float(stream["tags"]["rotate"])
+    return round(degrees / 90.0) * 90 % 360
+
+
+def _is_vfr(r_rate: float | None, avg_rate: float | None) -> bool:
+    """ffprobe's r_frame_rate is the timebase-implied rate; a lower average means frames are
+    missing or unevenly spaced, which is what browsers and frame samplers trip over."""
+    if not r_rate or not avg_rate:
+        return False
+    return abs(r_rate - avg_rate) / r_rate > 0.01
+
+
+def run_ffprobe(path: Path) -> dict:
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeError(f"ffprobe timed out after {FFPROBE_TIMEOUT_S} s") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise ProbeError(message.replace(str(path), "<file>"))
+    return json.loads(proc.stdout or "{}")
+
+
+def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
+    """Pure: ffprobe's JSON to ProbeFacts."""
+    fmt = data.get("format", {})
+    streams = data.get("streams", [])
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
+        None,
+    )
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if not fmt and not streams:
+        raise ProbeError("no streams found")
+
+    width = height = None
+    rotation = 0
+    fps = None
+    vfr = False
+    if video is not None:
+        width, height = video.get("width"), video.get("height")
+        sar = _rate(video.get("sample_aspect_ratio", "1:1").replace(":", "/")) or 1.0
+        if width and height and abs(sar - 1.0) > 1e-3:
+            width = round(width * sar / 2) * 2
+        rotation = _rotation(video)
+        if rotation in (90, 270) and width and height:
+            width, height = height, width
+        r_rate, avg_rate = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+        fps = avg_rate or r_rate
+        vfr = _is_vfr(r_rate, avg_rate)
+
+    video_duration = _float(video.get("duration")) if video else None
+    audio_duration = _float(audio.get("duration")) if audio else None
+    duration = _float(fmt.get("duration")) or video_duration or audio_duration
+    return ProbeFacts(
+        size_bytes=size_bytes,
+        container=fmt.get("format_name"),
+        duration_s=duration,
+        has_video=video is not None,
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=round(fps, 6) if fps else None,
+        vfr=vfr,
+        video_codec=video.get("codec_name") if video else None,
+        has_audio=audio is not None,
+        audio_sample_rate=int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
+        audio_channels=audio.get("channels") if audio else None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        audio_duration_s=audio_duration,
+        video_duration_s=video_duration,
+        bit_rate=int(fmt["bit_rate"]) if fmt.get("bit_rate") else None,
+    )
+
+
+def probe_file(path: Path) -> ProbeFacts:
+    """Probe one file; raises ProbeError when it is not readable media."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ProbeError(f"cannot read file: {exc.strerror}") from exc
+    if size == 0:
+        raise ProbeError("empty file (0 bytes)")
+    return facts_from_ffprobe(run_ffprobe(path), size)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

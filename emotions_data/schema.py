@@ -1,0 +1,141 @@
+"""Every manifest the toolkit writes, defined once as a pyarrow schema.
+
+A manifest file carries its schema version in the Parquet key-value metadata under
+``emotions.schema_version`` so readers can refuse files they do not understand.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION_KEY = b"emotions.schema_version"
+
+
+class Status(StrEnum):
+    """Outcome of one input item."""
+
+    OK = "ok"
+    REJECTED = "rejected"  # readable, but fails a filter or is a duplicate
+    FAILED = "failed"  # could not be fetched or processed
+
+
+class Reason(StrEnum):
+    """Machine-readable code for every non-ok row; `reason_detail` holds the message."""
+
+    DOWNLOAD_ERROR = "download_error"
+    SOURCE_MISSING = "source_missing"
+    CORRUPT = "corrupt"
+    NO_VIDEO = "no_video"
+    NO_AUDIO = "no_audio"
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    LOW_RESOLUTION = "low_resolution"
+    DUPLICATE = "duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    NORMALISE_ERROR = "normalise_error"
+
+
+#: One row per input item: what the user asked for. Written by `sources`, read by `ingest`.
+INPUTS_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("source_kind", pa.string(), nullable=False),  # "url" or "file"
+        pa.field("input_index", pa.int64(), nullable=False),  # order of first registration
+        pa.field("platform", pa.string()),
+        pa.field("uploader", pa.string()),
+    ]
+)
+# Any other column of the user's source table follows these, under its own name and type.
+
+#: Facts about the original file, produced by the fetch-and-probe stage.
+PROBE_FIELDS = [
+    pa.field("sha256", pa.string()),
+    pa.field("size_bytes", pa.int64()),
+    pa.field("container", pa.string()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("video_duration_s", pa.float64()),
+    pa.field("audio_duration_s", pa.float64()),
+    pa.field("has_video", pa.bool_()),
+    pa.field("width", pa.int32()),  # as displayed: after rotation and sample aspect ratio
+    pa.field("height", pa.int32()),
+    pa.field("rotation", pa.int32()),
+    pa.field("fps", pa.float64()),
+    pa.field("vfr", pa.bool_()),
+    pa.field("has_audio", pa.bool_()),
+    pa.field("audio_sample_rate", pa.int32()),
+    pa.field("audio_channels", pa.int32()),
+    pa.field("video_codec", pa.string()),
+    pa.field("audio_codec", pa.string()),
+    pa.field("bit_rate", pa.int64()),
+]
+
+#: Facts about the fetch itself (downloaded items only).
+DOWNLOAD_FIELDS = [
+    pa.field("original_path", pa.string()),  # relative to the dataset folder
+    pa.field("downloader", pa.string()),
+    pa.field("downloader_version", pa.string()),
+    pa.field("extractor", pa.string()),
+]
+
+#: Facts about the normalised file, produced by the normalise stage.
+MEDIA_FIELDS = [
+    pa.field("media_path", pa.string()),  # relative to the dataset folder
+    pa.field("media_sha256", pa.string()),
+    pa.field("media_duration_s", pa.float64()),
+    pa.field("media_width", pa.int32()),
+    pa.field("media_height", pa.int32()),
+    pa.field("media_fps", pa.float64()),
+    pa.field("fingerprint", pa.string()),  # see emotions_data.fingerprint
+]
+
+OUTCOME_FIELDS = [
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("reason", pa.string()),
+    pa.field("reason_detail", pa.string()),
+    pa.field("retryable", pa.bool_()),  # a failure worth retrying on the next run
+    pa.field("attempts", pa.int32()),
+    pa.field("processed_at", pa.timestamp("s", tz="UTC")),
+]
+
+#: The fetch-and-probe stage's committed rows (internal, under `.work/`).
+PROBE_STAGE_SCHEMA = pa.schema(
+    [pa.field("video_id", pa.string(), nullable=False), *OUTCOME_FIELDS, *PROBE_FIELDS, *DOWNLOAD_FIELDS]
+)
+
+#: The normalise stage's committed rows (internal, under `.work/`).
+NORMALISE_STAGE_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("sha256", pa.string()),  # of the original the media was made from
+        pa.field("recipe", pa.string()),  # hash of the normalise settings that made the media
+        *OUTCOME_FIELDS,
+        *MEDIA_FIELDS,
+    ]
+)
+
+#: `manifests/videos.parquet`: exactly one row per input item ever registered in the dataset.
+#: The user's extra source columns follow these columns (renamed `input_<name>` on a clash).
+VIDEOS_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("source_kind", pa.string(), nullable=False),
+        pa.field("input_index", pa.int64(), nullable=False),
+        pa.field("platform", pa.string()),
+        pa.field("uploader", pa.string()),
+        *OUTCOME_FIELDS,
+        pa.field("dup_of", pa.string()),
+        *PROBE_FIELDS,
+        *DOWNLOAD_FIELDS,
+        *MEDIA_FIELDS,
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+
+def empty_row(schema: pa.Schema) -> dict[str, object]:
+    """A row with every column of `schema` set to None."""
+    return {name: None for name in schema.names}

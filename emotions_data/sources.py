@@ -1,0 +1,156 @@
+"""Turn the user's SOURCE arguments into input rows with stable, filesystem-safe video ids.
+
+A SOURCE is a text file of URLs (one per line, ``#`` comments allowed), a CSV or Parquet table
+with a ``url`` column (optional ``video_id``, ``platform``, ``uploader``; other columns are carried
+through), or a local folder of videos (searched recursively).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".3gp", ".ts", ".mpg", ".mpeg", ".wmv"}
+)
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_PLATFORMS = {"douyin": "douyin", "iesdouyin": "douyin", "kuaishou": "kuaishou", "tiktok": "tiktok"}
+
+
+class SourceError(ValueError):
+    """A SOURCE argument or one of its rows is unusable; the message names the file and row."""
+
+
+@dataclass(frozen=True)
+class InputItem:
+    video_id: str
+    source: str  # a URL, or an absolute local path
+    source_kind: str  # "url" or "file"
+    platform: str | None = None
+    uploader: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+def is_safe_id(value: str) -> bool:
+    return bool(_SAFE_ID.fullmatch(value)) and ".." not in value
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+
+
+def slugify(text: str, max_len: int = 60) -> str:
+    """ASCII letters, digits, '.', '_' and '-' only; never empty, never starting with a dot."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._-")
+    slug = re.sub(r"\.{2,}", ".", slug)[:max_len].strip("._-")
+    return slug or "video"
+
+
+def make_video_id(source: str, given: str | None = None) -> str:
+    """A given id is kept when already safe; anything else becomes a slug plus a hash of the
+    original text, so distinct untrusted ids never collide after sanitising."""
+    if given is not None and given != "":
+        return given if is_safe_id(given) else f"{slugify(given)}-{_short_hash(given)}"
+    name = Path(unquote(urlsplit(source).path)).stem if "://" in source else Path(source).stem
+    return f"{slugify(name)}-{_short_hash(source)}"
+
+
+def platform_of(url: str) -> str | None:
+    host = (urlsplit(url).hostname or "").lower()
+    for key, name in _PLATFORMS.items():
+        if key in host.split("."):
+            return name
+    return host or None
+
+
+def _clean(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _items_from_table(frame: pd.DataFrame, where: str) -> list[InputItem]:
+    if "url" not in frame.columns:
+        raise SourceError(f"{where}: no 'url' column (columns: {', '.join(map(str, frame.columns))})")
+    extra_cols = [c for c in frame.columns if c not in {"url", "video_id", "platform", "uploader"}]
+    items = []
+    for row_no, row in enumerate(frame.to_dict("records"), start=2 if where.endswith(".csv") else 0):
+        url = _clean(row["url"])
+        if url is None:
+            raise SourceError(f"{where}: row {row_no}: empty url")
+        items.append(
+            InputItem(
+                video_id=make_video_id(url, _clean(row.get("video_id"))),
+                source=url,
+                source_kind="url",
+                platform=_clean(row.get("platform")) or platform_of(url),
+                uploader=_clean(row.get("uploader")),
+                extra={c: row[c] for c in extra_cols},
+            )
+        )
+    return items
+
+
+def _items_from_folder(folder: Path) -> list[InputItem]:
+    items = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
+        source = str(path.resolve())
+        items.append(InputItem(make_video_id(source), source, "file", platform="local"))
+    return items
+
+
+def _items_from_text(path: Path) -> list[InputItem]:
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        url = line.strip()
+        if url and not url.startswith("#"):
+            items.append(InputItem(make_video_id(url), url, "url", platform=platform_of(url)))
+    return items
+
+
+def read_source(arg: str | Path) -> list[InputItem]:
+    """Input items of one SOURCE argument, in file order."""
+    path = Path(arg)
+    if path.is_dir():
+        return _items_from_folder(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
+        if suffix == ".parquet":
+            return _items_from_table(pd.read_parquet(path), str(path))
+        return _items_from_text(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"{path}: unreadable source: {exc}") from exc
+
+
+def read_sources(args: list[str | Path]) -> list[InputItem]:
+    """Items of all SOURCE arguments; the same source twice is kept once, the same id for two
+    different sources is an error."""
+    seen_source: dict[str, InputItem] = {}
+    seen_id: dict[str, str] = {}
+    items = []
+    for arg in args:
+        for item in read_source(arg):
+            if item.source in seen_source:
+                continue
+            if item.video_id in seen_id:
+                raise SourceError(
+                    f"{arg}: video_id {item.video_id!r} is used for both {seen_id[item.video_id]} and {item.source}"
+                )
+            seen_source[item.source] = item
+            seen_id[item.video_id] = item.source
+            items.append(item)
+    return items

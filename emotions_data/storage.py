@@ -1,0 +1,137 @@
+"""Crash-safe files: atomic writes and append-only stage logs of committed shards.
+
+Everything the toolkit writes goes to a temporary name in the destination folder and is then
+renamed into place, so a reader (or a restarted run) sees either the old file or the new one,
+never a partial one. Temporaries carry the `TMP_MARK` so a restart can sweep them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TMP_MARK = ".tmp-"
+
+
+def temp_path_for(final: Path) -> Path:
+    """A unique temporary sibling of `final`, keeping its suffix (ffmpeg picks formats by suffix)."""
+    return final.with_name(f"{TMP_MARK}{uuid.uuid4().hex[:12]}-{final.name}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp: Path, final: Path) -> None:
+    """Rename a finished temporary file into place, durably."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        tmp.write_bytes(data)
+        commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_table_atomic(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        pq.write_table(table, tmp)
+        commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sweep_temporaries(folder: Path) -> int:
+    """Delete temporaries left by an interrupted run under `folder`; returns how many."""
+    count = 0
+    if folder.exists():
+        for path in folder.rglob(f"{TMP_MARK}*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                count += 1
+    return count
+
+
+@contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock for the duration of a run; a second run fails at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{what}: another run holds {path}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class StageLog:
+    """The committed results of one pipeline stage: a folder of Parquet shards, each written
+    atomically and named so that lexical order is commit order. The newest row per key wins,
+    which is how a retried item replaces its earlier failure without rewriting old shards."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, key: str = "video_id") -> None:
+        self.folder = folder
+        self.schema = schema
+        self.key = key
+
+    @staticmethod
+    def _shard_name() -> str:
+        return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def commit(self, rows: list[dict[str, object]] | pa.Table) -> Path:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
+        path = self.folder / self._shard_name()
+        write_table_atomic(path, table)
+        return path
+
+    def shards(self) -> list[Path]:
+        if not self.folder.exists():
+            return []
+        return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith(TMP_MARK))
+
+    def load_table(self) -> pa.Table:
+        """The newest committed row for every key, in first-commit order."""
+        shards = self.shards()
+        if not shards:
+            return self.schema.empty_table()
+        table = pa.concat_tables(pq.read_table(p, schema=self.schema) for p in shards)
+        last = {key: i for i, key in enumerate(table[self.key].to_pylist())}
+        return table.take(sorted(last.values()))
+
+    def load(self) -> pd.DataFrame:
+        return self.load_table().to_pandas()
+
+    def compact(self) -> None:
+        """Fold all shards into one. A crash in between leaves the compacted shard newest, so
+        loading still gives the same answer."""
+        shards = self.shards()
+        if len(shards) <= 1:
+            return
+        self.commit(self.load_table())
+        for path in shards:
+            path.unlink(missing_ok=True)
