@@ -40,6 +40,7 @@ class Downloaded:
     path: Path
     extractor: str | None
     downloader_version: str
+    attempts: int = 1
 
 
 def downloader_version() -> str:
@@ -77,6 +78,8 @@ def _http_status(exc: BaseException) -> int | None:
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(one-line message, retryable) for a yt-dlp failure."""
     message = " ".join(str(exc).replace("ERROR: ", "").split())
+    if "did not get any data blocks" in message.lower():
+        return "empty response: the server sent 0 bytes", False
     status = _http_status(exc)
     if status is not None:
         return message, status in _TRANSIENT_STATUS
@@ -191,5 +194,5 @@ def download(
         shutil.move(path, tmp)  # same filesystem: a rename; the final name only ever holds a whole file
         commit_file(tmp, final)
         shutil.rmtree(workdir, ignore_errors=True)
-        return Downloaded(final, extractor, downloader_version())
+        return Downloaded(final, extractor, downloader_version(), attempt)
     raise AssertionError("unreachable")

@@ -94,6 +94,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             row["attempts"] = (item.get("attempts") or 0) + exc.attempts
             return outcome(Status.FAILED, Reason.DOWNLOAD_ERROR, str(exc), exc.retryable)
         path = got.path
+        row["attempts"] = (item.get("attempts") or 0) + got.attempts
         row.update(
             original_path=layout.relative(path),
             downloader=DOWNLOADER,

@@ -15,12 +15,18 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
+
+
+def _key(name: str) -> str:
+    return "/" + quote(name)
 
 
 class _Handler(SimpleHTTPRequestHandler):
     faults: dict[str, list[int]]
     lock: threading.Lock
     hits: dict[str, int]
+    seen_headers: dict[str, dict[str, str]]
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -29,6 +35,7 @@ class _Handler(SimpleHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with self.lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+            self.seen_headers[path] = dict(self.headers.items())
             queue = self.faults.get(path)
             return queue.pop(0) if queue else None
 
@@ -61,7 +68,11 @@ class _QuietServer(ThreadingHTTPServer):
 
 class LoopbackServer:
     def __init__(self, root: Path, faults: dict[str, list[int]] | None = None) -> None:
-        handler = type("Handler", (_Handler,), {"faults": dict(faults or {}), "lock": threading.Lock(), "hits": {}})
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"faults": dict(faults or {}), "lock": threading.Lock(), "hits": {}, "seen_headers": {}},
+        )
         self.handler = handler
         self.httpd = _QuietServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -76,20 +87,18 @@ class LoopbackServer:
         return f"http://{host}:{port}"
 
     def url(self, name: str) -> str:
-        from urllib.parse import quote
-
-        return f"{self.base_url}/{quote(name)}"
+        return f"{self.base_url}{_key(name)}"
 
     def hits(self, name: str) -> int:
-        from urllib.parse import quote
+        return self.handler.hits.get(_key(name), 0)
 
-        return self.handler.hits.get(f"/{quote(name)}", 0)
+    def headers(self, name: str) -> dict[str, str]:
+        """The headers of the last request for `name`."""
+        return self.handler.seen_headers.get(_key(name), {})
 
     def add_faults(self, name: str, codes: list[int]) -> None:
-        from urllib.parse import quote
-
         with self.handler.lock:
-            self.handler.faults.setdefault(f"/{quote(name)}", []).extend(codes)
+            self.handler.faults.setdefault(_key(name), []).extend(codes)
 
     def start(self) -> LoopbackServer:
         self.thread.start()

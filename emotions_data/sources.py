@@ -2,7 +2,7 @@
 
 A SOURCE is a text file of URLs (one per line, ``#`` comments allowed), a CSV or Parquet table
 with a ``url`` column (optional ``video_id``, ``platform``, ``uploader``; other columns are carried
-through), or a local folder of videos (searched recursively).
+through), a local folder of videos (searched recursively) or a single local video file.
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ def read_source(arg: str | Path) -> list[InputItem]:
     if not path.is_file():
         raise SourceError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        source = str(path.resolve())
+        return [InputItem(make_video_id(source), source, "file", platform="local")]
     try:
         if suffix == ".csv":
             return _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
