@@ -20,9 +20,14 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def error_line(message: str) -> None:
+    """One unwrapped line on stderr, whatever the terminal width: scripts grep these."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    error_line(message)
     return typer.Exit(code)
 
 
@@ -143,7 +148,7 @@ def probe(
         try:
             facts = probe_file(path).as_dict()
         except ProbeError as exc:
-            console.print(f"[red]error:[/red] {path}: {exc}", highlight=False)
+            error_line(f"{path}: {exc}")
             failed = True
             continue
         if as_json:

@@ -82,7 +82,7 @@ def run_ffprobe(path: Path) -> dict:
         raise ProbeError(f"ffprobe timed out after {FFPROBE_TIMEOUT_S} s") from exc
     if proc.returncode != 0:
         message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        raise ProbeError(message.replace(str(path), "<file>"))
+        raise ProbeError(message.replace(f"{path}: ", "").replace(str(path), "<file>"))
     return json.loads(proc.stdout or "{}")
 
 

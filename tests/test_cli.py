@@ -1,0 +1,146 @@
+"""The `emotions` command line as a user runs it: real processes, real exit codes, SIGKILL and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from conftest import CORPUS
+from test_ingest_e2e import url_table
+
+from emotions_data.ingest import read_manifest
+from emotions_data.probe import probe_file, sha256_file
+from emotions_data.storage import TMP_MARK
+
+EMOTIONS = str(Path(sys.executable).with_name("emotions"))
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([EMOTIONS, *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    return lines[0]
+
+
+def test_probe_prints_facts_and_fails_cleanly_on_garbage(corpus):
+    proc = run_cli("probe", "--json", str(corpus / "rotated.mp4"), check=True)
+    facts = json.loads(proc.stdout)
+    assert (facts["width"], facts["height"], facts["has_audio"]) == (240, 320, True)
+    proc = run_cli("probe", str(corpus / "garbage.mp4"))
+    assert "garbage.mp4" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("link,video_id\nhttp://x/a.mp4,a\n", "no 'url' column"),
+        ("url,video_id\nhttp://127.0.0.1:9/a.mp4,same\nhttp://127.0.0.1:9/b.mp4,same\n", "'same' is used for both"),
+        ("url,video_id\nhttp://127.0.0.1:9/a.mp4,a\n,b\n", "row 3: empty url"),
+    ],
+)
+def test_bad_sources_give_one_line_errors_naming_the_file(tmp_path, content, expected):
+    source = tmp_path / "urls.csv"
+    if content is not None:
+        source.write_text(content)
+    proc = run_cli("ingest", str(source), "--out", str(tmp_path / "ds"))
+    line = one_line_error(proc)
+    assert expected in line and "urls.csv" in line
+    assert not (tmp_path / "ds" / "manifests").exists()
+
+
+def test_bad_config_is_a_one_line_error(tmp_path, corpus):
+    config = tmp_path / "emotions.toml"
+    config.write_text("[ingest.filters]\nmin_duraton_s = 3\n")
+    line = one_line_error(run_cli("ingest", str(corpus / "landscape.mp4"), "--out", str(tmp_path / "ds"),
+                                  "--config", str(config)))  # fmt: skip
+    assert "min_duraton_s" in line
+
+
+def _comparable(path: Path) -> pd.DataFrame:
+    frame = read_manifest(path).drop(columns=["processed_at"])
+    return frame.sort_values("video_id").reset_index(drop=True)
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the run never reached the kill point")
+        time.sleep(0.05)
+
+
+def _shards(folder: Path) -> int:
+    return len(list(folder.glob("*.parquet"))) if folder.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def resume_setup(corpus, tmp_path_factory):
+    from emotions_data.loopback import serve
+
+    root = tmp_path_factory.mktemp("resume")
+    with serve(corpus) as server:
+        table = url_table(server, root / "urls.csv", CORPUS)
+        args = [str(table), "--workers", "2", "--max-duration", "6"]
+        run_cli("ingest", *args, "--out", str(root / "reference"), check=True)
+        yield root, args
+
+
+@pytest.mark.parametrize("kill_point", ["startup", "mid-fetch", "mid-normalise"])
+def test_sigkill_at_any_moment_then_resume_gives_the_same_manifest(resume_setup, kill_point):
+    root, args = resume_setup
+    ds = root / kill_point
+    proc = subprocess.Popen([EMOTIONS, "ingest", *args, "--out", str(ds)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    if kill_point == "startup":
+        time.sleep(0.8)
+    elif kill_point == "mid-fetch":
+        _wait_for(lambda: _shards(ds / ".work" / "fetch") >= 2, 120)
+    else:
+        _wait_for(lambda: _shards(ds / ".work" / "normalise") >= 1, 120)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-write
+    proc.wait()
+    assert not (ds / "manifests" / "videos.parquet").exists()
+
+    run_cli("ingest", *args, "--out", str(ds), check=True)
+    got, want = _comparable(ds / "manifests" / "videos.parquet"), _comparable(root / "reference" / "manifests" /
+                                                                            "videos.parquet")  # fmt: skip
+    assert len(got) == len(CORPUS) and got["video_id"].is_unique
+    pd.testing.assert_frame_equal(got.drop(columns=["attempts"]), want.drop(columns=["attempts"]))
+    assert not list(ds.rglob(f"{TMP_MARK}*"))
+    for row in got[got["status"] == "ok"].itertuples():
+        media = ds / row.media_path
+        assert sha256_file(media) == row.media_sha256
+        assert probe_file(media).video_codec == "h264"
+    table = pq.read_table(ds / "manifests" / "videos.parquet")
+    assert table.num_rows == len(CORPUS)
+
+
+def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
+    proc = run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
+    assert "ok" in proc.stdout and "near_duplicate" in proc.stdout
+    frame = read_manifest(tmp_path / "demo" / "manifests" / "videos.parquet")
+    outcome = frame["reason"].where(frame["status"] != "ok", "ok")
+    assert (outcome == frame["expected"]).all(), frame.loc[outcome != frame["expected"], ["video_id", "reason"]]
+    good = frame[frame["status"] == "ok"]
+    assert len(good) == 30 and good["true_label"].value_counts().eq(5).all()
+    assert (good["extractor"] == "Generic").all()
+    # Running it again is idempotent: nothing is fetched twice and the manifest is unchanged.
+    before = pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet")
+    run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
+    assert pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet").equals(before)
