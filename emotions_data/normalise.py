@@ -47,7 +47,13 @@ def recipe_id(settings: NormaliseSettings) -> str:
 def target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
     """Downscale so the short side is at most `max_short_side`; keep the aspect ratio; even sides."""
     scale = min(1.0, max_short_side / min(width, height))
-    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    out_w, out_h = max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    cap = max(2, max_short_side // 2 * 2)  # rounding to even must not push the short side over an odd cap
+    if width <= height:
+        out_w = min(out_w, cap)
+    if height <= width:
+        out_h = min(out_h, cap)
+    return out_w, out_h
 
 
 STANDARD_RATES = tuple(

@@ -109,7 +109,7 @@ def _items_from_folder(folder: Path) -> list[InputItem]:
 
 def _items_from_text(path: Path) -> list[InputItem]:
     items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8-sig").splitlines():  # editors on Windows write a BOM
         url = line.strip()
         if url and not url.startswith("#"):
             items.append(InputItem(make_video_id(url), url, "url", platform=platform_of(url)))

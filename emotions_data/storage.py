@@ -121,7 +121,7 @@ class StageLog:
             return self.schema.empty_table()
         table = pa.concat_tables(pq.read_table(p, schema=self.schema) for p in shards)
         last = {key: i for i, key in enumerate(table[self.key].to_pylist())}
-        return table.take(sorted(last.values()))
+        return table.take(list(last.values()))  # a dict keeps first-insertion order
 
     def load(self) -> pd.DataFrame:
         return self.load_table().to_pandas()
