@@ -21,6 +21,7 @@ from pathlib import Path
 from emotions_data.taxonomy import EMOTIONS6
 
 DEMO_BASE_URL = "http://demo-corpus.invalid"
+FFMPEG = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
 # class -> (live colour, dead colour, mould colour, generations per second, tone Hz, tremolo Hz)
 CLASS_STYLE: dict[str, tuple[str, str, str, float, float, float]] = {
@@ -65,7 +66,7 @@ def clip_command(spec: ClipSpec, path: Path) -> list[str]:
     )
     if spec.vfr:
         video += r",select='not(eq(mod(n\,4)\,1))*not(eq(mod(n\,7)\,3))'"
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", video]
+    cmd = [*FFMPEG, "-f", "lavfi", "-i", video]
     if spec.audio:
         audio = f"sine=f={tone * spec.tone_shift:.1f}:sample_rate=44100,tremolo=f={tremolo}:d=0.8"
         cmd += ["-f", "lavfi", "-i", audio]
@@ -89,23 +90,8 @@ def make_clip(spec: ClipSpec, path: Path) -> Path:
     # ffmpeg 5.1 drops a rotate tag when encoding but keeps it on a stream copy: encode, then remux.
     encoded = path.with_name(f"unrotated-{path.name}")
     subprocess.run(clip_command(spec, encoded), check=True, capture_output=True)
-    remux = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        str(encoded),
-        "-map",
-        "0",
-        "-c",
-        "copy",
-        "-metadata:s:v:0",
-        f"rotate={spec.rotate}",
-        str(path),
-    ]
-    subprocess.run(remux, check=True, capture_output=True)
+    remux = [*FFMPEG, "-i", str(encoded), "-map", "0", "-c", "copy", "-metadata:s:v:0", f"rotate={spec.rotate}"]
+    subprocess.run([*remux, str(path)], check=True, capture_output=True)
     encoded.unlink()
     return path
 
@@ -116,28 +102,8 @@ def make_near_duplicate(src: Path, dst: Path, *, scale: float = 0.75, crop: floa
         f"crop=iw*{1 - crop}:ih*{1 - crop},scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2,"
         "drawbox=x=8:y=8:w=iw/5:h=ih/14:color=white@0.7:t=fill"
     )
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        str(src),
-        "-vf",
-        vf,
-        "-c:v",
-        "libx264",
-        "-crf",
-        str(crf),
-        "-preset",
-        "veryfast",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        str(dst),
-    ]
+    cmd = [*FFMPEG, "-i", str(src), "-vf", vf, "-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast"]
+    cmd += ["-c:a", "aac", "-b:a", "64k", str(dst)]
     subprocess.run(cmd, check=True, capture_output=True)
     return dst
 

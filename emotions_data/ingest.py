@@ -435,13 +435,8 @@ def compose_manifest(
         row.update({k: inp[k] for k in INPUTS_SCHEMA.names})
         facts = fetched.get(vid)
         if facts is None:
-            row.update(
-                status=str(Status.FAILED),
-                reason="not_processed",
-                reason_detail="not processed yet (interrupted run)",
-                retryable=True,
-                attempts=0,
-            )
+            _set_outcome(row, Status.FAILED, Reason.NOT_PROCESSED, "not processed yet (interrupted run)",
+                         retryable=True, attempts=0)  # fmt: skip
             rows.append(row)
             continue
         row.update({k: v for k, v in facts.items() if k in row and k != "video_id"})
@@ -450,42 +445,32 @@ def compose_manifest(
             continue
         media = made.get(vid)
         if vid in rejections:
-            reason, detail = rejections[vid]
-            row.update(status=str(Status.REJECTED), reason=str(reason), reason_detail=detail, retryable=False)
+            _set_outcome(row, Status.REJECTED, *rejections[vid])
         elif vid in exact:
-            row.update(
-                status=str(Status.REJECTED),
-                reason=str(Reason.DUPLICATE),
-                dup_of=exact[vid],
-                reason_detail=f"same content (sha256) as {exact[vid]}",
-                retryable=False,
-            )
+            _set_outcome(row, Status.REJECTED, Reason.DUPLICATE, f"same content (sha256) as {exact[vid]}",
+                         dup_of=exact[vid])  # fmt: skip
         elif media is None or media["sha256"] != facts["sha256"] or media["recipe"] != recipe:
-            row.update(
-                status=str(Status.FAILED),
-                reason="not_processed",
-                reason_detail="not normalised yet (interrupted run)",
-                retryable=True,
+            _set_outcome(
+                row, Status.FAILED, Reason.NOT_PROCESSED, "not normalised yet (interrupted run)", retryable=True
             )
         elif media["status"] != Status.OK:
-            row.update(
-                {k: media[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts", "processed_at")}
-            )
+            row.update({k: media[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts",
+                                              "processed_at")})  # fmt: skip
         elif vid in near:
-            row.update(
-                status=str(Status.REJECTED),
-                reason=str(Reason.NEAR_DUPLICATE),
-                dup_of=near[vid],
-                reason_detail=f"near-duplicate of {near[vid]}",
-                retryable=False,
-                fingerprint=media["fingerprint"],
-            )
+            _set_outcome(row, Status.REJECTED, Reason.NEAR_DUPLICATE, f"near-duplicate of {near[vid]}",
+                         dup_of=near[vid], fingerprint=media["fingerprint"])  # fmt: skip
         else:
             row.update({k: media[k] for k in media_cols})
             row["processed_at"] = media["processed_at"]
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA)
     return _append_extra_columns(layout, table)
+
+
+def _set_outcome(
+    row: dict, status: Status, reason: Reason | str, detail: str, retryable: bool = False, **more: object
+) -> None:
+    row.update(status=str(status), reason=str(reason), reason_detail=detail, retryable=retryable, **more)
 
 
 def _append_extra_columns(layout: DatasetLayout, table: pa.Table) -> pa.Table:

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"
     NEAR_DUPLICATE = "near_duplicate"
     NORMALISE_ERROR = "normalise_error"
+    NOT_PROCESSED = "not_processed"  # an interrupted run left the item pending; the next run does it
 
 
 #: One row per input item: what the user asked for. Written by `sources`, read by `ingest`.
