@@ -219,4 +219,5 @@ def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], No
         download = replace(DownloadSettings(), attempts=2, backoff_s=0.2, proxy=server.proxy_url)
         settings = IngestSettings(workers=workers, download=download)
         log(f"serving {len(items)} files on {server.base_url}; ingesting through yt-dlp ...")
-        return ingest([urls], out, settings, executor=make_executor("local", workers), progress=progress)
+        with make_executor("local", workers) as pool:
+            return ingest([urls], out, settings, executor=pool, progress=progress)

@@ -22,8 +22,23 @@ class ExecutorError(RuntimeError):
 class Executor(Protocol):
     def map_unordered(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> Iterator[Result]: ...
 
+    def close(self) -> None: ...
 
-class SerialExecutor:
+
+class _Closing:
+    """Executors are context managers that release their workers on exit."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(_Closing):
     """Runs jobs in this process, in order: for debugging and tiny inputs."""
 
     def map_unordered(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> Iterator[Result]:
@@ -31,40 +46,49 @@ class SerialExecutor:
             yield fn(job)
 
 
-class LocalProcessExecutor:
-    """A pool of `workers` processes on this machine (spawned, so no state leaks from the parent).
+class LocalProcessExecutor(_Closing):
+    """A pool of `workers` processes on this machine (spawned, so no state leaks from the parent),
+    started on first use and kept until `close()`, so the stages of a run share it.
     At most `workers * 2` jobs are in flight, so an interrupted run has little work to redo."""
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def map_unordered(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> Iterator[Result]:
         if not jobs:
             return
-        context = multiprocessing.get_context("spawn")
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = self._pool
         pending = iter(jobs)
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            in_flight: set[Future] = set()
-            try:
-                for job in pending:
-                    in_flight.add(pool.submit(fn, job))
-                    if len(in_flight) >= self.workers * 2:
-                        break
-                while in_flight:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            in_flight.add(pool.submit(fn, nxt))
-            except BrokenProcessPool as exc:
-                raise ExecutorError("a worker process died; finished work is kept, re-run to resume") from exc
-            finally:
-                for future in in_flight:
-                    future.cancel()
+        in_flight: set[Future] = set()
+        try:
+            for job in pending:
+                in_flight.add(pool.submit(fn, job))
+                if len(in_flight) >= self.workers * 2:
+                    break
+            while in_flight:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        in_flight.add(pool.submit(fn, nxt))
+        except BrokenProcessPool as exc:
+            self._pool = None
+            raise ExecutorError("a worker process died; finished work is kept, re-run to resume") from exc
+        finally:
+            for future in in_flight:
+                future.cancel()
 
 
-def make_executor(name: str, workers: int) -> Executor:
+def make_executor(name: str, workers: int) -> LocalProcessExecutor | SerialExecutor:
     if name == "local":
         return SerialExecutor() if workers <= 1 else LocalProcessExecutor(workers)
     if name == "serial":

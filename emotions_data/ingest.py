@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emotions_data import dedup
-from emotions_data.download import DOWNLOADER, DownloadFailure, download
 from emotions_data.executor import Executor, make_executor
 from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout
-from emotions_data.normalise import NormaliseError, normalise, recipe_id
-from emotions_data.probe import ProbeError, probe_file, sha256_file
+from emotions_data.normalise import recipe_id
 from emotions_data.schema import (
     INPUTS_SCHEMA,
     NORMALISE_STAGE_SCHEMA,
@@ -40,6 +37,7 @@ from emotions_data.schema import (
 )
 from emotions_data.settings import IngestSettings
 from emotions_data.sources import InputItem, SourceError
+from emotions_data.stages import FETCH, NORMALISE, ShardJob, run_shard
 from emotions_data.storage import (
     StageLog,
     exclusive_lock,
@@ -49,128 +47,6 @@ from emotions_data.storage import (
 )
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, items done, items in stage)
-
-FETCH = "fetch"
-NORMALISE = "normalise"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-# ---------------------------------------------------------------- jobs (run inside workers)
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    """A batch of items for one stage; picklable, so any executor backend can run it."""
-
-    stage: str
-    dataset_dir: str
-    items: tuple[dict, ...]
-    settings: IngestSettings
-
-
-def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
-    row = empty_row(PROBE_STAGE_SCHEMA)
-    row.update(video_id=item["video_id"], processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)
-
-    def outcome(status: Status, reason: Reason | None = None, detail: str | None = None, retry=False) -> dict:
-        row.update(status=str(status), reason=reason and str(reason), reason_detail=detail, retryable=retry)
-        return row
-
-    if item["source_kind"] == "url":
-        for stale in layout.originals.glob(f"{item['video_id']}.*"):
-            stale.unlink()
-        try:
-            got = download(
-                item["source"],
-                layout.originals / item["video_id"],
-                layout.downloads / item["video_id"],
-                settings.download,
-                layout.rate_locks,
-            )
-        except DownloadFailure as exc:
-            row["attempts"] = (item.get("attempts") or 0) + exc.attempts
-            return outcome(Status.FAILED, Reason.DOWNLOAD_ERROR, str(exc), exc.retryable)
-        path = got.path
-        row["attempts"] = (item.get("attempts") or 0) + got.attempts
-        row.update(
-            original_path=layout.relative(path),
-            downloader=DOWNLOADER,
-            downloader_version=got.downloader_version,
-            extractor=got.extractor,
-        )
-    else:
-        path = Path(item["source"])
-        if not path.is_file():
-            return outcome(Status.FAILED, Reason.SOURCE_MISSING, f"{path}: no such file", retry=True)
-    try:
-        facts = probe_file(path)
-    except ProbeError as exc:
-        row.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
-        return outcome(Status.REJECTED, Reason.CORRUPT, f"unreadable: {exc}")
-    row.update({k: v for k, v in facts.as_dict().items() if k in row})
-    row["sha256"] = sha256_file(path)
-    return outcome(Status.OK)
-
-
-def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
-    row = empty_row(NORMALISE_STAGE_SCHEMA)
-    row.update(
-        video_id=item["video_id"],
-        sha256=item["sha256"],
-        recipe=recipe_id(settings.normalise),
-        processed_at=_now(),
-        attempts=(item.get("attempts") or 0) + 1,
-    )
-    target = layout.media_file(item["video_id"])
-    try:
-        media = normalise(
-            Path(item["path"]),
-            target,
-            width=item["width"],
-            height=item["height"],
-            fps=item["fps"],
-            duration_s=item["duration_s"],
-            has_audio=item["has_audio"],
-            vfr=item["vfr"],
-            settings=settings.normalise,
-            filters=settings.filters,
-        )
-    except NormaliseError as exc:
-        status, reason = (Status.REJECTED, Reason.CORRUPT) if exc.corrupt else (Status.FAILED, Reason.NORMALISE_ERROR)
-        row.update(status=str(status), reason=str(reason), reason_detail=str(exc), retryable=not exc.corrupt)
-        return row
-    row.update(
-        status=str(Status.OK),
-        retryable=False,
-        media_path=layout.relative(target),
-        media_sha256=media.sha256,
-        media_duration_s=media.duration_s,
-        media_width=media.width,
-        media_height=media.height,
-        media_fps=media.fps,
-        fingerprint=media.fingerprint,
-    )
-    return row
-
-
-def run_shard(job: ShardJob) -> list[dict]:
-    """Process every item of a shard, then commit the shard's rows in one atomic write."""
-    layout = DatasetLayout(Path(job.dataset_dir))
-    if job.stage == FETCH:
-        rows, log = (
-            [_fetch_item(layout, i, job.settings) for i in job.items],
-            StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA),
-        )
-    else:
-        rows, log = (
-            [_normalise_item(layout, i, job.settings) for i in job.items],
-            StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA),
-        )
-    log.commit(rows)
-    return rows
 
 
 # ---------------------------------------------------------------- driver
@@ -319,7 +195,10 @@ def ingest(
     from emotions_data.sources import read_sources
 
     settings = settings or IngestSettings()
-    executor = executor or make_executor("local", settings.workers)
+    if executor is None:
+        with make_executor("local", settings.workers) as own:
+            return ingest(sources, dataset_dir, settings, executor=own, progress=progress,
+                          retry_permanent=retry_permanent)  # fmt: skip
     layout = DatasetLayout(Path(dataset_dir))
     items = [s for s in sources if isinstance(s, InputItem)]
     if len(items) != len(sources):

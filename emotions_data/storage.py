@@ -14,10 +14,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # workers import this module; keep pandas (a slow import) out of them
+    import pandas as pd
 
 TMP_MARK = ".tmp-"
 
@@ -123,7 +126,7 @@ class StageLog:
         last = {key: i for i, key in enumerate(table[self.key].to_pylist())}
         return table.take(list(last.values()))  # a dict keeps first-insertion order
 
-    def load(self) -> pd.DataFrame:
+    def load(self) -> pd.DataFrame:  # pyarrow imports pandas only when asked
         return self.load_table().to_pandas()
 
     def compact(self) -> None:
