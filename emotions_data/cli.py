@@ -120,14 +120,9 @@ def ingest(
                 "download.allow_file_urls": allow_file_urls,
             },
         )
-        with _progress() as progress:
+        with _progress() as progress, make_executor(executor, settings.workers) as pool:
             report = run_ingest(
-                sources,
-                out,
-                settings,
-                executor=make_executor(executor, settings.workers),
-                progress=_ProgressBar(progress),
-                retry_permanent=retry_permanent,
+                sources, out, settings, executor=pool, progress=_ProgressBar(progress), retry_permanent=retry_permanent
             )
     except (SourceError, ValueError, RuntimeError, ExecutorError) as exc:
         raise fail(str(exc)) from None
