@@ -11,6 +11,7 @@ import fcntl
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -146,12 +147,19 @@ def _ydl_options(settings: DownloadSettings, workdir: Path) -> dict:
     return options
 
 
-def _download_once(url: str, workdir: Path, settings: DownloadSettings) -> tuple[Path, str | None]:
+def _download_once(
+    url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None]
+) -> tuple[Path, str | None]:
     import yt_dlp
+    from yt_dlp.extractor import gen_extractor_classes
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+        # Match the URL against the extractors now (compiling their patterns takes a while the first
+        # time), so that throttling spaces the requests themselves rather than this set-up.
+        next((ie for ie in gen_extractor_classes() if ie.suitable(url)), None)
+        before_request()
         info = ydl.extract_info(url, download=True)
     if info is None:
         raise DownloadFailure("yt-dlp returned no result", retryable=True)
@@ -174,10 +182,13 @@ def download(
     check_url_allowed(url, settings)
     attempts = max(1, settings.attempts)
     for attempt in range(1, attempts + 1):
-        if settings.max_requests_per_minute and rate_dir is not None:
-            _throttle(url, rate_dir, settings.max_requests_per_minute)
+
+        def before_request() -> None:
+            if settings.max_requests_per_minute and rate_dir is not None:
+                _throttle(url, rate_dir, settings.max_requests_per_minute)
+
         try:
-            path, extractor = _download_once(url, workdir, settings)
+            path, extractor = _download_once(url, workdir, settings, before_request)
         except (yt_dlp.utils.DownloadError, yt_dlp.utils.ExtractorError, OSError, DownloadFailure) as exc:
             if isinstance(exc, DownloadFailure):
                 message, retryable = str(exc), exc.retryable

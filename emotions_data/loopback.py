@@ -10,6 +10,7 @@ stable made-up URLs (``http://demo-corpus.invalid/clip.mp4``) whatever port the 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -27,6 +28,7 @@ class _Handler(SimpleHTTPRequestHandler):
     lock: threading.Lock
     hits: dict[str, int]
     seen_headers: dict[str, dict[str, str]]
+    request_log: list[tuple[float, str]]  # (time.monotonic(), path) of every request
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -35,6 +37,7 @@ class _Handler(SimpleHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with self.lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+            self.request_log.append((time.monotonic(), path))
             self.seen_headers[path] = dict(self.headers.items())
             queue = self.faults.get(path)
             return queue.pop(0) if queue else None
@@ -71,7 +74,7 @@ class LoopbackServer:
         handler = type(
             "Handler",
             (_Handler,),
-            {"faults": dict(faults or {}), "lock": threading.Lock(), "hits": {}, "seen_headers": {}},
+            {"faults": dict(faults or {}), "lock": threading.Lock(), "hits": {}, "seen_headers": {}, "request_log": []},
         )
         self.handler = handler
         self.httpd = _QuietServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
@@ -91,6 +94,13 @@ class LoopbackServer:
 
     def hits(self, name: str) -> int:
         return self.handler.hits.get(_key(name), 0)
+
+    def first_request_times(self) -> dict[str, float]:
+        """When each path was first asked for (monotonic clock)."""
+        first: dict[str, float] = {}
+        for when, path in self.handler.request_log:
+            first.setdefault(path, when)
+        return first
 
     def headers(self, name: str) -> dict[str, str]:
         """The headers of the last request for `name`."""
