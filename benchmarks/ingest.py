@@ -6,7 +6,7 @@ What is measured
           filters and duplicate checks, the transcode (with the fingerprint thumbnail branch), the
           probe and sha256 of every output, the durable (fsynced) shard logs and the manifest.
     raw   what a person would do by hand with the same tools: per file, the same ffprobe call as
-          `probe.run_ffprobe` (JSON saved next to the output), then the transcode argv of
+          `probe.ffprobe_command` (JSON saved next to the output), then the transcode argv of
           `normalise.build_command(..., with_thumbnails=False)`; one shell line per file, run by
           `xargs -P WORKERS`, timed around the xargs process. The facts the argv needs (size, rate,
           duration, audio) are probed beforehand, outside the timed region.
@@ -39,7 +39,7 @@ from emotions_data.demo import ClipSpec, make_clip
 from emotions_data.executor import make_executor
 from emotions_data.ingest import FETCH, NORMALISE, ingest
 from emotions_data.normalise import build_command
-from emotions_data.probe import ProbeFacts, probe_file
+from emotions_data.probe import ProbeFacts, ffprobe_command, probe_file
 from emotions_data.settings import IngestSettings, NormaliseSettings
 from emotions_data.taxonomy import EMOTIONS6
 
@@ -155,6 +155,7 @@ def run_ours(folder: Path, n_clips: int, workers: int, executor_name: str, stage
         report = ingest([folder], dataset, settings, executor=executor, progress=progress)
         wall = time.perf_counter() - started
     finally:
+        executor.close()
         shutil.rmtree(dataset, ignore_errors=True)
     stages["total"] = wall
     if report.status_counts != {"ok": n_clips}:
@@ -162,11 +163,6 @@ def run_ours(folder: Path, n_clips: int, workers: int, executor_name: str, stage
             f"ingest did not accept all {n_clips} clips: status {report.status_counts}, reasons {report.reason_counts}"
         )
     return wall
-
-
-def ffprobe_argv(path: Path) -> list[str]:
-    """The same invocation as `emotions_data.probe.run_ffprobe`."""
-    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
 
 
 def transcode_argv(src: Path, dst: Path, facts: ProbeFacts, settings: NormaliseSettings) -> list[str]:
@@ -189,7 +185,7 @@ def raw_command_lines(clips: list[Path], facts: list[ProbeFacts], out: Path) -> 
     settings = IngestSettings().normalise
     lines = []
     for src, clip_facts in zip(clips, facts, strict=True):
-        probe = shlex.join(ffprobe_argv(src)) + " > " + shlex.quote(str(out / f"{src.stem}.json"))
+        probe = shlex.join(ffprobe_command(src)) + " > " + shlex.quote(str(out / f"{src.stem}.json"))
         transcode = shlex.join(transcode_argv(src, out / f"{src.stem}.mp4", clip_facts, settings))
         lines.append(f"{probe} && {transcode}")
     return lines

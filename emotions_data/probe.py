@@ -74,8 +74,12 @@ def _is_vfr(r_rate: float | None, avg_rate: float | None) -> bool:
     return abs(r_rate - avg_rate) / r_rate > 0.01
 
 
+def ffprobe_command(path: Path) -> list[str]:
+    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+
+
 def run_ffprobe(path: Path) -> dict:
-    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    cmd = ffprobe_command(path)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
