@@ -59,16 +59,17 @@ def print_report(report) -> None:
     table = Table(title=f"ingest: {report.n_inputs} inputs", show_header=True)
     table.add_column("status / reason")
     table.add_column("count", justify="right")
-    for status, count in sorted(report.status_counts.items()):
+    for status, count in report.status_counts.items():
         table.add_row(f"[bold]{status}[/bold]", str(count))
-    for reason, count in report.reason_counts.items():
-        table.add_row(f"  {reason}", str(count))
+        for reason, n in report.reason_counts.get(status, {}).items():
+            table.add_row(f"  {reason}", str(n))
     Console().print(table)
     processed = ", ".join(f"{k} {v}" for k, v in report.n_processed.items())
     Console().print(
         f"processed this run: {processed} in {report.elapsed_s:.1f} s "
         f"({report.throughput:.2f} items/s); ok media: {report.media_seconds:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -14,7 +14,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -58,10 +58,9 @@ class IngestReport:
     n_processed: dict[str, int]  # per stage, this run
     elapsed_s: float
     status_counts: dict[str, int]
-    reason_counts: dict[str, int]
+    reason_counts: dict[str, dict[str, int]]  # status -> reason -> count, for the non-ok rows
     media_seconds: float  # total duration of ok media
     swept_temporaries: int = 0
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -377,14 +376,17 @@ def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
 
 def summarise(table: pa.Table, processed: dict[str, int], elapsed_s: float, swept: int) -> IngestReport:
     status = table["status"].to_pylist()
-    reasons = [r for r in table["reason"].to_pylist() if r]
+    reasons: dict[str, Counter] = {}
+    for st, reason in zip(status, table["reason"].to_pylist(), strict=True):
+        if reason:
+            reasons.setdefault(st, Counter())[reason] += 1
     durations = [d for s, d in zip(status, table["media_duration_s"].to_pylist(), strict=True) if s == "ok" and d]
     return IngestReport(
         n_inputs=table.num_rows,
         n_processed=processed,
         elapsed_s=round(elapsed_s, 3),
-        status_counts=dict(Counter(status)),
-        reason_counts=dict(sorted(Counter(reasons).items())),
+        status_counts=dict(sorted(Counter(status).items())),
+        reason_counts={st: dict(sorted(c.items())) for st, c in sorted(reasons.items())},
         media_seconds=round(sum(durations), 3),
         swept_temporaries=swept,
     )
