@@ -36,7 +36,7 @@ from emotions_data.schema import (
     empty_row,
 )
 from emotions_data.settings import IngestSettings
-from emotions_data.sources import InputItem, SourceError
+from emotions_data.sources import InputItem, SourceError, read_sources
 from emotions_data.stages import FETCH, NORMALISE, ShardJob, run_shard
 from emotions_data.storage import (
     StageLog,
@@ -47,9 +47,6 @@ from emotions_data.storage import (
 )
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, items done, items in stage)
-
-
-# ---------------------------------------------------------------- driver
 
 
 @dataclass
@@ -191,8 +188,6 @@ def ingest(
     retry_permanent: bool = False,
 ) -> IngestReport:
     """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable."""
-    from emotions_data.sources import read_sources
-
     settings = settings or IngestSettings()
     if executor is None:
         with make_executor("local", settings.workers) as own:
@@ -244,8 +239,8 @@ def ingest(
         made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
         near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
         table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe)
-        _remove_unlisted_media(layout, table)
         write_table_atomic(layout.videos_manifest, table)
+        _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
         fetch_log.compact()
         media_log.compact()
 

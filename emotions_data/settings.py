@@ -75,7 +75,6 @@ class IngestSettings:
     download: DownloadSettings = DownloadSettings()
     workers: int = 2
     shard_size: int = 0  # items per committed shard; 0 picks a size from the workload
-    keep_originals: bool = True  # keep downloaded originals (the sha256 refers to them)
 
 
 def _build(cls: type, values: dict, where: str):

@@ -122,18 +122,16 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
     return row
 
 
+_STAGES = {
+    FETCH: (_fetch_item, lambda layout: StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)),
+    NORMALISE: (_normalise_item, lambda layout: StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)),
+}
+
+
 def run_shard(job: ShardJob) -> list[dict]:
     """Process every item of a shard, then commit the shard's rows in one atomic write."""
     layout = DatasetLayout(Path(job.dataset_dir))
-    if job.stage == FETCH:
-        rows, log = (
-            [_fetch_item(layout, i, job.settings) for i in job.items],
-            StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA),
-        )
-    else:
-        rows, log = (
-            [_normalise_item(layout, i, job.settings) for i in job.items],
-            StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA),
-        )
-    log.commit(rows)
+    process_item, stage_log = _STAGES[job.stage]
+    rows = [process_item(layout, item, job.settings) for item in job.items]
+    stage_log(layout).commit(rows)
     return rows

@@ -372,7 +372,7 @@ def clean_env(monkeypatch):
 CONFIG = """
 [ingest]
 workers = 4
-keep_originals = false
+shard_size = 3
 
 [ingest.filters]
 min_duration_s = 2.5
@@ -416,7 +416,7 @@ def test_load_settings_defaults(clean_env):
 def test_load_settings_from_toml(clean_env, config_file):
     settings = load_settings(config_file)
     assert settings.workers == 4
-    assert settings.keep_originals is False
+    assert settings.shard_size == 3
     assert settings.filters.min_duration_s == 2.5
     assert settings.filters.require_audio is False
     assert settings.filters.max_duration_s == 300.0  # untouched default
