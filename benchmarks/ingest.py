@@ -38,7 +38,7 @@ from pathlib import Path
 from emotions_data.demo import ClipSpec, make_clip
 from emotions_data.executor import make_executor
 from emotions_data.ingest import FETCH, NORMALISE, ingest
-from emotions_data.normalise import build_command
+from emotions_data.normalise import SourceVideo, build_command
 from emotions_data.probe import ProbeFacts, ffprobe_command, probe_file
 from emotions_data.settings import IngestSettings, NormaliseSettings
 from emotions_data.taxonomy import EMOTIONS6
@@ -166,18 +166,10 @@ def run_ours(folder: Path, n_clips: int, workers: int, executor_name: str, stage
 
 
 def transcode_argv(src: Path, dst: Path, facts: ProbeFacts, settings: NormaliseSettings) -> list[str]:
-    return build_command(
-        src,
-        dst,
-        width=facts.width or 0,
-        height=facts.height or 0,
-        fps=facts.fps,
-        duration_s=media_seconds(facts),
-        has_audio=facts.has_audio,
-        settings=settings,
-        vfr=facts.vfr,
-        with_thumbnails=False,
+    source = SourceVideo(
+        facts.width or 0, facts.height or 0, facts.fps, media_seconds(facts), facts.has_audio, facts.vfr
     )
+    return build_command(src, dst, source, settings, with_thumbnails=False)
 
 
 def raw_command_lines(clips: list[Path], facts: list[ProbeFacts], out: Path) -> list[str]:

@@ -25,7 +25,7 @@ from emotions_data import dedup
 from emotions_data.executor import Executor, make_executor
 from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout
-from emotions_data.normalise import recipe_id
+from emotions_data.normalise import SourceVideo, recipe_id
 from emotions_data.schema import (
     INPUTS_SCHEMA,
     NORMALISE_STAGE_SCHEMA,
@@ -250,18 +250,15 @@ def ingest(
 
 
 def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None) -> dict:
+    source = SourceVideo(
+        width=facts["width"], height=facts["height"], fps=facts["fps"],
+        duration_s=facts["video_duration_s"] or facts["duration_s"], has_audio=bool(facts["has_audio"]),
+        vfr=bool(facts["vfr"]),
+    )  # fmt: skip
     return {
-        "video_id": inp["video_id"],
-        "sha256": facts["sha256"],
-        "path": _probe_source_path(layout, inp, facts),
-        "width": facts["width"],
-        "height": facts["height"],
-        "fps": facts["fps"],
-        "vfr": bool(facts["vfr"]),
-        "duration_s": facts["video_duration_s"] or facts["duration_s"],
-        "has_audio": bool(facts["has_audio"]),
-        "attempts": (previous or {}).get("attempts"),
-    }
+        "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),
+        "source": source, "attempts": (previous or {}).get("attempts"),
+    }  # fmt: skip
 
 
 def _near_duplicates(

@@ -29,6 +29,18 @@ class NormaliseError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SourceVideo:
+    """The probed facts of a source that decide its transcode."""
+
+    width: int  # as displayed
+    height: int
+    fps: float | None
+    duration_s: float  # of the video stream: the output is cut to exactly this
+    has_audio: bool
+    vfr: bool = False
+
+
+@dataclass(frozen=True)
 class NormalisedMedia:
     sha256: str
     duration_s: float
@@ -80,21 +92,12 @@ def thumbnail_rate(duration_s: float) -> float:
 
 
 def build_command(
-    src: Path,
-    dst: Path,
-    *,
-    width: int,
-    height: int,
-    fps: float | None,
-    duration_s: float,
-    has_audio: bool,
-    settings: NormaliseSettings,
-    vfr: bool = False,
-    with_thumbnails: bool = True,
+    src: Path, dst: Path, source: SourceVideo, settings: NormaliseSettings, *, with_thumbnails: bool = True
 ) -> list[str]:
     """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference)."""
-    out_w, out_h = target_size(width, height, settings.max_short_side)
-    rate = target_fps(fps, settings.max_fps, vfr)
+    out_w, out_h = target_size(source.width, source.height, settings.max_short_side)
+    rate = target_fps(source.fps, settings.max_fps, source.vfr)
+    duration_s = source.duration_s
     video = f"[0:v:0]scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
     if with_thumbnails:
         size = fp.FRAME_SIZE
@@ -103,11 +106,11 @@ def build_command(
         )
     else:
         video += "[v]"
-    audio_in = "0:a:0" if has_audio else "1:a"
+    audio_in = "0:a:0" if source.has_audio else "1:a"
     # apad + an explicit output duration make the audio exactly as long as the video.
     graph = f"{video};[{audio_in}]aresample={settings.audio_sample_rate},apad[a]"
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src)]
-    if not has_audio:
+    if not source.has_audio:
         cmd += ["-f", "lavfi", "-i", f"anullsrc=r={settings.audio_sample_rate}:cl=stereo"]
     cmd += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", f"{duration_s:.6f}"]
     if settings.threads_per_job:
@@ -129,32 +132,13 @@ def _last_error_line(stderr: bytes, src: Path) -> str:
 
 
 def normalise(
-    src: Path,
-    dst: Path,
-    *,
-    width: int,
-    height: int,
-    fps: float | None,
-    duration_s: float,
-    has_audio: bool,
-    settings: NormaliseSettings,
-    filters: FilterSettings,
-    vfr: bool = False,
+    src: Path, dst: Path, source: SourceVideo, settings: NormaliseSettings, filters: FilterSettings
 ) -> NormalisedMedia:
     """Transcode `src` to `dst` atomically and fingerprint it. Raises NormaliseError."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(dst)
-    cmd = build_command(
-        src,
-        tmp,
-        width=width,
-        height=height,
-        fps=fps,
-        duration_s=duration_s,
-        has_audio=has_audio,
-        settings=settings,
-        vfr=vfr,
-    )
+    duration_s = source.duration_s
+    cmd = build_command(src, tmp, source, settings)
     try:
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=120 + 20 * duration_s)

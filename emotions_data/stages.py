@@ -92,18 +92,7 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
     )
     target = layout.media_file(item["video_id"])
     try:
-        media = normalise(
-            Path(item["path"]),
-            target,
-            width=item["width"],
-            height=item["height"],
-            fps=item["fps"],
-            duration_s=item["duration_s"],
-            has_audio=item["has_audio"],
-            vfr=item["vfr"],
-            settings=settings.normalise,
-            filters=settings.filters,
-        )
+        media = normalise(Path(item["path"]), target, item["source"], settings.normalise, settings.filters)
     except NormaliseError as exc:
         status, reason = (Status.REJECTED, Reason.CORRUPT) if exc.corrupt else (Status.FAILED, Reason.NORMALISE_ERROR)
         row.update(status=str(status), reason=str(reason), reason_detail=str(exc), retryable=not exc.corrupt)

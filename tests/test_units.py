@@ -23,7 +23,7 @@ from emotions_data import storage
 from emotions_data.dedup import Candidate, exact_duplicates, near_duplicates
 from emotions_data.download import DownloadFailure, check_url_allowed, classify
 from emotions_data.filters import check_filters
-from emotions_data.normalise import build_command, recipe_id, target_fps, target_size
+from emotions_data.normalise import SourceVideo, build_command, recipe_id, target_fps, target_size
 from emotions_data.probe import ProbeError, facts_from_ffprobe
 from emotions_data.schema import Reason
 from emotions_data.settings import (
@@ -1123,17 +1123,15 @@ def test_recipe_id_changes_with_each_setting(name, value):
     assert recipe_id(changed) != recipe_id(NormaliseSettings())
 
 
-def _command(**kwargs):
-    args = {
-        "width": 1920,
-        "height": 1080,
-        "fps": 29.97003,
-        "duration_s": 12.5,
-        "has_audio": True,
-        "settings": NormaliseSettings(),
-    }
-    args.update(kwargs)
-    return build_command(Path("/in/my video 视频.mov"), Path("/out/.tmp-1-x.mp4"), **args)
+def _command(settings=None, with_thumbnails=True, **kwargs):
+    source = {"width": 1920, "height": 1080, "fps": 29.97003, "duration_s": 12.5, "has_audio": True, **kwargs}
+    return build_command(
+        Path("/in/my video 视频.mov"),
+        Path("/out/.tmp-1-x.mp4"),
+        SourceVideo(**source),
+        settings or NormaliseSettings(),
+        with_thumbnails=with_thumbnails,
+    )
 
 
 def _after(cmd, flag):
