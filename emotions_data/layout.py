@@ -19,6 +19,18 @@ class DatasetLayout:
         return self.manifests / "videos.parquet"
 
     @property
+    def votes(self) -> Path:
+        return self.manifests / "votes.parquet"
+
+    @property
+    def labels(self) -> Path:
+        return self.manifests / "labels.parquet"
+
+    @property
+    def needs_expert(self) -> Path:
+        return self.manifests / "needs_expert.parquet"
+
+    @property
     def ingest_summary(self) -> Path:
         return self.manifests / "ingest_summary.json"
 

@@ -140,3 +140,48 @@ VIDEOS_SCHEMA = pa.schema(
 def empty_row(schema: pa.Schema) -> dict[str, object]:
     """A row with every column of `schema` set to None."""
     return {name: None for name in schema.names}
+
+
+#: `manifests/votes.parquet`: the system of record for annotation, one row per vote (long format).
+VOTES_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("annotator_id", pa.string(), nullable=False),  # pseudonymous; names stay in the roster
+        pa.field("stage", pa.string(), nullable=False),  # label, crosscheck, expert, ...
+        pa.field("group", pa.string()),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("unsure", pa.bool_()),
+        pa.field("lead_time_s", pa.float64()),
+        pa.field("created_at", pa.timestamp("s", tz="UTC")),
+        pa.field("ls_task_id", pa.int64()),
+        pa.field("ls_annotation_id", pa.int64()),
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+
+class DecidedBy(StrEnum):
+    MAJORITY = "majority"
+    MODEL = "model"  # Dawid-Skene posterior
+    EXPERT = "expert"
+
+
+#: `manifests/labels.parquet`: one final label per decided video.
+LABELS_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("polarity", pa.string()),
+        pa.field("confidence", pa.float64()),  # vote share, posterior, or 1.0 for an expert decision
+        pa.field("n_votes", pa.int32()),  # non-expert votes the decision saw
+        pa.field("decided_by", pa.string(), nullable=False),
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `manifests/needs_expert.parquet`: items no rule could decide (ties), waiting for the expert stage.
+NEEDS_EXPERT_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("votes", pa.string()),  # e.g. "Fear:2, Tension:2"
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})

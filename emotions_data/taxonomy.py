@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,41 @@ EMOTIONS6 = Taxonomy(
     },
     aliases={"Sad": "Sadness"},
 )
+
+
+POLARITIES = ("positive", "neutral", "negative")
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """A taxonomy from a TOML file::
+
+    [taxonomy]
+    name = "Ekman-6"
+    classes = ["Anger", "Disgust", "Fear", "Joy", "Sadness", "Surprise"]
+    [taxonomy.polarity]      # optional; every class when given
+    Joy = "positive"
+    [taxonomy.aliases]       # optional raw spellings
+    Happy = "Joy"
+    """
+    try:
+        table = tomllib.loads(Path(path).read_text())["taxonomy"]
+        classes = tuple(str(c) for c in table["classes"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a taxonomy file ({exc})") from exc
+    polarity = {str(k): str(v) for k, v in table.get("polarity", {}).items()}
+    aliases = {str(k): str(v) for k, v in table.get("aliases", {}).items()}
+    if len(set(classes)) != len(classes) or not classes:
+        raise ValueError(f"{path}: classes must be a non-empty list of distinct names")
+    bad = sorted({*polarity, *aliases.values()} - set(classes)) + sorted(set(polarity.values()) - set(POLARITIES))
+    if bad or (polarity and set(polarity) != set(classes)):
+        raise ValueError(f"{path}: polarity/aliases must name the classes and polarities {POLARITIES}: {bad}")
+    return Taxonomy(str(table.get("name", Path(path).stem)), classes, polarity, aliases)
+
+
+def resolve_taxonomy(spec: str | Path | None) -> Taxonomy | None:
+    """`None` -> no taxonomy; "emotions6" -> eMotions' six classes; anything else is a TOML path."""
+    if spec is None:
+        return None
+    if str(spec).lower() in {"emotions6", "emotions", "emotions-6"}:
+        return EMOTIONS6
+    return load_taxonomy(Path(spec))

@@ -1,0 +1,74 @@
+"""Final labels from votes: the expert's decision when there is one, else the chosen estimator.
+Ties are never broken silently: a tied item gets no label and is listed for the expert stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from annotation.aggregate import DawidSkene, MajorityVote
+from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy
+from emotions_data.taxonomy import Taxonomy
+
+EXPERT_STAGE = "expert"
+METHODS = ("majority", "dawid-skene")
+
+
+@dataclass(frozen=True)
+class FinalLabels:
+    labels: pa.Table  # LABELS_SCHEMA
+    needs_expert: pa.Table  # NEEDS_EXPERT_SCHEMA
+
+
+def _vote_summary(votes: pd.DataFrame) -> pd.Series:
+    counts = votes.groupby(["video_id", "label"]).size()
+    return counts.groupby(level=0).apply(
+        lambda s: ", ".join(f"{lab}:{n}" for (_, lab), n in s.sort_values(ascending=False).items())
+    )
+
+
+def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: str = "majority") -> FinalLabels:
+    """Decide each voted item. `votes` may carry a `stage` column; `expert` votes are final (an
+    expert tie is itself unresolved)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (choose: {', '.join(METHODS)})")
+    labels = list(taxonomy.classes) if taxonomy else None
+    is_expert = votes["stage"].eq(EXPERT_STAGE) if "stage" in votes.columns else pd.Series(False, index=votes.index)
+    crowd, expert = votes[~is_expert], votes[is_expert]
+    rows: dict[str, dict] = {}
+    tied: dict[str, str] = {}
+
+    if len(crowd):
+        estimator = MajorityVote() if method == "majority" else DawidSkene()
+        result = estimator.fit_predict(crowd, labels)
+        decided_by = DecidedBy.MAJORITY if method == "majority" else DecidedBy.MODEL
+        for vid, lab, conf, n in zip(result.video_id, result.label, result.confidence, result.n_votes, strict=True):
+            if lab is None:
+                tied[vid] = "no majority: tied votes"
+            else:
+                rows[vid] = {"label": lab, "confidence": float(conf), "n_votes": int(n), "decided_by": str(decided_by)}
+    crowd_n = crowd.groupby("video_id").size()
+    if len(expert):
+        verdict = MajorityVote().fit_predict(expert, labels)
+        for vid, lab in zip(verdict.video_id, verdict.label, strict=True):
+            if lab is None:
+                tied[vid] = "experts disagree"
+                rows.pop(vid, None)
+                continue
+            tied.pop(vid, None)
+            n = int(crowd_n.get(vid, 0))
+            rows[vid] = {"label": lab, "confidence": 1.0, "n_votes": n, "decided_by": str(DecidedBy.EXPERT)}
+
+    polarity = taxonomy.polarity if taxonomy else {}
+    table = pa.Table.from_pylist(
+        [{"video_id": vid, **row, "polarity": polarity.get(row["label"])} for vid, row in sorted(rows.items())],
+        schema=LABELS_SCHEMA,
+    )
+    summary = _vote_summary(votes) if tied else pd.Series(dtype=str)
+    needs = pa.Table.from_pylist(
+        [{"video_id": vid, "reason": why, "votes": summary.get(vid)} for vid, why in sorted(tied.items())],
+        schema=NEEDS_EXPERT_SCHEMA,
+    )
+    return FinalLabels(table, needs)
