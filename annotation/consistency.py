@@ -1,0 +1,83 @@
+"""Consistency evaluation (pure): how each annotator and group agrees with the cross-check of
+their items and with the consensus, and who falls under the threshold.
+
+Inputs are the long vote table with `stage` and `group` columns. For an item of group A, the
+`label` stage holds A's votes and the `crosscheck` stage holds the next group's votes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+LABEL, CROSSCHECK = "label", "crosscheck"
+
+
+def plurality(votes: pd.DataFrame) -> pd.Series:
+    """video_id -> the unique most frequent label; items whose top labels tie are absent."""
+    counts = votes.groupby(["video_id", "label"]).size().rename("n").reset_index()
+    top = counts.groupby("video_id")["n"].transform("max")
+    best = counts[counts["n"] == top]
+    unique = best.groupby("video_id")["label"].transform("size") == 1
+    return best[unique].set_index("video_id")["label"]
+
+
+@dataclass(frozen=True)
+class Consistency:
+    annotators: pd.DataFrame  # one row per annotator: group, votes, agreement with cross-check / consensus, flagged
+    groups: pd.DataFrame  # one row per group: items, agreement of its majority with the cross-check majority
+    flagged_items: list[str]  # items whose label-stage votes include a flagged annotator
+
+
+def evaluate_consistency(votes: pd.DataFrame, threshold: float = 0.6) -> Consistency:
+    labelled = votes[votes["stage"] == LABEL]
+    checked = votes[votes["stage"] == CROSSCHECK]
+    if labelled.empty:
+        raise ValueError("no votes of the 'label' stage to evaluate")
+    cross = plurality(checked)
+    both = votes[votes["stage"].isin([LABEL, CROSSCHECK])]
+
+    rows = []
+    for ann, mine in labelled.groupby("annotator_id"):
+        vs_cross = mine["label"].to_numpy() == mine["video_id"].map(cross).to_numpy()
+        has_cross = mine["video_id"].isin(cross.index).to_numpy()
+        # Consensus without this annotator: the plurality of everyone else's label+crosscheck votes.
+        others = plurality(both[(both["annotator_id"] != ann) & both["video_id"].isin(mine["video_id"])])
+        vs_consensus = mine["label"].to_numpy() == mine["video_id"].map(others).to_numpy()
+        has_consensus = mine["video_id"].isin(others.index).to_numpy()
+        rows.append(
+            {
+                "annotator_id": ann,
+                "group": mine["group"].iloc[0] if "group" in mine else None,
+                "n_votes": len(mine),
+                "crosscheck_agreement": vs_cross[has_cross].mean() if has_cross.any() else np.nan,
+                "consensus_agreement": vs_consensus[has_consensus].mean() if has_consensus.any() else np.nan,
+            }
+        )
+    annotators = pd.DataFrame(rows).set_index("annotator_id")
+    score = annotators["crosscheck_agreement"].fillna(annotators["consensus_agreement"])
+    annotators["flagged"] = score < threshold
+
+    group_rows = []
+    own = plurality(labelled)
+    for group, items in labelled.groupby("group"):
+        ids = items["video_id"].unique()
+        decided = [v for v in ids if v in own.index and v in cross.index]
+        group_rows.append(
+            {
+                "group": group,
+                "n_items": len(ids),
+                "n_compared": len(decided),
+                "crosscheck_agreement": float(np.mean([own[v] == cross[v] for v in decided])) if decided else np.nan,
+                "mean_annotator_agreement": float(
+                    annotators.loc[annotators["group"] == group, "crosscheck_agreement"].mean()
+                ),
+            }
+        )
+    flagged = set(annotators.index[annotators["flagged"]])
+    items = sorted(labelled.loc[labelled["annotator_id"].isin(flagged), "video_id"].unique())
+    return Consistency(
+        annotators.sort_values("crosscheck_agreement"), pd.DataFrame(group_rows).set_index("group"), items
+    )
