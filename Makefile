@@ -1,18 +1,23 @@
 # The two commands of the README. Each one installs what it needs, idempotently:
 #   make demo   builds the demo corpus and ingests it into ./demo-dataset
-#   make test   runs the test suite
+#   make test   runs the test suite (and installs the Label Studio server it starts)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The Label Studio server pins dependencies that clash with ours (numpy, pyarrow): it gets its own virtualenv and
+# runs as a subprocess (annotation/server.py). The stamp names the version, so changing it reinstalls.
+LS_VENV    ?= .venv-ls
+LS_VERSION := 1.23.2
+LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 
-.PHONY: demo test setup system-deps lint clean
+.PHONY: demo test setup ls-server system-deps lint clean
 
 demo: setup
 	$(BIN)/emotions demo --out demo-dataset
 
-test: setup
+test: setup ls-server
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup
@@ -32,5 +37,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
+ls-server: $(LS_STAMP)
+
+$(LS_STAMP): constraints-ls.txt
+	@[ -x $(LS_VENV)/bin/python ] || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q -c constraints-ls.txt 'label-studio==$(LS_VERSION)'
+	@rm -f $(LS_VENV)/.installed-label-studio-*
+	@touch $@
+
 clean:
-	rm -rf $(VENV) demo-dataset .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) demo-dataset .pytest_cache

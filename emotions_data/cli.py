@@ -19,6 +19,9 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+annotate_app = typer.Typer(help="Annotation workflow over Label Studio.", no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
 
 def error_line(message: str) -> None:
     """One unwrapped line on stderr, whatever the terminal width: scripts grep these."""
@@ -288,6 +291,14 @@ def labels(
     Console().print(table)
     console.print(f"labels: {layout.labels}", highlight=False)
 
+
+def _mount_server_commands() -> None:
+    from annotation.server import server_app
+
+    annotate_app.add_typer(server_app, name="server")
+
+
+_mount_server_commands()
 
 if __name__ == "__main__":
     app()

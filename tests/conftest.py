@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401  (a real Label Studio, once per session)
 
 from emotions_data.demo import ClipSpec, make_clip, make_near_duplicate
 from emotions_data.loopback import serve
