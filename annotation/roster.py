@@ -3,7 +3,8 @@
 Columns: `id` (pseudonymous, used everywhere else), `name`, `email`, and the five allocation
 attributes of the eMotions protocol: `work_experience` (years), `eq_score` (an emotional-
 intelligence test score such as MSCEIT; `msceit` is accepted too), `education`, `culture`,
-`leadership` (a number, or yes/no). Extra columns are allowed and ignored.
+`leadership` (a number, or yes/no). Optional `role`: `annotator` (default) or `expert` (experts
+resolve disputed items and are not put into groups). Extra columns are allowed and ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 NUMERIC = ("work_experience", "eq_score", "leadership")
 CATEGORICAL = ("education", "culture")
 ATTRIBUTES = NUMERIC + CATEGORICAL
+ROLES = ("annotator", "expert")
 _ALIASES = {"msceit": "eq_score", "experience": "work_experience", "work_experience_years": "work_experience"}
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _YES_NO = {"yes": 1.0, "y": 1.0, "true": 1.0, "no": 0.0, "n": 0.0, "false": 0.0}
@@ -60,7 +62,10 @@ def read_roster(path: Path) -> Roster:
         ann_id = rec["id"].strip() or pseudonym(email)
         if not _SAFE.fullmatch(ann_id):
             raise ValueError(f"{path}: row {i}: id {ann_id!r} must be letters, digits, '.', '_' or '-'")
-        row = {"id": ann_id, "name": rec["name"].strip(), "email": email}
+        role = (rec.get("role") or "annotator").strip().lower() or "annotator"
+        if role not in ROLES:
+            raise ValueError(f"{path}: row {i}: role {rec['role']!r} is not one of {', '.join(ROLES)}")
+        row = {"id": ann_id, "name": rec["name"].strip(), "email": email, "role": role}
         for col in NUMERIC:
             text = rec[col].strip().lower()
             try:
@@ -75,4 +80,4 @@ def read_roster(path: Path) -> Roster:
         dup = frame[col][frame[col].str.lower().duplicated()]
         if len(dup):
             raise ValueError(f"{path}: duplicate {col} {dup.iloc[0]!r}")
-    return Roster(frame[["id", *ATTRIBUTES]].reset_index(drop=True), frame[["id", "name", "email"]])
+    return Roster(frame[["id", "role", *ATTRIBUTES]].reset_index(drop=True), frame[["id", "name", "email"]])

@@ -446,7 +446,11 @@ def api(config: ServerConfig, method: str, path: str, payload: Any = None, *, to
     """Call Label Studio's REST API with the configured token; raises ServerError unless it answers 2xx."""
     status, body = http(config.url + path, token=token or config.token, method=method, payload=payload)
     if not 200 <= status < 300:
-        detail = body.get("detail") if isinstance(body, dict) else None
+        detail = None
+        if isinstance(body, dict):
+            detail = body.get("detail")
+            if body.get("validation_errors"):
+                detail = f"{detail}: {json.dumps(body['validation_errors'])[:300]}"
         raise ServerError(f"{method} {path}: HTTP {status or 'no answer'}{f' ({detail})' if detail else ''}")
     return body
 
@@ -689,6 +693,20 @@ def status(config: ServerConfig) -> ServerStatus:
     if token_ok is False:
         return ServerStatus(True, False, data_dir, **common, token_ok=False, detail="running, API token refused")
     return ServerStatus(True, True, data_dir, **common, token_ok=token_ok, user=user, detail="running")
+
+
+def connect(config: ServerConfig) -> ServerConfig:
+    """The running server of `config.data_dir` as a config with its real port, document root and secrets:
+    what every workflow command uses to reach it. ServerError when it is not running."""
+    record = _pid_record(config.data_dir.expanduser().absolute())
+    if record is None or not _is_our_server(record):
+        raise ServerError(f"no Label Studio running for {config.data_dir} (start it: emotions annotate server start)")
+    root = record.get("document_root")
+    return with_stored_credentials(
+        dataclasses.replace(
+            config, host=record["host"], port=int(record["port"]), document_root=Path(root) if root else None
+        )
+    )
 
 
 # --- command line (mounted as `emotions annotate server`) -------------------------------------------------------

@@ -185,3 +185,19 @@ NEEDS_EXPERT_SCHEMA = pa.schema(
         pa.field("votes", pa.string()),  # e.g. "Fear:2, Tension:2"
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `manifests/annotators.parquet`: who is in which group (pseudonymous ids only; contacts stay in the roster).
+ANNOTATORS_SCHEMA = pa.schema(
+    [
+        pa.field("annotator_id", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),  # annotator or expert
+        pa.field("group", pa.string()),  # none for experts
+        pa.field("active", pa.bool_(), nullable=False),  # false once dropped after a consistency evaluation
+        pa.field("ls_user_id", pa.int64()),
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `manifests/assignments.parquet`: which group labels which video.
+ASSIGNMENTS_SCHEMA = pa.schema(
+    [pa.field("video_id", pa.string(), nullable=False), pa.field("group", pa.string(), nullable=False)]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})

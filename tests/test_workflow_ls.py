@@ -1,0 +1,155 @@
+"""The annotation workflow against a real Label Studio server (the session's `ls_server`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from annotation.consistency import evaluate_consistency
+from annotation.labels import final_labels
+from annotation.labelstudio import LabelStudio, annotation_result
+from annotation.server import ServerError, http
+from annotation.simulate import PanelSettings, simulate
+from annotation.workflow import account_email, allocate, load_projects, pull, push, set_active
+from emotions_data.executor import make_executor
+from emotions_data.ingest import ingest
+from emotions_data.layout import DatasetLayout
+from emotions_data.settings import load_settings
+from emotions_data.taxonomy import EMOTIONS6
+
+GOOD = ["landscape.mp4", "portrait.mp4", "rotated.mp4", "variable rate.mp4", "vp9 clip.webm", "ünïcödé 视频.mp4",
+        "lookalike_a.mp4", "lookalike_b.mp4", "source.mp4"]  # fmt: skip
+
+ROSTER = "id,name,email,work_experience,eq_score,education,culture,leadership,role\n" + "\n".join(
+    f"{i},Person {i},p{i}@example.org,{y},{s},{e},{c},{lead},{role}"
+    for i, y, s, e, c, lead, role in [
+        ("A1", 2, 95, "BSc", "CN", 0, "annotator"), ("A2", 9, 110, "MSc", "US", 1, "annotator"),
+        ("A3", 4, 101, "PhD", "CN", 0, "annotator"), ("A4", 6, 99, "BSc", "US", 1, "annotator"),
+        ("A5", 1, 120, "MSc", "CN", 0, "annotator"), ("A6", 12, 90, "PhD", "US", 1, "annotator"),
+        ("EX", 20, 125, "PhD", "CN", 1, "expert"),
+    ]
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workflow(ls_server, corpus, tmp_path_factory):
+    """A small ingested dataset inside the server's document root, allocated to 3 groups of 2."""
+    root = ls_server.config.document_root / "workflow-ds"
+    folder = tmp_path_factory.mktemp("wf-in")
+    for name in GOOD:
+        shutil.copy(corpus / name, folder / name)
+    ingest([folder], root, load_settings(None), executor=make_executor("serial", 1))
+    roster = tmp_path_factory.mktemp("wf-roster") / "annotators.csv"
+    roster.write_text(ROSTER)
+    client = LabelStudio(ls_server.config)
+    report = allocate(DatasetLayout(root), roster, n_groups=3, seed=0, client=client)
+    return DatasetLayout(root), client, report
+
+
+def test_allocation_creates_pseudonymous_accounts_and_balanced_shares(workflow):
+    layout, client, report = workflow
+    assert sorted(len(m) for m in report.groups.values()) == [2, 2, 2] and report.experts == ["EX"]
+    assert sorted(report.videos_per_group.values()) == [3, 3, 3]
+    emails = {u["email"] for u in client.users()}
+    assert {account_email(a) for a in ["A1", "A2", "A3", "A4", "A5", "A6", "EX"]} <= emails
+    assert not any(e.endswith("@example.org") for e in emails), "contact details never leave the roster"
+    annotators = pq.read_table(layout.manifests / "annotators.parquet").to_pandas()
+    assert annotators["ls_user_id"].notna().all() and "email" not in annotators.columns
+
+
+def test_push_is_idempotent_and_verifies_vote_counts(workflow):
+    layout, client, _ = workflow
+    first = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
+    assert sorted(first.imported.values()) == [3, 3, 3]
+    again = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
+    assert set(again.imported.values()) == {0}
+    for project in load_projects(layout).values():
+        remote = client.project(project["id"])
+        assert remote["maximum_annotations"] == 2 and "Excitation" in remote["label_config"]
+        task = client.tasks(project["id"])[0]
+        status, _ = http(client.config.url + task["data"]["video"], token=client.config.token)
+        assert status == 200, "the browser can load the task's media through local storage"
+
+
+def test_simulate_pull_and_repull_without_duplicates(workflow):
+    layout, client, _ = workflow
+    posted = simulate(layout, "label", client, EMOTIONS6, votes_per_item=2, seed=1)
+    assert posted.posted == 18
+    assert simulate(layout, "label", client, EMOTIONS6, votes_per_item=2, seed=1).posted == 0  # already full
+    first = pull(layout, client, EMOTIONS6)
+    assert (first.n_votes, first.n_new, first.problems) == (18, 18, 0)
+    votes = pd.read_parquet(layout.votes)
+    assert set(votes["stage"]) == {"label"} and votes["ls_annotation_id"].is_unique
+    assert set(votes["annotator_id"]) <= {"A1", "A2", "A3", "A4", "A5", "A6"}
+    assert votes["label"].isin(EMOTIONS6.classes).all() and votes["created_at"].notna().all()
+    second = pull(layout, client, EMOTIONS6)
+    assert (second.n_votes, second.n_new, second.n_updated) == (18, 0, 18)
+
+
+def test_pull_reports_skips_foreign_labels_and_strangers(workflow):
+    layout, client, _ = workflow
+    project = next(p for k, p in load_projects(layout).items() if k.startswith("label/"))
+    task = client.tasks(project["id"])[0]
+    people = pq.read_table(layout.manifests / "annotators.parquet").to_pandas().set_index("annotator_id")
+    expert = int(people.loc["EX", "ls_user_id"])
+    client.call("POST", f"/api/tasks/{task['id']}/annotations/",
+                {"result": [], "was_cancelled": True, "completed_by": expert})  # fmt: skip
+    client.call("POST", f"/api/tasks/{task['id']}/annotations/",
+                {"result": annotation_result("Joy"), "completed_by": expert})  # fmt: skip
+    admin = client.call("GET", "/api/current-user/whoami")["id"]
+    client.call("POST", f"/api/tasks/{task['id']}/annotations/",
+                {"result": annotation_result("Fear"), "completed_by": admin})  # fmt: skip
+    report = pull(layout, client, EMOTIONS6)
+    assert len(report.skipped) == 1 and len(report.outside_taxonomy) == 1 and len(report.unknown_annotators) == 1
+    assert "'Joy'" in report.outside_taxonomy[0] and task["data"]["video_id"] in report.skipped[0]
+    assert report.n_votes == 18, "none of them is kept"
+
+
+def test_a_server_that_goes_away_mid_pull_leaves_the_votes_untouched(workflow):
+    layout, client, _ = workflow
+    before = layout.votes.read_bytes()
+    dead = LabelStudio(dataclasses.replace(client.config, port=1), attempts=2, backoff_s=0.01)
+    with pytest.raises(ServerError, match="no answer"):
+        pull(layout, dead, EMOTIONS6)
+    assert layout.votes.read_bytes() == before
+
+
+def test_crosscheck_consistency_expert_and_final_labels(workflow):
+    layout, client, _ = workflow
+    push(layout, "crosscheck", client, EMOTIONS6, votes_per_item=2)
+    keys = sorted(k for k in load_projects(layout) if k.startswith("crosscheck/"))
+    assert keys == ["crosscheck/A", "crosscheck/B", "crosscheck/C"]
+    assert "group B (items of A)" in load_projects(layout)["crosscheck/A"]["title"]
+    simulate(layout, "crosscheck", client, EMOTIONS6, votes_per_item=2, seed=1,
+             settings=PanelSettings(accuracy=0.9))  # fmt: skip
+    pull(layout, client, EMOTIONS6)
+    votes = pd.read_parquet(layout.votes)
+    assert (votes["stage"] == "crosscheck").sum() == 18
+    crossed = votes[votes["stage"] == "crosscheck"].merge(
+        pd.read_parquet(layout.manifests / "assignments.parquet"), on="video_id", suffixes=("", "_items")
+    )
+    assert (crossed["group"] != crossed["group_items"]).all(), "a group never cross-checks its own items"
+    consistency = evaluate_consistency(votes, threshold=0.5)
+    assert set(consistency.groups.index) == {"A", "B", "C"}
+
+    result = final_labels(votes, EMOTIONS6)
+    pq.write_table(result.needs_expert, layout.needs_expert)
+    report = push(layout, "expert", client, EMOTIONS6, min_agreement=1.01)  # every item goes to the expert
+    assert report.imported["expert"] == 9
+    expert_task = client.tasks(load_projects(layout)["expert"]["id"])[0]
+    assert expert_task["data"]["previous_votes"]  # the expert sees the earlier votes
+    simulate(layout, "expert", client, EMOTIONS6, seed=1)
+    pull(layout, client, EMOTIONS6)
+    votes = pd.read_parquet(layout.votes)
+    final = final_labels(votes, EMOTIONS6).labels.to_pandas()
+    assert len(final) == 9 and set(final["decided_by"]) == {"expert"}
+
+    set_active(layout, "A1", False)
+    people = pq.read_table(layout.manifests / "annotators.parquet").to_pandas().set_index("annotator_id")
+    assert not people.loc["A1", "active"]
+    with pytest.raises(ValueError, match="unknown annotator"):
+        set_active(layout, "nobody", False)
