@@ -1,5 +1,5 @@
 # The two commands of the README. Each one installs what it needs, idempotently:
-#   make demo   builds the demo corpus and ingests it into ./demo-dataset
+#   make demo   builds the demo corpus, ingests and annotates it into ./demo-dataset
 #   make test   runs the test suite (and installs the Label Studio server it starts)
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -14,7 +14,7 @@ LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 
 .PHONY: demo test setup ls-server system-deps lint clean
 
-demo: setup
+demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
 
 test: setup ls-server

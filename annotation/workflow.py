@@ -132,6 +132,16 @@ def allocate(
     )
 
 
+def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
+    """The votes that count: those of annotators not dropped after a consistency evaluation."""
+    path = layout.manifests / "annotators.parquet"
+    if not path.exists():
+        return votes
+    people = pq.read_table(path).to_pandas()
+    dropped = set(people.loc[~people["active"], "annotator_id"])
+    return votes[~votes["annotator_id"].isin(dropped)]
+
+
 def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: str | None = None) -> None:
     """Drop (active=False) or move (group=...) an annotator after a consistency evaluation."""
     annotators = load_annotators(layout)
@@ -213,6 +223,7 @@ def push(
     else:
         votes = pq.read_table(layout.votes).to_pandas() if layout.votes.exists() else pd.DataFrame()
         needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
+        votes = counted_votes(layout, votes) if len(votes) else votes
         previous = expert_candidates(votes, min_agreement) if len(votes) else {}
         for row in needs.itertuples() if len(needs) else []:
             previous.setdefault(row.video_id, row.votes or "")

@@ -165,17 +165,34 @@ def probe(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")] = Path("demo-dataset"),
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    annotate: Annotated[bool, typer.Option("--annotate/--no-annotate", help="run the annotation workflow")] = True,
 ) -> None:
-    """Generate the demo corpus, serve it on 127.0.0.1 and ingest it through yt-dlp like real URLs."""
+    """Build the demo dataset: generate the corpus, serve it on 127.0.0.1 and ingest it through yt-dlp
+    like real URLs, then annotate it on a real Label Studio server with a simulated panel."""
     from emotions_data.demo import run_demo
 
     try:
         with _progress() as progress:
-            report = run_demo(out, workers=workers, progress=_ProgressBar(progress), log=console.print)
-    except (ValueError, RuntimeError) as exc:
+            report, annotation = run_demo(
+                out,
+                workers=workers,
+                progress=_ProgressBar(progress),
+                annotate=annotate,
+                log=lambda message: console.print(message, highlight=False, soft_wrap=True),
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
     print_report(report)
-    console.print(f"dataset: {out}  (manifest: {out / 'manifests' / 'videos.parquet'})", highlight=False)
+    if annotation is not None:
+        print_agreement(annotation.agreement.to_dict())
+        counts = ", ".join(f"{k}: {v}" for k, v in annotation.label_counts.items())
+        decided = ", ".join(f"{k}: {v}" for k, v in annotation.decided_by.items())
+        Console().print(f"final labels: {counts}  (decided by {decided})", highlight=False, soft_wrap=True)
+        Console().print(
+            f"to browse the projects: emotions annotate server start --data-dir {out / '.label-studio'} "
+            f"--document-root {out}", highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    console.print(f"dataset: {out}  (manifests in {out / 'manifests'})", highlight=False)
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -268,6 +285,7 @@ def labels(
     """Final labels into DATASET/manifests/labels.parquet; ties go to manifests/needs_expert.parquet."""
     from annotation.labels import final_labels
     from annotation.votes import read_votes
+    from annotation.workflow import counted_votes
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_table_atomic
     from emotions_data.taxonomy import resolve_taxonomy
@@ -275,7 +293,9 @@ def labels(
     layout = DatasetLayout(dataset)
     try:
         tax = resolve_taxonomy(taxonomy)
-        result = final_labels(read_votes(votes or layout.votes, tax), tax, method)
+        frame = read_votes(votes or layout.votes, tax)
+        counted = counted_votes(layout, frame)  # dropped annotators' votes stay on record but do not count
+        result = final_labels(counted, tax, method)
     except ValueError as exc:
         raise fail(str(exc)) from None
     write_table_atomic(layout.labels, result.labels)
@@ -289,13 +309,17 @@ def labels(
     for lab, row in counts.iterrows():
         table.add_row(str(lab), *(str(v) for v in row))
     Console().print(table)
+    if len(counted) < len(frame):
+        console.print(f"{len(frame) - len(counted)} vote(s) of dropped annotators not counted", highlight=False)
     console.print(f"labels: {layout.labels}", highlight=False)
 
 
 def _mount_server_commands() -> None:
+    from annotation.cli import workflow_app
     from annotation.server import server_app
 
     annotate_app.add_typer(server_app, name="server")
+    annotate_app.registered_commands += workflow_app.registered_commands
 
 
 _mount_server_commands()

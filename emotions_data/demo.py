@@ -200,8 +200,9 @@ def write_url_table(items: list[CorpusItem], base_url: str, path: Path) -> Path:
     return path
 
 
-def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print):
-    """Build the corpus, serve it on loopback and ingest it through yt-dlp into `out`."""
+def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print, annotate: bool = True):
+    """Build the corpus, serve it on loopback, ingest it through yt-dlp into `out`, then (with
+    `annotate`) run the multi-stage annotation workflow on a real Label Studio server."""
     from emotions_data.executor import make_executor
     from emotions_data.ingest import ingest
     from emotions_data.loopback import serve
@@ -220,4 +221,10 @@ def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], No
         settings = IngestSettings(workers=workers, download=download)
         log(f"serving {len(items)} files on {server.base_url}; ingesting through yt-dlp ...")
         with make_executor("local", workers) as pool:
-            return ingest([urls], out, settings, executor=pool, progress=progress)
+            report = ingest([urls], out, settings, executor=pool, progress=progress)
+    annotation = None
+    if annotate:
+        from annotation.demo import run_annotation_demo
+
+        annotation = run_annotation_demo(out, log)
+    return report, annotation

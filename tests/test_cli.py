@@ -140,7 +140,19 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     good = frame[frame["status"] == "ok"]
     assert len(good) == 30 and good["true_label"].value_counts().eq(5).all()
     assert (good["extractor"] == "Generic").all()
-    # Running it again is idempotent: nothing is fetched twice and the manifest is unchanged.
+    # The annotation workflow ran on a real Label Studio: every stage has votes, and the final labels
+    # (majority, or the expert where the crowd did not agree) recover the classes the clips encode.
+    assert "Krippendorff" in proc.stdout and "final labels" in proc.stdout
+    votes = pd.read_parquet(tmp_path / "demo" / "manifests" / "votes.parquet")
+    assert set(votes["stage"]) >= {"label", "crosscheck"} and votes["ls_annotation_id"].is_unique
+    assert (votes[votes["stage"] == "label"].groupby("video_id").size() == 3).all()
+    labels = pd.read_parquet(tmp_path / "demo" / "manifests" / "labels.parquet").merge(good, on="video_id")
+    assert len(labels) >= 28 and (labels["label"] == labels["true_label"]).mean() >= 0.9
+    people = pd.read_parquet(tmp_path / "demo" / "manifests" / "annotators.parquet")
+    assert (~people["active"]).sum() >= 1, "the consistency evaluation dropped the weak annotator"
+    assert "@example.org" not in (tmp_path / "demo" / "manifests" / "annotators.parquet").read_bytes().decode("latin-1")
+    # Running it again is idempotent: nothing is fetched, posted or counted twice.
     before = pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet")
     run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
     assert pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet").equals(before)
+    assert len(pd.read_parquet(tmp_path / "demo" / "manifests" / "votes.parquet")) == len(votes)

@@ -153,3 +153,27 @@ def test_crosscheck_consistency_expert_and_final_labels(workflow):
     assert not people.loc["A1", "active"]
     with pytest.raises(ValueError, match="unknown annotator"):
         set_active(layout, "nobody", False)
+
+
+def test_annotate_commands_through_the_cli(workflow, ls_server):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    emotions = str(Path(sys.executable).with_name("emotions"))
+    layout, _, _ = workflow
+    data_dir = str(ls_server.config.data_dir)
+
+    def run(*args):
+        return subprocess.run([emotions, "annotate", *args], capture_output=True, text=True, timeout=300)
+
+    pulled = run("pull", str(layout.root), "--data-dir", data_dir)
+    assert pulled.returncode == 0 and "votes:" in pulled.stdout, pulled.stderr
+    checked = run("consistency", str(layout.root), "--threshold", "0.99")
+    assert checked.returncode == 0 and "vs cross-check" in checked.stdout and "annotate drop" in checked.stdout
+    assert run("drop", str(layout.root), "A2").returncode == 0
+    labels = subprocess.run([emotions, "labels", str(layout.root)], capture_output=True, text=True, timeout=120)
+    assert labels.returncode == 0 and "dropped annotators not counted" in labels.stderr
+    missing = run("pull", str(layout.root), "--data-dir", str(layout.root / "no-server"))
+    lines = [ln for ln in missing.stderr.splitlines() if ln.strip()]
+    assert missing.returncode == 1 and len(lines) == 1 and "no Label Studio running" in lines[0]

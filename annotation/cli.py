@@ -1,0 +1,179 @@
+"""`emotions annotate ...`: thin commands over annotation.workflow. Server secrets come from the
+environment or the config file (see `emotions annotate server`), never from options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+workflow_app = typer.Typer(no_args_is_help=True)
+out = Console()
+
+DatasetArg = Annotated[Path, typer.Argument(help="dataset folder")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Label Studio data folder of the running server")]
+TaxonomyOpt = Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")]
+
+
+def _client(config: Path | None, data_dir: Path | None):
+    from annotation.labelstudio import LabelStudio
+    from annotation.server import connect, load_config
+
+    return LabelStudio(connect(load_config(config, data_dir=data_dir)))
+
+
+def _run(fn):
+    """Run a workflow step; its known failures become one-line errors."""
+    from annotation.server import ServerError
+    from emotions_data.cli import fail
+
+    try:
+        return fn()
+    except (ValueError, ServerError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+
+
+@workflow_app.command()
+def allocate(
+    dataset: DatasetArg,
+    roster: Annotated[Path, typer.Option(help="annotators.csv (id, name, email and the five attributes)")],
+    groups: Annotated[int, typer.Option(help="number of groups")] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+    no_accounts: Annotated[bool, typer.Option("--no-accounts", help="do not create Label Studio accounts")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Split annotators into balanced groups, share the videos out, create the accounts."""
+    from annotation.workflow import allocate as run
+    from emotions_data.layout import DatasetLayout
+
+    report = _run(lambda: run(DatasetLayout(dataset), roster, groups, seed,
+                              None if no_accounts else _client(config, data_dir)))  # fmt: skip
+    table = Table(
+        title=f"balance per group (imbalance {report.imbalance:.2f}; random split ~{report.random_imbalance:.2f})"
+    )
+    table.add_column("group")
+    for col in report.balance.columns:
+        table.add_column(str(col), justify="right")
+    for group, row in report.balance.iterrows():
+        table.add_row(str(group), *(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+    for group, members in report.groups.items():
+        out.print(f"group {group}: {', '.join(members)}  ({report.videos_per_group.get(group, 0)} videos)")
+    if report.experts:
+        out.print(f"experts: {', '.join(report.experts)}")
+
+
+@workflow_app.command()
+def push(
+    dataset: DatasetArg,
+    stage: Annotated[str, typer.Option(help="label, crosscheck or expert")],
+    votes_per_item: Annotated[int, typer.Option(help="annotations per task (label, crosscheck)")] = 3,
+    min_agreement: Annotated[float, typer.Option(help="expert stage: items under this agreement go too")] = 0.5,
+    taxonomy: TaxonomyOpt = "emotions6",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create or update the stage's Label Studio projects and import the missing tasks."""
+    from annotation.workflow import push as run
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(config, data_dir), resolve_taxonomy(taxonomy),
+                              votes_per_item=votes_per_item, min_agreement=min_agreement))  # fmt: skip
+    for key, n in report.imported.items():
+        out.print(f"{key}: {n} new task(s)")
+
+
+@workflow_app.command()
+def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: ConfigOpt = None,
+         data_dir: DataDirOpt = None) -> None:  # fmt: skip
+    """Export every project into manifests/votes.parquet (idempotent); report what was not kept."""
+    from annotation.workflow import pull as run
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir), resolve_taxonomy(taxonomy)))
+    out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read)")
+    problems = {
+        "skipped/cancelled": report.skipped, "outside the taxonomy": report.outside_taxonomy,
+        "unknown video": report.unknown_videos, "not in the roster": report.unknown_annotators,
+    }  # fmt: skip
+    for title, items in problems.items():
+        for item in items:
+            out.print(f"not kept ({title}): {item}", highlight=False)
+
+
+@workflow_app.command()
+def simulate(
+    dataset: DatasetArg,
+    stage: Annotated[str, typer.Option(help="label, crosscheck or expert")],
+    votes_per_item: Annotated[int, typer.Option()] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+    taxonomy: TaxonomyOpt = "emotions6",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Answer the stage's tasks with a simulated panel, through the Label Studio API."""
+    from annotation.simulate import simulate as run
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(config, data_dir), resolve_taxonomy(taxonomy),
+                              votes_per_item=votes_per_item, seed=seed))  # fmt: skip
+    out.print(f"posted {report.posted} annotation(s); weaker simulated annotators: {', '.join(report.weak) or 'none'}")
+
+
+@workflow_app.command()
+def consistency(
+    dataset: DatasetArg,
+    threshold: Annotated[float, typer.Option(help="flag annotators agreeing less with the cross-check")] = 0.6,
+) -> None:
+    """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
+    from annotation.consistency import evaluate_consistency
+    from annotation.votes import read_votes
+    from emotions_data.layout import DatasetLayout
+
+    layout = DatasetLayout(dataset)
+    result = _run(lambda: evaluate_consistency(read_votes(layout.votes), threshold))
+    table = Table(title=f"annotators (flagged under {threshold:.2f} agreement with the cross-check)")
+    for col in ("annotator", "group", "votes", "vs cross-check", "vs consensus", "flagged"):
+        table.add_column(col)
+    for ann, row in result.annotators.iterrows():
+        table.add_row(str(ann), str(row["group"]), str(row["n_votes"]), f"{row['crosscheck_agreement']:.2f}",
+                      f"{row['consensus_agreement']:.2f}", "yes" if row["flagged"] else "")  # fmt: skip
+    out.print(table)
+    out.print(result.groups.round(3).to_string())
+    flagged = list(result.annotators.index[result.annotators["flagged"]])
+    if flagged:
+        out.print(f"{len(result.flagged_items)} item(s) carry votes of flagged annotators. Next steps:")
+        for ann in flagged:
+            out.print(f"  emotions annotate drop {dataset} {ann}    (or: move {dataset} {ann} --to GROUP)")
+        out.print(
+            f"  then re-run their items: emotions labels {dataset} && emotions annotate push {dataset} --stage expert"
+        )
+
+
+@workflow_app.command()
+def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()]) -> None:
+    """Deactivate an annotator: they get no new tasks, and their votes stop counting for labels."""
+    from annotation.workflow import set_active
+    from emotions_data.layout import DatasetLayout
+
+    _run(lambda: set_active(DatasetLayout(dataset), annotator, False))
+    out.print(f"{annotator} dropped")
+
+
+@workflow_app.command()
+def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
+         to: Annotated[str, typer.Option("--to", help="target group")]) -> None:  # fmt: skip
+    """Move an annotator to another group (for the next stage's tasks)."""
+    from annotation.workflow import set_active
+    from emotions_data.layout import DatasetLayout
+
+    _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to))
+    out.print(f"{annotator} moved to group {to}")
