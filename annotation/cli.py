@@ -71,7 +71,7 @@ def allocate(
 @workflow_app.command()
 def push(
     dataset: DatasetArg,
-    stage: Annotated[str, typer.Option(help="label, crosscheck or expert")],
+    stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
     votes_per_item: Annotated[int, typer.Option(help="annotations per task (label, crosscheck)")] = 3,
     min_agreement: Annotated[float, typer.Option(help="expert stage: items under this agreement go too")] = 0.5,
     taxonomy: TaxonomyOpt = "emotions6",
@@ -111,7 +111,7 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
 @workflow_app.command()
 def simulate(
     dataset: DatasetArg,
-    stage: Annotated[str, typer.Option(help="label, crosscheck or expert")],
+    stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
     votes_per_item: Annotated[int, typer.Option()] = 3,
     seed: Annotated[int, typer.Option()] = 0,
     taxonomy: TaxonomyOpt = "emotions6",

@@ -69,7 +69,12 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
             set_active(layout, ann, False)
         log(f"consistency evaluation: dropped {', '.join(dropped) or 'nobody'} (agreement with the cross-check "
             f"under {CONSISTENCY_THRESHOLD}); weak by design: {', '.join(posted.weak) or 'none'}")  # fmt: skip
-        counted = counted_votes(layout, votes)
+        # Multi-stage: the updated groups re-label what the dropped annotators had labelled.
+        push(layout, "relabel", client, EMOTIONS6)
+        relabelled = simulate(layout, "relabel", client, EMOTIONS6, seed=0).posted
+        pull(layout, client, EMOTIONS6)
+        log(f"relabel: {relabelled} annotations posted by the updated groups")
+        counted = counted_votes(layout, pd.read_parquet(layout.votes))
         write_table_atomic(layout.needs_expert, final_labels(counted, EMOTIONS6).needs_expert)
         push(layout, "expert", client, EMOTIONS6, min_agreement=0.5)
         simulate(layout, "expert", client, EMOTIONS6, seed=0)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from annotation.allocation import crosscheck_group
 from annotation.labelstudio import LabelStudio
-from annotation.workflow import EXPERT, STAGES, load_annotators, load_projects
+from annotation.workflow import EXPERT, RELABEL, STAGES, load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
 from emotions_data.taxonomy import Taxonomy
 
@@ -93,6 +93,12 @@ def simulate(
     active = people[people["active"]]
     groups = sorted(crowd["group"].dropna().unique())
     truth = truth_of(layout, taxonomy)
+    voted: dict[str, set[str]] = {}
+    if layout.votes.exists():
+        for vid, ann in (
+            pq.read_table(layout.votes, columns=["video_id", "annotator_id"]).to_pandas().itertuples(index=False)
+        ):
+            voted.setdefault(vid, set()).add(ann)
     report = SimulationReport(
         accuracy=accuracy, weak=sorted(a for a, p in accuracy.items() if p == settings.weak_accuracy)
     )
@@ -101,6 +107,9 @@ def simulate(
             continue
         if stage == EXPERT:
             panel, k = sorted(active.loc[active["role"] == "expert", "annotator_id"]), 1
+        elif stage == RELABEL:  # fresh eyes: any active annotator who has not seen the item yet
+            panel = sorted(active.loc[active["role"] == "annotator", "annotator_id"])
+            k = int(client.project(project["id"])["maximum_annotations"])
         else:
             by = project["items_of"] if stage == "label" else crosscheck_group(project["items_of"], groups)
             panel, k = sorted(active.loc[active["group"] == by, "annotator_id"]), votes_per_item
@@ -109,6 +118,8 @@ def simulate(
         for task in client.tasks(project["id"]):
             vid = task["data"].get("video_id")
             done = {int(u) for u in task.get("annotators") or []}
+            if stage == RELABEL:  # a new pair of eyes: nobody who already voted on the item in any stage
+                done |= {int(user_of[a]) for a in voted.get(vid, ())}
             free = [a for a in panel if int(user_of[a]) not in done]
             need = max(0, k - int(task.get("total_annotations") or 0))
             rng = _rng(seed, stage, vid)

@@ -6,8 +6,11 @@ State lives in the dataset folder: `manifests/annotators.parquet` (groups, pseud
 record. Label Studio holds only what annotators need to work.
 
 Stages: `label` (each group labels its own share), `crosscheck` (each group's share re-labelled by
-the next group: A->B, B->C, C->A), `expert` (items without a clear majority or with weak agreement,
-shown with their earlier votes; the expert's decision is final).
+the next group: A->B, B->C, C->A), `relabel` (after personnel adjustments: the items that carried
+votes of dropped annotators get as many new votes from annotators who have not seen them, e.g. the
+third group), `expert` (items without
+a clear majority or with weak agreement, shown with their earlier votes; the expert's decision is
+final).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, VOTES_SC
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
-LABEL, CROSSCHECK, EXPERT = "label", "crosscheck", "expert"
-STAGES = (LABEL, CROSSCHECK, EXPERT)
+LABEL, CROSSCHECK, RELABEL, EXPERT = "label", "crosscheck", "relabel", "expert"
+STAGES = (LABEL, CROSSCHECK, RELABEL, EXPERT)
 ACCOUNT_DOMAIN = "annotators.invalid"  # Label Studio logins are pseudonymous: e-mails stay in the roster
 
 
@@ -142,6 +145,16 @@ def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
     return votes[~votes["annotator_id"].isin(dropped)]
 
 
+def dropped_votes(layout: DatasetLayout) -> pd.Series:
+    """video_id -> how many label-stage votes of dropped annotators it lost (items that need relabelling)."""
+    if not layout.votes.exists():
+        return pd.Series(dtype=int)
+    votes = pq.read_table(layout.votes).to_pandas()
+    counted = counted_votes(layout, votes)
+    lost = votes[(votes["stage"] == LABEL) & ~votes.index.isin(counted.index)]
+    return lost.groupby("video_id").size()
+
+
 def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: str | None = None) -> None:
     """Drop (active=False) or move (group=...) an annotator after a consistency evaluation."""
     annotators = load_annotators(layout)
@@ -213,13 +226,20 @@ def push(
     videos = _ok_videos(layout).set_index("video_id")
     assignments = load_assignments(layout)
     groups = sorted(assignments["group"].unique())
-    plan: dict[str, tuple[str, str | None, list[str], dict[str, str]]] = {}  # key -> (title, items_of, ids, extra)
+    # key -> (title, items_of, video ids, earlier votes shown to the expert, annotations per task)
+    plan: dict[str, tuple[str, str | None, list[str], dict[str, str], int]] = {}
     if stage in (LABEL, CROSSCHECK):
         for group in groups:
             ids = sorted(assignments.loc[assignments["group"] == group, "video_id"])
             by = group if stage == LABEL else crosscheck_group(group, groups)
             title = f"{name} · {stage} · group {by}" + ("" if stage == LABEL else f" (items of {group})")
-            plan[f"{stage}/{group}"] = (title, group, ids, {})
+            plan[f"{stage}/{group}"] = (title, group, ids, {}, votes_per_item)
+    elif stage == RELABEL:
+        missing = dropped_votes(layout)
+        for group in groups:
+            ids = sorted(set(missing.index) & set(assignments.loc[assignments["group"] == group, "video_id"]))
+            k = int(missing.loc[ids].max()) if ids else 1
+            plan[f"{stage}/{group}"] = (f"{name} · relabel (items of {group})", group, ids, {}, k)
     else:
         votes = pq.read_table(layout.votes).to_pandas() if layout.votes.exists() else pd.DataFrame()
         needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
@@ -227,15 +247,14 @@ def push(
         previous = expert_candidates(votes, min_agreement) if len(votes) else {}
         for row in needs.itertuples() if len(needs) else []:
             previous.setdefault(row.video_id, row.votes or "")
-        plan[EXPERT] = (f"{name} · expert", None, sorted(previous), previous)
+        plan[EXPERT] = (f"{name} · expert", None, sorted(previous), previous, 1)
 
     projects = load_projects(layout)
     report = PushReport()
     media_dir = str((layout.root / "media").resolve())
-    for key, (title, items_of, ids, previous_votes) in plan.items():
+    for key, (title, items_of, ids, previous_votes, k) in plan.items():
         known = projects.get(key)
         project = client.project(known["id"]) if known else None
-        k = 1 if stage == EXPERT else votes_per_item
         if project is None:
             project = client.create_project(
                 title, labeling_config(taxonomy, stage == EXPERT), instructions(taxonomy), k

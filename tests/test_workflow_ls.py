@@ -151,6 +151,17 @@ def test_crosscheck_consistency_expert_and_final_labels(workflow):
     set_active(layout, "A1", False)
     people = pq.read_table(layout.manifests / "annotators.parquet").to_pandas().set_index("annotator_id")
     assert not people.loc["A1", "active"]
+    # Personnel adjustment: A1's label votes stop counting and their items get fresh votes instead.
+    lost = votes[(votes["annotator_id"] == "A1") & (votes["stage"] == "label")]
+    relabel = push(layout, "relabel", client, EMOTIONS6)
+    assert sum(relabel.imported.values()) == lost["video_id"].nunique() > 0
+    assert simulate(layout, "relabel", client, EMOTIONS6, seed=2).posted == len(lost)
+    pull(layout, client, EMOTIONS6)
+    votes = pd.read_parquet(layout.votes)
+    fresh = votes[votes["stage"] == "relabel"]
+    assert sorted(fresh["video_id"]) == sorted(lost["video_id"]) and "A1" not in set(fresh["annotator_id"])
+    earlier = votes[votes["stage"] != "relabel"].groupby("video_id")["annotator_id"].apply(set)
+    assert all(row.annotator_id not in earlier[row.video_id] for row in fresh.itertuples()), "fresh eyes only"
     with pytest.raises(ValueError, match="unknown annotator"):
         set_active(layout, "nobody", False)
 
