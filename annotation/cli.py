@@ -177,3 +177,15 @@ def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
 
     _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to))
     out.print(f"{annotator} moved to group {to}")
+
+
+@workflow_app.command()
+def credentials(dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Set one-time passwords for the annotators' accounts; writes them to a 0600 file, never to the screen."""
+    from annotation.server import load_config
+    from annotation.workflow import issue_credentials
+    from emotions_data.layout import DatasetLayout
+
+    server = _run(lambda: load_config(config, data_dir=data_dir))
+    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, server.data_dir))
+    out.print(f"logins and one-time passwords: {path} (readable by you only); hand each annotator theirs")

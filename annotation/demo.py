@@ -73,7 +73,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
         push(layout, "relabel", client, EMOTIONS6)
         relabelled = simulate(layout, "relabel", client, EMOTIONS6, seed=0).posted
         pull(layout, client, EMOTIONS6)
-        log(f"relabel: {relabelled} annotations posted by the updated groups")
+        log(f"relabel: {relabelled} fresh annotations (by annotators who had not seen the items)")
         counted = counted_votes(layout, pd.read_parquet(layout.votes))
         write_table_atomic(layout.needs_expert, final_labels(counted, EMOTIONS6).needs_expert)
         push(layout, "expert", client, EMOTIONS6, min_agreement=0.5)

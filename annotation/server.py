@@ -24,6 +24,7 @@ first creates the admin user: a token changed later is refused by the health che
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -32,6 +33,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import time
 import tomllib
 import urllib.error
@@ -693,6 +695,30 @@ def status(config: ServerConfig) -> ServerStatus:
     if token_ok is False:
         return ServerStatus(True, False, data_dir, **common, token_ok=False, detail="running, API token refused")
     return ServerStatus(True, True, data_dir, **common, token_ok=token_ok, user=user, detail="running")
+
+
+def set_passwords(config: ServerConfig, passwords: dict[str, str]) -> None:
+    """Set account passwords (keyed by login e-mail) through Label Studio's Django shell. The script goes
+    through stdin, never argv; unknown e-mails are an error."""
+    script = (
+        "import json\nfrom users.models import User\n"
+        f"data = json.loads({json.dumps(json.dumps(passwords))})\n"
+        "missing = [e for e in data if not User.objects.filter(email=e).exists()]\n"
+        "print('MISSING', json.dumps(missing)) if missing else None\n"
+        "for email, password in ([] if missing else data.items()):\n"
+        "    user = User.objects.get(email=email)\n    user.set_password(password)\n    user.save()\n"
+        "print('PASSWORDS-SET', 0 if missing else len(data))\n"
+    )
+    line = f"exec(__import__('base64').b64decode('{base64.b64encode(script.encode()).decode()}').decode())\n"
+    data_dir = config.data_dir.expanduser().absolute()
+    proc = subprocess.run(
+        [str(find_executable(config)), "shell"], input=line, capture_output=True, text=True, timeout=300,
+        env=_server_env(config, data_dir / LS_DATA, None), start_new_session=True,
+    )  # fmt: skip
+    if f"PASSWORDS-SET {len(passwords)}" not in proc.stdout:
+        missing = re.search(r"MISSING (\[.*\])", proc.stdout)
+        reason = f"no account for {', '.join(json.loads(missing.group(1)))}" if missing else "see the server log"
+        raise ServerError(f"could not set passwords in {data_dir}: {reason}")
 
 
 def connect(config: ServerConfig) -> ServerConfig:

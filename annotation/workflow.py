@@ -42,7 +42,8 @@ ACCOUNT_DOMAIN = "annotators.invalid"  # Label Studio logins are pseudonymous: e
 
 
 def account_email(annotator_id: str) -> str:
-    return f"{annotator_id}@{ACCOUNT_DOMAIN}"
+    """The Label Studio login of an annotator: lower case, because its login form lower-cases e-mails."""
+    return f"{annotator_id.lower()}@{ACCOUNT_DOMAIN}"
 
 
 # ---------------------------------------------------------------- state files
@@ -153,6 +154,28 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
     counted = counted_votes(layout, votes)
     lost = votes[(votes["stage"] == LABEL) & ~votes.index.isin(counted.index)]
     return lost.groupby("video_id").size()
+
+
+def issue_credentials(layout: DatasetLayout, server_config, data_dir: Path) -> Path:
+    """One-time passwords for every active account, set in Label Studio and written to a 0600 CSV in the
+    server's data folder (a secret, like the admin's credentials): the lead hands each person theirs."""
+    import secrets
+
+    from annotation.server import set_passwords
+
+    people = load_annotators(layout)
+    people = people[people["active"]]
+    logins = {account_email(a): secrets.token_urlsafe(12) for a in people["annotator_id"]}
+    set_passwords(server_config, logins)
+    path = data_dir / "annotator-credentials.csv"
+    text = "annotator_id,login,password\n" + "".join(
+        f"{a},{account_email(a)},{logins[account_email(a)]}\n" for a in people["annotator_id"]
+    )
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.touch(mode=0o600)
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
 
 
 def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: str | None = None) -> None:

@@ -188,3 +188,38 @@ def test_annotate_commands_through_the_cli(workflow, ls_server):
     missing = run("pull", str(layout.root), "--data-dir", str(layout.root / "no-server"))
     lines = [ln for ln in missing.stderr.splitlines() if ln.strip()]
     assert missing.returncode == 1 and len(lines) == 1 and "no Label Studio running" in lines[0]
+
+
+def _login(url: str, email: str, password: str) -> dict:
+    """Log in through Label Studio's own login form, as a person in a browser would; returns whoami."""
+    import http.cookiejar
+    import json
+    import re
+    import urllib.parse
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.ProxyHandler({}))
+    page = opener.open(f"{url}/user/login/").read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": token}).encode()
+    opener.open(urllib.request.Request(f"{url}/user/login/", data=form, headers={"Referer": f"{url}/user/login/"}))
+    return json.loads(opener.open(f"{url}/api/current-user/whoami").read())
+
+
+def test_one_time_passwords_let_annotators_log_in(workflow, ls_server, tmp_path):
+    import csv
+    import stat
+    import urllib.error
+
+    from annotation.workflow import issue_credentials
+
+    layout, _, _ = workflow
+    path = issue_credentials(layout, ls_server.config, tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rows = list(csv.DictReader(path.open()))
+    assert {r["annotator_id"] for r in rows} >= {"A3", "EX"} and all(len(r["password"]) >= 16 for r in rows)
+    first = rows[0]
+    assert _login(ls_server.config.url, first["login"], first["password"])["email"] == first["login"]
+    with pytest.raises(urllib.error.HTTPError):
+        _login(ls_server.config.url, first["login"], "wrong-password")
