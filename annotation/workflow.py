@@ -278,12 +278,19 @@ def push(
     for key, (title, items_of, ids, previous_votes, k) in plan.items():
         known = projects.get(key)
         project = client.project(known["id"]) if known else None
+        config, guide = labeling_config(taxonomy, stage == EXPERT), instructions(taxonomy)
         if project is None:
-            project = client.create_project(
-                title, labeling_config(taxonomy, stage == EXPERT), instructions(taxonomy), k
-            )
-        elif project.get("maximum_annotations") != k:
-            client.set_maximum_annotations(project["id"], k)
+            project = client.create_project(title, config, guide, k)
+        else:  # an existing project follows the current taxonomy, instructions and vote count
+            changed = {
+                key: value
+                for key, value in (("title", title), ("label_config", config), ("expert_instruction", guide))
+                if project.get(key) != value
+            }
+            if changed:
+                client.call("PATCH", f"/api/projects/{project['id']}", changed)
+            if project.get("maximum_annotations") != k:
+                client.set_maximum_annotations(project["id"], k)
         projects[key] = {"id": project["id"], "title": title, "stage": stage, "items_of": items_of}
         _save_projects(layout, projects)
         client.ensure_local_storage(project["id"], media_dir)

@@ -65,8 +65,11 @@ def test_push_is_idempotent_and_verifies_vote_counts(workflow):
     layout, client, _ = workflow
     first = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
     assert sorted(first.imported.values()) == [3, 3, 3]
+    project_id = load_projects(layout)["label/A"]["id"]
+    client.call("PATCH", f"/api/projects/{project_id}", {"expert_instruction": "stale"})
     again = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
     assert set(again.imported.values()) == {0}
+    assert "with sound" in client.project(project_id)["expert_instruction"], "push updates existing projects"
     for project in load_projects(layout).values():
         remote = client.project(project["id"])
         assert remote["maximum_annotations"] == 2 and "Excitation" in remote["label_config"]
