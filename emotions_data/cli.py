@@ -314,6 +314,50 @@ def labels(
     console.print(f"labels: {layout.labels}", highlight=False)
 
 
+@app.command()
+def split(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    seed: Annotated[int, typer.Option()] = 0,
+    ratios: Annotated[str, typer.Option(help="train,val,test")] = "0.8,0.1,0.1",
+    balanced_per_class: Annotated[int | None, typer.Option(help="balanced variant: per class and split")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="test_oriented variant: test items per class")] = None,
+    check: Annotated[bool, typer.Option("--check", help="only run the leakage gate on the written splits")] = False,
+) -> None:
+    """Group-aware stratified splits (full, balanced, test_oriented) into manifests/splits.parquet."""
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.splits import SplitSettings
+    from emotions_data.splitting import LeakageError, check_splits, split_dataset
+
+    layout = DatasetLayout(dataset)
+    try:
+        if check:
+            problems = check_splits(layout)
+            if problems:
+                raise LeakageError(problems)
+            Console().print(f"leakage gate passed: {layout.splits}", highlight=False)
+            return
+        parts = tuple(float(x) for x in ratios.split(","))
+        settings = SplitSettings(parts, seed, balanced_per_class, test_per_class)  # type: ignore[arg-type]
+        outcome = split_dataset(layout, settings)
+    except LeakageError as exc:
+        for problem in exc.problems:
+            print(f"leak: {problem}", file=sys.stderr)
+        raise fail(f"{layout.splits}: leakage gate failed with {len(exc.problems)} problem(s)") from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    table = outcome.result.deviation.pivot_table(
+        index=["variant", "label"], columns="split", values="count", aggfunc="sum"
+    )
+    Console().print(table.fillna(0).astype(int).to_string())
+    full = outcome.result.deviation.query("variant == 'full'")
+    Console().print(
+        f"full: largest per-class deviation from the ratios {full['deviation'].abs().max():.4f}; "
+        f"{len(set(outcome.result.groups))} groups; {outcome.n_unlabelled} ok video(s) without a final label left out",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    Console().print(f"splits: {layout.splits} (leakage gate passed)", highlight=False)
+
+
 def _mount_server_commands() -> None:
     from annotation.cli import workflow_app
     from annotation.server import server_app

@@ -140,7 +140,7 @@ def corpus_plan(clips_per_class: int = 5, seed: int = 7) -> list[tuple[CorpusIte
                 tone_shift=round(rng.uniform(0.95, 1.05), 3),
                 **profile,  # type: ignore[arg-type]
             )
-            plan.append((CorpusItem(f"{label.lower()}_{k:02d}{spec.suffix}", "good", label, f"u{n % 8:02d}"), spec))
+            plan.append((CorpusItem(f"{label.lower()}_{k:02d}{spec.suffix}", "good", label, f"u{n % 15:02d}"), spec))
             n += 1
     bad = [
         ("silent_clip.mp4", "no_audio", ClipSpec("Neutral", 9001, audio=False)),

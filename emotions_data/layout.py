@@ -27,6 +27,10 @@ class DatasetLayout:
         return self.manifests / "labels.parquet"
 
     @property
+    def splits(self) -> Path:
+        return self.manifests / "splits.parquet"
+
+    @property
     def needs_expert(self) -> Path:
         return self.manifests / "needs_expert.parquet"
 

@@ -201,3 +201,12 @@ ANNOTATORS_SCHEMA = pa.schema(
 ASSIGNMENTS_SCHEMA = pa.schema(
     [pa.field("video_id", pa.string(), nullable=False), pa.field("group", pa.string(), nullable=False)]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `manifests/splits.parquet`: which video is in which split of which variant.
+SPLITS_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),  # full, balanced, test_oriented
+        pa.field("split", pa.string(), nullable=False),  # train, val, test
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
