@@ -358,6 +358,52 @@ def split(
     Console().print(f"splits: {layout.splits} (leakage gate passed)", highlight=False)
 
 
+@app.command()
+def release(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
+    name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
+    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
+) -> None:
+    """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
+    from annotation.votes import read_votes
+    from annotation.workflow import counted_votes
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.release import write_release
+    from emotions_data.splitting import LeakageError
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    layout = DatasetLayout(dataset)
+    try:
+        tax = resolve_taxonomy(taxonomy)
+        votes = counted_votes(layout, read_votes(layout.votes, tax)) if layout.votes.exists() else None
+        folder = write_release(layout, version, votes=votes, taxonomy=tax, name=name, card=_card_writer(layout))
+    except LeakageError as exc:
+        for problem in exc.problems:
+            print(f"leak: {problem}", file=sys.stderr)
+        raise fail(f"release {version} not written: leakage gate failed with {len(exc.problems)} problem(s)") from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    meta = json.loads((folder / "release.json").read_text())
+    for variant, counts in meta["variants"].items():
+        Console().print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
+    console.print(f"release: {folder}", highlight=False)
+
+
+def _card_writer(layout):
+    """The dataset card writer, or None while the card module is not available."""
+    try:
+        from emotions_data.card import build_metadata, write_card
+    except ImportError:
+        return None
+
+    def write(release_dir: Path, votes) -> list[Path]:
+        meta = build_metadata(release_dir, votes)
+        return write_card(meta, release_dir, [layout.root / "data_cards" / f"{meta.name}-{meta.version}"])
+
+    return write
+
+
 def _mount_server_commands() -> None:
     from annotation.cli import workflow_app
     from annotation.server import server_app

@@ -58,6 +58,7 @@ class IngestReport:
     reason_counts: dict[str, dict[str, int]]  # status -> reason -> count, for the non-ok rows
     media_seconds: float  # total duration of ok media
     swept_temporaries: int = 0
+    settings: dict | None = None  # the ingest settings of the run, secrets left out
 
     @property
     def throughput(self) -> float:
@@ -245,6 +246,7 @@ def ingest(
         media_log.compact()
 
         report = summarise(table, processed, time.perf_counter() - started, swept)
+        report.settings = public_settings(settings)
         write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
         return report
 
@@ -364,6 +366,14 @@ def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
         for path in layout.media.glob("*.mp4"):
             if layout.relative(path) not in keep:
                 path.unlink(missing_ok=True)
+
+
+def public_settings(settings: IngestSettings) -> dict:
+    """The settings as a plain dict, without the secrets (cookies file, proxy)."""
+    values = asdict(settings)
+    for secret in ("cookies_file", "proxy"):
+        values["download"].pop(secret, None)
+    return values
 
 
 def summarise(table: pa.Table, processed: dict[str, int], elapsed_s: float, swept: int) -> IngestReport:

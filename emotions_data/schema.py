@@ -210,3 +210,37 @@ SPLITS_SCHEMA = pa.schema(
         pa.field("split", pa.string(), nullable=False),  # train, val, test
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `releases/X.Y.Z/data/<variant>/<split>.parquet`: what a release publishes per video (never the media).
+RELEASE_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("label_index", pa.int32(), nullable=False),  # position in the taxonomy's class order
+        pa.field("polarity", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("platform", pa.string()),
+        pa.field("sha256", pa.string()),  # of the original
+        pa.field("media_sha256", pa.string()),  # of the normalised file, to check a local copy
+        pa.field("duration_s", pa.float64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("fps", pa.float64()),
+        pa.field("confidence", pa.float64()),
+        pa.field("decided_by", pa.string()),
+        pa.field("n_votes", pa.int32()),
+        pa.field("agreement", pa.float64()),  # observed pairwise agreement of the item's counted votes
+        pa.field(
+            "votes",
+            pa.list_(
+                pa.struct(
+                    [
+                        pa.field("annotator_id", pa.string()),
+                        pa.field("stage", pa.string()),
+                        pa.field("label", pa.string()),
+                    ]
+                )
+            ),
+        ),
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})

@@ -1,0 +1,185 @@
+"""Versioned releases: manifests, the authors' split formats, the card and checksums; never media.
+
+A release is built in a temporary folder next to its final place and renamed into place as the
+last step, so `releases/X.Y.Z/` either exists whole or not at all. An existing version is never
+overwritten, and a release whose leakage gate fails is not written. See docs/release-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotions_data import __version__
+from emotions_data.layout import DatasetLayout
+from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION
+from emotions_data.splits import SPLITS, VARIANTS
+from emotions_data.splitting import LeakageError, check_splits
+from emotions_data.taxonomy import EMOTIONS6, Taxonomy
+
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
+LICENSE = "other"  # eMotions: academic use only; media are not redistributed
+SUBSET = {"train": "training", "val": "validation", "test": "testing"}  # ActivityNet-style subset names
+CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
+
+
+def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Taxonomy) -> pd.DataFrame:
+    """One release row per labelled ok video (all variants share it), with its counted votes."""
+    videos = pq.read_table(layout.videos_manifest).to_pandas()
+    videos = videos[videos["status"] == "ok"]
+    labels = pq.read_table(layout.labels).to_pandas()
+    rows = labels.merge(videos, on="video_id", how="inner", suffixes=("", "_video"))
+    rows["label_index"] = rows["label"].map(taxonomy.index)
+    rows["polarity"] = rows["label"].map(taxonomy.polarity)
+    rows["duration_s"] = rows["media_duration_s"].fillna(rows["duration_s"])
+    if votes is not None and len(votes):
+        crowd = votes[votes["stage"] != "expert"]
+        counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+        m = counts.sum(axis=1)
+        pairs = (counts * (counts - 1)).sum(axis=1)
+        agreement = (pairs / (m * (m - 1))).where(m >= 2)
+        rows["agreement"] = rows["video_id"].map(agreement)
+        grouped = votes.groupby("video_id")[["annotator_id", "stage", "label"]].apply(lambda f: f.to_dict("records"))
+        rows["votes"] = rows["video_id"].map(grouped)
+    else:
+        rows["agreement"] = np.nan
+        rows["votes"] = None
+    rows["votes"] = rows["votes"].apply(lambda v: v if isinstance(v, list) else [])
+    return rows
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    columns = {}
+    for field in RELEASE_SCHEMA:
+        values = frame[field.name] if field.name in frame.columns else pd.Series([None] * len(frame))
+        values = values.astype(object).where(values.notna(), None) if field.name != "votes" else values
+        columns[field.name] = pa.array(values.tolist(), type=field.type)
+    return pa.Table.from_pydict(columns, schema=RELEASE_SCHEMA)
+
+
+def _write_official(folder: Path, rows: pd.DataFrame, taxonomy: Taxonomy) -> None:
+    """The authors' formats, so their code reads our releases: UCF101-style lists and the JSON."""
+    folder.mkdir(parents=True)
+    (folder / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(taxonomy.classes)))
+    for split, name in (("train", "trainlist01.txt"), ("val", "vallist01.txt"), ("test", "testlist01.txt")):
+        part = rows[rows["split"] == split].sort_values("video_id")
+        (folder / name).write_text(
+            "".join(f"{lab}/{vid}\n" for lab, vid in zip(part["label"], part["video_id"], strict=True))
+        )
+    database = {
+        vid: {"subset": SUBSET[split], "annotations": {"label": lab}}
+        for vid, split, lab in sorted(zip(rows["video_id"], rows["split"], rows["label"], strict=True))
+    }
+    (folder / "emotions.json").write_text(
+        json.dumps({"labels": list(taxonomy.classes), "database": database}, indent=1)
+    )
+
+
+def _sha256sums(folder: Path) -> str:
+    lines = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {path.relative_to(folder).as_posix()}\n")
+    return "".join(lines)
+
+
+def _annotation_summary(layout: DatasetLayout, votes: pd.DataFrame | None, labels: pd.DataFrame) -> dict:
+    summary: dict = {"decided_by": labels["decided_by"].value_counts().to_dict()}
+    people = layout.manifests / "annotators.parquet"
+    if people.exists():
+        frame = pq.read_table(people).to_pandas()
+        crowd = frame[frame["role"] == "annotator"]
+        summary["n_annotators"] = len(crowd)
+        summary["n_experts"] = int((frame["role"] == "expert").sum())
+        summary["groups"] = {str(g): int(n) for g, n in crowd["group"].value_counts().sort_index().items()}
+    if votes is not None and len(votes):
+        per_item = votes[votes["stage"] != "expert"].groupby("video_id").size().value_counts().sort_index()
+        summary["votes_per_item"] = {str(k): int(n) for k, n in per_item.items()}
+        summary["stages"] = {str(s): int(n) for s, n in votes["stage"].value_counts().items()}
+    return summary
+
+
+def write_release(
+    layout: DatasetLayout,
+    version: str,
+    *,
+    votes: pd.DataFrame | None = None,
+    taxonomy: Taxonomy = EMOTIONS6,
+    name: str | None = None,
+    license_id: str = LICENSE,
+    card: CardWriter | None = None,
+) -> Path:
+    """Write `releases/<version>/`. Raises ValueError (bad or existing version, missing inputs) or
+    LeakageError (nothing is written then)."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(f"version {version!r} must look like X.Y.Z")
+    releases = layout.root / "releases"
+    final = releases / version
+    if final.exists():
+        raise ValueError(f"{final}: release {version} exists; versions are never overwritten")
+    if not layout.splits.exists():
+        raise ValueError(f"{layout.splits}: no splits (run 'emotions split' first)")
+    problems = check_splits(layout)
+    if problems:
+        raise LeakageError(problems)
+    releases.mkdir(parents=True, exist_ok=True)
+    for stale in releases.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+    rows = release_rows(layout, votes, taxonomy)
+    splits = pq.read_table(layout.splits).to_pandas()
+    labels = pq.read_table(layout.labels).to_pandas()
+    tmp = releases / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        files: dict[str, dict[str, str]] = {}
+        counts: dict[str, dict[str, int]] = {}
+        for variant in VARIANTS:
+            part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
+            for split in SPLITS:
+                subset = part[part["split"] == split].sort_values("video_id")
+                path = tmp / "data" / variant / f"{split}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(_table(subset), path)
+                files.setdefault(variant, {})[split] = path.relative_to(tmp).as_posix()
+                counts.setdefault(variant, {})[split] = len(subset)
+            _write_official(tmp / "official" / variant, part, taxonomy)
+        ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
+        meta = {
+            "name": name or layout.root.resolve().name, "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "toolkit_version": __version__,
+            "schema_version": SCHEMA_VERSION, "license": license_id,
+            "taxonomy": {"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
+            "variants": counts, "files": files, "ingest": ingest,
+            "annotation": _annotation_summary(layout, votes, labels),
+        }  # fmt: skip
+        (tmp / "release.json").write_text(json.dumps(meta, indent=2))
+        if card is not None:
+            card(tmp, votes)
+        (tmp / "SHA256SUMS").write_text(_sha256sums(tmp))
+        os.rename(tmp, final)  # the commit: fails rather than replace a version created meanwhile
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def verify_release(folder: Path) -> list[str]:
+    """Files whose checksum does not match SHA256SUMS (or that are missing)."""
+    bad = []
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        digest, _, rel = line.partition("  ")
+        path = folder / rel
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            bad.append(rel)
+    return bad
