@@ -390,6 +390,41 @@ def release(
     console.print(f"release: {folder}", highlight=False)
 
 
+@app.command("import-official")
+def import_official_cmd(
+    path: Annotated[Path, typer.Argument(help="the authors' release folder, or a folder per class")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
+    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML (VideoEmotion-8, Ekman-6, ...)")] = (
+        "emotions6"
+    ),
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+) -> None:
+    """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
+    labels and split, so splits, cards and the baseline run on it."""
+    from emotions_data.executor import make_executor
+    from emotions_data.official import import_official
+    from emotions_data.settings import load_settings
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    try:
+        settings = load_settings(config, workers=workers)
+        with _progress() as progress, make_executor("local", settings.workers) as pool:
+            report, found = import_official(path, out, resolve_taxonomy(taxonomy), settings, executor=pool,
+                                            progress=_ProgressBar(progress))  # fmt: skip
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from None
+    print_report(report)
+    split_counts = pd_counts(found.splits.values())
+    console.print(f"labels: {len(found.labels)} videos; official split: {split_counts or 'none'}", highlight=False)
+
+
+def pd_counts(values) -> str:
+    from collections import Counter
+
+    return ", ".join(f"{k} {v}" for k, v in sorted(Counter(values).items()))
+
+
 def _card_writer(layout):
     """The dataset card writer, or None while the card module is not available."""
     try:

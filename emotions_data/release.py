@@ -145,7 +145,8 @@ def write_release(
     try:
         files: dict[str, dict[str, str]] = {}
         counts: dict[str, dict[str, int]] = {}
-        for variant in VARIANTS:
+        present = list(splits["variant"].unique())
+        for variant in [v for v in VARIANTS if v in present] + sorted(set(present) - set(VARIANTS)):
             part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
             for split in SPLITS:
                 subset = part[part["split"] == split].sort_values("video_id")

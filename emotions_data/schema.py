@@ -163,6 +163,7 @@ class DecidedBy(StrEnum):
     MAJORITY = "majority"
     MODEL = "model"  # Dawid-Skene posterior
     EXPERT = "expert"
+    OFFICIAL = "official"  # imported with a published dataset
 
 
 #: `manifests/labels.parquet`: one final label per decided video.

@@ -13,7 +13,7 @@ from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import SPLITS_SCHEMA
 from emotions_data.settings import DedupSettings
-from emotions_data.splits import SplitResult, SplitSettings, find_leaks, make_splits
+from emotions_data.splits import VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
 from emotions_data.storage import write_table_atomic
 
 
@@ -74,8 +74,18 @@ def split_dataset(layout: DatasetLayout, settings: SplitSettings) -> SplitOutcom
     problems = find_leaks(labelled, result.splits)
     if problems:
         raise LeakageError(problems)
-    write_table_atomic(layout.splits, pa.Table.from_pandas(result.splits, schema=SPLITS_SCHEMA, preserve_index=False))
+    kept = _kept_variants(layout)
+    frame = pd.concat([kept, result.splits], ignore_index=True) if len(kept) else result.splits
+    write_table_atomic(layout.splits, pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False))
     return SplitOutcome(result, len(items) - len(labelled))
+
+
+def _kept_variants(layout: DatasetLayout) -> pd.DataFrame:
+    """Variants `split` does not make (an imported dataset's `official` split) survive a re-split."""
+    if not layout.splits.exists():
+        return pd.DataFrame(columns=SPLITS_SCHEMA.names)
+    frame = pq.read_table(layout.splits).to_pandas()
+    return frame[~frame["variant"].isin(VARIANTS)]
 
 
 def check_splits(layout: DatasetLayout) -> list[str]:
