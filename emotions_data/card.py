@@ -191,7 +191,9 @@ def _files_from_release(info: dict[str, Any], release_dir: Path) -> dict[str, di
         parts = Path(rel).parts
         if len(parts) == 3 and parts[0] == "data" and rel.endswith(".parquet"):
             files.setdefault(parts[1], {})[Path(parts[2]).stem] = Path(rel).as_posix()
-    return {v: {s: files[v][s] for s in _ordered(list(files[v]), SPLIT_ORDER)} for v in _ordered(list(files), VARIANT_ORDER)}
+    return {
+        v: {s: files[v][s] for s in _ordered(list(files[v]), SPLIT_ORDER)} for v in _ordered(list(files), VARIANT_ORDER)
+    }
 
 
 def _release_votes(full: pd.DataFrame) -> pd.DataFrame:
@@ -345,8 +347,12 @@ def render_yaml_header(meta: CardMetadata) -> str:
     lines += ["tags:", *(f"- {_q(x)}" for x in meta.tags)]
     lines.append("configs:")
     for variant, splits in meta.files.items():
+        # Empty splits are left out: `datasets` cannot read a 0-row Parquet file (pyarrow "BatchSize ... 0").
+        present = {s: p for s, p in splits.items() if meta.variants.get(variant, {}).get(s, 0) > 0}
+        if not present:
+            continue
         lines += [f"- config_name: {_q(variant)}", "  data_files:"]
-        for split, path in splits.items():
+        for split, path in present.items():
             lines += [f"  - split: {_q(split)}", f"    path: {_q(path)}"]
         if variant == "full":
             lines.append("  default: true")
@@ -376,7 +382,7 @@ def agreement_summary(meta: CardMetadata) -> list[str]:
     a = meta.agreement
     if not a:
         return ["No vote table was given, so agreement was not computed."]
-    conf = int(round(100 * float(a.get("confidence") or 0.95)))
+    conf = round(100 * float(a.get("confidence") or 0.95))
     out = [
         f"Krippendorff's alpha (nominal): {fmt(a.get('krippendorff_alpha'))}, {conf}% bootstrap CI "
         f"{fmt_ci(a.get('alpha_ci'))} ({a.get('n_bootstrap')} resamples over items).",
@@ -385,7 +391,9 @@ def agreement_summary(meta: CardMetadata) -> list[str]:
         out.append(f"Fleiss' kappa: {fmt(a['fleiss_kappa'])}, {conf}% CI {fmt_ci(a.get('fleiss_kappa_ci'))}.")
     else:
         out.append(f"Fleiss' kappa: n/a ({a.get('fleiss_kappa_absent_reason')}).")
-    out.append(f"Mean pairwise Cohen's kappa: {fmt(a.get('cohen_kappa_mean'))} over {a.get('cohen_kappa_pairs')} pairs.")
+    out.append(
+        f"Mean pairwise Cohen's kappa: {fmt(a.get('cohen_kappa_mean'))} over {a.get('cohen_kappa_pairs')} pairs."
+    )
     per_class = a.get("per_class") or {}
     out.append(
         "Per-class alpha (one class against the rest): "
@@ -405,7 +413,10 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
     ing = meta.ingest
     a = meta.agreement
     lines = [render_yaml_header(meta), f"# {meta.title}", ""]
-    lines += [meta.description or f"{meta.title}: short videos labelled with one of {len(classes)} emotion classes.", ""]
+    lines += [
+        meta.description or f"{meta.title}: short videos labelled with one of {len(classes)} emotion classes.",
+        "",
+    ]
     lines += [
         f"Version **{meta.version}**, created {meta.created_at or 'n/a'} with the `emotions` toolkit "
         f"{meta.toolkit_version or 'n/a'} (schema {meta.schema_version or 'n/a'}). Homepage: {meta.homepage or 'n/a'}.",
@@ -430,22 +441,31 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
         "",
         *_table(["index", "class", "polarity"], [[i, c, polarity.get(c, "n/a")] for i, c in enumerate(classes)]),
         "",
-        "Rows per variant and split (`full` = every labelled video; `balanced` and `test_oriented` are samplings of it):",
+        "Rows per variant and split (`full` = every labelled video; `balanced` and `test_oriented` sample it; "
+        "empty splits are not listed as configs in the header):",
         "",
     ]
     splits = _ordered(list({s for v in meta.variants.values() for s in v}), SPLIT_ORDER)
     lines += _table(
         ["variant", *splits, "total", "files"],
         [
-            [v, *(meta.variants[v].get(s, 0) for s in splits), sum(meta.variants[v].values()),
-             ", ".join(f"`{p}`" for p in meta.files.get(v, {}).values())]
+            [
+                v,
+                *(meta.variants[v].get(s, 0) for s in splits),
+                sum(meta.variants[v].values()),
+                ", ".join(f"`{p}`" for p in meta.files.get(v, {}).values()),
+            ]
             for v in meta.variants
         ],
     )
     lines += ["", "Class counts per variant and split:", ""]
     lines += _table(
         ["variant/split", *classes],
-        [[f"{v}/{s}", *(counts.get(c, 0) for c in classes)] for v, per in meta.class_counts.items() for s, counts in per.items()],
+        [
+            [f"{v}/{s}", *(counts.get(c, 0) for c in classes)]
+            for v, per in meta.class_counts.items()
+            for s, counts in per.items()
+        ],
     )
     st = meta.duration_stats
     lines += [
@@ -458,8 +478,10 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
         "Columns of every Parquet file: " + ", ".join(f"`{n}` ({t})" for n, t in meta.columns) + ".",
         "",
     ]
-    for name, alt in (("class_distribution", "class distribution per split and variant"),
-                      ("duration_histogram", "duration histogram")):
+    for name, alt in (
+        ("class_distribution", "class distribution per split and variant"),
+        ("duration_histogram", "duration histogram"),
+    ):
         if name in plots:
             lines += [f"![{alt}](plots/{name}.png)", ""]
     lines += ["## Collection and cleaning", ""]
@@ -472,10 +494,15 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
     ]
     reasons = [[st_, r, n] for st_, per in (ing.get("reason_counts") or {}).items() for r, n in per.items()]
     if reasons:
-        lines += _table(["status", "reason", "items"], reasons) + [""]
+        lines += [*_table(["status", "reason", "items"], reasons), ""]
     settings = _filter_settings(meta)
     if settings:
-        lines += ["Filter and duplicate settings:", "", *_table(["setting", "value"], [[k, v] for k, v in settings.items()]), ""]
+        lines += [
+            "Filter and duplicate settings:",
+            "",
+            *_table(["setting", "value"], [[k, v] for k, v in settings.items()]),
+            "",
+        ]
     lines += [
         "## Annotation process",
         "",
@@ -502,14 +529,22 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
             "",
             *_table(
                 ["class", "alpha", "CI", "votes"],
-                [[c, fmt(v.get("alpha")), fmt_ci(v.get("alpha_ci")), v.get("n_votes")] for c, v in a["per_class"].items()],
+                [
+                    [c, fmt(v.get("alpha")), fmt_ci(v.get("alpha_ci")), v.get("n_votes")]
+                    for c, v in a["per_class"].items()
+                ],
             ),
             "",
             *_table(
                 ["annotator", "votes", "agreement", "majority agreement", "mean Cohen's kappa"],
                 [
-                    [k, v.get("n_votes"), fmt(v.get("agreement")), fmt(v.get("majority_agreement")),
-                     fmt(v.get("cohen_kappa_mean"))]
+                    [
+                        k,
+                        v.get("n_votes"),
+                        fmt(v.get("agreement")),
+                        fmt(v.get("majority_agreement")),
+                        fmt(v.get("cohen_kappa_mean")),
+                    ]
                     for k, v in a["per_annotator"].items()
                 ],
             ),
@@ -517,18 +552,30 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
         ]
     else:
         lines += [agreement_summary(meta)[0], ""]
-    for name, alt in (("agreement_per_class", "agreement per class"),
-                      ("agreement_per_annotator", "agreement per annotator"),
-                      ("confusion", "annotator vote vs final label")):
+    for name, alt in (
+        ("agreement_per_class", "agreement per class"),
+        ("agreement_per_annotator", "agreement per annotator"),
+        ("confusion", "annotator vote vs final label"),
+    ):
         if name in plots:
             lines += [f"![{alt}](plots/{name}.png)", ""]
-    lines += ["## Uses", "", *(f"- {u}" for u in meta.uses), "", "Out of scope:", "", *(f"- {u}" for u in meta.out_of_scope)]
+    lines += [
+        "## Uses",
+        "",
+        *(f"- {u}" for u in meta.uses),
+        "",
+        "Out of scope:",
+        "",
+        *(f"- {u}" for u in meta.out_of_scope),
+    ]
     lines += ["", "### Limitations and biases", "", *(f"- {u}" for u in meta.limitations + meta.biases), ""]
     lines += ["### Personal and sensitive information", "", *(f"- {u}" for u in meta.personal_information), ""]
     lines += [
         "## Distribution and licence",
         "",
-        f"Licence: `{meta.license}`" + (f" ({meta.license_name})" if meta.license == "other" else "") + ". "
+        f"Licence: `{meta.license}`"
+        + (f" ({meta.license_name})" if meta.license == "other" else "")
+        + ". "
         + meta.license_terms,
         "",
         "Files: `data/<variant>/<split>.parquet` (above), official split lists under `official/`, this card "
@@ -546,8 +593,13 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
 
 # ---------------------------------------------------------------- Croissant (pure)
 
-_CR_TYPES = {"string": "sc:Text", "large_string": "sc:Text", "bool": "sc:Boolean", "double": "sc:Float",
-             "float": "sc:Float"}
+_CR_TYPES = {
+    "string": "sc:Text",
+    "large_string": "sc:Text",
+    "bool": "sc:Boolean",
+    "double": "sc:Float",
+    "float": "sc:Float",
+}
 
 
 def _cr_type(arrow_type: str) -> str:
@@ -560,9 +612,14 @@ def _cr_type(arrow_type: str) -> str:
     return "sc:Text"
 
 
+def _is_nested(arrow_type: str) -> bool:
+    return arrow_type.startswith(("list", "large_list", "struct", "map"))
+
+
 def croissant_jsonld(meta: CardMetadata) -> dict[str, Any]:
     """Croissant 1.0 JSON-LD with the RAI fields: one FileObject per Parquet file and one RecordSet per
-    variant/split whose fields are the Parquet columns (`votes` as a JSON text)."""
+    variant/split whose fields are the flat Parquet columns (nested ones, i.e. `votes`, are named in the
+    RecordSet's description: mlcroissant 1.x cannot read nested Parquet values into fields)."""
     ann = meta.annotation
     distribution = [
         {
@@ -578,7 +635,15 @@ def croissant_jsonld(meta: CardMetadata) -> dict[str, Any]:
         for variant, splits in meta.files.items()
         for split, path in splits.items()
     ]
-    descriptions = {"votes": "Counted votes of the item: list of {annotator_id (pseudonymous), stage, label}."}
+    flat = [(n, t) for n, t in meta.columns if not _is_nested(t)]
+    nested = [n for n, t in meta.columns if _is_nested(t)]
+    note = (
+        f" The Parquet file also holds {', '.join(f'`{n}`' for n in nested)} (nested lists/structs, e.g. the "
+        "item's counted votes as {annotator_id, stage, label}), which Croissant 1.0 cannot describe from "
+        "Parquet; read it with pyarrow, pandas or Hugging Face datasets."
+        if nested
+        else ""
+    )
     record_sets = []
     for variant, splits in meta.files.items():
         for split, path in splits.items():
@@ -588,18 +653,18 @@ def croissant_jsonld(meta: CardMetadata) -> dict[str, Any]:
                     "@type": "cr:RecordSet",
                     "@id": rs_id,
                     "name": rs_id,
-                    "description": f"One record per video of the {variant} variant, {split} split.",
+                    "description": f"One record per video of the {variant} variant, {split} split.{note}",
                     "key": {"@id": f"{rs_id}/video_id"},
                     "field": [
                         {
                             "@type": "cr:Field",
                             "@id": f"{rs_id}/{name}",
                             "name": name,
-                            "description": descriptions.get(name, f"Column `{name}` ({arrow_type})."),
+                            "description": f"Column `{name}` ({arrow_type}).",
                             "dataType": _cr_type(arrow_type),
                             "source": {"fileObject": {"@id": path}, "extract": {"column": name}},
                         }
-                        for name, arrow_type in meta.columns
+                        for name, arrow_type in flat
                     ],
                 }
             )

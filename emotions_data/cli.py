@@ -173,7 +173,7 @@ def demo(
 
     try:
         with _progress() as progress:
-            report, annotation = run_demo(
+            report, annotation, release_dir = run_demo(
                 out,
                 workers=workers,
                 progress=_ProgressBar(progress),
@@ -192,6 +192,8 @@ def demo(
             f"to browse the projects: emotions annotate server start --data-dir {out / '.label-studio'} "
             f"--document-root {out}", highlight=False, soft_wrap=True,
         )  # fmt: skip
+    if release_dir is not None:
+        console.print(f"release: {release_dir}  (card: {release_dir / 'README.md'})", highlight=False)
     console.print(f"dataset: {out}  (manifests in {out / 'manifests'})", highlight=False)
 
 

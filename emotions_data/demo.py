@@ -21,6 +21,9 @@ from pathlib import Path
 from emotions_data.taxonomy import EMOTIONS6
 
 DEMO_BASE_URL = "http://demo-corpus.invalid"
+CLIPS_PER_CLASS = 8  # enough for every split of every variant to hold each class
+DEMO_SPLIT_RATIOS = (0.6, 0.2, 0.2)  # a small corpus needs larger val/test shares to say anything
+DEMO_VERSION = "0.1.0"
 FFMPEG = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
 # class -> (live colour, dead colour, mould colour, generations per second, tone Hz, tremolo Hz)
@@ -126,7 +129,7 @@ class CorpusItem:
     uploader: str
 
 
-def corpus_plan(clips_per_class: int = 5, seed: int = 7) -> list[tuple[CorpusItem, ClipSpec | None]]:
+def corpus_plan(clips_per_class: int = CLIPS_PER_CLASS, seed: int = 7) -> list[tuple[CorpusItem, ClipSpec | None]]:
     rng = random.Random(seed)
     plan: list[tuple[CorpusItem, ClipSpec | None]] = []
     n = 0
@@ -140,7 +143,7 @@ def corpus_plan(clips_per_class: int = 5, seed: int = 7) -> list[tuple[CorpusIte
                 tone_shift=round(rng.uniform(0.95, 1.05), 3),
                 **profile,  # type: ignore[arg-type]
             )
-            plan.append((CorpusItem(f"{label.lower()}_{k:02d}{spec.suffix}", "good", label, f"u{n % 15:02d}"), spec))
+            plan.append((CorpusItem(f"{label.lower()}_{k:02d}{spec.suffix}", "good", label, f"u{n // 2:02d}"), spec))
             n += 1
     bad = [
         ("silent_clip.mp4", "no_audio", ClipSpec("Neutral", 9001, audio=False)),
@@ -157,7 +160,7 @@ def corpus_plan(clips_per_class: int = 5, seed: int = 7) -> list[tuple[CorpusIte
     return plan
 
 
-def build_corpus(folder: Path, clips_per_class: int = 5) -> list[CorpusItem]:
+def build_corpus(folder: Path, clips_per_class: int = CLIPS_PER_CLASS) -> list[CorpusItem]:
     """Write the corpus files into `folder` (skipped when already built with the same plan)."""
     plan = corpus_plan(clips_per_class)
     digest = hashlib.sha1(json.dumps([(asdict(i), s and asdict(s)) for i, s in plan]).encode()).hexdigest()
@@ -222,9 +225,33 @@ def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], No
         log(f"serving {len(items)} files on {server.base_url}; ingesting through yt-dlp ...")
         with make_executor("local", workers) as pool:
             report = ingest([urls], out, settings, executor=pool, progress=progress)
-    annotation = None
+    annotation = release = None
     if annotate:
         from annotation.demo import run_annotation_demo
 
         annotation = run_annotation_demo(out, log)
-    return report, annotation
+        release = split_and_release(out, log)
+    return report, annotation, release
+
+
+def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
+    """Split the labelled demo videos and write release 0.1.0 with its card (kept when it exists)."""
+    from emotions_data.cli import _card_writer
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.release import write_release
+    from emotions_data.splits import SplitSettings
+    from emotions_data.splitting import split_dataset
+
+    layout = DatasetLayout(out)
+    folder = layout.root / "releases" / DEMO_VERSION
+    if folder.exists():
+        log(f"release {DEMO_VERSION} exists: kept as it is ({folder})")
+        return folder
+    split_dataset(layout, SplitSettings(ratios=DEMO_SPLIT_RATIOS, seed=0))
+    from annotation.votes import read_votes
+    from annotation.workflow import counted_votes
+
+    votes = counted_votes(layout, read_votes(layout.votes))
+    folder = write_release(layout, DEMO_VERSION, votes=votes, name="emotions-demo", card=_card_writer(layout))
+    log(f"split (60/20/20, group-aware) and released {DEMO_VERSION}: {folder}")
+    return folder

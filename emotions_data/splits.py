@@ -11,7 +11,8 @@ Variants (the paper's sampling rules are unpublished; ours are documented here a
   full           every ok, labelled video
   balanced       per split, every class cut down (seeded) to the split's rarest class count, or to a
                  fixed count per class and split (setting)
-  test_oriented  a larger class-balanced test set (`test_per_class` per class, whole groups only),
+  test_oriented  a larger class-balanced test set (`test_per_class` per class, default a quarter of
+                 the rarest class; whole groups only),
                  a stratified validation share of the rest, everything else for training
 """
 
@@ -31,7 +32,7 @@ class SplitSettings:
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     balanced_per_class: int | None = None  # None: each split's rarest class count
-    test_oriented_per_class: int | None = None  # None: a fifth of the rarest class
+    test_oriented_per_class: int | None = None  # None: a quarter of the rarest class
     test_oriented_val_ratio: float = 0.1
 
     def __post_init__(self) -> None:
@@ -96,13 +97,13 @@ def assign_splits(labels: np.ndarray, groups: np.ndarray, ratios: tuple[float, .
     if len(multi):
         members = _members(group_index, sizes)
         order = multi[np.lexsort((rng.random(len(multi)), -sizes[multi]))]
-        weight = 1.0 / np.maximum(class_totals, 1.0)
+        scale = 1.0 / np.maximum(target, 1e-9)
         for g in order:
             idx = members[g]
             counts = np.bincount(labels[idx], minlength=n_classes)
-            deficit = (target - filled) * weight
-            # the split whose remaining need this group's classes meet best; ties to the emptiest split
-            score = deficit @ counts - 1e-9 * (filled.sum(axis=1) / np.maximum(target.sum(axis=1), 1))
+            # the split furthest behind its own target on this group's classes (relative, so a small
+            # split is not starved by a big one); ties go to the emptiest split
+            score = ((target - filled) * scale) @ counts - 1e-9 * (filled.sum(axis=1) * scale.mean(axis=1))
             best = int(np.argmax(score))
             result[idx] = best
             filled[best] += counts
@@ -208,7 +209,7 @@ def _test_oriented(labels: np.ndarray, groups: np.ndarray, settings: SplitSettin
     split into train and val by the stratified group assignment."""
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     totals = np.bincount(labels, minlength=n_classes)
-    quota = settings.test_oriented_per_class or max(1, int(totals.min()) // 5)
+    quota = settings.test_oriented_per_class or max(1, int(totals.min()) // 4)
     out = np.full(len(labels), -1, dtype=np.int64)
     _, group_index, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     order = _members(group_index, sizes)

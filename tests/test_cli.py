@@ -138,7 +138,7 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     outcome = frame["reason"].where(frame["status"] != "ok", "ok")
     assert (outcome == frame["expected"]).all(), frame.loc[outcome != frame["expected"], ["video_id", "reason"]]
     good = frame[frame["status"] == "ok"]
-    assert len(good) == 30 and good["true_label"].value_counts().eq(5).all()
+    assert len(good) == 48 and good["true_label"].value_counts().eq(8).all()
     assert (good["extractor"] == "Generic").all()
     # The annotation workflow ran on a real Label Studio: every stage has votes, and the final labels
     # (majority, or the expert where the crowd did not agree) recover the classes the clips encode.
@@ -147,10 +147,19 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     assert set(votes["stage"]) >= {"label", "crosscheck"} and votes["ls_annotation_id"].is_unique
     assert (votes[votes["stage"] == "label"].groupby("video_id").size() == 3).all()
     labels = pd.read_parquet(tmp_path / "demo" / "manifests" / "labels.parquet").merge(good, on="video_id")
-    assert len(labels) >= 28 and (labels["label"] == labels["true_label"]).mean() >= 0.9
+    assert len(labels) >= 45 and (labels["label"] == labels["true_label"]).mean() >= 0.9
     people = pd.read_parquet(tmp_path / "demo" / "manifests" / "annotators.parquet")
     assert (~people["active"]).sum() >= 1, "the consistency evaluation dropped the weak annotator"
     assert "@example.org" not in (tmp_path / "demo" / "manifests" / "annotators.parquet").read_bytes().decode("latin-1")
+    # Split and released: every variant's every split holds every class, and the checksums hold.
+    from emotions_data.release import verify_release
+
+    release = tmp_path / "demo" / "releases" / "0.1.0"
+    assert verify_release(release) == []
+    for variant in ("full", "balanced", "test_oriented"):
+        for split in ("train", "val", "test"):
+            part = pd.read_parquet(release / "data" / variant / f"{split}.parquet")
+            assert part["label"].nunique() == 6, (variant, split)
     # Running it again is idempotent: nothing is fetched, posted or counted twice.
     before = pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet")
     run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
