@@ -472,8 +472,11 @@ def render_readme(meta: CardMetadata, plots: list[str] | None = None) -> str:
         "",
         f"Durations (full variant): min {fmt(st.get('min'), 1)} s, median {fmt(st.get('median'), 1)} s, "
         f"max {fmt(st.get('max'), 1)} s, total {fmt(st.get('total_hours'), 2)} h. Platforms: {_kv(meta.platforms)}.",
-        f"Split settings: {_kv(meta.split_settings)}. Splits keep uploader, same-content and near-duplicate groups "
-        "together (leakage gate).",
+        f"Split settings: {_kv({k: v for k, v in meta.split_settings.items() if k != 'rules'})}. Splits keep "
+        "uploader, same-content and near-duplicate groups together (leakage gate). How each variant is sampled "
+        "(the paper's own rules are unpublished; these are the toolkit's):",
+        "",
+        *[f"- `{variant}`: {rule}" for variant, rule in (meta.split_settings.get("rules") or {}).items()],
         "",
         "Columns of every Parquet file: " + ", ".join(f"`{n}` ({t})" for n, t in meta.columns) + ".",
         "",

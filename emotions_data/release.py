@@ -157,12 +157,14 @@ def write_release(
                 counts.setdefault(variant, {})[split] = len(subset)
             _write_official(tmp / "official" / variant, part, taxonomy)
         ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
+        split_record = layout.splits.with_suffix(".json")
+        split_settings = json.loads(split_record.read_text()) if split_record.exists() else {}
         meta = {
             "name": name or layout.root.resolve().name, "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "toolkit_version": __version__,
             "schema_version": SCHEMA_VERSION, "license": license_id,
             "taxonomy": {"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
-            "variants": counts, "files": files, "ingest": ingest,
+            "variants": counts, "files": files, "ingest": ingest, "split_settings": split_settings,
             "annotation": _annotation_summary(layout, votes, labels),
         }  # fmt: skip
         (tmp / "release.json").write_text(json.dumps(meta, indent=2))

@@ -25,6 +25,13 @@ import pandas as pd
 
 SPLITS = ("train", "val", "test")
 VARIANTS = ("full", "balanced", "test_oriented")
+VARIANT_RULES = {  # how each variant is sampled: printed in the dataset card
+    "full": "every ok video with a final label, split by the ratios, stratified by label, whole groups per split",
+    "balanced": "per split, every class cut down (seeded) to the split's rarest class count, or to "
+    "balanced_per_class; a subset of full",
+    "test_oriented": "whole groups drawn into a class-balanced test set of test_oriented_per_class per class "
+    "(default a quarter of the rarest class); a stratified validation share of the rest; the rest is training",
+}
 
 
 @dataclass(frozen=True)

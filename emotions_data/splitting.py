@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,8 @@ from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import SPLITS_SCHEMA
 from emotions_data.settings import DedupSettings
-from emotions_data.splits import VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
-from emotions_data.storage import write_table_atomic
+from emotions_data.splits import VARIANT_RULES, VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
+from emotions_data.storage import write_bytes_atomic, write_table_atomic
 
 
 class LeakageError(RuntimeError):
@@ -77,6 +78,12 @@ def split_dataset(layout: DatasetLayout, settings: SplitSettings) -> SplitOutcom
     kept = _kept_variants(layout)
     frame = pd.concat([kept, result.splits], ignore_index=True) if len(kept) else result.splits
     write_table_atomic(layout.splits, pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False))
+    record = {
+        **asdict(settings),
+        "rules": VARIANT_RULES,
+        "groups": "uploader, sha256, dup_of, near-duplicate fingerprints",
+    }
+    write_bytes_atomic(layout.splits.with_suffix(".json"), json.dumps(record, indent=2).encode())
     return SplitOutcome(result, len(items) - len(labelled))
 
 

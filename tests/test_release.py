@@ -67,6 +67,7 @@ def test_release_holds_every_variant_and_split_and_the_authors_formats(tmp_path)
     assert (full["label_index"] == full["label"].map(EMOTIONS6.index)).all()
     assert full["votes"].map(len).eq(3).all() and (full["agreement"] == 1.0).all()
     assert not list(folder.rglob("*.mp4")), "media are never part of a release"
+    assert meta["split_settings"]["seed"] == 0 and "balanced" in meta["split_settings"]["rules"]
     assert verify_release(folder) == []
 
 
