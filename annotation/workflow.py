@@ -146,6 +146,13 @@ def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
     return votes[~votes["annotator_id"].isin(dropped)]
 
 
+def read_counted_votes(layout: DatasetLayout, taxonomy: Taxonomy | None = None) -> pd.DataFrame | None:
+    """The dataset's counted votes (labels mapped to the taxonomy), or None without a vote table."""
+    from annotation.votes import read_votes
+
+    return counted_votes(layout, read_votes(layout.votes, taxonomy)) if layout.votes.exists() else None
+
+
 def dropped_votes(layout: DatasetLayout) -> pd.Series:
     """video_id -> how many label-stage votes of dropped annotators it lost (items that need relabelling)."""
     if not layout.votes.exists():

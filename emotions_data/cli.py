@@ -197,6 +197,13 @@ def demo(
     console.print(f"dataset: {out}  (manifests in {out / 'manifests'})", highlight=False)
 
 
+def leak_failure(exc, what: str) -> typer.Exit:
+    """One `leak:` line per offending pair, then the one-line error."""
+    for problem in exc.problems:
+        print(f"leak: {problem}", file=sys.stderr)
+    return fail(f"{what}: leakage gate failed with {len(exc.problems)} problem(s)")
+
+
 def _fmt(value: object, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -342,9 +349,7 @@ def split(
         settings = SplitSettings(parts, seed, balanced_per_class, test_per_class)  # type: ignore[arg-type]
         outcome = split_dataset(layout, settings)
     except LeakageError as exc:
-        for problem in exc.problems:
-            print(f"leak: {problem}", file=sys.stderr)
-        raise fail(f"{layout.splits}: leakage gate failed with {len(exc.problems)} problem(s)") from None
+        raise leak_failure(exc, str(layout.splits)) from None
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     table = outcome.result.deviation.pivot_table(
@@ -368,8 +373,7 @@ def release(
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:
     """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
-    from annotation.votes import read_votes
-    from annotation.workflow import counted_votes
+    from annotation.workflow import read_counted_votes
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release
     from emotions_data.splitting import LeakageError
@@ -378,12 +382,10 @@ def release(
     layout = DatasetLayout(dataset)
     try:
         tax = resolve_taxonomy(taxonomy)
-        votes = counted_votes(layout, read_votes(layout.votes, tax)) if layout.votes.exists() else None
+        votes = read_counted_votes(layout, tax)
         folder = write_release(layout, version, votes=votes, taxonomy=tax, name=name, card=_card_writer(layout))
     except LeakageError as exc:
-        for problem in exc.problems:
-            print(f"leak: {problem}", file=sys.stderr)
-        raise fail(f"release {version} not written: leakage gate failed with {len(exc.problems)} problem(s)") from None
+        raise leak_failure(exc, f"release {version} not written") from None
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     meta = json.loads((folder / "release.json").read_text())

@@ -247,11 +247,10 @@ def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     if folder.exists():
         log(f"release {DEMO_VERSION} exists: kept as it is ({folder})")
         return folder
-    split_dataset(layout, SplitSettings(ratios=DEMO_SPLIT_RATIOS, seed=0))
-    from annotation.votes import read_votes
-    from annotation.workflow import counted_votes
+    from annotation.workflow import read_counted_votes
 
-    votes = counted_votes(layout, read_votes(layout.votes))
+    split_dataset(layout, SplitSettings(ratios=DEMO_SPLIT_RATIOS, seed=0))
+    votes = read_counted_votes(layout)
     folder = write_release(layout, DEMO_VERSION, votes=votes, name="emotions-demo", card=_card_writer(layout))
     log(f"split (60/20/20, group-aware) and released {DEMO_VERSION}: {folder}")
     return folder
