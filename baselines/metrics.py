@@ -1,0 +1,40 @@
+"""Evaluation metrics of the baseline (pure numpy): WAR (accuracy), UAR, weighted F1, per-class and
+polarity accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class; columns: predicted class."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], class_polarity: np.ndarray | None = None
+) -> dict[str, object]:
+    """All the headline metrics; classes absent from `y_true` are left out of UAR and get no per-class accuracy."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    cm = confusion_matrix(y_true, y_pred, len(classes))
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    correct = np.diag(cm)
+    present = support > 0
+    recall = np.divide(correct, support, out=np.zeros(len(classes)), where=present)
+    precision = np.divide(correct, predicted, out=np.zeros(len(classes)), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(classes)), where=denom > 0)
+    result: dict[str, object] = {
+        "accuracy": float(correct.sum() / max(len(y_true), 1)),  # WAR
+        "uar": float(recall[present].mean()) if present.any() else float("nan"),
+        "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
+        "per_class_accuracy": {c: float(recall[i]) for i, c in enumerate(classes) if present[i]},
+        "confusion_matrix": cm.tolist(),
+        "n": len(y_true),
+    }
+    if class_polarity is not None:
+        result["polarity_accuracy"] = float(np.mean(class_polarity[y_true] == class_polarity[y_pred]))
+    return result
