@@ -1,0 +1,102 @@
+"""Release -> model inputs: video snippets and MFCC chunks per row of a release split.
+
+Media are not part of a release: they are looked up in the dataset folder the release came from
+(`DATASET/releases/X.Y.Z/` -> `DATASET/media/<video_id>.mp4`), or in any folder given.
+Frames are decoded by ffmpeg at height 240 (the paper's extraction), only the 128 the sampler picks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
+from baselines.sampling import apply_spatial, draw_spatial, frame_indices
+
+EXTRACT_HEIGHT = 240
+
+
+def count_frames(path: Path) -> int:
+    """Frames of the first video stream (the normalised MP4s are constant frame rate and carry the count)."""
+    entries = "stream=nb_frames,duration,r_frame_rate"
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ValueError(f"{path}: cannot probe: {proc.stderr.strip()[-200:]}")
+    stream = (json.loads(proc.stdout).get("streams") or [{}])[0]
+    if str(stream.get("nb_frames", "")).isdigit():
+        return int(stream["nb_frames"])
+    num, _, den = str(stream.get("r_frame_rate", "0/1")).partition("/")
+    return round(float(stream.get("duration", 0)) * float(num) / float(den or 1))
+
+
+def decode_frames(path: Path, indices: np.ndarray, height: int = EXTRACT_HEIGHT) -> torch.Tensor:
+    """The frames at `indices` (any order, repeats allowed) as (len(indices), height, W, 3) uint8."""
+    wanted = np.unique(indices)
+    size = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0",
+         str(path)], capture_output=True, text=True, check=False,
+    ).stdout.strip().split(",")  # fmt: skip
+    if len(size) != 2:
+        raise ValueError(f"{path}: cannot read the frame size")
+    width = max(2, round(int(size[0]) * height / int(size[1]) / 2) * 2)
+    # Consecutive runs as between() terms: one per snippet, where 128 eq() terms overflow ffmpeg's parser.
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    runs = [(int(r[0]), int(r[-1])) for r in np.split(wanted, breaks)]
+    select = "+".join(f"between(n\\,{a}\\,{b})" for a, b in runs)
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vf", f"select='{select}',scale={width}:{height}",
+           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise ValueError(f"{path}: cannot decode frames: {proc.stderr.decode(errors='replace').strip()[-200:]}")
+    frames = np.frombuffer(proc.stdout, np.uint8).reshape(-1, height, width, 3)
+    if len(frames) < len(wanted):  # a short read: repeat the last frame rather than fail mid-epoch
+        frames = np.concatenate([frames, np.repeat(frames[-1:], len(wanted) - len(frames), axis=0)])
+    position = {int(i): k for k, i in enumerate(wanted)}
+    return torch.from_numpy(frames[[position[int(i)] for i in indices]].copy())
+
+
+def media_folder(release_dir: Path) -> Path:
+    return Path(release_dir).resolve().parents[1] / "media"
+
+
+class ReleaseDataset(Dataset):
+    """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, 112, 112), audio (S, 256, 32), label)."""
+
+    def __init__(
+        self, release_dir: Path, variant: str, split: str, *, train: bool = False, media_dir: Path | None = None,
+        segments: int = 16, frames_per_segment: int = 8, crop: int = 112, seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.rows = pd.read_parquet(Path(release_dir) / "data" / variant / f"{split}.parquet")
+        self.media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
+        self.train, self.segments, self.length, self.crop, self.seed = train, segments, frames_per_segment, crop, seed
+        self.epoch = 0
+        self.mfcc = MFCC(AudioConfig(chunks=segments))
+        missing = [v for v in self.rows["video_id"] if not (self.media_dir / f"{v}.mp4").is_file()]
+        if missing:
+            raise ValueError(f"{self.media_dir}: {len(missing)} media file(s) missing, e.g. {missing[0]}.mp4")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws new snippets and crops every epoch, reproducibly."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        row = self.rows.iloc[index]
+        path = self.media_dir / f"{row['video_id']}.mp4"
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        idx = frame_indices(count_frames(path), self.segments, self.length, self.train, rng)
+        frames = decode_frames(path, idx.ravel())
+        video = apply_spatial(frames, draw_spatial(self.train, rng), self.crop)  # (3, S*T, crop, crop)
+        video = video.reshape(3, self.segments, self.length, self.crop, self.crop).permute(1, 0, 2, 3, 4)
+        with torch.no_grad():
+            audio = audio_chunks(self.mfcc(load_waveform(path)), self.mfcc.config)
+        return video.contiguous(), audio, int(row["label_index"])
