@@ -225,17 +225,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
     """Atomically (temporary + rename, fsynced), created with `mode` before anything is written."""
-    from emotions_data.storage import commit_file, temp_path_for
+    from emotions_data.storage import write_bytes_atomic
 
-    tmp = temp_path_for(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        commit_file(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode)
 
 
 def stored_credentials(data_dir: Path) -> dict[str, str]:

@@ -63,14 +63,14 @@ def _save_projects(layout: DatasetLayout, projects: dict[str, dict]) -> None:
 
 
 def load_annotators(layout: DatasetLayout) -> pd.DataFrame:
-    path = layout.manifests / "annotators.parquet"
+    path = layout.annotators
     if not path.exists():
         raise ValueError(f"{path}: no allocation yet (run 'emotions annotate allocate')")
     return pq.read_table(path).to_pandas()
 
 
 def load_assignments(layout: DatasetLayout) -> pd.DataFrame:
-    path = layout.manifests / "assignments.parquet"
+    path = layout.assignments
     return pq.read_table(path).to_pandas() if path.exists() else pd.DataFrame(columns=["video_id", "group"])
 
 
@@ -100,7 +100,7 @@ def allocate(
     people = roster.frame
     crowd = people[people["role"] == "annotator"]
     allocation = allocate_annotators(crowd, n_groups, seed)
-    previous = load_annotators(layout) if (layout.manifests / "annotators.parquet").exists() else None
+    previous = load_annotators(layout) if (layout.annotators).exists() else None
     user_ids = dict(zip(previous["annotator_id"], previous["ls_user_id"], strict=True)) if previous is not None else {}
     if client is not None:
         user_ids = {a: client.ensure_user(account_email(a), a) for a in people["id"]}
@@ -111,7 +111,7 @@ def allocate(
         }
         for a, role in zip(people["id"], people["role"], strict=True)
     ]  # fmt: skip
-    write_table_atomic(layout.manifests / "annotators.parquet", pa.Table.from_pylist(rows, schema=ANNOTATORS_SCHEMA))
+    write_table_atomic(layout.annotators, pa.Table.from_pylist(rows, schema=ANNOTATORS_SCHEMA))
     existing = load_assignments(layout)
     shares = assign_videos(
         list(_ok_videos(layout)["video_id"]),
@@ -122,7 +122,7 @@ def allocate(
     table = pa.Table.from_pylist(
         [{"video_id": v, "group": g} for v, g in sorted(shares.items())], schema=ASSIGNMENTS_SCHEMA
     )
-    write_table_atomic(layout.manifests / "assignments.parquet", table)
+    write_table_atomic(layout.assignments, table)
     groups: dict[str, list[str]] = {}
     for ann, group in sorted(allocation.annotator_group.items()):
         groups.setdefault(group, []).append(ann)
@@ -138,7 +138,7 @@ def allocate(
 
 def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
     """The votes that count: those of annotators not dropped after a consistency evaluation."""
-    path = layout.manifests / "annotators.parquet"
+    path = layout.annotators
     if not path.exists():
         return votes
     people = pq.read_table(path).to_pandas()
@@ -178,10 +178,7 @@ def issue_credentials(layout: DatasetLayout, server_config, data_dir: Path) -> P
     text = "annotator_id,login,password\n" + "".join(
         f"{a},{account_email(a)},{logins[account_email(a)]}\n" for a in people["annotator_id"]
     )
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.touch(mode=0o600)
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_bytes_atomic(path, text.encode(), mode=0o600)
     return path
 
 
@@ -197,7 +194,7 @@ def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: st
             raise ValueError(f"unknown group {group!r}")
         annotators.loc[mask, "group"] = group
     table = pa.Table.from_pandas(annotators[ANNOTATORS_SCHEMA.names], schema=ANNOTATORS_SCHEMA, preserve_index=False)
-    write_table_atomic(layout.manifests / "annotators.parquet", table)
+    write_table_atomic(layout.annotators, table)
 
 
 # ---------------------------------------------------------------- push

@@ -7,7 +7,6 @@ Responsible-AI fields, and PNG plots, all generated from one `CardMetadata`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -21,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emotions_data.probe import sha256_file
 from emotions_data.storage import write_bytes_atomic
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -163,14 +163,6 @@ class CardMetadata:
 # ---------------------------------------------------------------- reading a release
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _ordered(keys: list[str], order: tuple[str, ...]) -> list[str]:
     return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
 
@@ -293,7 +285,7 @@ def build_metadata(
         taxonomy=taxonomy,
         variants=variants,
         files=files,
-        file_sha256={p: _sha256(release_dir / p) for splits in files.values() for p in splits.values()},
+        file_sha256={p: sha256_file(release_dir / p) for splits in files.values() for p in splits.values()},
         file_bytes={p: (release_dir / p).stat().st_size for splits in files.values() for p in splits.values()},
         columns=columns,
         split_settings=dict(info.get("split_settings") or {}),

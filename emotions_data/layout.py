@@ -23,6 +23,14 @@ class DatasetLayout:
         return self.manifests / "votes.parquet"
 
     @property
+    def annotators(self) -> Path:
+        return self.manifests / "annotators.parquet"
+
+    @property
+    def assignments(self) -> Path:
+        return self.manifests / "assignments.parquet"
+
+    @property
     def labels(self) -> Path:
         return self.manifests / "labels.parquet"
 

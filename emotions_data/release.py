@@ -7,7 +7,6 @@ overwritten, and a release whose leakage gate fails is not written. See docs/rel
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,8 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from annotation.agreement import item_agreement
 from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
+from emotions_data.probe import sha256_file
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION
 from emotions_data.splits import SPLITS, VARIANTS
 from emotions_data.splitting import LeakageError, check_splits
@@ -47,9 +48,7 @@ def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Ta
     if votes is not None and len(votes):
         crowd = votes[votes["stage"] != "expert"]
         counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
-        m = counts.sum(axis=1)
-        pairs = (counts * (counts - 1)).sum(axis=1)
-        agreement = (pairs / (m * (m - 1))).where(m >= 2)
+        agreement = pd.Series(item_agreement(counts.to_numpy()), index=counts.index)
         rows["agreement"] = rows["video_id"].map(agreement)
         grouped = votes.groupby("video_id")[["annotator_id", "stage", "label"]].apply(lambda f: f.to_dict("records"))
         rows["votes"] = rows["video_id"].map(grouped)
@@ -90,14 +89,14 @@ def _write_official(folder: Path, rows: pd.DataFrame, taxonomy: Taxonomy) -> Non
 def _sha256sums(folder: Path) -> str:
     lines = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_file(path)
         lines.append(f"{digest}  {path.relative_to(folder).as_posix()}\n")
     return "".join(lines)
 
 
 def _annotation_summary(layout: DatasetLayout, votes: pd.DataFrame | None, labels: pd.DataFrame) -> dict:
     summary: dict = {"decided_by": labels["decided_by"].value_counts().to_dict()}
-    people = layout.manifests / "annotators.parquet"
+    people = layout.annotators
     if people.exists():
         frame = pq.read_table(people).to_pandas()
         crowd = frame[frame["role"] == "annotator"]
@@ -183,6 +182,6 @@ def verify_release(folder: Path) -> list[str]:
     for line in (folder / "SHA256SUMS").read_text().splitlines():
         digest, _, rel = line.partition("  ")
         path = folder / rel
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             bad.append(rel)
     return bad

@@ -46,11 +46,13 @@ def commit_file(tmp: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """The file is created with `mode` before anything is written, so a secret is never readable by others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
-        tmp.write_bytes(data)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
+            handle.write(data)
         commit_file(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
