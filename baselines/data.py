@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,30 +23,38 @@ from baselines.sampling import apply_spatial, draw_spatial, frame_indices
 EXTRACT_HEIGHT = 240
 
 
-def count_frames(path: Path) -> int:
-    """Frames of the first video stream (the normalised MP4s are constant frame rate and carry the count)."""
-    entries = "stream=nb_frames,duration,r_frame_rate"
+@dataclass(frozen=True)
+class VideoStream:
+    n_frames: int
+    width: int
+    height: int
+
+
+def video_stream(path: Path) -> VideoStream:
+    """Frame count and size of the first video stream, in one ffprobe call (the normalised MP4s are constant
+    frame rate and carry their frame count)."""
+    entries = "stream=nb_frames,duration,r_frame_rate,width,height"
     cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "json", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ValueError(f"{path}: cannot probe: {proc.stderr.strip()[-200:]}")
-    stream = (json.loads(proc.stdout).get("streams") or [{}])[0]
+    streams = json.loads(proc.stdout or "{}").get("streams") if proc.returncode == 0 else None
+    if not streams or not streams[0].get("width"):
+        raise ValueError(f"{path}: cannot probe: {proc.stderr.strip()[-200:] or 'no video stream'}")
+    stream = streams[0]
     if str(stream.get("nb_frames", "")).isdigit():
-        return int(stream["nb_frames"])
-    num, _, den = str(stream.get("r_frame_rate", "0/1")).partition("/")
-    return round(float(stream.get("duration", 0)) * float(num) / float(den or 1))
+        n_frames = int(stream["nb_frames"])
+    else:
+        num, _, den = str(stream.get("r_frame_rate", "0/1")).partition("/")
+        n_frames = round(float(stream.get("duration", 0)) * float(num) / float(den or 1))
+    return VideoStream(n_frames, int(stream["width"]), int(stream["height"]))
 
 
-def decode_frames(path: Path, indices: np.ndarray, height: int = EXTRACT_HEIGHT) -> torch.Tensor:
+def decode_frames(
+    path: Path, indices: np.ndarray, height: int = EXTRACT_HEIGHT, stream: VideoStream | None = None
+) -> torch.Tensor:
     """The frames at `indices` (any order, repeats allowed) as (len(indices), height, W, 3) uint8."""
+    stream = stream or video_stream(path)
     wanted = np.unique(indices)
-    size = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0",
-         str(path)], capture_output=True, text=True, check=False,
-    ).stdout.strip().split(",")  # fmt: skip
-    if len(size) != 2:
-        raise ValueError(f"{path}: cannot read the frame size")
-    width = max(2, round(int(size[0]) * height / int(size[1]) / 2) * 2)
+    width = max(2, round(stream.width * height / stream.height / 2) * 2)
     # Consecutive runs as between() terms: one per snippet, where 128 eq() terms overflow ffmpeg's parser.
     breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
     runs = [(int(r[0]), int(r[-1])) for r in np.split(wanted, breaks)]
@@ -93,8 +102,9 @@ class ReleaseDataset(Dataset):
         row = self.rows.iloc[index]
         path = self.media_dir / f"{row['video_id']}.mp4"
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        idx = frame_indices(count_frames(path), self.segments, self.length, self.train, rng)
-        frames = decode_frames(path, idx.ravel())
+        stream = video_stream(path)
+        idx = frame_indices(stream.n_frames, self.segments, self.length, self.train, rng)
+        frames = decode_frames(path, idx.ravel(), stream=stream)
         video = apply_spatial(frames, draw_spatial(self.train, rng), self.crop)  # (3, S*T, crop, crop)
         video = video.reshape(3, self.segments, self.length, self.crop, self.crop).permute(1, 0, 2, 3, 4)
         with torch.no_grad():
