@@ -18,6 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
+from baselines.cache import CacheSettings, is_current, open_clip
+from baselines.model import ModelConfig
 from baselines.sampling import apply_spatial, draw_spatial, frame_indices
 
 EXTRACT_HEIGHT = 240
@@ -75,21 +77,58 @@ def media_folder(release_dir: Path) -> Path:
     return Path(release_dir).resolve().parents[1] / "media"
 
 
+def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
+    """`DATASET/cache/baseline/<recipe>/`: next to the media the cache is made from, one folder per recipe."""
+    return Path(release_dir).resolve().parents[1] / "cache" / "baseline" / settings.recipe
+
+
+def release_rows(release_dir: Path, variant: str, split: str) -> pd.DataFrame:
+    path = Path(release_dir) / "data" / variant / f"{split}.parquet"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such split in the release (variant {variant!r}, split {split!r})")
+    return pd.read_parquet(path)
+
+
 class ReleaseDataset(Dataset):
-    """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, 112, 112), audio (S, 256, 32), label)."""
+    """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, crop, crop), audio (S, frames/S, mfcc), label).
+
+    Reads the preprocessing cache when `cache_dir` is given (every file must be current: build it with
+    `emotions cache`), else decodes the media with ffmpeg on every access.
+    """
 
     def __init__(
         self, release_dir: Path, variant: str, split: str, *, train: bool = False, media_dir: Path | None = None,
-        segments: int = 16, frames_per_segment: int = 8, crop: int = 112, seed: int = 0,
+        cache_dir: Path | None = None, cache_settings: CacheSettings | None = None, segments: int = 16,
+        frames_per_segment: int = 8, crop: int = 112, audio_frames: int = 4096, seed: int = 0,
     ) -> None:  # fmt: skip
-        self.rows = pd.read_parquet(Path(release_dir) / "data" / variant / f"{split}.parquet")
+        self.rows = release_rows(release_dir, variant, split)
         self.media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.train, self.segments, self.length, self.crop, self.seed = train, segments, frames_per_segment, crop, seed
         self.epoch = 0
-        self.mfcc = MFCC(AudioConfig(chunks=segments))
-        missing = [v for v in self.rows["video_id"] if not (self.media_dir / f"{v}.mp4").is_file()]
-        if missing:
-            raise ValueError(f"{self.media_dir}: {len(missing)} media file(s) missing, e.g. {missing[0]}.mp4")
+        self.audio = AudioConfig(frames=audio_frames, chunks=segments)
+        self.mfcc = MFCC(self.audio)
+        if self.cache_dir is not None:
+            settings = cache_settings or CacheSettings()
+            stale = [
+                v for v, sha in zip(self.rows["video_id"], self.rows["media_sha256"], strict=True)
+                if not is_current(self.cache_dir / f"{v}.clip", sha, settings)
+            ]  # fmt: skip
+            if stale:
+                raise ValueError(
+                    f"{self.cache_dir}: {len(stale)} cache file(s) missing or stale, e.g. {stale[0]}.clip "
+                    "(run `emotions cache` on the release)"
+                )
+        else:
+            missing = [v for v in self.rows["video_id"] if not (self.media_dir / f"{v}.mp4").is_file()]
+            if missing:
+                raise ValueError(f"{self.media_dir}: {len(missing)} media file(s) missing, e.g. {missing[0]}.mp4")
+
+    @classmethod
+    def for_model(cls, release_dir: Path, variant: str, split: str, cfg: ModelConfig, **kwargs) -> ReleaseDataset:
+        """A dataset shaped for `cfg` (segments, frames per segment, crop, audio frames)."""
+        return cls(release_dir, variant, split, segments=cfg.segments, frames_per_segment=cfg.frames_per_segment,
+                   crop=cfg.crop, audio_frames=cfg.audio_frames, **kwargs)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -100,13 +139,18 @@ class ReleaseDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         row = self.rows.iloc[index]
-        path = self.media_dir / f"{row['video_id']}.mp4"
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        stream = video_stream(path)
-        idx = frame_indices(stream.n_frames, self.segments, self.length, self.train, rng)
-        frames = decode_frames(path, idx.ravel(), stream=stream)
+        if self.cache_dir is not None:
+            clip = open_clip(self.cache_dir / f"{row['video_id']}.clip")
+            idx = frame_indices(clip.n_frames, self.segments, self.length, self.train, rng)
+            frames, mfcc = clip.frames(idx.ravel()), clip.mfcc()
+        else:
+            path = self.media_dir / f"{row['video_id']}.mp4"
+            stream = video_stream(path)
+            idx = frame_indices(stream.n_frames, self.segments, self.length, self.train, rng)
+            frames = decode_frames(path, idx.ravel(), stream=stream)
+            with torch.no_grad():
+                mfcc = self.mfcc(load_waveform(path))
         video = apply_spatial(frames, draw_spatial(self.train, rng), self.crop)  # (3, S*T, crop, crop)
         video = video.reshape(3, self.segments, self.length, self.crop, self.crop).permute(1, 0, 2, 3, 4)
-        with torch.no_grad():
-            audio = audio_chunks(self.mfcc(load_waveform(path)), self.mfcc.config)
-        return video.contiguous(), audio, int(row["label_index"])
+        return video.contiguous(), audio_chunks(mfcc, self.audio), int(row["label_index"])

@@ -11,16 +11,21 @@ continues exactly where the interrupted one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
 
@@ -104,6 +109,25 @@ def evaluate(model, loader, device, classes: list[str], class_polarity: torch.Te
     return metrics
 
 
+@dataclass
+class StepInfo:
+    """What a progress bar shows after each batch (this rank's view; throughput counts all ranks)."""
+
+    epoch: int
+    batch: int
+    batches: int
+    loss: float
+    clips_per_s: float
+    data_wait: float  # share of the step time spent waiting for the loader
+
+
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, **kwargs) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
+        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None, **kwargs,
+    )  # fmt: skip
+
+
 def train(
     model: torch.nn.Module,
     train_set: Dataset,
@@ -117,11 +141,21 @@ def train(
     resume: bool = True,
     stop_after_epochs: int | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    metadata: dict | None = None,
+    world: World | None = None,
 ) -> list[EpochResult]:
     """Train, checkpointing every epoch to `out_dir/last.pt` and the best on validation accuracy to
-    `out_dir/best.pt`. With `resume`, an existing `last.pt` is continued. `stop_after_epochs` ends the
-    run early (as an interruption would), for tests."""
+    `out_dir/best.pt` (with `metadata`, e.g. the model config and the release, stored alongside). With `resume`,
+    an existing `last.pt` is continued. `stop_after_epochs` ends the run early (as an interruption would).
+
+    Under `torchrun` (`world` from `distributed.init_world`) each rank takes 1/N of every global batch of
+    `config.batch_size`; gradients and batch-norm statistics are reduced over the ranks, and rank 0 validates
+    and writes the checkpoints."""
     device = torch.device(device)
+    world = world or World()
+    if config.batch_size % world.size:
+        raise ValueError(f"batch size {config.batch_size} is not divisible by {world.size} processes")
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     model.to(device)
@@ -145,46 +179,68 @@ def train(
         _set_rng_state(state["rng"])
         start_epoch, best = state["epoch"] + 1, state["best"]
         history = [EpochResult(**h) for h in state["history"]]
+    net: torch.nn.Module = model
+    if world.distributed:
+        net = synchronise_batch_norm(model, device)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     use_bf16 = config.bf16 and device.type == "cuda"
-    val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
+    per_rank = config.batch_size // world.size
+    sampler = EpochShuffle(len(train_set), config.seed, world.rank, world.size)
+    loader = _loader(train_set, per_rank, config.num_workers, device, sampler=sampler, drop_last=False)
+    val_loader = _loader(val_set, config.batch_size, config.num_workers, device) if world.is_main else None
     for epoch in range(start_epoch, config.epochs):
         if stop_after_epochs is not None and epoch >= stop_after_epochs:
             break
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator,
-                            num_workers=config.num_workers, drop_last=False)  # fmt: skip
-        model.train()
-        losses, correct, seen = [], 0, 0
+        sampler.set_epoch(epoch)
+        net.train()
+        loss_sum, correct, seen = 0.0, 0, 0
         optimizer.zero_grad(set_to_none=True)
+        waited, started = 0.0, time.perf_counter()
+        tick = started
         for i, (video, audio, label) in enumerate(loader):
-            video, audio, label = video.to(device), audio.to(device), label.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = model(video, audio)
-                loss = total_loss(outputs, label, class_polarity, config.lambdas, config.plain_ce)
-            (loss / config.accumulation).backward()
-            if (i + 1) % config.accumulation == 0 or i + 1 == len(loader):
+            video = video.to(device, non_blocking=True)
+            audio, label = audio.to(device, non_blocking=True), label.to(device, non_blocking=True)
+            waited += time.perf_counter() - tick
+            stepping = (i + 1) % config.accumulation == 0 or i + 1 == len(loader)
+            sync = contextlib.nullcontext() if stepping or not world.distributed else net.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    outputs = net(video, audio)
+                    loss = total_loss(outputs, label, class_polarity, config.lambdas, config.plain_ce)
+                (loss / config.accumulation).backward()
+            if stepping:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            loss_sum += loss.item() * len(label)
             correct += int((outputs["logits"].argmax(1) == label).sum())
             seen += len(label)
-        val = evaluate(model, val_loader, device, classes, class_polarity)
-        result = EpochResult(epoch, float(np.mean(losses)), correct / max(seen, 1), val)
-        history.append(result)
-        state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(), "epoch": epoch, "best": max(best, float(val["accuracy"])),
-            "history": [asdict(h) for h in history], "train_config": asdict(config), "classes": classes,
-        }  # fmt: skip
-        _save(state, last)
-        if float(val["accuracy"]) > best:  # chosen on validation only
-            best = float(val["accuracy"])
-            _save(state, out_dir / "best.pt")
-        if on_epoch:
-            on_epoch(result)
+            tick = time.perf_counter()
+            if on_step:
+                elapsed = tick - started
+                on_step(StepInfo(epoch, i + 1, len(loader), loss.item(), seen * world.size / elapsed, waited / elapsed))
+        loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device, world)
+        if world.is_main:
+            assert val_loader is not None
+            val = evaluate(model, val_loader, device, classes, class_polarity)
+            result = EpochResult(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val)
+            history.append(result)
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
+                "best": max(best, float(val["accuracy"])), "history": [asdict(h) for h in history],
+                "train_config": asdict(config), "classes": classes, **(metadata or {}),
+            }  # fmt: skip
+            _save(state, last)
+            if float(val["accuracy"]) > best:  # chosen on validation only
+                best = float(val["accuracy"])
+                _save(state, out_dir / "best.pt")
+            if on_epoch:
+                on_epoch(result)
+        if world.distributed:
+            dist.barrier()  # the next epoch (or a resume) starts after rank 0 has committed the checkpoint
     return history
 
 

@@ -8,34 +8,16 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torch.utils.data import Dataset
+from synthetic import MODEL, Synthetic
 
 from baselines.loss import polarity_index
-from baselines.model import AVCANet, ModelConfig
+from baselines.model import AVCANet
 from baselines.train import TrainConfig, lr_factor, train
 from emotions_data.taxonomy import EMOTIONS6
 
 CLASSES = list(EMOTIONS6.classes)
 POL = polarity_index(EMOTIONS6.classes, EMOTIONS6.polarity)
-MODEL = ModelConfig.tiny(segments=4, frames_per_segment=4, crop=32, audio_frames=256)
 CONFIG = replace(TrainConfig.tiny(), batch_size=4, epochs=4)
-
-
-class Synthetic(Dataset):
-    """Each class is a brightness level in the picture and a constant in the sound: learnable."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.labels = torch.arange(n) % 6
-        self.noise = torch.randn(n, MODEL.segments, 3, MODEL.frames_per_segment, MODEL.crop, MODEL.crop, generator=g)
-        self.audio_noise = torch.randn(n, MODEL.segments, MODEL.chunk_frames, MODEL.mfcc, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        level = float(self.labels[i]) / 5 - 0.5
-        return 0.3 * self.noise[i] + level, 0.3 * self.audio_noise[i] + 4 * level, int(self.labels[i])
 
 
 def test_schedule_warms_up_then_decays_to_one_percent_over_the_whole_run():

@@ -1,0 +1,237 @@
+"""The baseline's preprocessing cache: every video decoded once, so training does not re-decode H.264 each epoch.
+
+One file per video, ``<cache>/<video_id>.clip``, written atomically::
+
+    8 bytes   little-endian uint64: header length N
+    N bytes   JSON header: format, recipe, media_sha256, n_frames, height, width, mfcc shape, offsets
+    mfcc      float32 (n_mfcc, frames): the whole clip's MFCCs (tiling to the model's chunks happens at load time)
+    frames    every frame at native rate, scaled to `short_side`, JPEG-encoded back to back
+
+A reader seeks to the frames a snippet needs and decodes only those (libjpeg-turbo through torchvision), so a
+training step reads ~1 MB per clip instead of decoding a whole video. A file is valid only for the media it was
+made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG quality, audio settings):
+anything else is rebuilt. Building runs on any `emotions_data.executor` backend (local pool or Ray).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.io import decode_jpeg, encode_jpeg
+
+from baselines.audio import MFCC, AudioConfig, load_waveform
+from emotions_data.executor import Executor
+
+FORMAT = "emotions-clip-1"
+_HEADER_LEN = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    short_side: int = 128  # >= the 112 crop: the largest square of a frame is then resized down, as from 240p
+    jpeg_quality: int = 90
+    audio: AudioConfig = field(default_factory=AudioConfig)
+
+    @property
+    def recipe(self) -> str:
+        """Short hash of everything that changes a cache file's content."""
+        return hashlib.sha256(json.dumps([FORMAT, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class CachedClip:
+    """A cache file opened for reading: header parsed, frames decoded on demand."""
+
+    path: Path
+    header: dict
+    data_at: int  # where the MFCC section starts (the frames follow it)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.header["n_frames"])
+
+    def mfcc(self) -> torch.Tensor:
+        rows, cols = self.header["mfcc_shape"]
+        with open(self.path, "rb") as f:
+            f.seek(self.data_at)
+            data = f.read(rows * cols * 4)
+        return torch.from_numpy(np.frombuffer(data, dtype="<f4").reshape(rows, cols).copy())
+
+    def frames(self, indices: np.ndarray) -> torch.Tensor:
+        """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8."""
+        offsets = self.header["offsets"]
+        rows, cols = self.header["mfcc_shape"]
+        frames_at = self.data_at + rows * cols * 4
+        wanted = np.unique(indices)
+        encoded: dict[int, torch.Tensor] = {}
+        with open(self.path, "rb") as f:
+            for i in wanted.tolist():
+                f.seek(frames_at + offsets[i])
+                encoded[i] = torch.frombuffer(bytearray(f.read(offsets[i + 1] - offsets[i])), dtype=torch.uint8)
+        decoded = dict(zip(encoded, decode_jpeg(list(encoded.values())), strict=True))
+        return torch.stack([decoded[int(i)] for i in indices]).permute(0, 2, 3, 1)
+
+
+def open_clip(path: Path) -> CachedClip:
+    with open(path, "rb") as f:
+        (length,) = _HEADER_LEN.unpack(f.read(_HEADER_LEN.size))
+        header = json.loads(f.read(length))
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an {FORMAT} cache file")
+    return CachedClip(path, header, _HEADER_LEN.size + length)
+
+
+def is_current(path: Path, media_sha256: str | None, settings: CacheSettings) -> bool:
+    """Whether `path` holds a complete cache of this media made with this recipe."""
+    try:
+        header = open_clip(path).header
+    except (OSError, ValueError):
+        return False
+    return header["recipe"] == settings.recipe and (media_sha256 is None or header["media_sha256"] == media_sha256)
+
+
+def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _frames_of(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """Every frame of `path` scaled to (height, width), streamed from ffmpeg one at a time."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vf", f"scale={width}:{height}",
+           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]  # fmt: skip
+    size = width * height * 3
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(size):
+            if len(chunk) < size:
+                break
+            yield np.frombuffer(chunk, np.uint8).reshape(height, width, 3)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise ValueError(f"{path}: cannot decode frames: {err.strip()[-200:]}")
+
+
+def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: str = "") -> Path:
+    """Decode `media` once and write its cache file to `out` (temp file + rename)."""
+    from baselines.data import video_stream
+
+    stream = video_stream(media)
+    width, height = _scaled_size(stream.width, stream.height, settings.short_side)
+    offsets, chunks = [0], []
+    for frame in _frames_of(media, width, height):
+        data = encode_jpeg(torch.from_numpy(frame.copy()).permute(2, 0, 1), quality=settings.jpeg_quality)
+        chunks.append(data.numpy().tobytes())
+        offsets.append(offsets[-1] + len(chunks[-1]))
+    if not chunks:
+        raise ValueError(f"{media}: no frames decoded")
+    with torch.no_grad():
+        mfcc = MFCC(settings.audio)(load_waveform(media, settings.audio.sample_rate)).numpy().astype("<f4")
+    header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(chunks),
+              "height": height, "width": width, "mfcc_shape": list(mfcc.shape), "offsets": offsets}  # fmt: skip
+    head = json.dumps(header).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    with open(tmp, "wb") as f:
+        f.write(_HEADER_LEN.pack(len(head)))
+        f.write(head)
+        f.write(mfcc.tobytes())
+        for chunk in chunks:
+            f.write(chunk)
+    tmp.replace(out)
+    return out
+
+
+@dataclass(frozen=True)
+class CacheJob:
+    """One shard of videos for a worker: (video_id, media path, media_sha256) triples."""
+
+    items: tuple[tuple[str, str, str], ...]
+    cache_dir: str
+    settings: CacheSettings
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    video_id: str
+    status: str  # "built", "current" or "failed"
+    error: str = ""
+
+
+def run_cache_job(job: CacheJob) -> list[CacheResult]:
+    """Worker side: build every stale or missing file of the shard; one video's failure does not stop the rest."""
+    torch.set_num_threads(1)  # workers run in parallel; nested intra-op threads only contend
+    results = []
+    for video_id, media, sha in job.items:
+        out = Path(job.cache_dir) / f"{video_id}.clip"
+        if is_current(out, sha, job.settings):
+            results.append(CacheResult(video_id, "current"))
+            continue
+        try:
+            write_clip(Path(media), out, job.settings, sha)
+            results.append(CacheResult(video_id, "built"))
+        except (OSError, ValueError) as exc:
+            results.append(CacheResult(video_id, "failed", str(exc).splitlines()[0]))
+    return results
+
+
+def cache_jobs(
+    items: Sequence[tuple[str, str, str]], cache_dir: Path, settings: CacheSettings, shard_size: int = 8
+) -> list[CacheJob]:
+    return [
+        CacheJob(tuple(items[i : i + shard_size]), str(cache_dir), settings) for i in range(0, len(items), shard_size)
+    ]
+
+
+@dataclass
+class CacheReport:
+    cache_dir: Path
+    built: int = 0
+    current: int = 0
+    failed: list[CacheResult] = field(default_factory=list)
+
+
+def build_release_cache(
+    release_dir: Path, settings: CacheSettings, executor: Executor, *, cache_dir: Path | None = None,
+    media_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+) -> CacheReport:  # fmt: skip
+    """Cache every video of every variant and split of a release, on `executor` (an `emotions_data.executor`
+    backend: local pool, serial or Ray). Current files are kept, so an interrupted build resumes."""
+    from baselines.data import cache_folder, media_folder
+
+    release_dir = Path(release_dir)
+    cache_dir = Path(cache_dir) if cache_dir else cache_folder(release_dir, settings)
+    media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
+    items: dict[str, tuple[str, str, str]] = {}
+    import pyarrow.parquet as pq
+
+    for path in sorted((release_dir / "data").glob("*/*.parquet")):
+        table = pq.read_table(path, columns=["video_id", "media_sha256"]).to_pylist()
+        for row in table:
+            items[row["video_id"]] = (row["video_id"], str(media_dir / f"{row['video_id']}.mp4"), row["media_sha256"])
+    if not items:
+        raise ValueError(f"{release_dir}: no release split files under data/")
+    report = CacheReport(cache_dir)
+    done = 0
+    if progress:
+        progress("cache", 0, len(items))
+    for results in executor.map_unordered(run_cache_job, cache_jobs(sorted(items.values()), cache_dir, settings)):
+        for result in results:
+            if result.status == "failed":
+                report.failed.append(result)
+            elif result.status == "built":
+                report.built += 1
+            else:
+                report.current += 1
+        done += len(results)
+        if progress:
+            progress("cache", done, len(items))
+    return report
