@@ -200,11 +200,13 @@ class CacheReport:
 
 
 def build_release_cache(
-    release_dir: Path, settings: CacheSettings, executor: Executor, *, cache_dir: Path | None = None,
-    media_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+    release_dir: Path, settings: CacheSettings, executor: Executor, *, variant: str | None = None,
+    splits: Sequence[str] | None = None, cache_dir: Path | None = None, media_dir: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> CacheReport:  # fmt: skip
-    """Cache every video of every variant and split of a release, on `executor` (an `emotions_data.executor`
-    backend: local pool, serial or Ray). Current files are kept, so an interrupted build resumes."""
+    """Cache the videos of a release (all variants and splits, or those named), on `executor` (an
+    `emotions_data.executor` backend: local pool, serial or Ray). Current files are kept, so an interrupted build
+    resumes."""
     from baselines.data import cache_folder, media_folder
 
     release_dir = Path(release_dir)
@@ -213,12 +215,14 @@ def build_release_cache(
     items: dict[str, tuple[str, str, str]] = {}
     import pyarrow.parquet as pq
 
-    for path in sorted((release_dir / "data").glob("*/*.parquet")):
+    for path in sorted((release_dir / "data").glob(f"{variant or '*'}/*.parquet")):
+        if splits is not None and path.stem not in splits:
+            continue
         table = pq.read_table(path, columns=["video_id", "media_sha256"]).to_pylist()
         for row in table:
             items[row["video_id"]] = (row["video_id"], str(media_dir / f"{row['video_id']}.mp4"), row["media_sha256"])
     if not items:
-        raise ValueError(f"{release_dir}: no release split files under data/")
+        raise ValueError(f"{release_dir}: no videos in data/{variant or '*'}/{'|'.join(splits or ['*'])}.parquet")
     report = CacheReport(cache_dir)
     done = 0
     if progress:

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 
 from emotions_data.probe import sha256_file
 from emotions_data.storage import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SPLIT_ORDER = ("train", "val", "test")
 VARIANT_ORDER = ("full", "balanced", "test_oriented")
@@ -719,23 +722,47 @@ def croissant_jsonld(meta: CardMetadata) -> dict[str, Any]:
 # ---------------------------------------------------------------- plots (pure: bytes out)
 
 
-def render_plots(meta: CardMetadata) -> dict[str, bytes]:
-    """PNG bytes per plot name; plots without data (e.g. agreement without votes) are left out."""
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure  # a Figure without pyplot: no global state, thread-safe
 
-    def png(fig: Figure) -> bytes:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        return buffer.getvalue()
+    return Figure(figsize=figsize)
 
+
+def confusion_png(
+    counts: list[list[int]] | np.ndarray, classes: list[str], *, xlabel: str = "predicted", ylabel: str = "true"
+) -> bytes:
+    """A confusion matrix as a PNG: cells coloured by share of their row, labelled with counts."""
+    matrix = np.array(counts, dtype=float)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig = _figure((5.5, 4.5))
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, int(count), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(image, ax=ax, label="share of row")
+    return _png(fig)
+
+
+def render_plots(meta: CardMetadata) -> dict[str, bytes]:
+    """PNG bytes per plot name; plots without data (e.g. agreement without votes) are left out."""
     classes = list(meta.taxonomy.get("classes") or [])
     out: dict[str, bytes] = {}
     if meta.class_counts and classes:
         n = len(meta.class_counts)
-        fig = Figure(figsize=(5 * n, 3.5))
+        fig = _figure((5 * n, 3.5))
         axes = fig.subplots(1, n, squeeze=False)[0]
         x = np.arange(len(classes))
         for ax, (variant, per) in zip(axes, meta.class_counts.items(), strict=True):
@@ -746,19 +773,19 @@ def render_plots(meta: CardMetadata) -> dict[str, bytes]:
             ax.set_title(variant)
             ax.legend()
         axes[0].set_ylabel("videos")
-        out["class_distribution"] = png(fig)
+        out["class_distribution"] = _png(fig)
     if meta.duration_hist:
-        fig = Figure(figsize=(6, 3.5))
+        fig = _figure((6, 3.5))
         ax = fig.subplots()
         edges, counts = meta.duration_hist["edges"], meta.duration_hist["counts"]
         ax.stairs(counts, edges, fill=True)
         ax.set_xlabel("duration (s)")
         ax.set_ylabel("videos")
         ax.set_title("Duration (full variant)")
-        out["duration_histogram"] = png(fig)
+        out["duration_histogram"] = _png(fig)
     a = meta.agreement
     if a and a.get("per_class"):
-        fig = Figure(figsize=(6, 3.5))
+        fig = _figure((6, 3.5))
         ax = fig.subplots()
         names = list(a["per_class"])
         values = np.array([a["per_class"][c]["alpha"] or np.nan for c in names], dtype=float)
@@ -771,9 +798,9 @@ def render_plots(meta: CardMetadata) -> dict[str, bytes]:
             ax.legend()
         ax.set_ylabel("Krippendorff's alpha")
         ax.tick_params(axis="x", rotation=45)
-        out["agreement_per_class"] = png(fig)
+        out["agreement_per_class"] = _png(fig)
     if a and a.get("per_annotator"):
-        fig = Figure(figsize=(max(5, 0.6 * len(a["per_annotator"])), 3.5))
+        fig = _figure((max(5, 0.6 * len(a["per_annotator"])), 3.5))
         ax = fig.subplots()
         ids = list(a["per_annotator"])
         x = np.arange(len(ids))
@@ -784,21 +811,9 @@ def render_plots(meta: CardMetadata) -> dict[str, bytes]:
         ax.set_ylim(0, 1)
         ax.set_ylabel("share")
         ax.legend()
-        out["agreement_per_annotator"] = png(fig)
+        out["agreement_per_annotator"] = _png(fig)
     if meta.confusion and classes:
-        matrix = np.array(meta.confusion, dtype=float)
-        share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-        fig = Figure(figsize=(5.5, 4.5))
-        ax = fig.subplots()
-        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, int(count), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-        ax.set_yticks(range(len(classes)), classes)
-        ax.set_xlabel("final label")
-        ax.set_ylabel("annotator vote")
-        fig.colorbar(image, ax=ax, label="share of row")
-        out["confusion"] = png(fig)
+        out["confusion"] = confusion_png(meta.confusion, classes, xlabel="final label", ylabel="annotator vote")
     return out
 
 
@@ -835,3 +850,53 @@ def write_card(meta: CardMetadata, release_dir: Path, out_dirs: list[Path]) -> l
 def metadata_dict(meta: CardMetadata) -> dict[str, Any]:
     """The metadata as plain JSON-ready data."""
     return asdict(meta)
+
+
+# ---------------------------------------------------------------- baseline validation (pure)
+
+BASELINE_BEGIN = "<!-- baseline-validation: written by `emotions evaluate` -->"
+BASELINE_END = "<!-- /baseline-validation -->"
+
+
+def render_baseline_section(results: dict[str, dict[str, Any]]) -> str:
+    """The card's "Baseline validation" section from `metrics.json` of each evaluated variant."""
+    lines = [BASELINE_BEGIN, "## Baseline validation", ""]
+    lines += [
+        "The release was checked by training the bundled AV-CANet baseline (AV-CPNet in the paper's first version) "
+        "on each variant's train split, choosing the checkpoint on val, and evaluating it once on test "
+        "(centre sampling). Files: `baseline/<variant>/metrics.json`, `confusion.csv`, `confusion.png`.",
+        "",
+    ]
+    header = ["variant", "config", "epoch", "val acc", "test acc (WAR)", "UAR", "weighted F1", "polarity acc",
+              "audio head", "visual head", "n"]  # fmt: skip
+    rows = []
+    for variant, m in results.items():
+        run = m.get("run", {})
+        epoch = f"{run.get('epoch')}/{run.get('epochs')}"
+        rows.append([variant, run.get("config"), epoch, fmt(run.get("val_accuracy")), fmt(m.get("accuracy")),
+                     fmt(m.get("uar")), fmt(m.get("weighted_f1")),
+                     fmt(m.get("polarity_accuracy")), fmt(m.get("audio_accuracy")), fmt(m.get("visual_accuracy")),
+                     m.get("n")])  # fmt: skip
+    lines += _table(header, rows)
+    for variant, m in results.items():
+        per_class = m.get("per_class_accuracy") or {}
+        if per_class:
+            accuracies = ", ".join(f"{c} {fmt(v)}" for c, v in per_class.items())
+            lines += ["", f"Per-class test accuracy ({variant}): {accuracies}", "",
+                      f"![confusion matrix, {variant}](baseline/{variant}/confusion.png)"]  # fmt: skip
+    lines += ["", "Reproduce: `emotions train RELEASE --variant V --config C` then "
+              "`emotions evaluate RUN/best.pt RELEASE --split test`.", BASELINE_END]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def with_baseline_section(readme: str, section: str) -> str:
+    """`readme` with its baseline section replaced, or inserted before the licence section (or at the end)."""
+    if BASELINE_BEGIN in readme and BASELINE_END in readme:
+        head, _, rest = readme.partition(BASELINE_BEGIN)
+        _, _, tail = rest.partition(BASELINE_END)
+        return head + section.rstrip("\n") + tail
+    anchor = "## Distribution and licence"
+    if anchor in readme:
+        head, _, tail = readme.partition(anchor)
+        return head + section + "\n" + anchor + tail
+    return readme.rstrip("\n") + "\n\n" + section

@@ -28,6 +28,7 @@ from emotions_data.probe import sha256_file
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION
 from emotions_data.splits import SPLITS, VARIANTS
 from emotions_data.splitting import LeakageError, check_splits
+from emotions_data.storage import write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -185,3 +186,36 @@ def verify_release(folder: Path) -> list[str]:
         if not path.is_file() or sha256_file(path) != digest:
             bad.append(rel)
     return bad
+
+
+def refresh_checksums(folder: Path) -> None:
+    """Rewrite SHA256SUMS over every file of the release (after a post-release addition such as the baseline)."""
+    sums = folder / "SHA256SUMS"
+    sums.unlink(missing_ok=True)
+    write_bytes_atomic(sums, _sha256sums(folder).encode())
+
+
+def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]) -> list[Path]:
+    """Record a baseline evaluation in a release: `baseline/<variant>/` gets `files` (metrics, confusion
+    matrix), the card (README.md here and its copy in `DATASET/data_cards/`) gains or updates its "Baseline
+    validation" section, and SHA256SUMS is rewritten. The data files of the release are not touched."""
+    from emotions_data.card import render_baseline_section, with_baseline_section
+
+    folder = Path(folder)
+    info = json.loads((folder / "release.json").read_text())
+    variant = metrics["run"]["variant"]
+    written = []
+    for name, data in files.items():
+        write_bytes_atomic(folder / "baseline" / variant / name, data)
+        written.append(folder / "baseline" / variant / name)
+    results = {
+        path.parent.name: json.loads(path.read_text()) for path in sorted((folder / "baseline").glob("*/metrics.json"))
+    }
+    section = render_baseline_section(results)
+    copy = folder.resolve().parents[1] / "data_cards" / f"{info['name']}-{info['version']}" / "README.md"
+    for readme in (folder / "README.md", copy):
+        if readme.is_file():
+            write_bytes_atomic(readme, with_baseline_section(readme.read_text(), section).encode())
+            written.append(readme)
+    refresh_checksums(folder)
+    return written

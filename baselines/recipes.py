@@ -1,0 +1,253 @@
+"""Recipes: train the baseline on a release, evaluate a checkpoint on a release split. The CLI commands are thin
+wrappers around these two functions.
+
+Training opens only the `train` and `val` splits of the chosen variant (model selection on val), so a release's
+test split is never read before `evaluate_release`. Checkpoints carry everything needed to rebuild the model and
+its preprocessing: the model and training configurations, the taxonomy, the release and the cache recipe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from baselines.cache import CacheSettings, build_release_cache
+from baselines.data import ReleaseDataset, cache_folder
+from baselines.distributed import World
+from baselines.loss import polarity_index
+from baselines.metrics import classification_metrics
+from baselines.model import AVCANet, ModelConfig, load_visual_weights
+from baselines.train import EpochResult, StepInfo, TrainConfig, predict, train
+from emotions_data.card import confusion_png
+from emotions_data.executor import Executor, SerialExecutor
+from emotions_data.release import add_baseline_validation
+from emotions_data.storage import write_bytes_atomic
+
+CONFIGS: dict[str, tuple[Callable[..., ModelConfig], Callable[[], TrainConfig]]] = {
+    "tiny": (ModelConfig.tiny, TrainConfig.tiny),
+    "paper": (ModelConfig.paper, TrainConfig.paper),
+}
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    folder: Path
+    name: str
+    version: str
+    classes: list[str]
+    polarity: dict[str, str]
+
+    @property
+    def class_polarity(self) -> torch.Tensor:
+        return polarity_index(self.classes, self.polarity)
+
+
+def read_release(folder: Path) -> ReleaseInfo:
+    path = Path(folder) / "release.json"
+    if not path.is_file():
+        raise ValueError(f"{folder}: not a release folder (no release.json)")
+    info = json.loads(path.read_text())
+    taxonomy = info.get("taxonomy") or {}
+    return ReleaseInfo(Path(folder).resolve(), info["name"], info["version"], list(taxonomy["classes"]),
+                       dict(taxonomy["polarity"]))  # fmt: skip
+
+
+def default_run_dir(release: ReleaseInfo, variant: str, config: str) -> Path:
+    """`DATASET/runs/<version>/<variant>-<config>/`: beside the release, never inside it."""
+    return release.folder.parents[1] / "runs" / release.version / f"{variant}-{config}"
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    release_dir: Path
+    variant: str = "full"
+    config: str = "tiny"
+    out_dir: Path | None = None
+    device: str = "cpu"
+    epochs: int | None = None
+    batch_size: int | None = None
+    num_workers: int | None = None
+    use_cache: bool = True
+    weights: Path | None = None  # visual backbone weights (local file; never downloaded)
+    resume: bool = True
+
+
+def _configs(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r} (choose: {', '.join(CONFIGS)})")
+    model_config, train_config = CONFIGS[name]
+    return model_config(n_classes=n_classes), train_config()
+
+
+def prepare_cache(
+    release_dir: Path, variant: str, splits: tuple[str, ...], executor: Executor | None = None, progress=None
+) -> Path:
+    """Build (or confirm) the preprocessing cache of some splits of a variant; returns its folder."""
+    settings = CacheSettings()
+    report = build_release_cache(release_dir, settings, executor or SerialExecutor(), variant=variant,
+                                 splits=splits, progress=progress)  # fmt: skip
+    if report.failed:
+        first = report.failed[0]
+        raise ValueError(f"{len(report.failed)} video(s) could not be cached, e.g. {first.video_id}: {first.error}")
+    return report.cache_dir
+
+
+def train_release(
+    request: TrainRequest,
+    *,
+    executor: Executor | None = None,
+    world: World | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    on_cache_progress=None,
+) -> tuple[Path, list[EpochResult]]:
+    """Train the baseline on `request.variant`'s train split, select on its val split. Returns the run folder
+    (holding `best.pt` and `last.pt`) and the epoch history."""
+    world = world or World()
+    release = read_release(request.release_dir)
+    model_config, train_config = _configs(request.config, len(release.classes))
+    overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers}
+    train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
+    out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
+    cache_dir = None
+    if request.use_cache:
+        cache_dir = cache_folder(release.folder, CacheSettings())
+        if world.is_main:
+            prepare_cache(release.folder, request.variant, ("train", "val"), executor, on_cache_progress)
+        if world.distributed:
+            torch.distributed.barrier()
+    datasets = {
+        split: ReleaseDataset.for_model(release.folder, request.variant, split, model_config, train=split == "train",
+                                        cache_dir=cache_dir, seed=train_config.seed)
+        for split in ("train", "val")
+    }  # fmt: skip
+    if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
+        raise ValueError(f"{release.folder}: variant {request.variant!r} has an empty train or val split")
+    torch.manual_seed(train_config.seed)
+    model = AVCANet(model_config)
+    if request.weights:
+        load_visual_weights(model, request.weights)
+    metadata = {
+        "model_config": asdict(model_config),
+        "config_name": request.config,
+        "variant": request.variant,
+        "release": {"name": release.name, "version": release.version, "folder": str(release.folder)},
+        "cache_recipe": CacheSettings().recipe if request.use_cache else None,
+        "weights": str(request.weights) if request.weights else None,
+    }
+    history = train(model, datasets["train"], datasets["val"], train_config, out_dir, classes=release.classes,
+                    class_polarity=release.class_polarity, device=request.device, resume=request.resume,
+                    on_epoch=on_epoch, on_step=on_step, metadata=metadata, world=world)  # fmt: skip
+    return out_dir, history
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> tuple[AVCANet, dict]:
+    """The model of a checkpoint written by `train_release`, and the checkpoint's other entries."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such checkpoint")
+    state = torch.load(path, map_location=device, weights_only=False)
+    if "model_config" not in state:
+        raise ValueError(f"{path}: not a checkpoint of `emotions train` (no model_config)")
+    model = AVCANet(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state.pop("model"))
+    return model.to(device), state
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    out_dir: Path
+    files: dict[str, Path]  # name -> where it was written
+
+
+def evaluate_release(
+    checkpoint: Path,
+    release_dir: Path,
+    split: str = "test",
+    *,
+    variant: str | None = None,
+    out_dir: Path | None = None,
+    device: str = "cpu",
+    use_cache: bool = True,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    executor: Executor | None = None,
+    on_cache_progress=None,
+    update_card: bool = False,
+) -> Evaluation:
+    """Evaluate `checkpoint` on one split of a release (centre sampling): `metrics.json`, `confusion.csv`,
+    `confusion.png` and `predictions.csv` (one row per video, with class probabilities) in `out_dir`. With
+    `update_card`, the release records the result (`baseline/<variant>/` and its card's baseline section)."""
+    model, state = load_checkpoint(checkpoint, device)
+    release = read_release(release_dir)
+    variant = variant or state["variant"]
+    if list(state["classes"]) != release.classes:
+        raise ValueError(f"{checkpoint}: trained on classes {state['classes']}, the release has {release.classes}")
+    cfg = model.cfg
+    cache_dir = prepare_cache(release.folder, variant, (split,), executor, on_cache_progress) if use_cache else None
+    dataset = ReleaseDataset.for_model(release.folder, variant, split, cfg, cache_dir=cache_dir)
+    if len(dataset) == 0:
+        raise ValueError(f"{release.folder}: variant {variant!r} has no {split} rows")
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    pred = predict(model, loader, torch.device(device))
+    classes = release.classes
+    metrics = classification_metrics(pred["label"], pred["probs"].argmax(1), classes, release.class_polarity.numpy())
+    metrics["audio_accuracy"] = float(np.mean(pred["audio_probs"].argmax(1) == pred["label"]))
+    metrics["visual_accuracy"] = float(np.mean(pred["visual_probs"].argmax(1) == pred["label"]))
+    history = state.get("history") or []
+    chosen = history[state["epoch"]] if len(history) > state["epoch"] else {}
+    metrics["run"] = {
+        "checkpoint": str(Path(checkpoint).resolve()), "config": state.get("config_name"),
+        "release": f"{release.name} {release.version}", "variant": variant, "split": split,
+        "epoch": int(state["epoch"]) + 1, "epochs": state["train_config"]["epochs"],
+        "val_accuracy": chosen.get("val", {}).get("accuracy"), "train_accuracy": chosen.get("train_accuracy"),
+        "classes": classes,
+    }  # fmt: skip
+    out_dir = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{variant}-{split}"
+    files = evaluation_files(metrics, list(dataset.rows["video_id"]), pred, classes)
+    paths = {}
+    for name, data in files.items():
+        write_bytes_atomic(out_dir / name, data)
+        paths[name] = out_dir / name
+    if update_card:
+        # The release keeps no local paths: the checkpoint is named, not located.
+        public = {**metrics, "run": {**metrics["run"], "checkpoint": Path(checkpoint).name}}
+        recorded = {**files, "metrics.json": (json.dumps(public, indent=2) + "\n").encode()}
+        add_baseline_validation(release.folder, public, {k: recorded[k] for k in RELEASED_FILES})
+    return Evaluation(metrics, out_dir, paths)
+
+
+RELEASED_FILES = ("metrics.json", "confusion.csv", "confusion.png")
+
+
+def evaluation_files(
+    metrics: dict, video_ids: list[str], pred: dict[str, np.ndarray], classes: list[str]
+) -> dict[str, bytes]:
+    """The evaluation's files, name -> bytes."""
+    cm = np.asarray(metrics["confusion_matrix"])
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *classes])
+    writer.writerows([classes[i], *map(int, row)] for i, row in enumerate(cm))
+    predictions = io.StringIO()
+    writer = csv.writer(predictions, lineterminator="\n")
+    writer.writerow(["video_id", "label", "predicted", "audio_predicted", "visual_predicted",
+                     *(f"p_{c}" for c in classes)])  # fmt: skip
+    for i, video_id in enumerate(video_ids):
+        writer.writerow([video_id, classes[pred["label"][i]], classes[pred["probs"][i].argmax()],
+                         classes[pred["audio_probs"][i].argmax()], classes[pred["visual_probs"][i].argmax()],
+                         *(f"{p:.6f}" for p in pred["probs"][i])])  # fmt: skip
+    return {
+        "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode(),
+        "confusion.csv": table.getvalue().encode(),
+        "confusion.png": confusion_png(cm, classes),
+        "predictions.csv": predictions.getvalue().encode(),
+    }
