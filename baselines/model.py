@@ -393,12 +393,18 @@ def _unwrap_state_dict(obj: object) -> dict[str, Tensor]:
 def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | Path) -> WeightReport:
     """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated).
 
+    Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:mod:`baselines.weights`).
     Prefixes ``module.``, ``model.``, ``backbone.``, ``visual.backbone.`` are stripped, the file's ``head.*`` is
     ignored, and keys are loaded with ``strict=False``; the report lists missing, unexpected and shape-mismatched
     keys (also logged). Raises ``ValueError`` when no key of the file fits the backbone. Never downloads.
     """
     backbone = model.visual.backbone if isinstance(model, AVCANet) else getattr(model, "backbone", model)
     state = _unwrap_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    from baselines.weights import convert_state_dict, detect_layout  # here: baselines.weights imports this module
+
+    if detect_layout(state) not in (None, "torchvision"):
+        state, layout = convert_state_dict(state, source=str(path))
+        log.info("%s: converted from the %s layout", path, layout)
     report = WeightReport(path=str(path))
     own = backbone.state_dict()
     usable: dict[str, Tensor] = {}

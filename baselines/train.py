@@ -173,6 +173,10 @@ def train(
     last = out_dir / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location=device, weights_only=False)
+        changed = _changed_settings(state.get("train_config", {}), asdict(config))
+        if changed:
+            raise ValueError(f"{last}: made with other settings ({', '.join(changed)}); "
+                             "resume with the same settings, or restart the run")  # fmt: skip
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -242,6 +246,15 @@ def train(
         if world.distributed:
             dist.barrier()  # the next epoch (or a resume) starts after rank 0 has committed the checkpoint
     return history
+
+
+def _changed_settings(saved: dict, current: dict) -> list[str]:
+    """Settings that differ between a checkpoint and this run (loader workers may change freely)."""
+    return [
+        f"{k}: {saved.get(k)} -> {v}"
+        for k, v in current.items()
+        if k != "num_workers" and k in saved and list(np.atleast_1d(saved[k])) != list(np.atleast_1d(v))
+    ]
 
 
 def _save(state: dict, path: Path) -> None:

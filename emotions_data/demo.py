@@ -203,9 +203,13 @@ def write_url_table(items: list[CorpusItem], base_url: str, path: Path) -> Path:
     return path
 
 
-def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print, annotate: bool = True):
+def run_demo(
+    out: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print, annotate: bool = True,
+    train: bool = True,
+):  # fmt: skip
     """Build the corpus, serve it on loopback, ingest it through yt-dlp into `out`, then (with
-    `annotate`) run the multi-stage annotation workflow on a real Label Studio server."""
+    `annotate`) run the multi-stage annotation workflow on a real Label Studio server, split and release, and
+    (with `train`) train the tiny baseline on the release and evaluate it on its test split."""
     from emotions_data.executor import make_executor
     from emotions_data.ingest import ingest
     from emotions_data.loopback import serve
@@ -225,13 +229,33 @@ def run_demo(out: Path, workers: int = 2, progress=None, log: Callable[[str], No
         log(f"serving {len(items)} files on {server.base_url}; ingesting through yt-dlp ...")
         with make_executor("local", workers) as pool:
             report = ingest([urls], out, settings, executor=pool, progress=progress)
-    annotation = release = None
+    annotation = release = evaluation = None
     if annotate:
         from annotation.demo import run_annotation_demo
 
         annotation = run_annotation_demo(out, log)
         release = split_and_release(out, log)
-    return report, annotation, release
+        if train:
+            evaluation = train_and_evaluate(release, workers, progress, log)
+    return report, annotation, release, evaluation
+
+
+def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print):
+    """The tiny baseline on the demo release's full variant: trained (resumed when already done), then evaluated
+    on test, which records the result in the release card. Returns the `baselines.recipes.Evaluation`."""
+    from baselines.recipes import TrainRequest, evaluate_release, train_release
+    from emotions_data.executor import make_executor
+
+    log("training the tiny baseline on the full variant (CPU, about a minute) ...")
+    request = TrainRequest(release, variant="full", config="tiny", device="cpu")
+
+    def on_epoch(result) -> None:
+        log(f"  epoch {result.epoch + 1}: train accuracy {result.train_accuracy:.3f}, "
+            f"val accuracy {result.val['accuracy']:.3f}")  # fmt: skip
+
+    with make_executor("local", workers) as pool:
+        run_dir, _ = train_release(request, executor=pool, on_epoch=on_epoch, on_cache_progress=progress)
+        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool, update_card=True)
 
 
 def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:

@@ -1,0 +1,216 @@
+"""Convert Swin-T weights held in other layouts to torchvision's ``SwinTransformer3d`` layout. Never downloads.
+
+Layouts recognised by :func:`detect_layout` (after stripping ``module.`` / ``model.`` / ``backbone.`` prefixes):
+
+- ``"torchvision"``: torchvision ``swin3d_t`` keys (``patch_embed.proj.weight``, ``features.0.0.norm1.weight``);
+  returned as they are.
+- ``"video-swin"``: the original Video Swin Transformer repo (mmaction2 checkpoints such as
+  ``swin_tiny_patch244_window877_kinetics400_1k.pth``): ``layers.i.blocks.j.*``, ``layers.i.downsample.*`` (the
+  patch merging at the end of stage i), ``mlp.fc1`` / ``mlp.fc2``, ``cls_head.fc_cls.*``. torchvision numbers its
+  ``features`` stage, merging, stage, ..., so stage i is ``features.{2i}`` and its merging ``features.{2i+1}``.
+- ``"swin2d-inflated"``: a 2-D Swin-T (Microsoft's Swin-Transformer, e.g. ``swin_tiny_patch4_window7_224_22k.pth``
+  with the same ``layers.*`` names, or torchvision's ``swin_t`` with ``features.0.0.weight`` as patch embedding),
+  inflated to 3-D as Video Swin does: the patch-embedding kernel is repeated over time and divided by its temporal
+  size, each relative-position bias table is tiled over the temporal offsets, and the 2-D head is dropped.
+
+Buffers the model derives from its window (``relative_position_index``, 2-D ``attn_mask``) are dropped and the
+3-D index is written afresh, so a converted file loads with no missing keys. Keys that no rule knows are kept
+under their own name, so :func:`baselines.model.load_visual_weights` lists them as unexpected rather than losing
+them silently. Command line: ``python -m baselines.weights SRC DST``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from baselines.model import _PREFIXES, WeightReport, _unwrap_state_dict, build_swin3d_t, load_visual_weights
+from emotions_data.storage import write_bytes_atomic
+
+SWIN_T_WINDOW = (8, 7, 7)  # (T, H, W) attention window of the AV-CANet visual branch
+SWIN_T_PATCH_T = 2  # temporal patch size: the 2-D kernel is repeated this many times when inflated
+
+LAYOUTS = ("torchvision", "video-swin", "swin2d-inflated")
+
+_BLOCK = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)")
+_DOWNSAMPLE = re.compile(r"layers\.(\d+)\.downsample\.(.+)")
+_TV2D_FEATURE = re.compile(r"features\.(\d+)\.(.+)")
+# torchvision's MLP is Sequential(Linear, GELU, Dropout, Linear, Dropout): fc1 is entry 0, fc2 entry 3
+_MLP = {"mlp.fc1.": "mlp.0.", "mlp.fc2.": "mlp.3."}
+_RECOMPUTED = (".relative_position_index", ".attn_mask")  # derived from the window, not learned
+_TABLE = ".attn.relative_position_bias_table"
+
+
+def _strip(key: str) -> str:
+    for prefix in _PREFIXES:  # same order as the loader, so "module.backbone.x" becomes "x"
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key
+
+
+def _sample(keys: list[str], n: int = 4) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def detect_layout(state: dict[str, Tensor]) -> str | None:
+    """The layout of ``state`` (one of :data:`LAYOUTS`), or ``None`` when it is none of them or mixes two."""
+    keys = {_strip(k): t for k, t in state.items()}
+    original = any(_BLOCK.match(k) or _DOWNSAMPLE.match(k) for k in keys)
+    features = any(k.startswith("features.") for k in keys)
+    if original and features:
+        return None
+    if original:
+        embed = keys.get("patch_embed.proj.weight")
+        # without the patch embedding, a 2-D checkpoint still shows itself by its stored shift masks
+        two_d = embed.dim() == 4 if embed is not None else any(k.endswith(".attn_mask") for k in keys)
+        return "swin2d-inflated" if two_d else "video-swin"
+    embed_2d = keys.get("features.0.0.weight")
+    if embed_2d is not None and embed_2d.dim() == 4:
+        return "swin2d-inflated"
+    if features or "patch_embed.proj.weight" in keys:
+        return "torchvision"
+    return None
+
+
+def relative_position_index(window: tuple[int, int, int] = SWIN_T_WINDOW) -> Tensor:
+    """Index into the 3-D bias table for every token pair of a (T, H, W) window: ((dt*(2H-1) + dh)*(2W-1) + dw)."""
+    coords = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)  # 3, N
+    offsets = coords[:, :, None] - coords[:, None, :] + torch.tensor([w - 1 for w in window])[:, None, None]
+    return (offsets[0] * (2 * window[1] - 1) + offsets[1]) * (2 * window[2] - 1) + offsets[2]
+
+
+def _rename_original(key: str) -> str:
+    """A key of the original Swin repos (2-D or 3-D, same names) -> torchvision swin3d name; unknown keys kept."""
+    if m := _BLOCK.fullmatch(key):
+        rest = m[3]
+        for old, new in _MLP.items():
+            if rest.startswith(old):
+                rest = new + rest[len(old) :]
+        return f"features.{2 * int(m[1])}.{m[2]}.{rest}"
+    if m := _DOWNSAMPLE.fullmatch(key):
+        return f"features.{2 * int(m[1]) + 1}.{m[2]}"
+    if key.startswith("cls_head.fc_cls."):  # mmaction2's I3DHead: the Kinetics classifier
+        return "head." + key[len("cls_head.fc_cls.") :]
+    return key
+
+
+def _rename_torchvision_2d(key: str) -> str:
+    """torchvision swin_t -> swin3d_t: features.0 is its patch embedding (Conv2d, Permute, LayerNorm)."""
+    if key.startswith("features.0.0."):
+        return "patch_embed.proj." + key[len("features.0.0.") :]
+    if key.startswith("features.0.2."):
+        return "patch_embed.norm." + key[len("features.0.2.") :]
+    if (m := _TV2D_FEATURE.fullmatch(key)) and int(m[1]) > 0:
+        return f"features.{int(m[1]) - 1}.{m[2]}"
+    return key
+
+
+def _inflate(name: str, tensor: Tensor, window: tuple[int, int, int], patch_t: int) -> Tensor:
+    """2-D -> 3-D: patch kernel repeated over time / patch_t; bias table tiled over the 2T-1 temporal offsets."""
+    if name == "patch_embed.proj.weight" and tensor.dim() == 4:
+        # a clip of identical frames then gives the 2-D response: the patch_t copies sum back to one kernel
+        return tensor.unsqueeze(2).repeat(1, 1, patch_t, 1, 1) / patch_t
+    if name.endswith(_TABLE) and tensor.shape[0] == (2 * window[1] - 1) * (2 * window[2] - 1):
+        # row dt*(2H-1)*(2W-1) + k of the 3-D table is row k of the 2-D one for every temporal offset dt; a table
+        # of another spatial window is left as it is and reported as a shape mismatch by the loader
+        return tensor.repeat(2 * window[0] - 1, 1)
+    return tensor
+
+
+def convert_state_dict(
+    state: dict[str, Tensor],
+    source: str = "state dict",
+    window: tuple[int, int, int] = SWIN_T_WINDOW,
+    patch_t: int = SWIN_T_PATCH_T,
+) -> tuple[dict[str, Tensor], str]:
+    """``state`` in any layout of :data:`LAYOUTS` -> (torchvision swin3d state dict, the detected layout).
+
+    ``head.*`` is kept where it is a video classifier (torchvision, Video Swin's ``cls_head.fc_cls``) and dropped
+    for 2-D sources. Raises ``ValueError`` naming ``source`` and a few keys when the layout is not recognised.
+    """
+    layout = detect_layout(state)
+    if layout is None:
+        raise ValueError(
+            f"{source}: not a Swin-T state dict in one known layout ({', '.join(LAYOUTS)}); "
+            f"{len(state)} keys, e.g. {_sample(list(state))}"
+        )
+    keys = {_strip(k): t for k, t in state.items()}
+    if layout == "torchvision":
+        return keys, layout
+    torchvision_2d = "features.0.0.weight" in keys
+    out: dict[str, Tensor] = {}
+    for key, tensor in keys.items():
+        if key.endswith(_RECOMPUTED):
+            continue
+        name = _rename_torchvision_2d(key) if torchvision_2d else _rename_original(key)
+        if layout == "swin2d-inflated":
+            if name.startswith("head."):  # an ImageNet classifier has no use on video
+                continue
+            tensor = _inflate(name, tensor, window, patch_t)
+        out[name] = tensor
+    index = relative_position_index(window)
+    for name in [k for k in out if k.endswith(_TABLE)]:
+        out[name.removesuffix(_TABLE) + ".attn.relative_position_index"] = index
+    return out, layout
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert_checkpoint` did: the source layout, and how the written file loads into swin3d_t."""
+
+    src: str
+    dst: str
+    layout: str
+    report: WeightReport
+
+    def __str__(self) -> str:
+        return f"{self.src}: {self.layout} layout -> {self.dst}\n{self.report}"
+
+
+def convert_checkpoint(src: Path, dst: Path) -> Conversion:
+    """Convert the weights file ``src`` to a torchvision-layout state dict at ``dst`` (temporary file, then rename).
+
+    The written file is then loaded into a fresh Video Swin-T, so the returned report says what would load.
+    """
+    src, dst = Path(src), Path(dst)
+    try:
+        state = _unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True))
+    except ValueError as err:
+        raise ValueError(f"{src}: {err}") from None
+    except pickle.UnpicklingError as err:  # e.g. numpy scalars in a checkpoint's metadata
+        why = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
+        raise ValueError(
+            f"{src}: torch.load(weights_only=True) loads only tensors and plain containers; re-save the state dict "
+            f"alone from a copy you trust ({why or 'see torch.load'})"
+        ) from None
+    converted, layout = convert_state_dict(state, source=str(src))
+    buffer = io.BytesIO()  # ~110 MB for Swin-T: serialised in memory so the shared atomic writer can place it
+    torch.save(converted, buffer)
+    write_bytes_atomic(dst, buffer.getvalue())
+    return Conversion(str(src), str(dst), layout, load_visual_weights(build_swin3d_t(0.0), dst))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m baselines.weights SRC DST``: convert a Swin-T weights file; exit status 2 when it cannot."""
+    parser = argparse.ArgumentParser(prog="python -m baselines.weights", description=main.__doc__)
+    parser.add_argument("src", type=Path, help="weights file (torchvision, Video Swin or 2-D Swin-T layout)")
+    parser.add_argument("dst", type=Path, help="where to write the torchvision swin3d_t state dict")
+    args = parser.parse_args(argv)
+    try:
+        print(convert_checkpoint(args.src, args.dst))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
