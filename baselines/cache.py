@@ -3,11 +3,12 @@
 One file per video, ``<cache>/<video_id>.clip``, written atomically::
 
     8 bytes   little-endian uint64: header length N
-    N bytes   JSON header: format, recipe, media_sha256, n_frames, height, width, mfcc shape, offsets
+    N bytes   JSON header: format, recipe, media_sha256, n_frames, height, width, mfcc_shape, offsets (of each
+              frame's JPEG within the frames section, plus the end)
     mfcc      float32 (n_mfcc, frames): the whole clip's MFCCs (tiling to the model's chunks happens at load time)
     frames    every frame at native rate, scaled to `short_side`, JPEG-encoded back to back
 
-A reader seeks to the frames a snippet needs and decodes only those (libjpeg-turbo through torchvision), so a
+A reader seeks to the frames a snippet needs and decodes only those (libjpeg-turbo through Pillow), so a
 training step reads ~1 MB per clip instead of decoding a whole video. A file is valid only for the media it was
 made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG quality, audio settings):
 anything else is rebuilt. Building runs on any `emotions_data.executor` backend (local pool or Ray).
@@ -16,6 +17,7 @@ anything else is rebuilt. Building runs on any `emotions_data.executor` backend 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import decode_jpeg, encode_jpeg
+from PIL import Image
 
 from baselines.audio import MFCC, AudioConfig, load_waveform
 from emotions_data.executor import Executor
@@ -72,13 +74,13 @@ class CachedClip:
         rows, cols = self.header["mfcc_shape"]
         frames_at = self.data_at + rows * cols * 4
         wanted = np.unique(indices)
-        encoded: dict[int, torch.Tensor] = {}
+        encoded: dict[int, bytes] = {}
         with open(self.path, "rb") as f:
             for i in wanted.tolist():
                 f.seek(frames_at + offsets[i])
-                encoded[i] = torch.frombuffer(bytearray(f.read(offsets[i + 1] - offsets[i])), dtype=torch.uint8)
-        decoded = dict(zip(encoded, decode_jpeg(list(encoded.values())), strict=True))
-        return torch.stack([decoded[int(i)] for i in indices]).permute(0, 2, 3, 1)
+                encoded[i] = f.read(offsets[i + 1] - offsets[i])
+        decoded = {i: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for i, data in encoded.items()}
+        return torch.from_numpy(np.stack([decoded[int(i)] for i in indices]))
 
 
 def open_clip(path: Path) -> CachedClip:
@@ -128,8 +130,9 @@ def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: st
     width, height = _scaled_size(stream.width, stream.height, settings.short_side)
     offsets, chunks = [0], []
     for frame in _frames_of(media, width, height):
-        data = encode_jpeg(torch.from_numpy(frame.copy()).permute(2, 0, 1), quality=settings.jpeg_quality)
-        chunks.append(data.numpy().tobytes())
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=settings.jpeg_quality)
+        chunks.append(buffer.getvalue())
         offsets.append(offsets[-1] + len(chunks[-1]))
     if not chunks:
         raise ValueError(f"{media}: no frames decoded")

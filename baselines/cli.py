@@ -6,6 +6,7 @@ torch is imported inside the commands, so the rest of the CLI works without the 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -149,33 +150,34 @@ def train(
                            weights, resume)  # fmt: skip
     columns = [TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}")]  # fmt: skip
-    with Progress(*columns, console=console, disable=not world.is_main) as progress:
-        tasks: dict[int, int] = {}
+    interactive = console.is_terminal or sys.stderr.isatty()
+    try:
+        with Progress(*columns, console=console, disable=not (world.is_main and interactive)) as progress:
+            tasks: dict[int, int] = {}
 
-        def on_step(step) -> None:
-            if step.epoch not in tasks:
-                tasks[step.epoch] = progress.add_task(f"epoch {step.epoch + 1}", total=step.batches, status="")
-            status = f"loss {step.loss:.3f}  {step.clips_per_s:.1f} clips/s  data wait {step.data_wait:.0%}"
-            progress.update(tasks[step.epoch], completed=step.batch, status=status)
+            def on_step(step) -> None:
+                if step.epoch not in tasks:
+                    tasks[step.epoch] = progress.add_task(f"epoch {step.epoch + 1}", total=step.batches, status="")
+                status = f"loss {step.loss:.3f}  {step.clips_per_s:.1f} clips/s  data wait {step.data_wait:.0%}"
+                progress.update(tasks[step.epoch], completed=step.batch, status=status)
 
-        def on_epoch(result) -> None:
-            val = result.val
-            progress.console.print(
-                f"epoch {result.epoch + 1}: train loss {result.train_loss:.3f} acc {result.train_accuracy:.3f}  "
-                f"val acc {val['accuracy']:.3f} UAR {val['uar']:.3f}", highlight=False)  # fmt: skip
+            def on_epoch(result) -> None:
+                val = result.val
+                progress.console.print(
+                    f"epoch {result.epoch + 1}: train loss {result.train_loss:.3f} acc {result.train_accuracy:.3f}  "
+                    f"val acc {val['accuracy']:.3f} UAR {val['uar']:.3f}", highlight=False)  # fmt: skip
 
-        try:
             with make_executor(executor, workers, ray_address) as pool:
                 run_dir, history = train_release(
                     request, executor=pool, world=world, on_step=on_step, on_epoch=on_epoch,
                     on_cache_progress=_cache_progress(progress),
                 )  # fmt: skip
-        except (ValueError, OSError, ExecutorError) as exc:
-            raise _fail(str(exc)) from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted: the last finished epoch is kept; the same command resumes") from None
-        finally:
-            shutdown_world(world)
+    except (ValueError, OSError, ExecutorError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted: the last finished epoch is kept; the same command resumes") from None
+    finally:
+        shutdown_world(world)
     if world.is_main:
         if history:
             best = max(history, key=lambda h: h.val["accuracy"])

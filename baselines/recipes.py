@@ -44,6 +44,14 @@ class ReleaseInfo:
     version: str
     classes: list[str]
     polarity: dict[str, str]
+    variants: dict[str, dict[str, int]]  # variant -> split -> rows
+
+    def check(self, variant: str, split: str | None = None) -> None:
+        if variant not in self.variants:
+            raise ValueError(f"{self.folder}: variant {variant!r} is not in this release (has: "
+                             f"{', '.join(self.variants)})")  # fmt: skip
+        if split is not None and split not in self.variants[variant]:
+            raise ValueError(f"{self.folder}: variant {variant!r} has no split {split!r}")
 
     @property
     def class_polarity(self) -> torch.Tensor:
@@ -57,7 +65,7 @@ def read_release(folder: Path) -> ReleaseInfo:
     info = json.loads(path.read_text())
     taxonomy = info.get("taxonomy") or {}
     return ReleaseInfo(Path(folder).resolve(), info["name"], info["version"], list(taxonomy["classes"]),
-                       dict(taxonomy["polarity"]))  # fmt: skip
+                       dict(taxonomy["polarity"]), dict(info.get("variants") or {}))  # fmt: skip
 
 
 def default_run_dir(release: ReleaseInfo, variant: str, config: str) -> Path:
@@ -113,6 +121,7 @@ def train_release(
     (holding `best.pt` and `last.pt`) and the epoch history."""
     world = world or World()
     release = read_release(request.release_dir)
+    release.check(request.variant)
     model_config, train_config = _configs(request.config, len(release.classes))
     overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers}
     train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
@@ -189,6 +198,7 @@ def evaluate_release(
     model, state = load_checkpoint(checkpoint, device)
     release = read_release(release_dir)
     variant = variant or state["variant"]
+    release.check(variant, split)
     if list(state["classes"]) != release.classes:
         raise ValueError(f"{checkpoint}: trained on classes {state['classes']}, the release has {release.classes}")
     cfg = model.cfg

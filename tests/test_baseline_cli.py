@@ -1,0 +1,117 @@
+"""`emotions cache | train | evaluate` through the real CLI on a small release of demo-style clips."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from emotions_data.demo import ClipSpec, make_clip
+from emotions_data.release import verify_release
+from emotions_data.taxonomy import EMOTIONS6
+
+EMOTIONS = str(Path(sys.executable).with_name("emotions"))
+PER_CLASS = 4
+
+
+def run(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([EMOTIONS, *args], capture_output=True, text=True, timeout=900)
+    assert not check or proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """Class folders of clips that encode their class in picture and sound -> import, split, release."""
+    root = tmp_path_factory.mktemp("baseline-cli")
+    for c, label in enumerate(EMOTIONS6.classes):
+        (root / "in" / label).mkdir(parents=True)
+        for k in range(PER_CLASS):
+            make_clip(ClipSpec(label, 100 * c + k, duration_s=2.0), root / "in" / label / f"{label.lower()}_{k}.mp4")
+    run("import-official", str(root / "in"), "--out", str(root / "ds"), check=True)
+    run("split", str(root / "ds"), "--ratios", "0.5,0.25,0.25", check=True)
+    run("release", str(root / "ds"), "--version", "1.0.0", check=True)
+    return root / "ds" / "releases" / "1.0.0"
+
+
+def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_path):
+    test_file = release / "data" / "full" / "test.parquet"
+    test_ids = set(pd.read_parquet(test_file)["video_id"])
+    hidden = tmp_path / "test.parquet"
+    shutil.move(test_file, hidden)  # training must not need, let alone read, the test split
+    try:
+        proc = run("train", str(release), "--config", "tiny", "--epochs", "2", "--out", str(tmp_path / "run"))
+    finally:
+        shutil.move(hidden, test_file)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoch 2:" in proc.stderr and "val acc" in proc.stderr and "best epoch" in proc.stderr
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["variant"] == "full" and best["model_config"]["visual_backbone"] == "tiny"
+    assert best["release"]["version"] == "1.0.0" and best["classes"] == list(EMOTIONS6.classes)
+    cached = {p.stem for p in (release.parents[1] / "cache" / "baseline").glob("*/*.clip")}
+    assert cached and not cached & test_ids, "the cache of a training run holds train and val videos only"
+
+    # The same command resumes (nothing to do); other settings are refused rather than mixed into the run.
+    assert run("train", str(release), "--epochs", "2", "--out", str(tmp_path / "run")).returncode == 0
+    changed = run("train", str(release), "--epochs", "3", "--out", str(tmp_path / "run"))
+    assert changed.returncode == 1 and "epochs: 2 -> 3" in changed.stderr.strip().splitlines()[-1]
+
+    proc = run("evaluate", str(tmp_path / "run" / "best.pt"), str(release), "--split", "test", check=True)
+    assert "(WAR)" in proc.stdout and "per-class accuracy" in proc.stdout
+    out = tmp_path / "run" / "eval-full-test"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == len(test_ids) and metrics["run"]["split"] == "test"
+    assert {"accuracy", "uar", "weighted_f1", "per_class_accuracy", "polarity_accuracy", "audio_accuracy",
+            "visual_accuracy", "confusion_matrix"} <= set(metrics)  # fmt: skip
+    with open(out / "predictions.csv") as f:
+        predictions = list(csv.DictReader(f))
+    assert {p["video_id"] for p in predictions} == test_ids
+    for p in predictions:
+        probs = [float(p[f"p_{c}"]) for c in EMOTIONS6.classes]
+        assert sum(probs) == pytest.approx(1, abs=1e-4) and p["predicted"] == EMOTIONS6.classes[probs.index(max(probs))]
+    with open(out / "confusion.csv") as f:
+        confusion = list(csv.reader(f))
+    assert sum(int(v) for row in confusion[1:] for v in row[1:]) == len(test_ids)
+    assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
+
+    # The release records the validation: its card's section, the files, and checksums that still hold.
+    card = (release / "README.md").read_text()
+    assert "## Baseline validation" in card and "baseline/full/confusion.png" in card
+    assert json.loads((release / "baseline" / "full" / "metrics.json").read_text())["run"]["checkpoint"] == "best.pt"
+    assert "## Baseline validation" in (release.parents[1] / "data_cards" / "ds-1.0.0" / "README.md").read_text()
+    assert verify_release(release) == [] and "baseline/full/metrics.json" in (release / "SHA256SUMS").read_text()
+    again = run("evaluate", str(tmp_path / "run" / "best.pt"), str(release), check=True)
+    assert again.returncode == 0 and (release / "README.md").read_text().count("## Baseline validation") == 1
+
+
+def test_cache_command_builds_once(release):
+    proc = run("cache", str(release), "--variant", "full", check=True)
+    n = sum(len(pd.read_parquet(p)) for p in (release / "data" / "full").glob("*.parquet"))
+    assert f"current {n}" in proc.stderr or f"built {n}" in proc.stderr or "built" in proc.stderr
+    again = run("cache", str(release), "--variant", "full", check=True)
+    assert f"built 0, current {n}, failed 0" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "{tmp}/nowhere"], "not a release folder"),
+        (["train", "{release}", "--config", "huge"], "unknown configuration 'huge'"),
+        (["train", "{release}", "--variant", "nope"], "variant 'nope' is not in this release"),
+        (["evaluate", "{tmp}/none.pt", "{release}"], "no such checkpoint"),
+        (["train", "{release}", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "{tmp}/x"],
+         "no CUDA device" if not torch.cuda.is_available() else "not a release folder"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line(release, tmp_path, args, message):
+    proc = run(*(a.format(tmp=tmp_path, release=release) for a in args))
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, proc.stderr[-2000:]
