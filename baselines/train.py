@@ -119,6 +119,8 @@ class StepInfo:
     loss: float
     clips_per_s: float
     data_wait: float  # share of the step time spent waiting for the loader
+    elapsed_s: float  # since the epoch started
+    waited_s: float  # of which waiting for the loader
 
 
 def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, **kwargs) -> DataLoader:
@@ -224,7 +226,8 @@ def train(
             tick = time.perf_counter()
             if on_step:
                 elapsed = tick - started
-                on_step(StepInfo(epoch, i + 1, len(loader), loss.item(), seen * world.size / elapsed, waited / elapsed))
+                on_step(StepInfo(epoch, i + 1, len(loader), loss.item(), seen * world.size / elapsed, waited / elapsed,
+                                 elapsed, waited))  # fmt: skip
         loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device, world)
         if world.is_main:
             assert val_loader is not None
