@@ -52,7 +52,8 @@ def shutdown_world(world: World) -> None:
 
 
 class EpochShuffle(Sampler[int]):
-    """A seeded permutation per epoch, of which this rank takes every `world`-th index (all of it for one rank)."""
+    """A seeded permutation per epoch, of which this rank takes every `world`-th index (all of it for one rank);
+    padded so that every rank gets the same number of items."""
 
     def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
         self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
@@ -63,10 +64,13 @@ class EpochShuffle(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
+        # Every rank must run as many batches as the others (each backward is a collective): pad with the
+        # permutation's first items, as DistributedSampler does. A world of one is never padded.
+        order += order[: len(self) * self.world - self.n]
         return iter(order[self.rank :: self.world])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
+        return -(-self.n // self.world)
 
 
 class _SumOverRanks(torch.autograd.Function):

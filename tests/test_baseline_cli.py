@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,14 @@ def test_bad_input_is_one_clear_line(release, tmp_path, args, message):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, proc.stderr[-2000:]
+
+
+def test_train_under_torchrun_with_two_processes(release, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", EMOTIONS, "train",
+           str(release), "--epochs", "1", "--out", str(tmp_path / "ddp")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("epoch 1: train loss") == 1, "rank 0 alone reports and checkpoints"
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    n_train = len(pd.read_parquet(release / "data" / "full" / "train.parquet"))
+    assert len(state["history"]) == 1 and state["history"][0]["val"]["n"] > 0 and n_train > 0

@@ -53,3 +53,16 @@ def test_two_processes_train_like_one(tmp_path):
     for name, tensor in one["model"].items():
         if tensor.is_floating_point():
             torch.testing.assert_close(two["model"][name], tensor, rtol=0, atol=1e-2, msg=name)
+
+
+@pytest.mark.parametrize(("n", "world", "batch"), [(16, 2, 2), (13, 2, 2), (10, 4, 1)])
+def test_ranks_share_the_single_process_batches_and_run_equally_many(n, world, batch):
+    from baselines.distributed import EpochShuffle
+
+    single = list(EpochShuffle(n, seed=1))
+    ranks = [list(EpochShuffle(n, seed=1, rank=r, world=world)) for r in range(world)]
+    assert len({len(r) for r in ranks}) == 1, "unequal ranks would deadlock in the next collective"
+    assert set().union(*ranks) == set(single)
+    for k in range(n // (batch * world)):  # the k-th global batch is the single process's k-th batch
+        together = sorted(i for r in ranks for i in r[k * batch : (k + 1) * batch])
+        assert together == sorted(single[k * batch * world : (k + 1) * batch * world])
