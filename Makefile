@@ -34,7 +34,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline,ray]'
 	@touch $@
 
 ls-server: $(LS_STAMP)

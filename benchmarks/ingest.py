@@ -16,8 +16,16 @@ run on the same machine, after a warm-up (clips read into the page cache, one tr
 ratio of throughputs (ours / raw) is the pipeline's cost over the bare tools: bookkeeping, the
 fingerprint, verification of the output, crash-safety. The target is a ratio of at least 0.85.
 
+With `--executor ray` our side runs three ways on the same clips, each into a fresh dataset folder:
+    local     the local process pool, as above (the reference);
+    ray       `RayExecutor` on a Ray instance started inside the timed region (`ray.init`, worker
+              processes, then the ingest): what one `emotions ingest --executor ray` costs;
+    ray-warm  the same on a Ray instance started and warmed up (its worker processes running)
+              before the timed region: the steady state of a cluster that is already up.
+and the Ray overhead is reported as ray / local throughput (target: at least 0.8, i.e. within 20 %).
+
     python benchmarks/ingest.py [--n 24] [--workers 2] [--duration 6.0] [--size 640x360]
-                                [--executor local] [--repeats 1] [--json PATH]
+                                [--executor local|serial|ray] [--repeats 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -25,18 +33,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from emotions_data.demo import ClipSpec, make_clip
-from emotions_data.executor import make_executor
+from emotions_data.executor import Executor, RayExecutor, make_executor
 from emotions_data.ingest import FETCH, NORMALISE, ingest
 from emotions_data.normalise import SourceVideo, build_command
 from emotions_data.probe import ProbeFacts, ffprobe_command, probe_file
@@ -45,6 +56,7 @@ from emotions_data.taxonomy import EMOTIONS6
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 TARGET_RATIO = 0.85
+TARGET_RAY_RATIO = 0.8
 CLIP_FPS = "30"
 COMPLETE_MARKER = ".complete"
 
@@ -63,6 +75,10 @@ class SideResult:
         return min(self.wall_s)
 
     @property
+    def median_s(self) -> float:
+        return statistics.median(self.wall_s)
+
+    @property
     def clips_per_s(self) -> float:
         return self.clips / self.best_s
 
@@ -76,6 +92,7 @@ class SideResult:
             "media_s": round(self.media_s, 3),
             "wall_s": round(self.best_s, 3),
             "wall_s_all": [round(t, 3) for t in self.wall_s],
+            "wall_s_median": round(self.median_s, 3),
             "clips_per_s": round(self.clips_per_s, 4),
             "media_s_per_s": round(self.media_s_per_s, 4),
         }
@@ -137,12 +154,12 @@ def media_seconds(facts: ProbeFacts) -> float:
 # ---------------------------------------------------------------- the two sides
 
 
-def run_ours(folder: Path, n_clips: int, workers: int, executor_name: str, stages: dict[str, float]) -> float:
-    """Ingest `folder` into a fresh dataset; returns the wall time. Fills `stages` with the time
-    at which each stage's progress was first and last reported (seconds from the start)."""
+def run_ours(folder: Path, n_clips: int, workers: int, executor: Executor, stages: dict[str, float]) -> float:
+    """Ingest `folder` into a fresh dataset with `executor` (closed afterwards, outside the timing);
+    returns the wall time. Fills `stages` with the time at which each stage's progress was first
+    and last reported (seconds from the start). Executors start their workers lazily, inside it."""
     dataset = Path(tempfile.mkdtemp(prefix="ours-", dir=OUT_DIR))
     settings = IngestSettings(workers=workers)
-    executor = make_executor(executor_name, workers)
     started = time.perf_counter()
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -204,6 +221,19 @@ def run_raw(clips: list[Path], facts: list[ProbeFacts], workers: int) -> float:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def run_ray_warm(folder: Path, n_clips: int, workers: int, stages: dict[str, float]) -> float:
+    """`run_ours` on a Ray instance started, with its worker processes running, before the timing."""
+    import ray
+
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        with RayExecutor(workers) as warm:  # a cluster that is up has its workers running
+            list(warm.map_unordered(time.sleep, [0.5] * workers))
+        return run_ours(folder, n_clips, workers, RayExecutor(workers), stages)
+    finally:
+        ray.shutdown()
+
+
 def warm_up(clips: list[Path], facts: list[ProbeFacts]) -> None:
     """Read every clip into the page cache and run one transcode, so neither side pays a cold start."""
     for path in clips:
@@ -237,16 +267,17 @@ def stage_breakdown(stages: dict[str, float]) -> dict[str, float]:
     }
 
 
-def print_table(sides: list[SideResult], ratio: float) -> None:
-    header = f"{'side':<6} {'clips':>6} {'media s':>9} {'wall s':>8} {'clips/s':>8} {'media s/s':>10}"
+def print_table(sides: list[SideResult], ratios: list[str]) -> None:
+    header = f"{'side':<8} {'clips':>6} {'media s':>9} {'wall s':>8} {'clips/s':>8} {'media s/s':>10}"
     print(header)
     print("-" * len(header))
     for side in sides:
         print(
-            f"{side.name:<6} {side.clips:>6d} {side.media_s:>9.1f} {side.best_s:>8.2f} "
+            f"{side.name:<8} {side.clips:>6d} {side.media_s:>9.1f} {side.best_s:>8.2f} "
             f"{side.clips_per_s:>8.3f} {side.media_s_per_s:>10.2f}"
         )
-    print(f"ratio (ours/raw throughput) = {ratio:.2f} (target >= {TARGET_RATIO})")
+    for line in ratios:
+        print(line)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -255,7 +286,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="parallel jobs on both sides")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per clip")
     parser.add_argument("--size", type=parse_size, default=(640, 360), help="clip size, WIDTHxHEIGHT")
-    parser.add_argument("--executor", default="local", help="executor backend for our side")
+    parser.add_argument(
+        "--executor", default="local", choices=("local", "serial", "ray"), help="our side's backend (ray: see above)"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per side (alternating); the best counts")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -276,25 +309,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clips: {len(clips)} x {args.duration:g} s at {width}x{height}, {CLIP_FPS} fps; workers: {args.workers}")
 
     warm_up(clips, facts)
-    ours = SideResult("ours", len(clips), total_media)
-    raw = SideResult("raw", len(clips), total_media)
-    breakdowns = []
+    folder, n = clips[0].parent, len(clips)
+    # Our side is "ours" with one executor, or with --executor ray: the local pool and Ray, cold and warm.
+    runners: dict[str, Callable[[dict[str, float]], float]] = {
+        "ours": lambda stages: run_ours(folder, n, args.workers, make_executor(args.executor, args.workers), stages)
+    }
+    if args.executor == "ray":
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from a benchmark
+        runners = {
+            "local": lambda stages: run_ours(folder, n, args.workers, make_executor("local", args.workers), stages),
+            "ray": lambda stages: run_ours(folder, n, args.workers, RayExecutor(args.workers), stages),
+            "ray-warm": lambda stages: run_ray_warm(folder, n, args.workers, stages),
+        }
+    sides = {name: SideResult(name, n, total_media) for name in [*runners, "raw"]}
+    breakdowns: dict[str, list[dict[str, float]]] = {name: [] for name in runners}
+    names = list(sides)
     for i in range(args.repeats):
-        order = ("ours", "raw") if i % 2 == 0 else ("raw", "ours")
-        for name in order:
-            if name == "ours":
-                stages: dict[str, float] = {}
-                ours.wall_s.append(run_ours(clips[0].parent, len(clips), args.workers, args.executor, stages))
-                breakdowns.append(stage_breakdown(stages))
+        for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order against drift
+            if name == "raw":
+                sides[name].wall_s.append(run_raw(clips, facts, args.workers))
             else:
-                raw.wall_s.append(run_raw(clips, facts, args.workers))
+                stages: dict[str, float] = {}
+                sides[name].wall_s.append(runners[name](stages))
+                breakdowns[name].append(stage_breakdown(stages))
 
+    ours, raw = sides[names[0]], sides["raw"]
     ratio = ours.clips_per_s / raw.clips_per_s
+    lines = [f"ratio ({ours.name}/raw throughput) = {ratio:.2f} (target >= {TARGET_RATIO})"]
+    ray_ratios = {name: sides[name].clips_per_s / ours.clips_per_s for name in ("ray", "ray-warm") if name in sides}
+    # Best run against best run, as above; and the medians' ratio, less swayed by one lucky run on a noisy machine.
+    median_ratios = {name: ours.median_s / sides[name].median_s for name in ray_ratios}
+    lines += [
+        f"ratio ({name}/local throughput) = {r:.2f} (target >= {TARGET_RAY_RATIO}); medians {median_ratios[name]:.2f}"
+        for name, r in ray_ratios.items()
+    ]
     print()
-    print_table([ours, raw], ratio)
-    best = breakdowns[ours.wall_s.index(ours.best_s)]
-    if best:
-        print("ours by stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in best.items()))
+    print_table(list(sides.values()), lines)
+    best = {name: runs[sides[name].wall_s.index(sides[name].best_s)] for name, runs in breakdowns.items()}
+    for name, stages in best.items():
+        if stages:
+            print(f"{name} by stage (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     if args.json:
         result = {
             "params": {
@@ -306,11 +360,16 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
             },
             "machine": {"cpu_count": cpus, "ffmpeg": ffmpeg_version(), "python": sys.version.split()[0]},
-            "ours": {**ours.as_dict(), "stages_s": best},
+            "ours": {**ours.as_dict(), "stages_s": best[ours.name]},
             "raw": raw.as_dict(),
             "ratio": round(ratio, 4),
             "target_ratio": TARGET_RATIO,
         }
+        if ray_ratios:
+            result["sides"] = {name: {**sides[name].as_dict(), "stages_s": best[name]} for name in ray_ratios}
+            result["ray_ratio"] = {name: round(r, 4) for name, r in ray_ratios.items()}
+            result["ray_ratio_of_medians"] = {name: round(r, 4) for name, r in median_ratios.items()}
+            result["target_ray_ratio"] = TARGET_RAY_RATIO
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -76,6 +76,12 @@ def print_report(report) -> None:
     )
 
 
+EXECUTOR_HELP = "local (process pool), serial, or ray (needs the ray extra: pip install 'emotions[ray]')"
+RAY_ADDRESS_HELP = (
+    "Ray cluster to run on (HOST:PORT, ray://HOST:PORT, auto); default: a local Ray instance with --workers CPUs"
+)
+
+
 @app.command()
 def ingest(
     sources: Annotated[
@@ -84,7 +90,8 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
     workers: Annotated[int | None, typer.Option(help="parallel worker processes [default: 2]")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
-    executor: Annotated[str, typer.Option(help="local or serial")] = "local",
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
     min_duration: Annotated[float | None, typer.Option(help="seconds [default: 1]")] = None,
     max_duration: Annotated[float | None, typer.Option(help="seconds [default: 300]")] = None,
     min_short_side: Annotated[int | None, typer.Option(help="pixels [default: 240]")] = None,
@@ -103,10 +110,12 @@ def ingest(
     Cookies for yt-dlp come from $EMOTIONS_COOKIES_FILE or the config file, never from the command line."""
     from emotions_data.executor import ExecutorError, make_executor
     from emotions_data.ingest import ingest as run_ingest
+    from emotions_data.layout import local_dataset_dir
     from emotions_data.settings import load_settings
     from emotions_data.sources import SourceError
 
     try:
+        out = local_dataset_dir(out)  # before any executor starts: s3:// and the like are refused
         settings = load_settings(
             config,
             **{
@@ -124,7 +133,7 @@ def ingest(
                 "download.allow_file_urls": allow_file_urls,
             },
         )
-        with _progress() as progress, make_executor(executor, settings.workers) as pool:
+        with _progress() as progress, make_executor(executor, settings.workers, ray_address) as pool:
             report = run_ingest(
                 sources, out, settings, executor=pool, progress=_ProgressBar(progress), retry_permanent=retry_permanent
             )
@@ -166,6 +175,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")] = Path("demo-dataset"),
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     annotate: Annotated[bool, typer.Option("--annotate/--no-annotate", help="run the annotation workflow")] = True,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="train and evaluate the tiny baseline")] = True,
 ) -> None:
     """Build the demo dataset: generate the corpus, serve it on 127.0.0.1 and ingest it through yt-dlp
     like real URLs, then annotate it on a real Label Studio server with a simulated panel."""
@@ -173,11 +183,12 @@ def demo(
 
     try:
         with _progress() as progress:
-            report, annotation, release_dir = run_demo(
+            report, annotation, release_dir, evaluation = run_demo(
                 out,
                 workers=workers,
                 progress=_ProgressBar(progress),
                 annotate=annotate,
+                train=train,
                 log=lambda message: console.print(message, highlight=False, soft_wrap=True),
             )
     except (ValueError, RuntimeError, OSError) as exc:
@@ -192,6 +203,11 @@ def demo(
             f"to browse the projects: emotions annotate server start --data-dir {out / '.label-studio'} "
             f"--document-root {out}", highlight=False, soft_wrap=True,
         )  # fmt: skip
+    if evaluation is not None:
+        from baselines.cli import print_metrics
+
+        print_metrics(evaluation.metrics)
+        console.print(f"baseline evaluation: {evaluation.out_dir}", highlight=False)
     if release_dir is not None:
         console.print(f"release: {release_dir}  (card: {release_dir / 'README.md'})", highlight=False)
     console.print(f"dataset: {out}  (manifests in {out / 'manifests'})", highlight=False)
@@ -403,6 +419,8 @@ def import_official_cmd(
     ),
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
 ) -> None:
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""
@@ -413,7 +431,7 @@ def import_official_cmd(
 
     try:
         settings = load_settings(config, workers=workers)
-        with _progress() as progress, make_executor("local", settings.workers) as pool:
+        with _progress() as progress, make_executor(executor, settings.workers, ray_address) as pool:
             report, found = import_official(path, out, resolve_taxonomy(taxonomy), settings, executor=pool,
                                             progress=_ProgressBar(progress))  # fmt: skip
     except (ValueError, RuntimeError, OSError) as exc:
@@ -449,6 +467,9 @@ def _mount_server_commands() -> None:
 
     annotate_app.add_typer(server_app, name="server")
     annotate_app.registered_commands += workflow_app.registered_commands
+    from baselines.cli import baseline_app  # cache, train, evaluate (torch is imported by the commands only)
+
+    app.registered_commands += baseline_app.registered_commands
 
 
 _mount_server_commands()

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from emotions_data import dedup
 from emotions_data.executor import Executor, make_executor
 from emotions_data.filters import check_filters
-from emotions_data.layout import DatasetLayout
+from emotions_data.layout import DatasetLayout, local_dataset_dir
 from emotions_data.normalise import SourceVideo, recipe_id
 from emotions_data.schema import (
     INPUTS_SCHEMA,
@@ -114,10 +114,11 @@ def register_inputs(layout: DatasetLayout, items: Sequence[InputItem]) -> pd.Dat
     return frame
 
 
-def _shard_size(settings: IngestSettings, n_items: int) -> int:
+def _shard_size(settings: IngestSettings, n_items: int, workers: int | None = None) -> int:
+    """`workers`: how many jobs the executor runs at once (a Ray cluster's CPUs), else `settings.workers`."""
     if settings.shard_size > 0:
         return settings.shard_size
-    return max(1, min(16, math.ceil(n_items / (settings.workers * 4))))
+    return max(1, min(16, math.ceil(n_items / ((workers or settings.workers) * 4))))
 
 
 def _run_stage(
@@ -127,9 +128,15 @@ def _run_stage(
     settings: IngestSettings,
     executor: Executor,
     progress: ProgressFn | None,
+    log: StageLog,
 ) -> int:
-    size = _shard_size(settings, len(items))
-    jobs = [ShardJob(stage, str(layout.root), tuple(items[i : i + size]), settings) for i in range(0, len(items), size)]
+    workers = getattr(executor, "workers", None) if items else None  # asking a Ray executor connects to Ray
+    size = _shard_size(settings, len(items), workers)
+    sequence = log.next_sequence()  # one for the whole batch: items are unique within it
+    jobs = [
+        ShardJob(stage, str(layout.root), tuple(items[i : i + size]), settings, sequence)
+        for i in range(0, len(items), size)
+    ]
     done = 0
     if progress:
         progress(stage, 0, len(items))
@@ -194,7 +201,7 @@ def ingest(
         with make_executor("local", settings.workers) as own:
             return ingest(sources, dataset_dir, settings, executor=own, progress=progress,
                           retry_permanent=retry_permanent)  # fmt: skip
-    layout = DatasetLayout(Path(dataset_dir))
+    layout = DatasetLayout(local_dataset_dir(dataset_dir).absolute())  # other hosts have other working folders
     items = [s for s in sources if isinstance(s, InputItem)]
     if len(items) != len(sources):
         items = read_sources(list(sources))  # type: ignore[arg-type]
@@ -214,7 +221,7 @@ def ingest(
             for i in inputs
             if _needs_fetch(fetched.get(i["video_id"]), retry_permanent)
         ]
-        processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress)
+        processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress, fetch_log)
         fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
 
         rejections, exact, wanted = _candidates_for_media(inputs, fetched, settings)
@@ -236,7 +243,7 @@ def ingest(
             ]
             if not todo:
                 break
-            processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress)
+            processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress, media_log)
         made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
         near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
         table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe)

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
+    """The dataset folder named by a path or a `file://` URL. Other fsspec-style URLs (`s3://`, `gs://`)
+    are refused: media go through ffmpeg, commits rely on atomic renames and runs on a lock file,
+    which need a POSIX filesystem (local, or shared such as NFS mounted at the same path everywhere)."""
+    text = os.fspath(location)
+    parts = urlsplit(text)
+    # `Path("s3://b/x")` reads "s3:/b/x", so a scheme followed by "/" is a URL; "ds:v2" is a folder.
+    if len(parts.scheme) < 2 or not text[len(parts.scheme) + 1 :].startswith("/"):
+        return Path(text)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(unquote(parts.path))
+    raise ValueError(
+        f"{text}: {parts.scheme}:// is not supported for a dataset folder yet; use a local path or a shared "
+        "filesystem mounted at the same path on every node (see the README, Running on a Ray cluster)"
+    )
 
 
 @dataclass(frozen=True)

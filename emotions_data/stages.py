@@ -35,6 +35,7 @@ class ShardJob:
     dataset_dir: str
     items: tuple[dict, ...]
     settings: IngestSettings
+    sequence: int | None = None  # the stage log's commit order, handed out by the driver (`StageLog.next_sequence`)
 
 
 def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
@@ -122,5 +123,5 @@ def run_shard(job: ShardJob) -> list[dict]:
     layout = DatasetLayout(Path(job.dataset_dir))
     process_item, stage_log = _STAGES[job.stage]
     rows = [process_item(layout, item, job.settings) for item in job.items]
-    stage_log(layout).commit(rows)
+    stage_log(layout).commit(rows, job.sequence)
     return rows

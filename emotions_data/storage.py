@@ -96,21 +96,28 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
 
 class StageLog:
     """The committed results of one pipeline stage: a folder of Parquet shards, each written
-    atomically and named so that lexical order is commit order. The newest row per key wins,
-    which is how a retried item replaces its earlier failure without rewriting old shards."""
+    atomically and named `SEQUENCE-RANDOM.parquet`, so that lexical order is the order in which
+    their sequence numbers were handed out. The newest row per key wins, which is how a retried
+    item replaces its earlier failure without rewriting old shards."""
 
     def __init__(self, folder: Path, schema: pa.Schema, key: str = "video_id") -> None:
         self.folder = folder
         self.schema = schema
         self.key = key
 
-    @staticmethod
-    def _shard_name() -> str:
-        return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+    def next_sequence(self) -> int:
+        """A sequence number that sorts after every committed shard. The driver takes one per batch
+        of jobs and the jobs name their shards with it, so on a cluster the order never depends on
+        the clocks of the workers' hosts (nor on this one's stepping back)."""
+        shards = self.shards()
+        last = shards[-1].name.split("-", 1)[0] if shards else ""
+        return max(time.time_ns(), int(last) + 1 if last.isdigit() else 0)
 
-    def commit(self, rows: list[dict[str, object]] | pa.Table) -> Path:
+    def commit(self, rows: list[dict[str, object]] | pa.Table, sequence: int | None = None) -> Path:
+        """Write `rows` as one shard, atomically; `sequence` defaults to `next_sequence()`."""
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
-        path = self.folder / self._shard_name()
+        number = self.next_sequence() if sequence is None else sequence
+        path = self.folder / f"{number:020d}-{uuid.uuid4().hex[:8]}.parquet"
         write_table_atomic(path, table)
         return path
 

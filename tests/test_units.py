@@ -902,6 +902,54 @@ def test_stage_log_ignores_temporaries(tmp_path):
     assert _records(log) == [("a", "ok", 1)]
 
 
+def test_stage_log_a_retried_shard_adds_no_rows(tmp_path):
+    # A shard job re-run after its worker died (Ray retries it) commits the same items again, with the
+    # sequence its batch was given: still one row per item.
+    log = StageLog(tmp_path / "log", LOG_SCHEMA)
+    sequence = log.next_sequence()
+    log.commit(_rows(("a", "ok", 1), ("b", "ok", 1)), sequence)
+    log.commit(_rows(("c", "ok", 1)), sequence)
+    log.commit(_rows(("a", "ok", 1), ("b", "ok", 1)), sequence)
+    assert sorted(_records(log)) == [("a", "ok", 1), ("b", "ok", 1), ("c", "ok", 1)]
+
+
+def test_stage_log_orders_by_the_drivers_sequence_not_the_committers_clock(tmp_path, monkeypatch):
+    log = StageLog(tmp_path / "log", LOG_SCHEMA)
+    first = log.next_sequence()
+    log.commit(_rows(("a", "failed", 1)), first)
+    second = log.next_sequence()
+    assert second > first
+    monkeypatch.setattr(storage.time, "time_ns", lambda: 1)  # a worker (or this host) whose clock is far behind
+    log.commit(_rows(("a", "ok", 2)), second)
+    assert log.next_sequence() == second + 1
+    log.compact()
+    assert _records(log) == [("a", "ok", 2)]
+    log.commit(_rows(("a", "ok", 3)))
+    assert _records(log) == [("a", "ok", 3)]
+
+
+def test_dataset_dir_takes_paths_and_file_urls_and_refuses_object_storage():
+    from emotions_data.layout import local_dataset_dir
+
+    assert local_dataset_dir("ds") == Path("ds") and local_dataset_dir("ds:v2") == Path("ds:v2")
+    assert local_dataset_dir("file:///data/my%20ds") == Path("/data/my ds")
+    assert local_dataset_dir(Path("file:///data/ds")) == Path("/data/ds")  # a Path folds "//" into "/"
+    for url in ("s3://bucket/ds", Path("gs://bucket/ds"), "memory://ds", "file://otherhost/ds"):
+        with pytest.raises(ValueError, match="not supported for a dataset folder yet"):
+            local_dataset_dir(url)
+
+
+def test_ray_executor_without_the_extra_says_how_to_install_it(monkeypatch):
+    from emotions_data.executor import ExecutorError, make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when the extra is not installed
+    with pytest.raises(ExecutorError) as caught:
+        make_executor("ray", 2)
+    assert str(caught.value) == "--executor ray needs the ray extra: pip install 'emotions[ray]'"
+    with pytest.raises(ValueError, match="choose: local, serial, ray"):
+        make_executor("spark", 2)
+
+
 def _listing(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
