@@ -9,17 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from releases import label_and_release
 
 from baselines.cache import CacheSettings, build_release_cache, is_current, open_clip
 from baselines.data import ReleaseDataset, decode_frames, video_stream
 from emotions_data.executor import SerialExecutor, make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
-from emotions_data.release import write_release
 from emotions_data.settings import load_settings
-from emotions_data.splits import SplitSettings
-from emotions_data.splitting import split_dataset
-from emotions_data.taxonomy import EMOTIONS6
 
 CLIPS = ["landscape.mp4", "portrait.mp4", "rotated.mp4", "lookalike_a.mp4", "lookalike_b.mp4", "source.mp4"]
 
@@ -47,14 +44,7 @@ def release(corpus, tmp_path_factory):
     for name in CLIPS:
         shutil.copy(corpus / name, folder / name)
     ingest([folder], root / "ds", load_settings(None), executor=make_executor("serial", 1))
-    layout = DatasetLayout(root / "ds")
-    videos = pd.read_parquet(layout.videos_manifest).query("status == 'ok'")
-    classes = [EMOTIONS6.classes[i % 6] for i in range(len(videos))]
-    labels = pd.DataFrame({"video_id": videos["video_id"], "label": classes, "polarity": None, "confidence": 1.0,
-                           "n_votes": 0, "decided_by": "official"})  # fmt: skip
-    labels.to_parquet(layout.labels)
-    split_dataset(layout, SplitSettings(ratios=(0.5, 0.25, 0.25), seed=0))
-    return write_release(layout, "0.0.1"), layout
+    return label_and_release(root / "ds", "0.0.1"), DatasetLayout(root / "ds")
 
 
 def test_selected_frames_equal_a_full_decode(release):
