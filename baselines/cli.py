@@ -48,26 +48,6 @@ def _device(name: str | None) -> str:
     return name
 
 
-def _bar(enabled: bool = True) -> Progress:
-    from emotions_data.cli import _progress
-
-    if not enabled:
-        return Progress(disable=True)
-    return _progress()
-
-
-def _cache_progress(progress: Progress):
-    """The library's (stage, done, total) callback as a bar per stage."""
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total, status="")
-        progress.update(tasks[stage], completed=done, total=total)
-
-    return update
-
-
 def print_metrics(metrics: dict) -> None:
     """The headline metrics of an evaluation, then per-class accuracy."""
     from rich.table import Table
@@ -98,12 +78,13 @@ def cache(
     """Decode every video of a release once into the baseline's preprocessing cache (resumable)."""
     _need_torch()
     from baselines.cache import CacheSettings, build_release_cache
+    from emotions_data.cli import _progress, _ProgressBar
     from emotions_data.executor import ExecutorError, make_executor
 
     try:
-        with _bar() as progress, make_executor(executor, workers, ray_address) as pool:
+        with _progress() as progress, make_executor(executor, workers, ray_address) as pool:
             report = build_release_cache(release_dir, CacheSettings(), pool, variant=variant, splits=split,
-                                         progress=_cache_progress(progress))  # fmt: skip
+                                         progress=_ProgressBar(progress))  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"cache: {report.cache_dir}  built {report.built}, current {report.current}, "
@@ -140,6 +121,7 @@ def train(
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release
+    from emotions_data.cli import _ProgressBar
     from emotions_data.executor import ExecutorError, make_executor
 
     device = _device(device)
@@ -170,7 +152,7 @@ def train(
             with make_executor(executor, workers, ray_address) as pool:
                 run_dir, history = train_release(
                     request, executor=pool, world=world, on_step=on_step, on_epoch=on_epoch,
-                    on_cache_progress=_cache_progress(progress),
+                    on_cache_progress=_ProgressBar(progress, status=""),
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise _fail(str(exc)) from None
@@ -202,12 +184,13 @@ def evaluate(
     with class probabilities (CSV). A test evaluation is recorded in the release's card."""
     _need_torch()
     from baselines.recipes import evaluate_release
+    from emotions_data.cli import _progress, _ProgressBar
 
     try:
-        with _bar() as progress:
+        with _progress() as progress:
             result = evaluate_release(checkpoint, release_dir, split, variant=variant, out_dir=out,
                                       device=_device(device), use_cache=use_cache,
-                                      on_cache_progress=_cache_progress(progress),
+                                      on_cache_progress=_ProgressBar(progress),
                                       update_card=split == "test" if card is None else card)  # fmt: skip
     except (ValueError, OSError) as exc:
         raise _fail(str(exc)) from None

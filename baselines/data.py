@@ -21,6 +21,7 @@ from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
 from baselines.cache import CacheSettings, is_current, open_clip
 from baselines.model import ModelConfig
 from baselines.sampling import apply_spatial, draw_spatial, frame_indices
+from emotions_data.layout import DatasetLayout
 
 EXTRACT_HEIGHT = 240
 
@@ -74,12 +75,12 @@ def decode_frames(
 
 
 def media_folder(release_dir: Path) -> Path:
-    return Path(release_dir).resolve().parents[1] / "media"
+    return DatasetLayout.of_release(release_dir).media
 
 
 def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
     """`DATASET/cache/baseline/<recipe>/`: next to the media the cache is made from, one folder per recipe."""
-    return Path(release_dir).resolve().parents[1] / "cache" / "baseline" / settings.recipe
+    return DatasetLayout.of_release(release_dir).baseline_cache / settings.recipe
 
 
 def release_rows(release_dir: Path, variant: str, split: str) -> pd.DataFrame:

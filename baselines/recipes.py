@@ -23,11 +23,11 @@ from baselines.cache import CacheSettings, build_release_cache
 from baselines.data import ReleaseDataset, cache_folder
 from baselines.distributed import World
 from baselines.loss import polarity_index
-from baselines.metrics import classification_metrics
 from baselines.model import AVCANet, ModelConfig, load_visual_weights
-from baselines.train import EpochResult, StepInfo, TrainConfig, predict, train
+from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from emotions_data.card import confusion_png
 from emotions_data.executor import Executor, SerialExecutor
+from emotions_data.layout import DatasetLayout
 from emotions_data.release import add_baseline_validation
 from emotions_data.storage import write_bytes_atomic
 
@@ -70,7 +70,7 @@ def read_release(folder: Path) -> ReleaseInfo:
 
 def default_run_dir(release: ReleaseInfo, variant: str, config: str) -> Path:
     """`DATASET/runs/<version>/<variant>-<config>/`: beside the release, never inside it."""
-    return release.folder.parents[1] / "runs" / release.version / f"{variant}-{config}"
+    return DatasetLayout.of_release(release.folder).runs / release.version / f"{variant}-{config}"
 
 
 @dataclass(frozen=True)
@@ -209,9 +209,7 @@ def evaluate_release(
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     pred = predict(model, loader, torch.device(device))
     classes = release.classes
-    metrics = classification_metrics(pred["label"], pred["probs"].argmax(1), classes, release.class_polarity.numpy())
-    metrics["audio_accuracy"] = float(np.mean(pred["audio_probs"].argmax(1) == pred["label"]))
-    metrics["visual_accuracy"] = float(np.mean(pred["visual_probs"].argmax(1) == pred["label"]))
+    metrics = prediction_metrics(pred, classes, release.class_polarity)
     history = state.get("history") or []
     chosen = history[state["epoch"]] if len(history) > state["epoch"] else {}
     metrics["run"] = {

@@ -101,12 +101,16 @@ def predict(model: torch.nn.Module, loader: Iterable, device: torch.device) -> d
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def evaluate(model, loader, device, classes: list[str], class_polarity: torch.Tensor) -> dict[str, object]:
-    pred = predict(model, loader, device)
+def prediction_metrics(pred: dict[str, np.ndarray], classes: list[str], class_polarity: torch.Tensor) -> dict:
+    """The headline metrics of the fused head, plus the audio-only and visual-only heads' accuracy."""
     metrics = classification_metrics(pred["label"], pred["probs"].argmax(1), classes, class_polarity.numpy())
     metrics["audio_accuracy"] = float(np.mean(pred["audio_probs"].argmax(1) == pred["label"]))
     metrics["visual_accuracy"] = float(np.mean(pred["visual_probs"].argmax(1) == pred["label"]))
     return metrics
+
+
+def evaluate(model, loader, device, classes: list[str], class_polarity: torch.Tensor) -> dict[str, object]:
+    return prediction_metrics(predict(model, loader, device), classes, class_polarity)
 
 
 @dataclass

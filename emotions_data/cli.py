@@ -35,15 +35,17 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 class _ProgressBar:
-    """Adapts the library's (stage, done, total) callback to a rich progress bar per stage."""
+    """Adapts the library's (stage, done, total) callback to a rich progress bar per stage; `fields` are the
+    task fields the bar's columns expect (e.g. a training bar's `status`)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, **fields: object) -> None:
         self.progress = progress
+        self.fields = fields
         self.tasks: dict[str, int] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
+            self.tasks[stage] = self.progress.add_task(stage, total=total, **self.fields)
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
@@ -456,7 +458,7 @@ def _card_writer(layout):
 
     def write(release_dir: Path, votes) -> list[Path]:
         meta = build_metadata(release_dir, votes)
-        return write_card(meta, release_dir, [layout.root / "data_cards" / f"{meta.name}-{meta.version}"])
+        return write_card(meta, release_dir, [layout.data_card(meta.name, meta.version)])
 
     return write
 

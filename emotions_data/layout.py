@@ -105,5 +105,24 @@ class DatasetLayout:
     def media_file(self, video_id: str) -> Path:
         return self.media / f"{video_id}.mp4"
 
+    @classmethod
+    def of_release(cls, release_dir: Path) -> DatasetLayout:
+        """The dataset a release folder (`DATASET/releases/X.Y.Z/`) belongs to."""
+        return cls(Path(release_dir).resolve().parents[1])
+
+    def data_card(self, name: str, version: str) -> Path:
+        """The copy of a release's card outside the release."""
+        return self.root / "data_cards" / f"{name}-{version}"
+
+    @property
+    def baseline_cache(self) -> Path:
+        """The baseline's preprocessing cache, one folder per recipe; safe to delete."""
+        return self.root / "cache" / "baseline"
+
+    @property
+    def runs(self) -> Path:
+        """Baseline training runs, `runs/<release version>/<variant>-<config>/`."""
+        return self.root / "runs"
+
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root.resolve()).as_posix()

@@ -212,7 +212,7 @@ def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]
         path.parent.name: json.loads(path.read_text()) for path in sorted((folder / "baseline").glob("*/metrics.json"))
     }
     section = render_baseline_section(results)
-    copy = folder.resolve().parents[1] / "data_cards" / f"{info['name']}-{info['version']}" / "README.md"
+    copy = DatasetLayout.of_release(folder).data_card(info["name"], info["version"]) / "README.md"
     for readme in (folder / "README.md", copy):
         if readme.is_file():
             write_bytes_atomic(readme, with_baseline_section(readme.read_text(), section).encode())
