@@ -91,6 +91,17 @@ def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_pat
     again = run("evaluate", str(tmp_path / "run" / "best.pt"), str(release), check=True)
     assert again.returncode == 0 and (release / "README.md").read_text().count("## Baseline validation") == 1
 
+    # A checkpoint of another taxonomy, or a file that is no `emotions train` checkpoint: one line, card untouched.
+    card = (release / "README.md").read_bytes()
+    best["classes"] = ["Joy", *EMOTIONS6.classes[1:]]
+    torch.save(best, tmp_path / "other.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    for name, message in (("other.pt", "trained on classes"), ("foreign.pt", "not a checkpoint of `emotions train`")):
+        proc = run("evaluate", str(tmp_path / name), str(release))
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1 and last.startswith("error: ") and message in last, proc.stderr[-2000:]
+    assert (release / "README.md").read_bytes() == card and verify_release(release) == []
+
 
 def test_cache_command_builds_once(release):
     proc = run("cache", str(release), "--variant", "full", check=True)
