@@ -1,17 +1,19 @@
-"""Shared fixtures: a media corpus made with the real ffmpeg once per session, served on loopback."""
+"""Shared fixtures: a media corpus made with the real ffmpeg once per session, served on loopback; a real Label
+Studio (tests/support/ls_fixtures.py) and a local Ray instance per module (tests/support/ray_cluster.py)."""
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 from pathlib import Path
 
 import pytest
-from ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401  (a real Label Studio, once per session)
 
 from emotions_data.demo import ClipSpec, make_clip, make_near_duplicate
 from emotions_data.loopback import serve
+from tests.support.corpus import CORPUS
+from tests.support.ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401  (a real Label Studio, once per session)
+from tests.support.ray_cluster import ray_address, reference, reference_ds, urls  # noqa: F401  (Ray, per module)
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
@@ -32,38 +34,6 @@ def _upright_marker(path: Path) -> Path:
     )
     sideways.unlink()
     return path
-
-
-#: name -> (how to make it, expected status, expected reason)
-CORPUS: dict[str, tuple[object, str, str | None]] = {
-    "landscape.mp4": (ClipSpec("Excitation", 11, width=320, height=240, duration_s=2.0), "ok", None),
-    "portrait.mp4": (ClipSpec("Fear", 12, width=240, height=426, fps="30", duration_s=2.0), "ok", None),
-    "rotated.mp4": ("upright_marker", "ok", None),
-    "variable rate.mp4": (
-        ClipSpec("Neutral", 13, width=320, height=240, vfr=True, fps="30", duration_s=2.5),
-        "ok",
-        None,
-    ),
-    "vp9 clip.webm": (ClipSpec("Relaxation", 14, width=320, height=240, container="webm", duration_s=2.0), "ok", None),
-    "ünïcödé 视频.mp4": (ClipSpec("Sadness", 15, width=320, height=240, duration_s=2.0), "ok", None),
-    "lookalike_a.mp4": (ClipSpec("Tension", 16, width=320, height=240, duration_s=2.0), "ok", None),
-    "lookalike_b.mp4": (ClipSpec("Tension", 17, width=320, height=240, duration_s=2.0), "ok", None),
-    "source.mp4": (ClipSpec("Excitation", 18, width=640, height=360, duration_s=3.0), "ok", None),
-    "reupload.mp4": ("near:source.mp4", "rejected", "near_duplicate"),
-    "copy.mp4": ("copy:landscape.mp4", "rejected", "duplicate"),
-    "silent.mp4": (ClipSpec("Neutral", 19, width=320, height=240, audio=False, duration_s=2.0), "rejected", "no_audio"),
-    "short.mp4": (ClipSpec("Fear", 20, width=320, height=240, duration_s=0.4), "rejected", "too_short"),
-    "small.mp4": (ClipSpec("Fear", 21, width=160, height=120, duration_s=2.0), "rejected", "low_resolution"),
-    "long.mp4": (ClipSpec("Sadness", 22, width=320, height=240, duration_s=9.0), "rejected", "too_long"),
-    "audio_only.m4a": ("audio_only", "rejected", "no_video"),
-    "empty.mp4": ("empty", "failed", "download_error"),  # over HTTP; a local empty file is `corrupt`
-    "truncated.mp4": ("truncated", "rejected", "corrupt"),
-    "truncated_faststart.mp4": ("truncated_faststart", "rejected", "corrupt"),
-    "garbage.mp4": ("garbage", "rejected", "corrupt"),
-}
-
-#: Settings the e2e tests use: a short maximum duration so `long.mp4` stays cheap to make.
-TEST_FILTERS = {"filters.max_duration_s": 6.0}
 
 
 def _make(name: str, how: object, folder: Path) -> None:
@@ -109,13 +79,3 @@ def corpus(tmp_path_factory) -> Path:
 def server(corpus):
     with serve(corpus) as srv:
         yield srv
-
-
-def ffprobe_json(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ls_fixtures import TEST_ADMIN, clone_data_dir
 
 from annotation.server import (
     BIN_ENV,
@@ -33,11 +32,11 @@ from annotation.server import (
     api,
     http,
     load_config,
-    server_app,
     start,
     status,
     stop,
 )
+from tests.support.ls_fixtures import TEST_ADMIN, clone_data_dir
 
 VIDEO_CONFIG = (
     '<View><Video name="video" value="$video"/>'
@@ -45,7 +44,7 @@ VIDEO_CONFIG = (
 )
 
 
-# The fixtures live in ls_fixtures.py for every test module to share; registered here until conftest imports them.
+# The fixtures live in tests/support/ls_fixtures.py for every test module to share; tests/conftest.py imports them.
 
 
 def server_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -336,12 +335,3 @@ def test_secrets_come_from_the_environment_or_the_config_file_and_never_show(tmp
     config_file.write_text('[label_studio]\ntoken_file = "x"\n')
     with pytest.raises(ServerError, match=r"unknown .* token_file"):
         load_config()
-
-
-def test_the_command_line_takes_no_secrets():
-    from typer.testing import CliRunner
-
-    for command in ("start", "stop", "status"):
-        text = CliRunner().invoke(server_app, [command, "--help"], terminal_width=200).output
-        assert "--data-dir" in text
-        assert not re.search(r"--(token|password|username|user-token)\b", text)

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from releases import label_and_release
 
 from baselines.cache import CacheSettings, build_release_cache, is_current, open_clip
 from baselines.data import ReleaseDataset, decode_frames, video_stream
@@ -17,6 +16,7 @@ from emotions_data.executor import SerialExecutor, make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
+from tests.support.releases import label_and_release
 
 CLIPS = ["landscape.mp4", "portrait.mp4", "rotated.mp4", "lookalike_a.mp4", "lookalike_b.mp4", "source.mp4"]
 

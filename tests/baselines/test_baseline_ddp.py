@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 
 def launch(mode: str, out: Path, processes: int) -> None:
-    script = [str(HERE / "ddp_train.py"), mode, str(out)]
+    script = [str(TESTS / "support" / "ddp_train.py"), mode, str(out)]
     if processes > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *script]
     else:
         cmd = [sys.executable, *script]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import pytest
 import torch
-from synthetic import MODEL, Synthetic
 
 from baselines.loss import polarity_index
 from baselines.model import AVCANet
 from baselines.train import TrainConfig, lr_factor, train
 from emotions_data.taxonomy import EMOTIONS6
+from tests.support.synthetic import MODEL, Synthetic
 
 CLASSES = list(EMOTIONS6.classes)
 POL = polarity_index(EMOTIONS6.classes, EMOTIONS6.polarity)

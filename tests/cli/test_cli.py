@@ -6,28 +6,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import CORPUS
-from test_ingest_e2e import url_table
 
 from emotions_data.ingest import read_manifest
 from emotions_data.probe import probe_file, sha256_file
 from emotions_data.storage import TMP_MARK
-
-EMOTIONS = str(Path(sys.executable).with_name("emotions"))
-
-
-def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    proc = subprocess.run([EMOTIONS, *args], capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stderr)
-    return proc
+from tests.support.commands import EMOTIONS, _shards, _wait_for, run_cli
+from tests.support.corpus import CORPUS, url_table
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -75,18 +65,6 @@ def test_bad_config_is_a_one_line_error(tmp_path, corpus):
 def _comparable(path: Path) -> pd.DataFrame:
     frame = read_manifest(path).drop(columns=["processed_at"])
     return frame.sort_values("video_id").reset_index(drop=True)
-
-
-def _wait_for(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the run never reached the kill point")
-        time.sleep(0.05)
-
-
-def _shards(folder: Path) -> int:
-    return len(list(folder.glob("*.parquet"))) if folder.exists() else 0
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -11,32 +10,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import CORPUS, TEST_FILTERS, ffprobe_json
 
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest, read_manifest
 from emotions_data.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, VIDEOS_SCHEMA
-from emotions_data.settings import load_settings
 from emotions_data.sources import is_safe_id
 from emotions_data.storage import TMP_MARK
-
-HOSTILE_IDS = {"copy.mp4": "../../etc/passwd", "landscape.mp4": "ok id with spaces/and slash"}
-
-
-def url_table(server, path: Path, names, *, extra: dict[str, str] | None = None) -> Path:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["url", "video_id", "uploader", "note"])
-        for name in names:
-            writer.writerow([server.url(name), HOSTILE_IDS.get(name, ""), f"up-{len(name) % 3}", f"note {name}"])
-        for name, url in (extra or {}).items():
-            writer.writerow([url, name, "", ""])
-    return path
-
-
-def settings(**overrides):
-    base = {**TEST_FILTERS, "download.backoff_s": 0.05, "workers": 2}
-    return load_settings(None, **{**base, **overrides})
+from tests.support.corpus import CORPUS, ffprobe_json, settings, url_table
 
 
 def assert_browser_safe(media: Path, max_short_side: int = 720) -> dict:

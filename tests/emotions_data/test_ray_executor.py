@@ -1,97 +1,28 @@
-"""Ingest on Ray: a real local Ray instance (2 CPUs, no dashboard), the real tools, workers and a driver
-killed mid-run, and the manifest compared with the local process pool's on the same inputs."""
+"""Ingest on Ray: a real local Ray instance (2 CPUs, no dashboard), the real tools, workers killed mid-run, and
+the manifest compared with the local process pool's on the same inputs. The driver killed mid-run, through the
+`emotions` command, is in tests/cli/test_ray_cli.py."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CORPUS
-from releases import label_and_release
-from test_cli import EMOTIONS, _shards, _wait_for, run_cli
-from test_ingest_e2e import settings, url_table
 
-from emotions_data.executor import ExecutorError, RayExecutor, make_executor
-from emotions_data.ingest import ingest, read_manifest
-from emotions_data.layout import DatasetLayout
-from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA
-from emotions_data.storage import TMP_MARK, StageLog
+from emotions_data.executor import ExecutorError, RayExecutor
+from emotions_data.ingest import ingest
+from tests.support.commands import _shards
+from tests.support.corpus import CORPUS, settings
+from tests.support.ray_cluster import assert_logs_hold_each_item_once, comparable
+from tests.support.releases import label_and_release
 
 pytestmark = pytest.mark.slow
-CLI_ARGS = ["--workers", "2", "--max-duration", "6"]  # the same settings as `settings()`
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    """A local Ray instance for the module, started in this process; yields its address for other drivers."""
-    saved_env = dict(os.environ)
-    # No usage reports; Ray's default token authentication with a token of our own rather than one it would
-    # write to ~/.ray (the CLI's driver below inherits it). Set before Ray is imported: it reads them then.
-    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    import ray
-
-    # Ray's Unix sockets live under its temp folder and their paths may not exceed 107 bytes.
-    base = tmp_path_factory.getbasetemp()
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))
-    info = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
-                    logging_level=logging.WARNING)  # fmt: skip
-    try:
-        yield info.address_info["address"]
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        os.environ.clear()
-        os.environ.update(saved_env)  # ray.init sets RAY_* variables for its children
-
-
-@pytest.fixture(scope="module")
-def urls(corpus, tmp_path_factory):
-    """The corpus as URLs on one loopback server for the whole module, so every run sees the same sources."""
-    from emotions_data.loopback import serve
-
-    root = tmp_path_factory.mktemp("ray_urls")
-    with serve(corpus) as server:
-        yield url_table(server, root / "urls.csv", CORPUS)
-
-
-@pytest.fixture(scope="module")
-def reference_ds(urls, tmp_path_factory) -> Path:
-    """A dataset ingested by the local process pool from the same inputs."""
-    ds = tmp_path_factory.mktemp("ray_reference") / "ds"
-    ingest([urls], ds, settings(), executor=make_executor("local", 2))
-    return ds
-
-
-@pytest.fixture(scope="module")
-def reference(reference_ds):
-    """The manifest of the local process pool on the same inputs."""
-    return comparable(reference_ds)
-
-
-def comparable(ds: Path) -> pd.DataFrame:
-    """The manifest without its timestamps, in a fixed order; checks one row per input on the way."""
-    frame = read_manifest(ds / "manifests" / "videos.parquet")
-    assert len(frame) == len(CORPUS) and frame["video_id"].is_unique
-    assert not list(ds.rglob(f"{TMP_MARK}*"))
-    return frame.drop(columns=["processed_at"]).sort_values("video_id").reset_index(drop=True)
-
-
-def assert_logs_hold_each_item_once(ds: Path) -> None:
-    layout = DatasetLayout(ds)
-    for folder, schema in ((layout.fetch_log, PROBE_STAGE_SCHEMA), (layout.normalise_log, NORMALISE_STAGE_SCHEMA)):
-        ids = StageLog(folder, schema).load_table()["video_id"].to_pylist()
-        assert len(ids) == len(set(ids)), folder
 
 
 def running_shard_pids() -> list[int]:
@@ -175,31 +106,6 @@ def test_without_retries_a_killed_worker_stops_the_run_and_a_rerun_resumes(ray_a
     assert 0 < report.n_processed["fetch"] < len(CORPUS), "only the lost and the unstarted shards run again"
     pd.testing.assert_frame_equal(comparable(tmp_path / "ds"), reference)
     assert_logs_hold_each_item_once(tmp_path / "ds")
-
-
-def test_cli_on_a_cluster_survives_a_killed_driver(ray_address, urls, reference, tmp_path):
-    ds = tmp_path / "ds"
-    env = {**os.environ, "RAY_ADDRESS": ray_address}
-    argv = [EMOTIONS, "ingest", str(urls), *CLI_ARGS, "--executor", "ray", "--out", str(ds)]
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: _shards(ds / ".work" / "fetch") >= 2, 120)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver; the cluster and its workers stay
-    proc.wait()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    pd.testing.assert_frame_equal(comparable(ds), reference)
-    assert_logs_hold_each_item_once(ds)
-
-
-@pytest.mark.parametrize(
-    ("out", "more", "expected"),
-    [(None, ["--ray-address", "127.0.0.1:9"], "127.0.0.1:9"), ("s3://bucket/ds", [], "s3:// is not supported")],
-)
-def test_an_unreachable_cluster_or_an_object_store_is_a_one_line_error(tmp_path, corpus, out, more, expected):
-    out = out or str(tmp_path / "ds")
-    proc = run_cli("ingest", str(corpus / "landscape.mp4"), "--out", out, "--executor", "ray", *more)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode != 0 and len(lines) == 1 and expected in lines[0], proc.stderr
 
 
 def test_the_core_never_imports_ray():

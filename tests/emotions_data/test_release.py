@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from test_splits import write_dataset
 
-from emotions_data.layout import DatasetLayout
 from emotions_data.release import verify_release, write_release
 from emotions_data.schema import RELEASE_SCHEMA
-from emotions_data.splits import SplitSettings
-from emotions_data.splitting import LeakageError, split_dataset
+from emotions_data.splitting import LeakageError
 from emotions_data.taxonomy import EMOTIONS6
-
-EMOTIONS = str(Path(sys.executable).with_name("emotions"))
-
-
-def released_dataset(root: Path) -> tuple[DatasetLayout, pd.DataFrame]:
-    videos = write_dataset(root)
-    videos = videos.assign(source=[f"https://www.douyin.com/video/{i}" for i in range(len(videos))], platform="douyin",
-                           duration_s=3.0, width=720, height=1280, fps=30.0,
-                           media_sha256=[f"{i:064x}" for i in range(len(videos))])  # fmt: skip
-    videos.to_parquet(root / "manifests" / "videos.parquet")
-    labels = pd.read_parquet(root / "manifests" / "labels.parquet")
-    labels = labels.assign(polarity=labels["label"].map(EMOTIONS6.polarity), confidence=1.0, n_votes=3,
-                           decided_by="majority")  # fmt: skip
-    labels.to_parquet(root / "manifests" / "labels.parquet")
-    votes = pd.DataFrame(
-        [
-            (v, f"ann{k}", "label", lab)
-            for v, lab in zip(labels["video_id"], labels["label"], strict=True)
-            for k in range(3)
-        ],
-        columns=["video_id", "annotator_id", "stage", "label"],
-    )
-    layout = DatasetLayout(root)
-    split_dataset(layout, SplitSettings(seed=0))
-    return layout, votes
+from tests.support.manifests import released_dataset
 
 
 def test_release_holds_every_variant_and_split_and_the_authors_formats(tmp_path):
@@ -96,17 +66,3 @@ def test_existing_versions_bad_versions_and_leaks_are_refused_without_writing(tm
     with pytest.raises(LeakageError):
         write_release(layout, "0.2.0", votes=votes)
     assert sorted(p.name for p in (layout.root / "releases").iterdir()) == ["0.1.0"]
-
-
-def test_release_cli(tmp_path):
-    released_dataset(tmp_path / "ds")
-    proc = subprocess.run(
-        [EMOTIONS, "release", str(tmp_path / "ds"), "--version", "0.3.0"], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "full: train" in proc.stdout and (tmp_path / "ds" / "releases" / "0.3.0" / "SHA256SUMS").exists()
-    again = subprocess.run(
-        [EMOTIONS, "release", str(tmp_path / "ds"), "--version", "0.3.0"], capture_output=True, text=True
-    )
-    lines = [ln for ln in again.stderr.splitlines() if ln.strip()]
-    assert again.returncode == 1 and len(lines) == 1 and "never overwritten" in lines[0]

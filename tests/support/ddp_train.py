@@ -1,4 +1,5 @@
-"""The DDP test's worker: `python ddp_train.py MODE OUT` (one process) or `torchrun --nproc-per-node 2
+"""The DDP test's worker (tests/baselines/test_baseline_ddp.py runs it with the repository root on PYTHONPATH):
+`python ddp_train.py MODE OUT` (one process) or `torchrun --nproc-per-node 2
 ddp_train.py MODE OUT` (two). MODE `train`: two epochs of the tiny model on synthetic data, OUT/final.pt.
 MODE `grads`: the gradients of one global batch of 4 (rank r takes items r and r + 2), OUT/grads.pt."""
 
@@ -9,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from synthetic import MODEL, Synthetic
 from torch.nn.parallel import DistributedDataParallel
 
 from baselines.distributed import init_world, shutdown_world, synchronise_batch_norm
@@ -17,6 +17,7 @@ from baselines.loss import polarity_index, total_loss
 from baselines.model import AVCANet
 from baselines.train import TrainConfig, train
 from emotions_data.taxonomy import EMOTIONS6
+from tests.support.synthetic import MODEL, Synthetic
 
 # Dropout draws differ between one process and two; everything else must agree.
 CONFIG = replace(MODEL, dropout=0.0, fusion_dropout=0.0, drop_path=0.0)

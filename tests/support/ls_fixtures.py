@@ -11,7 +11,8 @@ the tests run starts on a copy of it:
 * `ls_data_dir` (function): a fresh, migrated, stopped data folder of your own, as a `ServerConfig` ready to
   `start()`; stop it yourself (or let the fixture do it at teardown).
 
-Import them into a conftest with `from ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401`.
+tests/conftest.py imports them for every test module:
+`from tests.support.ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401`.
 """
 
 from __future__ import annotations

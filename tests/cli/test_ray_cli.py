@@ -1,0 +1,42 @@
+"""Ingest on Ray through the `emotions` command: a driver killed mid-run on a running cluster resumes to the local
+process pool's manifest; an unreachable cluster or an object store is a one-line error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pandas as pd
+import pytest
+
+from tests.support.commands import EMOTIONS, _shards, _wait_for, run_cli
+from tests.support.ray_cluster import assert_logs_hold_each_item_once, comparable
+
+pytestmark = pytest.mark.slow
+CLI_ARGS = ["--workers", "2", "--max-duration", "6"]  # the same settings as `settings()`
+
+
+def test_cli_on_a_cluster_survives_a_killed_driver(ray_address, urls, reference, tmp_path):
+    ds = tmp_path / "ds"
+    env = {**os.environ, "RAY_ADDRESS": ray_address}
+    argv = [EMOTIONS, "ingest", str(urls), *CLI_ARGS, "--executor", "ray", "--out", str(ds)]
+    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: _shards(ds / ".work" / "fetch") >= 2, 120)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver; the cluster and its workers stay
+    proc.wait()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(comparable(ds), reference)
+    assert_logs_hold_each_item_once(ds)
+
+
+@pytest.mark.parametrize(
+    ("out", "more", "expected"),
+    [(None, ["--ray-address", "127.0.0.1:9"], "127.0.0.1:9"), ("s3://bucket/ds", [], "s3:// is not supported")],
+)
+def test_an_unreachable_cluster_or_an_object_store_is_a_one_line_error(tmp_path, corpus, out, more, expected):
+    out = out or str(tmp_path / "ds")
+    proc = run_cli("ingest", str(corpus / "landscape.mp4"), "--out", out, "--executor", "ray", *more)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode != 0 and len(lines) == 1 and expected in lines[0], proc.stderr

@@ -1,0 +1,113 @@
+"""Download error classification and URL policy (emotions_data.download), no network."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+
+from emotions_data.download import DownloadFailure, check_url_allowed, classify
+from emotions_data.settings import DownloadSettings
+
+
+@pytest.mark.parametrize(
+    ("message", "retryable"),
+    [
+        ("ERROR: [generic] Unable to download webpage: HTTP Error 429: Too Many Requests", True),
+        ("ERROR: unable to download video data: HTTP Error 503: Service Unavailable", True),
+        ("ERROR: unable to download video data: HTTP Error 500: Internal Server Error", True),
+        ("ERROR: unable to download video data: HTTP Error 408: Request Timeout", True),
+        ("ERROR: unable to download video data: HTTP Error 404: Not Found", False),
+        ("ERROR: unable to download video data: HTTP Error 403: Forbidden", False),
+        ("ERROR: [generic] Unable to download webpage: The read operation timed out", True),
+        ("ERROR: Connection reset by peer", True),
+        ("ERROR: [youtube] x: Sign in to confirm you're not a bot", True),
+        ("ERROR: Unsupported URL: https://example.com/page", False),
+        ("ERROR: [tiktok] 1: This video is private", False),
+    ],
+)
+def test_classify_messages(message, retryable):
+    text, is_retryable = classify(Exception(message))
+    assert is_retryable is retryable
+    assert not text.startswith("ERROR:")
+    assert text == message.removeprefix("ERROR: ")
+
+
+def test_classify_collapses_whitespace():
+    assert classify(Exception("ERROR:  a\n  b\tc"))[0] == "a b c"
+
+
+class _StatusError(Exception):
+    def __init__(self, message, **attrs):
+        super().__init__(message)
+        for name, value in attrs.items():
+            setattr(self, name, value)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "retryable"),
+    [
+        ({"status": 503}, True),
+        ({"status": 429}, True),
+        ({"status": 404}, False),
+        ({"code": 502}, True),
+        ({"code": 410}, False),
+        ({"code": 1, "status": "x"}, False),  # not HTTP statuses: falls back to the text
+    ],
+)
+def test_classify_status_attributes(attrs, retryable):
+    assert classify(_StatusError("request failed", **attrs))[1] is retryable
+
+
+def test_classify_status_attribute_wins_over_text():
+    assert classify(_StatusError("upstream says: try again later", status=404))[1] is False
+    assert classify(_StatusError("HTTP Error 404: Not Found", status=503))[1] is True
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(404, False), (429, True), (503, True)])
+def test_classify_nested_via_exc_info(status, retryable):
+    inner = urllib.error.HTTPError("https://example.com/v", status, "reason", None, None)
+    outer = _StatusError("ERROR: download failed")
+    outer.exc_info = (type(inner), inner, None)
+    assert classify(outer)[1] is retryable
+
+
+def test_classify_nested_via_cause():
+    try:
+        try:
+            raise _StatusError("inner", status=502)
+        except _StatusError as inner:
+            raise RuntimeError("ERROR: wrapped") from inner
+    except RuntimeError as outer:
+        assert classify(outer) == ("wrapped", True)
+
+
+def test_classify_self_referencing_exc_info_terminates():
+    exc = _StatusError("ERROR: weird")
+    exc.exc_info = (type(exc), exc, None)
+    assert classify(exc) == ("weird", False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/video.mp4", "file:///etc/passwd", "javascript:alert(1)", "/local/path.mp4", "data:,x", ""],
+)
+def test_check_url_allowed_refuses(url):
+    with pytest.raises(DownloadFailure) as info:
+        check_url_allowed(url, DownloadSettings())
+    assert info.value.retryable is False
+    assert "not allowed" in str(info.value)
+    assert ("--allow-file-urls" in str(info.value)) is url.startswith("file:")
+
+
+@pytest.mark.parametrize("url", ["http://example.com/a.mp4", "https://www.douyin.com/video/1", "HTTPS://X.COM/v"])
+def test_check_url_allowed_accepts_http(url):
+    assert check_url_allowed(url, DownloadSettings()) is None
+
+
+def test_check_url_allowed_file_urls_when_asked():
+    settings = DownloadSettings(allow_file_urls=True)
+    assert check_url_allowed("file:///data/clip.mp4", settings) is None
+    with pytest.raises(DownloadFailure) as info:
+        check_url_allowed("ftp://example.com/x.mp4", settings)
+    assert info.value.retryable is False
