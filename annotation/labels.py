@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from annotation.aggregate import DawidSkene, MajorityVote
+from annotation.agreement import item_agreement
 from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy
 from emotions_data.taxonomy import Taxonomy
 
@@ -29,9 +31,18 @@ def _vote_summary(votes: pd.DataFrame) -> pd.Series:
     )
 
 
+def _item_agreement(crowd: pd.DataFrame) -> dict[str, float]:
+    """video_id -> observed pairwise agreement of its crowd votes (`agreement.item_agreement`); NaN becomes None."""
+    if crowd.empty:
+        return {}
+    counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    values = item_agreement(counts.to_numpy())
+    return {vid: (None if np.isnan(v) else float(v)) for vid, v in zip(counts.index, values, strict=True)}
+
+
 def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: str = "majority") -> FinalLabels:
     """Decide each voted item. `votes` may carry a `stage` column; `expert` votes are final (an
-    expert tie is itself unresolved)."""
+    expert tie is itself unresolved). Each label row also records the item's per-item crowd agreement."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (choose: {', '.join(METHODS)})")
     labels = list(taxonomy.classes) if taxonomy else None
@@ -62,8 +73,12 @@ def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: 
             rows[vid] = {"label": lab, "confidence": 1.0, "n_votes": n, "decided_by": str(DecidedBy.EXPERT)}
 
     polarity = taxonomy.polarity if taxonomy else {}
+    agreement = _item_agreement(crowd)
     table = pa.Table.from_pylist(
-        [{"video_id": vid, **row, "polarity": polarity.get(row["label"])} for vid, row in sorted(rows.items())],
+        [
+            {"video_id": vid, **row, "polarity": polarity.get(row["label"]), "agreement": agreement.get(vid)}
+            for vid, row in sorted(rows.items())
+        ],
         schema=LABELS_SCHEMA,
     )
     summary = _vote_summary(votes) if tied else pd.Series(dtype=str)

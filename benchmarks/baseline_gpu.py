@@ -37,7 +37,7 @@ from baselines.loss import total_loss
 from baselines.model import AVCANet, ModelConfig
 from baselines.recipes import CONFIGS
 from baselines.train import StepInfo, train
-from emotions_data.demo import CLASS_STYLE
+from emotions_data.demo_corpus import CLASS_STYLE
 from emotions_data.executor import make_executor
 from emotions_data.probe import sha256_file
 from emotions_data.taxonomy import EMOTIONS6

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from emotions_data.demo import ClipSpec, make_clip
+from emotions_data.demo_corpus import ClipSpec, make_clip
 from emotions_data.executor import Executor, RayExecutor, make_executor
 from emotions_data.ingest import FETCH, NORMALISE, ingest
 from emotions_data.normalise import SourceVideo, build_command

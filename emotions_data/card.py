@@ -11,6 +11,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
 from emotions_data.storage import write_bytes_atomic
 
@@ -223,13 +225,13 @@ def build_metadata(
     pretty_name: str = "",
     description: str = "",
     citation: str = "",
-    n_bootstrap: int = 1000,
-    seed: int = 0,
+    agreement: dict[str, Any] | None = None,
 ) -> CardMetadata:
     """Card metadata of a written release folder. `votes` is the counted long vote table (`video_id`,
-    `annotator_id`, `label`, `stage`); expert votes are left out of agreement. Without it, the votes
-    carried in the release's `votes` column are used."""
-    from annotation.agreement import agreement_report  # the card is the only emotions_data user of annotation
+    `annotator_id`, `label`, `stage`; without it, the votes carried in the release's `votes` column), from
+    which the card's vote-vs-final confusion matrix is counted; expert votes are left out. `agreement` is the
+    agreement report as data (`annotation.agreement.AgreementReport.to_dict()`, written by the labels step to
+    `manifests/agreement.json`); without it the card says agreement was not computed."""
 
     release_dir = Path(release_dir)
     info = json.loads((release_dir / "release.json").read_text())
@@ -262,13 +264,10 @@ def build_metadata(
 
     if votes is None and "votes" in full:
         votes = _release_votes(full)
-    agreement = None
     confusion: list[list[int]] = []
     if votes is not None and len(votes):
         counted = votes[votes["stage"].astype(str) != "expert"] if "stage" in votes else votes
         if len(counted):
-            report = agreement_report(counted, classes or None, n_bootstrap=n_bootstrap, seed=seed)
-            agreement = report.to_dict()
             final = dict(zip(full["video_id"], full["label"], strict=True))
             pairs = pd.DataFrame({"vote": counted["label"].astype(str), "final": counted["video_id"].map(final)})
             pairs = pairs.dropna()
@@ -845,6 +844,20 @@ def write_card(meta: CardMetadata, release_dir: Path, out_dirs: list[Path]) -> l
             write_bytes_atomic(folder / rel, data)
             written.append(folder / rel)
     return written
+
+
+def card_writer(layout: DatasetLayout) -> Callable[[Path, pd.DataFrame | None], list[Path]]:
+    """The card step `write_release` calls on its temporary folder: metadata from the release, the given
+    counted votes and the labels step's agreement report (`manifests/agreement.json`, when written), then the
+    card in the release and in `data_cards/<name>-<version>/`."""
+
+    def write(release_dir: Path, votes: pd.DataFrame | None) -> list[Path]:
+        report = layout.agreement_report
+        agreement = json.loads(report.read_text()) if report.exists() else None
+        meta = build_metadata(release_dir, votes, agreement=agreement)
+        return write_card(meta, release_dir, [layout.data_card(meta.name, meta.version)])
+
+    return write
 
 
 def metadata_dict(meta: CardMetadata) -> dict[str, Any]:

@@ -58,6 +58,11 @@ class DatasetLayout:
         return self.manifests / "splits.parquet"
 
     @property
+    def agreement_report(self) -> Path:
+        """The labels step's agreement report over the counted crowd votes (JSON), read by release cards."""
+        return self.manifests / "agreement.json"
+
+    @property
     def needs_expert(self) -> Path:
         return self.manifests / "needs_expert.parquet"
 

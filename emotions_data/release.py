@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotation.agreement import item_agreement
 from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
@@ -38,7 +37,8 @@ CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
 
 
 def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Taxonomy) -> pd.DataFrame:
-    """One release row per labelled ok video (all variants share it), with its counted votes."""
+    """One release row per labelled ok video (all variants share it), with its counted votes and the per-item
+    agreement the labels step recorded in `labels.parquet`."""
     videos = pq.read_table(layout.videos_manifest).to_pandas()
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels).to_pandas()
@@ -46,15 +46,12 @@ def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Ta
     rows["label_index"] = rows["label"].map(taxonomy.index)
     rows["polarity"] = rows["label"].map(taxonomy.polarity)
     rows["duration_s"] = rows["media_duration_s"].fillna(rows["duration_s"])
+    if "agreement" not in rows.columns:  # labels written before the labels step recorded per-item agreement
+        rows["agreement"] = np.nan
     if votes is not None and len(votes):
-        crowd = votes[votes["stage"] != "expert"]
-        counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
-        agreement = pd.Series(item_agreement(counts.to_numpy()), index=counts.index)
-        rows["agreement"] = rows["video_id"].map(agreement)
         grouped = votes.groupby("video_id")[["annotator_id", "stage", "label"]].apply(lambda f: f.to_dict("records"))
         rows["votes"] = rows["video_id"].map(grouped)
     else:
-        rows["agreement"] = np.nan
         rows["votes"] = None
     rows["votes"] = rows["votes"].apply(lambda v: v if isinstance(v, list) else [])
     return rows

@@ -174,6 +174,7 @@ LABELS_SCHEMA = pa.schema(
         pa.field("polarity", pa.string()),
         pa.field("confidence", pa.float64()),  # vote share, posterior, or 1.0 for an expert decision
         pa.field("n_votes", pa.int32()),  # non-expert votes the decision saw
+        pa.field("agreement", pa.float64()),  # share of agreeing pairs among those votes (annotation.agreement)
         pa.field("decided_by", pa.string(), nullable=False),
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emotions_data.demo import ClipSpec, make_clip, make_near_duplicate
+from emotions_data.demo_corpus import ClipSpec, make_clip, make_near_duplicate
 from emotions_data.loopback import serve
 from tests.support.corpus import CORPUS
 from tests.support.ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401  (a real Label Studio, once per session)

@@ -49,7 +49,7 @@ VIDEO_CONFIG = (
 
 def server_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "annotation.server", *args],
+        [sys.executable, "-m", "emotions_cli.server", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -272,7 +272,7 @@ def test_a_server_that_never_gets_healthy_is_killed_after_the_timeout(tmp_path, 
 def test_ctrl_c_while_starting_leaves_nothing_running(tmp_path):
     fake = fake_label_studio(tmp_path, f"echo $$ > {tmp_path}/pid; exec sleep 300")
     cli = subprocess.Popen(
-        [sys.executable, "-m", "annotation.server", "start", "--data-dir", str(tmp_path / "ls"), "--port", "0"],
+        [sys.executable, "-m", "emotions_cli.server", "start", "--data-dir", str(tmp_path / "ls"), "--port", "0"],
         env={**os.environ, BIN_ENV: str(fake)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform, mel_filterbank
-from emotions_data.demo import ClipSpec, make_clip
+from emotions_data.demo_corpus import ClipSpec, make_clip
 
 
 def signals():

@@ -104,6 +104,6 @@ def test_crops_positions_augmentations_and_normalisation():
 
 
 def test_the_core_imports_without_torch():
-    code = "import sys, emotions_data.cli, emotions_data.ingest, annotation.agreement, emotions_data.release; " \
+    code = "import sys, emotions_cli.main, emotions_data.ingest, annotation.agreement, emotions_data.release; " \
            "assert 'torch' not in sys.modules, 'torch was imported'"  # fmt: skip
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emotions_data.demo import ClipSpec, make_clip
+from emotions_data.demo_corpus import ClipSpec, make_clip
 from emotions_data.release import verify_release
 from emotions_data.taxonomy import EMOTIONS6
 

@@ -1,10 +1,10 @@
-"""The Label Studio server's command line (`emotions annotate server`, annotation.server.server_app)."""
+"""The Label Studio server's command line (`emotions annotate server`, emotions_cli.server.server_app)."""
 
 from __future__ import annotations
 
 import re
 
-from annotation.server import server_app
+from emotions_cli.server import server_app
 
 
 def test_the_command_line_takes_no_secrets():

@@ -146,7 +146,9 @@ def card(tmp_path_factory):
     release, votes = _make_release(root)
     # Contact columns that must never reach the card (the toolkit's vote table has none; a careless caller might).
     leaky = votes.assign(email=votes["annotator_id"] + "@example.org", name="Alice Example")
-    meta = build_metadata(release, leaky, n_bootstrap=200, citation=CITATION)
+    crowd = votes[votes["stage"] != "expert"]
+    agreement = agreement_report(crowd, list(EMOTIONS6.classes), n_bootstrap=200, seed=0).to_dict()
+    meta = build_metadata(release, leaky, agreement=agreement, citation=CITATION)
     copy = root / "data_cards" / "emotions-demo-1.0.0"
     written = write_card(meta, release, [copy])
     return meta, release, copy, votes, written

@@ -109,7 +109,7 @@ def test_without_retries_a_killed_worker_stops_the_run_and_a_rerun_resumes(ray_a
 
 
 def test_the_core_never_imports_ray():
-    code = "import sys, emotions_data.cli, emotions_data.ingest, emotions_data.executor, emotions_data.stages; " \
+    code = "import sys, emotions_cli.main, emotions_data.ingest, emotions_data.executor, emotions_data.stages; " \
            "assert 'ray' not in sys.modules, 'ray was imported'"  # fmt: skip
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 

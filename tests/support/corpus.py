@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from emotions_data.demo import ClipSpec
+from emotions_data.demo_corpus import ClipSpec
 from emotions_data.settings import load_settings
 
 #: name -> (how to make it, expected status, expected reason)

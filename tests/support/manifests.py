@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annotation.labels import final_labels
 from emotions_data import fingerprint as fp
 from emotions_data.layout import DatasetLayout
 from emotions_data.splits import SplitSettings
 from emotions_data.splitting import split_dataset
+from emotions_data.storage import write_table_atomic
 from emotions_data.taxonomy import EMOTIONS6
 
 
@@ -41,9 +43,6 @@ def released_dataset(root: Path) -> tuple[DatasetLayout, pd.DataFrame]:
                            media_sha256=[f"{i:064x}" for i in range(len(videos))])  # fmt: skip
     videos.to_parquet(root / "manifests" / "videos.parquet")
     labels = pd.read_parquet(root / "manifests" / "labels.parquet")
-    labels = labels.assign(polarity=labels["label"].map(EMOTIONS6.polarity), confidence=1.0, n_votes=3,
-                           decided_by="majority")  # fmt: skip
-    labels.to_parquet(root / "manifests" / "labels.parquet")
     votes = pd.DataFrame(
         [
             (v, f"ann{k}", "label", lab)
@@ -53,5 +52,7 @@ def released_dataset(root: Path) -> tuple[DatasetLayout, pd.DataFrame]:
         columns=["video_id", "annotator_id", "stage", "label"],
     )
     layout = DatasetLayout(root)
+    # The labels the labels step decides from these unanimous votes (majority, confidence 1, per-item agreement 1).
+    write_table_atomic(layout.labels, final_labels(votes, EMOTIONS6).labels)
     split_dataset(layout, SplitSettings(seed=0))
     return layout, votes

@@ -1,5 +1,6 @@
-"""`emotions annotate ...`: thin commands over annotation.workflow. Server secrets come from the
-environment or the config file (see `emotions annotate server`), never from options."""
+"""`emotions annotate allocate | push | pull | simulate | consistency | drop | move | credentials`: thin
+commands over `annotation.workflow`. Server secrets come from the environment or the config file (see
+`emotions annotate server`), never from options."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from emotions_cli.console import fail
+from emotions_cli.console import stdout as out
+
 workflow_app = typer.Typer(no_args_is_help=True)
-out = Console()
 
 DatasetArg = Annotated[Path, typer.Argument(help="dataset folder")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
@@ -29,7 +31,6 @@ def _client(config: Path | None, data_dir: Path | None):
 def _run(fn):
     """Run a workflow step; its known failures become one-line errors."""
     from annotation.server import ServerError
-    from emotions_data.cli import fail
 
     try:
         return fn()

@@ -11,19 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from emotions_cli.console import ProgressBar, console, fail, progress_bars, stdout
+
 baseline_app = typer.Typer()
-console = Console(stderr=True)
 
 EXECUTOR_HELP = "where the cache is built: local, serial or ray"
-
-
-def _fail(message: str) -> typer.Exit:
-    from emotions_data.cli import fail
-
-    return fail(message)
 
 
 def _need_torch() -> None:
@@ -31,7 +25,7 @@ def _need_torch() -> None:
         import torch  # noqa: F401
         import torchvision  # noqa: F401
     except ImportError:
-        raise _fail("the baseline needs the baseline extra: pip install 'emotions[baseline]'") from None
+        raise fail("the baseline needs the baseline extra: pip install 'emotions[baseline]'") from None
 
 
 def _device(name: str | None) -> str:
@@ -40,7 +34,7 @@ def _device(name: str | None) -> str:
     if name in (None, "auto"):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise _fail(f"--device {name}: no CUDA device is available (use --device cpu)")
+        raise fail(f"--device {name}: no CUDA device is available (use --device cpu)")
     if name == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun
         name = f"cuda:{os.environ['LOCAL_RANK']}"
     if name.startswith("cuda"):
@@ -61,9 +55,9 @@ def print_metrics(metrics: dict) -> None:
     for key in names:
         table.add_column(names[key], justify="right")
     table.add_row(*(f"{metrics[k]:.3f}" for k in names))
-    Console().print(table)
+    stdout.print(table)
     per_class = ", ".join(f"{c} {v:.3f}" for c, v in metrics.get("per_class_accuracy", {}).items())
-    Console().print(f"per-class accuracy: {per_class}", highlight=False, soft_wrap=True)
+    stdout.print(f"per-class accuracy: {per_class}", highlight=False, soft_wrap=True)
 
 
 @baseline_app.command()
@@ -78,15 +72,14 @@ def cache(
     """Decode every video of a release once into the baseline's preprocessing cache (resumable)."""
     _need_torch()
     from baselines.cache import CacheSettings, build_release_cache
-    from emotions_data.cli import _progress, _ProgressBar
     from emotions_data.executor import ExecutorError, make_executor
 
     try:
-        with _progress() as progress, make_executor(executor, workers, ray_address) as pool:
+        with progress_bars() as progress, make_executor(executor, workers, ray_address) as pool:
             report = build_release_cache(release_dir, CacheSettings(), pool, variant=variant, splits=split,
-                                         progress=_ProgressBar(progress))  # fmt: skip
+                                         progress=ProgressBar(progress))  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"cache: {report.cache_dir}  built {report.built}, current {report.current}, "
                   f"failed {len(report.failed)}", highlight=False)  # fmt: skip
     for failure in report.failed:
@@ -121,7 +114,6 @@ def train(
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release
-    from emotions_data.cli import _ProgressBar
     from emotions_data.executor import ExecutorError, make_executor
 
     device = _device(device)
@@ -152,12 +144,12 @@ def train(
             with make_executor(executor, workers, ray_address) as pool:
                 run_dir, history = train_release(
                     request, executor=pool, world=world, on_step=on_step, on_epoch=on_epoch,
-                    on_cache_progress=_ProgressBar(progress, status=""),
+                    on_cache_progress=ProgressBar(progress, status=""),
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted: the last finished epoch is kept; the same command resumes") from None
+        raise fail("interrupted: the last finished epoch is kept; the same command resumes") from None
     finally:
         shutdown_world(world)
     if world.is_main:
@@ -184,15 +176,14 @@ def evaluate(
     with class probabilities (CSV). A test evaluation is recorded in the release's card."""
     _need_torch()
     from baselines.recipes import evaluate_release
-    from emotions_data.cli import _progress, _ProgressBar
 
     try:
-        with _progress() as progress:
+        with progress_bars() as progress:
             result = evaluate_release(checkpoint, release_dir, split, variant=variant, out_dir=out,
                                       device=_device(device), use_cache=use_cache,
-                                      on_cache_progress=_ProgressBar(progress),
+                                      on_cache_progress=ProgressBar(progress),
                                       update_card=split == "test" if card is None else card)  # fmt: skip
     except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     print_metrics(result.metrics)
     console.print(f"evaluation: {result.out_dir}  ({', '.join(result.files)})", highlight=False)

@@ -14,16 +14,12 @@ import hashlib
 import json
 import random
 import subprocess
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emotions_data.taxonomy import EMOTIONS6
 
-DEMO_BASE_URL = "http://demo-corpus.invalid"
 CLIPS_PER_CLASS = 8  # enough for every split of every variant to hold each class
-DEMO_SPLIT_RATIOS = (0.6, 0.2, 0.2)  # a small corpus needs larger val/test shares to say anything
-DEMO_VERSION = "0.1.0"
 FFMPEG = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
 # class -> (live colour, dead colour, mould colour, generations per second, tone Hz, tremolo Hz)
@@ -201,80 +197,3 @@ def write_url_table(items: list[CorpusItem], base_url: str, path: Path) -> Path:
                 ]
             )
     return path
-
-
-def run_demo(
-    out: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print, annotate: bool = True,
-    train: bool = True,
-):  # fmt: skip
-    """Build the corpus, serve it on loopback, ingest it through yt-dlp into `out`, then (with
-    `annotate`) run the multi-stage annotation workflow on a real Label Studio server, split and release, and
-    (with `train`) train the tiny baseline on the release and evaluate it on its test split."""
-    from emotions_data.executor import make_executor
-    from emotions_data.ingest import ingest
-    from emotions_data.loopback import serve
-    from emotions_data.settings import DownloadSettings, IngestSettings
-
-    corpus = out / "demo_source"
-    log(f"building the demo corpus in {corpus} ...")
-    items = build_corpus(corpus)
-    (corpus / "deleted_by_uploader.mp4").unlink(missing_ok=True)  # served as a 404
-    urls = write_url_table(items, DEMO_BASE_URL, corpus / "urls.csv")
-    with serve(corpus) as server:
-        # The server's port changes per run but the URLs must not (they key the dataset's input
-        # register), so the URLs name a host that never resolves and yt-dlp reaches it through
-        # the loopback server acting as its HTTP proxy.
-        download = replace(DownloadSettings(), attempts=2, backoff_s=0.2, proxy=server.proxy_url)
-        settings = IngestSettings(workers=workers, download=download)
-        log(f"serving {len(items)} files on {server.base_url}; ingesting through yt-dlp ...")
-        with make_executor("local", workers) as pool:
-            report = ingest([urls], out, settings, executor=pool, progress=progress)
-    annotation = release = evaluation = None
-    if annotate:
-        from annotation.demo import run_annotation_demo
-
-        annotation = run_annotation_demo(out, log)
-        release = split_and_release(out, log)
-        if train:
-            evaluation = train_and_evaluate(release, workers, progress, log)
-    return report, annotation, release, evaluation
-
-
-def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print):
-    """The tiny baseline on the demo release's full variant: trained (resumed when already done), then evaluated
-    on test, which records the result in the release card. Returns the `baselines.recipes.Evaluation`."""
-    from baselines.recipes import TrainRequest, evaluate_release, train_release
-    from emotions_data.executor import make_executor
-
-    log("training the tiny baseline on the full variant (CPU, about a minute) ...")
-    request = TrainRequest(release, variant="full", config="tiny", device="cpu")
-
-    def on_epoch(result) -> None:
-        log(f"  epoch {result.epoch + 1}: train accuracy {result.train_accuracy:.3f}, "
-            f"val accuracy {result.val['accuracy']:.3f}")  # fmt: skip
-
-    with make_executor("local", workers) as pool:
-        run_dir, _ = train_release(request, executor=pool, on_epoch=on_epoch, on_cache_progress=progress)
-        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool, update_card=True)
-
-
-def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
-    """Split the labelled demo videos and write release 0.1.0 with its card (kept when it exists)."""
-    from emotions_data.cli import _card_writer
-    from emotions_data.layout import DatasetLayout
-    from emotions_data.release import write_release
-    from emotions_data.splits import SplitSettings
-    from emotions_data.splitting import split_dataset
-
-    layout = DatasetLayout(out)
-    folder = layout.root / "releases" / DEMO_VERSION
-    if folder.exists():
-        log(f"release {DEMO_VERSION} exists: kept as it is ({folder})")
-        return folder
-    from annotation.workflow import read_counted_votes
-
-    split_dataset(layout, SplitSettings(ratios=DEMO_SPLIT_RATIOS, seed=0))
-    votes = read_counted_votes(layout)
-    folder = write_release(layout, DEMO_VERSION, votes=votes, name="emotions-demo", card=_card_writer(layout))
-    log(f"split (60/20/20, group-aware) and released {DEMO_VERSION}: {folder}")
-    return folder

@@ -1,0 +1,65 @@
+"""The labels step (I/O): the dataset's counted votes become `manifests/labels.parquet` (with per-item agreement),
+`manifests/needs_expert.parquet` (ties, for the expert stage) and `manifests/agreement.json` (the agreement report
+over the counted crowd votes). Releases and cards read these files as data; they never compute agreement."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from annotation.agreement import AgreementReport, agreement_report
+from annotation.labels import EXPERT_STAGE, final_labels
+from annotation.votes import read_votes
+from annotation.workflow import counted_votes
+from emotions_data.layout import DatasetLayout
+from emotions_data.storage import write_bytes_atomic, write_table_atomic
+from emotions_data.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class LabelsOutcome:
+    """What the labels step wrote. `n_votes` counts every vote in the table, `n_counted` those of annotators
+    not dropped after a consistency evaluation; `agreement` is None when no crowd vote counts."""
+
+    labels: pa.Table  # LABELS_SCHEMA
+    needs_expert: pa.Table  # NEEDS_EXPERT_SCHEMA
+    n_votes: int
+    n_counted: int
+    agreement: AgreementReport | None
+
+
+def decide_labels(
+    layout: DatasetLayout,
+    taxonomy: Taxonomy,
+    method: str = "majority",
+    votes: Path | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> LabelsOutcome:
+    """Read the vote table (`votes`, default `manifests/votes.parquet`), keep the counted votes (dropped
+    annotators' votes stay on record but do not count), decide final labels with `method` (`majority` or
+    `dawid-skene`; expert votes are final) and write the three outputs atomically. The agreement report covers
+    the counted non-expert votes with `n_bootstrap` resamples over items. Raises ValueError for an unusable vote
+    table or an unknown method; nothing is written then."""
+    frame = read_votes(votes or layout.votes, taxonomy)
+    counted = counted_votes(layout, frame)
+    result = final_labels(counted, taxonomy, method)
+    crowd = counted[counted["stage"] != EXPERT_STAGE] if "stage" in counted.columns else counted
+    report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if len(crowd) else None
+    write_table_atomic(layout.labels, result.labels)
+    write_table_atomic(layout.needs_expert, result.needs_expert)
+    if report is None:
+        layout.agreement_report.unlink(missing_ok=True)
+    else:
+        write_bytes_atomic(layout.agreement_report, json.dumps(report.to_dict(), indent=1).encode())
+    return LabelsOutcome(result.labels, result.needs_expert, len(frame), len(counted), report)
+
+
+def label_counts(outcome: LabelsOutcome) -> pd.DataFrame:
+    """Decided items per label (rows) and `decided_by` (columns)."""
+    return outcome.labels.to_pandas().groupby(["label", "decided_by"]).size().unstack(fill_value=0)

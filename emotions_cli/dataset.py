@@ -1,0 +1,241 @@
+"""Dataset commands: `emotions ingest | probe | split | release | import-official`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emotions_cli.console import (
+    EXECUTOR_HELP,
+    RAY_ADDRESS_HELP,
+    ProgressBar,
+    console,
+    error_line,
+    fail,
+    progress_bars,
+    stdout,
+)
+
+dataset_app = typer.Typer()
+
+
+def print_report(report) -> None:
+    table = Table(title=f"ingest: {report.n_inputs} inputs", show_header=True)
+    table.add_column("status / reason")
+    table.add_column("count", justify="right")
+    for status, count in report.status_counts.items():
+        table.add_row(f"[bold]{status}[/bold]", str(count))
+        for reason, n in report.reason_counts.get(status, {}).items():
+            table.add_row(f"  {reason}", str(n))
+    stdout.print(table)
+    processed = ", ".join(f"{k} {v}" for k, v in report.n_processed.items())
+    stdout.print(
+        f"processed this run: {processed} in {report.elapsed_s:.1f} s "
+        f"({report.throughput:.2f} items/s); ok media: {report.media_seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@dataset_app.command()
+def ingest(
+    sources: Annotated[
+        list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
+    workers: Annotated[int | None, typer.Option(help="parallel worker processes [default: 2]")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
+    min_duration: Annotated[float | None, typer.Option(help="seconds [default: 1]")] = None,
+    max_duration: Annotated[float | None, typer.Option(help="seconds [default: 300]")] = None,
+    min_short_side: Annotated[int | None, typer.Option(help="pixels [default: 240]")] = None,
+    require_audio: Annotated[bool | None, typer.Option("--require-audio/--allow-no-audio")] = None,
+    max_short_side: Annotated[int | None, typer.Option(help="normalised resolution cap [default: 720]")] = None,
+    near_dup_threshold: Annotated[float | None, typer.Option(help="fingerprint distance [default: 0.30]")] = None,
+    limit_rate: Annotated[int | None, typer.Option(help="download bytes/s per worker")] = None,
+    max_requests_per_minute: Annotated[float | None, typer.Option(help="per domain, all workers")] = None,
+    attempts: Annotated[int | None, typer.Option(help="download tries per run [default: 3]")] = None,
+    user_agent: Annotated[str | None, typer.Option()] = None,
+    allow_file_urls: Annotated[bool | None, typer.Option("--allow-file-urls", help="accept file:// URLs")] = None,
+    retry_permanent: Annotated[bool, typer.Option(help="also retry permanent failures")] = False,
+) -> None:
+    """Fetch, probe, filter, deduplicate and normalise videos into DATASET_DIR/manifests/videos.parquet.
+
+    Cookies for yt-dlp come from $EMOTIONS_COOKIES_FILE or the config file, never from the command line."""
+    from emotions_data.executor import ExecutorError, make_executor
+    from emotions_data.ingest import ingest as run_ingest
+    from emotions_data.layout import local_dataset_dir
+    from emotions_data.settings import load_settings
+    from emotions_data.sources import SourceError
+
+    try:
+        out = local_dataset_dir(out)  # before any executor starts: s3:// and the like are refused
+        settings = load_settings(
+            config,
+            **{
+                "workers": workers,
+                "filters.min_duration_s": min_duration,
+                "filters.max_duration_s": max_duration,
+                "filters.min_short_side": min_short_side,
+                "filters.require_audio": require_audio,
+                "normalise.max_short_side": max_short_side,
+                "dedup.near_duplicate_threshold": near_dup_threshold,
+                "download.rate_limit_bytes": limit_rate,
+                "download.max_requests_per_minute": max_requests_per_minute,
+                "download.attempts": attempts,
+                "download.user_agent": user_agent,
+                "download.allow_file_urls": allow_file_urls,
+            },
+        )
+        with progress_bars() as progress, make_executor(executor, settings.workers, ray_address) as pool:
+            report = run_ingest(
+                sources, out, settings, executor=pool, progress=ProgressBar(progress), retry_permanent=retry_permanent
+            )
+    except (SourceError, ValueError, RuntimeError, ExecutorError) as exc:
+        raise fail(str(exc)) from None
+    print_report(report)
+    console.print(f"manifest: {out / 'manifests' / 'videos.parquet'}", highlight=False)
+
+
+@dataset_app.command()
+def probe(
+    files: Annotated[list[Path], typer.Argument(help="media files")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Print probe facts (as displayed: rotation applied) for FILES; writes nothing."""
+    from emotions_data.probe import ProbeError, probe_file
+
+    failed = False
+    for path in files:
+        try:
+            facts = probe_file(path).as_dict()
+        except ProbeError as exc:
+            error_line(f"{path}: {exc}")
+            failed = True
+            continue
+        if as_json:
+            print(json.dumps({"file": str(path), **facts}))
+        else:
+            table = Table(title=str(path), show_header=False)
+            for key, value in facts.items():
+                table.add_row(key, str(value))
+            stdout.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def leak_failure(exc, what: str) -> typer.Exit:
+    """One `leak:` line per offending pair, then the one-line error."""
+    for problem in exc.problems:
+        print(f"leak: {problem}", file=sys.stderr)
+    return fail(f"{what}: leakage gate failed with {len(exc.problems)} problem(s)")
+
+
+@dataset_app.command()
+def split(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    seed: Annotated[int, typer.Option()] = 0,
+    ratios: Annotated[str, typer.Option(help="train,val,test")] = "0.8,0.1,0.1",
+    balanced_per_class: Annotated[int | None, typer.Option(help="balanced variant: per class and split")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="test_oriented variant: test items per class")] = None,
+    check: Annotated[bool, typer.Option("--check", help="only run the leakage gate on the written splits")] = False,
+) -> None:
+    """Group-aware stratified splits (full, balanced, test_oriented) into manifests/splits.parquet."""
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.splits import SplitSettings
+    from emotions_data.splitting import LeakageError, check_splits, split_dataset
+
+    layout = DatasetLayout(dataset)
+    try:
+        if check:
+            problems = check_splits(layout)
+            if problems:
+                raise LeakageError(problems)
+            stdout.print(f"leakage gate passed: {layout.splits}", highlight=False)
+            return
+        parts = tuple(float(x) for x in ratios.split(","))
+        settings = SplitSettings(parts, seed, balanced_per_class, test_per_class)  # type: ignore[arg-type]
+        outcome = split_dataset(layout, settings)
+    except LeakageError as exc:
+        raise leak_failure(exc, str(layout.splits)) from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    table = outcome.result.deviation.pivot_table(
+        index=["variant", "label"], columns="split", values="count", aggfunc="sum"
+    )
+    stdout.print(table.fillna(0).astype(int).to_string())
+    full = outcome.result.deviation.query("variant == 'full'")
+    stdout.print(
+        f"full: largest per-class deviation from the ratios {full['deviation'].abs().max():.4f}; "
+        f"{len(set(outcome.result.groups))} groups; {outcome.n_unlabelled} ok video(s) without a final label left out",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    stdout.print(f"splits: {layout.splits} (leakage gate passed)", highlight=False)
+
+
+@dataset_app.command()
+def release(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
+    name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
+    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
+) -> None:
+    """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
+    from annotation.workflow import read_counted_votes
+    from emotions_data.card import card_writer
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.release import write_release
+    from emotions_data.splitting import LeakageError
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    layout = DatasetLayout(dataset)
+    try:
+        tax = resolve_taxonomy(taxonomy)
+        votes = read_counted_votes(layout, tax)
+        folder = write_release(layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout))
+    except LeakageError as exc:
+        raise leak_failure(exc, f"release {version} not written") from None
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    meta = json.loads((folder / "release.json").read_text())
+    for variant, counts in meta["variants"].items():
+        stdout.print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
+    console.print(f"release: {folder}", highlight=False)
+
+
+@dataset_app.command("import-official")
+def import_official_cmd(
+    path: Annotated[Path, typer.Argument(help="the authors' release folder, or a folder per class")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
+    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML (VideoEmotion-8, Ekman-6, ...)")] = (
+        "emotions6"
+    ),
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
+) -> None:
+    """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
+    labels and split, so splits, cards and the baseline run on it."""
+    from emotions_data.executor import make_executor
+    from emotions_data.official import import_official
+    from emotions_data.settings import load_settings
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    try:
+        settings = load_settings(config, workers=workers)
+        with progress_bars() as progress, make_executor(executor, settings.workers, ray_address) as pool:
+            report, found = import_official(path, out, resolve_taxonomy(taxonomy), settings, executor=pool,
+                                            progress=ProgressBar(progress))  # fmt: skip
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from None
+    print_report(report)
+    split_counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(found.splits.values()).items()))
+    console.print(f"labels: {len(found.labels)} videos; official split: {split_counts or 'none'}", highlight=False)

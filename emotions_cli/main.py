@@ -1,0 +1,29 @@
+"""The `emotions` application: every command group mounted on one typer app (the console script's entry)."""
+
+from __future__ import annotations
+
+import typer
+
+from emotions_cli.annotate import workflow_app
+from emotions_cli.baseline import baseline_app
+from emotions_cli.dataset import dataset_app
+from emotions_cli.demo import demo_app
+from emotions_cli.labels import labels_app
+from emotions_cli.server import server_app
+
+app = typer.Typer(
+    help="Build, annotate, split, document and validate short-video emotion datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+annotate_app = typer.Typer(help="Annotation workflow over Label Studio.", no_args_is_help=True)
+annotate_app.add_typer(server_app, name="server")
+app.add_typer(annotate_app, name="annotate")
+
+# Order of the help listing: the pipeline's order.
+for group in (dataset_app, demo_app, labels_app, baseline_app):
+    app.registered_commands += group.registered_commands
+annotate_app.registered_commands += workflow_app.registered_commands
+
+if __name__ == "__main__":
+    app()

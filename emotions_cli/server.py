@@ -1,0 +1,101 @@
+"""`emotions annotate server start | stop | status`: the Label Studio server the toolkit manages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from annotation.server import (
+    CREDENTIALS_FILE,
+    DEFAULT_START_TIMEOUT_S,
+    ServerConfig,
+    ServerError,
+    load_config,
+    start,
+    status,
+    stop,
+)
+from emotions_cli.console import console, fail
+
+server_app = typer.Typer(
+    help="Run the local Label Studio server. Secrets come from EMOTIONS_LS_USERNAME / EMOTIONS_LS_PASSWORD / "
+    "EMOTIONS_LS_TOKEN or the config file's `label_studio` table, never from options.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="server data folder [default: ~/.local/share/emotions/label-studio]")
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML file with a `label_studio` table [default: $EMOTIONS_CONFIG]")
+]
+
+
+def _config_or_exit(config: Path | None, **overrides: Any) -> ServerConfig:
+    try:
+        return load_config(config, **overrides)
+    except ServerError as exc:
+        raise fail(str(exc)) from None
+
+
+@server_app.command("start")
+def start_command(
+    data_dir: DataDirOpt = None,
+    port: Annotated[int | None, typer.Option(help="0 picks a free port [default: 8080]")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    document_root: Annotated[
+        Path | None, typer.Option("--document-root", help="folder served as local files (e.g. the dataset)")
+    ] = None,
+    config: ConfigOpt = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait until healthy")] = DEFAULT_START_TIMEOUT_S,
+) -> None:
+    """Start Label Studio in the background and wait until it is healthy and accepts the API token."""
+    cfg = _config_or_exit(config, data_dir=data_dir, port=port, host=host, document_root=document_root)
+    try:
+        handle = start(cfg, timeout_s=timeout, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    except (ServerError, RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from None
+    print(f"Label Studio {handle.version} running at {handle.url} (pid {handle.pid}, ready in {handle.ready_s:.1f} s)")
+    print(f"log: {handle.log_path}")
+    if handle.generated:
+        print(f"login: {handle.config.username}; generated {' and '.join(handle.generated)} in ", end="")
+        print(handle.config.data_dir / CREDENTIALS_FILE)
+
+
+@server_app.command("stop")
+def stop_command(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Stop the server started for the data folder (only that process)."""
+    cfg = _config_or_exit(config, data_dir=data_dir)
+    try:
+        pid = stop(cfg)
+    except (ServerError, RuntimeError, OSError) as exc:
+        raise fail(str(exc)) from None
+    print(f"stopped Label Studio (pid {pid})" if pid else "not running")
+
+
+@server_app.command("status")
+def status_command(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Report whether the server runs and is healthy; exit code 0 only when it is."""
+    cfg = _config_or_exit(config, data_dir=data_dir)
+    st = status(cfg)
+    if as_json:
+        print(json.dumps(st.as_dict()))
+    else:
+        print(f"{'healthy' if st.healthy else st.detail}: {st.url or '-'} (pid {st.pid or '-'}, data {st.data_dir})")
+        if st.running:
+            token = {True: f"accepted for {st.user}", False: "refused", None: "unknown (none configured)"}
+            print(f"version {st.version}, started {st.started_at}; API token {token[st.token_ok]}")
+    if not st.healthy:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    server_app()
