@@ -142,6 +142,15 @@ def empty_row(schema: pa.Schema) -> dict[str, object]:
     return {name: None for name in schema.names}
 
 
+class Stage(StrEnum):
+    """The annotation stage a vote was cast in (the `stage` column of the vote table)."""
+
+    LABEL = "label"  # each group labels its own share of the videos
+    CROSSCHECK = "crosscheck"  # each group's share labelled again by the next group
+    RELABEL = "relabel"  # items that lost votes of dropped annotators get fresh ones
+    EXPERT = "expert"  # ties and weak agreement, decided by the expert; final
+
+
 #: `manifests/votes.parquet`: the system of record for annotation, one row per vote (long format).
 VOTES_SCHEMA = pa.schema(
     [
