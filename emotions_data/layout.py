@@ -107,6 +107,19 @@ class DatasetLayout:
     def lock(self) -> Path:
         return self.work / "ingest.lock"
 
+    def originals_of(self, video_id: str) -> list[Path]:
+        """The downloaded original files of exactly this item: `originals/<video_id>.<ext>` with a single
+        extension. Ids may contain dots, so a pattern like `clip.*` would also match `clip.v2.mp4`, another
+        item's file; names are compared literally, never as glob patterns."""
+        if not self.originals.is_dir():
+            return []
+        prefix = f"{video_id}."
+        return [
+            path
+            for path in self.originals.iterdir()
+            if path.name.startswith(prefix) and (ext := path.name[len(prefix) :]) and "." not in ext
+        ]
+
     def media_file(self, video_id: str) -> Path:
         return self.media / f"{video_id}.mp4"
 

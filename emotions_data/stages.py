@@ -47,7 +47,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
         return row
 
     if item["source_kind"] == "url":
-        for stale in layout.originals.glob(f"{item['video_id']}.*"):
+        for stale in layout.originals_of(item["video_id"]):
             stale.unlink()
         try:
             got = download(
