@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from emotions_data.splits import SplitSettings, make_splits
+from emotions_data.stratified_split import SplitSettings, make_splits
 
 
 def data(rows: int, groups: int, seed: int = 0) -> pd.DataFrame:

@@ -149,8 +149,8 @@ def split(
 ) -> None:
     """Group-aware stratified splits (full, balanced, test_oriented) into manifests/splits.parquet."""
     from emotions_data.layout import DatasetLayout
-    from emotions_data.splits import SplitSettings
-    from emotions_data.splitting import LeakageError, check_splits, split_dataset
+    from emotions_data.split_step import LeakageError, check_splits, split_dataset
+    from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(dataset)
     try:
@@ -192,7 +192,7 @@ def release(
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release
-    from emotions_data.splitting import LeakageError
+    from emotions_data.split_step import LeakageError
     from emotions_data.taxonomy import resolve_taxonomy
 
     layout = DatasetLayout(dataset)

@@ -171,8 +171,8 @@ def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release
-    from emotions_data.splits import SplitSettings
-    from emotions_data.splitting import split_dataset
+    from emotions_data.split_step import split_dataset
+    from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(out)
     folder = layout.root / "releases" / DEMO_VERSION

@@ -25,9 +25,9 @@ from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION
-from emotions_data.splits import SPLITS, VARIANTS
-from emotions_data.splitting import LeakageError, check_splits
+from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import write_bytes_atomic
+from emotions_data.stratified_split import SPLITS, VARIANTS
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")

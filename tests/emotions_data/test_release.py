@@ -10,7 +10,7 @@ import pytest
 
 from emotions_data.release import verify_release, write_release
 from emotions_data.schema import RELEASE_SCHEMA
-from emotions_data.splitting import LeakageError
+from emotions_data.split_step import LeakageError
 from emotions_data.taxonomy import EMOTIONS6
 from tests.support.manifests import released_dataset
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotions_data.splits import SplitSettings, connected_groups, find_leaks, make_splits
+from emotions_data.stratified_split import SplitSettings, connected_groups, find_leaks, make_splits
 from emotions_data.taxonomy import EMOTIONS6
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 from annotation.labels import final_labels
 from emotions_data import fingerprint as fp
 from emotions_data.layout import DatasetLayout
-from emotions_data.splits import SplitSettings
-from emotions_data.splitting import split_dataset
+from emotions_data.split_step import split_dataset
 from emotions_data.storage import write_table_atomic
+from emotions_data.stratified_split import SplitSettings
 from emotions_data.taxonomy import EMOTIONS6
 
 

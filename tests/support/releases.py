@@ -8,8 +8,8 @@ import pandas as pd
 
 from emotions_data.layout import DatasetLayout
 from emotions_data.release import write_release
-from emotions_data.splits import SplitSettings
-from emotions_data.splitting import split_dataset
+from emotions_data.split_step import split_dataset
+from emotions_data.stratified_split import SplitSettings
 from emotions_data.taxonomy import EMOTIONS6
 
 

@@ -14,8 +14,8 @@ from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import SPLITS_SCHEMA
 from emotions_data.settings import DedupSettings
-from emotions_data.splits import VARIANT_RULES, VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
+from emotions_data.stratified_split import VARIANT_RULES, VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
 
 
 class LeakageError(RuntimeError):
