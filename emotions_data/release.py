@@ -24,15 +24,14 @@ import pyarrow.parquet as pq
 from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
-from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION
+from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import write_bytes_atomic
-from emotions_data.stratified_split import SPLITS, VARIANTS
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
-SUBSET = {"train": "training", "val": "validation", "test": "testing"}  # ActivityNet-style subset names
+SUBSET = {Split.TRAIN: "training", Split.VAL: "validation", Split.TEST: "testing"}  # ActivityNet-style subset names
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
 
 
@@ -70,9 +69,9 @@ def _write_official(folder: Path, rows: pd.DataFrame, taxonomy: Taxonomy) -> Non
     """The authors' formats, so their code reads our releases: UCF101-style lists and the JSON."""
     folder.mkdir(parents=True)
     (folder / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(taxonomy.classes)))
-    for split, name in (("train", "trainlist01.txt"), ("val", "vallist01.txt"), ("test", "testlist01.txt")):
+    for split in Split:
         part = rows[rows["split"] == split].sort_values("video_id")
-        (folder / name).write_text(
+        (folder / f"{split}list01.txt").write_text(
             "".join(f"{lab}/{vid}\n" for lab, vid in zip(part["label"], part["video_id"], strict=True))
         )
     database = {
@@ -143,9 +142,9 @@ def write_release(
         files: dict[str, dict[str, str]] = {}
         counts: dict[str, dict[str, int]] = {}
         present = list(splits["variant"].unique())
-        for variant in [v for v in VARIANTS if v in present] + sorted(set(present) - set(VARIANTS)):
+        for variant in [v for v in Variant if v in present] + sorted(set(present) - set(Variant)):
             part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
-            for split in SPLITS:
+            for split in Split:
                 subset = part[part["split"] == split].sort_values("video_id")
                 path = tmp / "data" / variant / f"{split}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)

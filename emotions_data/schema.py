@@ -213,6 +213,24 @@ ASSIGNMENTS_SCHEMA = pa.schema(
     [pa.field("video_id", pa.string(), nullable=False), pa.field("group", pa.string(), nullable=False)]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 
+
+class Split(StrEnum):
+    """A split of a variant, in the order files, tables and the split index use (`list(Split)`)."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class Variant(StrEnum):
+    """A variant the split step makes, in release and card order (`list(Variant)`); an imported dataset may add
+    others (e.g. `official`), which are kept as plain strings."""
+
+    FULL = "full"  # every ok, labelled video
+    BALANCED = "balanced"  # per split, every class cut down to the same count
+    TEST_ORIENTED = "test_oriented"  # a larger class-balanced test set
+
+
 #: `manifests/splits.parquet`: which video is in which split of which variant.
 SPLITS_SCHEMA = pa.schema(
     [

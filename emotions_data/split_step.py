@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 
 from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import SPLITS_SCHEMA
+from emotions_data.schema import SPLITS_SCHEMA, Variant
 from emotions_data.settings import DedupSettings
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
-from emotions_data.stratified_split import VARIANT_RULES, VARIANTS, SplitResult, SplitSettings, find_leaks, make_splits
+from emotions_data.stratified_split import VARIANT_RULES, SplitResult, SplitSettings, find_leaks, make_splits
 
 
 class LeakageError(RuntimeError):
@@ -92,7 +92,7 @@ def _kept_variants(layout: DatasetLayout) -> pd.DataFrame:
     if not layout.splits.exists():
         return pd.DataFrame(columns=SPLITS_SCHEMA.names)
     frame = pq.read_table(layout.splits).to_pandas()
-    return frame[~frame["variant"].isin(VARIANTS)]
+    return frame[~frame["variant"].isin(list(Variant))]
 
 
 def check_splits(layout: DatasetLayout) -> list[str]:

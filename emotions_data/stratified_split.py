@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "val", "test")
-VARIANTS = ("full", "balanced", "test_oriented")
+from emotions_data.schema import Split, Variant
+
 VARIANT_RULES = {  # how each variant is sampled: printed in the dataset card
-    "full": "every ok video with a final label, split by the ratios, stratified by label, whole groups per split",
-    "balanced": "per split, every class cut down (seeded) to the split's rarest class count, or to "
+    Variant.FULL: "every ok video with a final label, split by the ratios, stratified by label, whole groups per split",
+    Variant.BALANCED: "per split, every class cut down (seeded) to the split's rarest class count, or to "
     "balanced_per_class; a subset of full",
-    "test_oriented": "whole groups drawn into a class-balanced test set of test_oriented_per_class per class "
+    Variant.TEST_ORIENTED: "whole groups drawn into a class-balanced test set of test_oriented_per_class per class "
     "(default a quarter of the rarest class); a stratified validation share of the rest; the rest is training",
 }
 
@@ -182,18 +182,18 @@ def make_splits(items: pd.DataFrame, settings: SplitSettings) -> SplitResult:
     groups = connected_groups(len(items), list(grouping_links(items).values()))
     full = assign_splits(label_codes, groups, settings.ratios, settings.seed)
     rng = np.random.default_rng(settings.seed + 1)
-    frames = [_frame(items, full, "full")]
-    frames.append(_frame(items, _balanced(label_codes, full, settings.balanced_per_class, rng), "balanced"))
-    frames.append(_frame(items, _test_oriented(label_codes, groups, settings, rng), "test_oriented"))
+    frames = [_frame(items, full, Variant.FULL)]
+    frames.append(_frame(items, _balanced(label_codes, full, settings.balanced_per_class, rng), Variant.BALANCED))
+    frames.append(_frame(items, _test_oriented(label_codes, groups, settings, rng), Variant.TEST_ORIENTED))
     splits = pd.concat(frames, ignore_index=True)
     return SplitResult(splits, deviation_table(splits, items, settings), groups)
 
 
-def _frame(items: pd.DataFrame, split_index: np.ndarray, variant: str) -> pd.DataFrame:
+def _frame(items: pd.DataFrame, split_index: np.ndarray, variant: Variant) -> pd.DataFrame:
     chosen = split_index >= 0
     return pd.DataFrame(
         {"video_id": items["video_id"].to_numpy()[chosen], "variant": variant,
-         "split": np.asarray(SPLITS)[split_index[chosen]]}
+         "split": np.asarray(list(Split))[split_index[chosen]]}
     )  # fmt: skip
 
 
@@ -201,7 +201,7 @@ def _balanced(labels: np.ndarray, full: np.ndarray, per_class: int | None, rng: 
     """A subset of `full` (so no new leakage): per split, the same count of every class."""
     out = np.full(len(labels), -1, dtype=np.int64)
     n_classes = int(labels.max()) + 1 if len(labels) else 0
-    for s in range(len(SPLITS)):
+    for s in range(len(Split)):
         in_split = full == s
         counts = np.bincount(labels[in_split], minlength=n_classes)
         m = int(counts.min()) if per_class is None else min(per_class, int(counts.min()))
@@ -225,14 +225,14 @@ def _test_oriented(labels: np.ndarray, groups: np.ndarray, settings: SplitSettin
         idx = order[g]
         counts = np.bincount(labels[idx], minlength=n_classes)
         if np.all(taken + counts <= quota):
-            out[idx] = SPLITS.index("test")
+            out[idx] = list(Split).index(Split.TEST)
             taken += counts
             if np.all(taken == quota):
                 break
     rest = np.flatnonzero(out < 0)
     val = settings.test_oriented_val_ratio
     inner = assign_splits(labels[rest], groups[rest], (1 - val, val), settings.seed + 2)
-    out[rest] = np.where(inner == 0, SPLITS.index("train"), SPLITS.index("val"))
+    out[rest] = np.where(inner == 0, list(Split).index(Split.TRAIN), list(Split).index(Split.VAL))
     return out
 
 
@@ -244,7 +244,7 @@ def deviation_table(splits: pd.DataFrame, items: pd.DataFrame, settings: SplitSe
     totals = merged.groupby(["variant", "label"]).size().rename("class_total").reset_index()
     table = counts.merge(totals, on=["variant", "label"])
     table["share"] = table["count"] / table["class_total"]
-    ratio = dict(zip(SPLITS, settings.ratios, strict=True))
-    table["target_share"] = np.where(table["variant"] == "full", table["split"].map(ratio), np.nan)
+    ratio = dict(zip(Split, settings.ratios, strict=True))
+    table["target_share"] = np.where(table["variant"] == Variant.FULL, table["split"].map(ratio), np.nan)
     table["deviation"] = table["share"] - table["target_share"]
     return table.drop(columns="class_total")
