@@ -39,33 +39,48 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def commit_file(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary file into place, durably."""
+    """Rename the finished, closed temporary file `tmp` onto `final`, durably.
+
+    The file's data is flushed to disk before the rename and the folder's entry after it, so a power cut
+    leaves either the old `final` or the complete new one. Raises `OSError` when `tmp` cannot be read or renamed.
+    """
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
     _fsync_dir(final.parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """The file is created with `mode` before anything is written, so a secret is never readable by others."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary sibling of `final` to write to (its folder is created); committed onto `final` with
+    :func:`commit_file` when the block ends normally, removed when it raises (the old `final` is then untouched).
+
+    For writers that want a path of their own (torch.save, pyarrow, a stream of chunks); whatever they opened on it
+    must be closed inside the block.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(final)
     try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
-            handle.write(data)
-        commit_file(tmp, path)
+        yield tmp
+        commit_file(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` atomically and durably (see :func:`atomic_path`).
+
+    The file is created with `mode` before anything is written, so a secret is never readable by others.
+    """
+    with atomic_path(path) as tmp:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
+            handle.write(data)
 
 
 def write_table_atomic(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
+    """Replace `path` with `table` as Parquet, atomically and durably (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        commit_file(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sweep_temporaries(folder: Path) -> int:
