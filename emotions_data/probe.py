@@ -1,4 +1,7 @@
-"""Facts about a media file from ffprobe, as displayed (rotation and sample aspect ratio applied)."""
+"""Facts about a media file from ffprobe, as displayed (rotation and sample aspect ratio applied).
+
+Every ffprobe run of the toolkit goes through :func:`run_ffprobe`, so all share one timeout and one error type.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -74,12 +78,22 @@ def _is_vfr(r_rate: float | None, avg_rate: float | None) -> bool:
     return abs(r_rate - avg_rate) / r_rate > 0.01
 
 
-def ffprobe_command(path: Path) -> list[str]:
-    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+FULL_PROBE = ("-show_format", "-show_streams")
 
 
-def run_ffprobe(path: Path) -> dict:
-    cmd = ffprobe_command(path)
+def ffprobe_command(path: Path, args: Sequence[str] = FULL_PROBE) -> list[str]:
+    """The ffprobe argv that prints, as JSON, what `args` ask for about `path` (by default its format and every
+    stream)."""
+    return ["ffprobe", "-v", "error", "-print_format", "json", *args, str(path)]
+
+
+def run_ffprobe(path: Path, args: Sequence[str] = FULL_PROBE) -> dict:
+    """Run :func:`ffprobe_command` and return its parsed JSON (``{}`` when ffprobe prints nothing).
+
+    Raises `ProbeError` when ffprobe fails (its last error line, the path shown as ``<file>``) or runs longer than
+    `FFPROBE_TIMEOUT_S` seconds, `FileNotFoundError` when ffprobe is not installed.
+    """
+    cmd = ffprobe_command(path, args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
