@@ -192,6 +192,7 @@ def release(
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release
+    from emotions_data.release_info import ReleaseInfo
     from emotions_data.split_step import LeakageError
     from emotions_data.taxonomy import resolve_taxonomy
 
@@ -200,12 +201,12 @@ def release(
         tax = resolve_taxonomy(taxonomy)
         votes = read_counted_votes(layout, tax)
         folder = write_release(layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout))
+        info = ReleaseInfo.from_directory(folder)
     except LeakageError as exc:
         raise leak_failure(exc, f"release {version} not written") from None
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
-    meta = json.loads((folder / "release.json").read_text())
-    for variant, counts in meta["variants"].items():
+    for variant, counts in info.variants.items():
         stdout.print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
     console.print(f"release: {folder}", highlight=False)
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
+from emotions_data.release_info import ReleaseInfo
 from emotions_data.storage import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -172,22 +173,12 @@ def _ordered(keys: list[str], order: tuple[str, ...]) -> list[str]:
     return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
 
 
-def _files_from_release(info: dict[str, Any], release_dir: Path) -> dict[str, dict[str, str]]:
-    """variant -> split -> path, from `files` in release.json (a list or a nested dict) or the folder itself."""
-    listed = info.get("files")
-    paths: list[str] = []
-    if isinstance(listed, dict):
-        for value in listed.values():
-            paths += list(value.values()) if isinstance(value, dict) else [value]
-    elif isinstance(listed, list):
-        paths = [str(p) for p in listed]
-    if not paths:
-        paths = [p.relative_to(release_dir).as_posix() for p in sorted(release_dir.glob("data/*/*.parquet"))]
-    files: dict[str, dict[str, str]] = {}
-    for rel in paths:
-        parts = Path(rel).parts
-        if len(parts) == 3 and parts[0] == "data" and rel.endswith(".parquet"):
-            files.setdefault(parts[1], {})[Path(parts[2]).stem] = Path(rel).as_posix()
+def _files_from_release(info: ReleaseInfo, release_dir: Path) -> dict[str, dict[str, str]]:
+    """variant -> split -> path in card order, from `files` in release.json or, when it lists none, the folder."""
+    files = info.files
+    if not files:
+        found = [p.relative_to(release_dir).as_posix() for p in sorted(release_dir.glob("data/*/*.parquet"))]
+        files = ReleaseInfo.from_dict({"files": found}).files
     return {
         v: {s: files[v][s] for s in _ordered(list(files[v]), SPLIT_ORDER)} for v in _ordered(list(files), VARIANT_ORDER)
     }
@@ -234,8 +225,8 @@ def build_metadata(
     `manifests/agreement.json`); without it the card says agreement was not computed."""
 
     release_dir = Path(release_dir)
-    info = json.loads((release_dir / "release.json").read_text())
-    taxonomy = dict(info.get("taxonomy") or {})
+    info = ReleaseInfo.from_directory(release_dir)
+    taxonomy = dict(info.taxonomy)
     classes: list[str] = list(taxonomy.get("classes") or [])
     files = _files_from_release(info, release_dir)
 
@@ -275,24 +266,24 @@ def build_metadata(
             confusion = matrix.to_numpy(dtype=int).tolist()
 
     return CardMetadata(
-        name=str(info.get("name", release_dir.parent.parent.name)),
-        version=str(info.get("version", release_dir.name)),
-        pretty_name=pretty_name or str(info.get("pretty_name", "")),
-        description=description or str(info.get("description", "")),
-        citation=citation or str(info.get("citation", "")),
-        license=str(info.get("license") or "other"),
-        created_at=str(info.get("created_at", "")),
-        toolkit_version=str(info.get("toolkit_version", "")),
-        schema_version=str(info.get("schema_version", "")),
+        name=info.name,
+        version=info.version,
+        pretty_name=pretty_name or info.pretty_name,
+        description=description or info.description,
+        citation=citation or info.citation,
+        license=info.license,
+        created_at=info.created_at,
+        toolkit_version=info.toolkit_version,
+        schema_version=info.schema_version,
         taxonomy=taxonomy,
         variants=variants,
         files=files,
         file_sha256={p: sha256_file(release_dir / p) for splits in files.values() for p in splits.values()},
         file_bytes={p: (release_dir / p).stat().st_size for splits in files.values() for p in splits.values()},
         columns=columns,
-        split_settings=dict(info.get("split_settings") or {}),
-        ingest=dict(info.get("ingest") or {}),
-        annotation=dict(info.get("annotation") or {}),
+        split_settings=dict(info.split_settings),
+        ingest=dict(info.ingest),
+        annotation=dict(info.annotation),
         agreement=agreement,
         class_counts=class_counts,
         duration_hist=duration_hist,

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
+from emotions_data.release_info import ReleaseInfo
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import write_bytes_atomic
@@ -155,15 +156,14 @@ def write_release(
         ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
         split_record = layout.splits.with_suffix(".json")
         split_settings = json.loads(split_record.read_text()) if split_record.exists() else {}
-        meta = {
-            "name": name or layout.root.resolve().name, "version": version,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "toolkit_version": __version__,
-            "schema_version": SCHEMA_VERSION, "license": license_id,
-            "taxonomy": {"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
-            "variants": counts, "files": files, "ingest": ingest, "split_settings": split_settings,
-            "annotation": _annotation_summary(layout, votes, labels),
-        }  # fmt: skip
-        (tmp / "release.json").write_text(json.dumps(meta, indent=2))
+        ReleaseInfo(
+            name=name or layout.root.resolve().name, version=version,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"), toolkit_version=__version__,
+            schema_version=SCHEMA_VERSION, license=license_id,
+            taxonomy={"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
+            variants=counts, files=files, ingest=ingest, split_settings=split_settings,
+            annotation=_annotation_summary(layout, votes, labels),
+        ).write_to_directory(tmp)  # fmt: skip
         if card is not None:
             card(tmp, votes)
         (tmp / "SHA256SUMS").write_text(_sha256sums(tmp))
@@ -194,11 +194,12 @@ def refresh_checksums(folder: Path) -> None:
 def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]) -> list[Path]:
     """Record a baseline evaluation in a release: `baseline/<variant>/` gets `files` (metrics, confusion
     matrix), the card (README.md here and its copy in `DATASET/data_cards/`) gains or updates its "Baseline
-    validation" section, and SHA256SUMS is rewritten. The data files of the release are not touched."""
+    validation" section, and SHA256SUMS is rewritten. The data files of the release are not touched. Raises
+    ValueError (nothing written) when the folder's release.json cannot be read."""
     from emotions_data.card import render_baseline_section, with_baseline_section
 
     folder = Path(folder)
-    info = json.loads((folder / "release.json").read_text())
+    info = ReleaseInfo.from_directory(folder)
     variant = metrics["run"]["variant"]
     written = []
     for name, data in files.items():
@@ -208,7 +209,7 @@ def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]
         path.parent.name: json.loads(path.read_text()) for path in sorted((folder / "baseline").glob("*/metrics.json"))
     }
     section = render_baseline_section(results)
-    copy = DatasetLayout.of_release(folder).data_card(info["name"], info["version"]) / "README.md"
+    copy = DatasetLayout.of_release(folder).data_card(info.name, info.version) / "README.md"
     for readme in (folder / "README.md", copy):
         if readme.is_file():
             write_bytes_atomic(readme, with_baseline_section(readme.read_text(), section).encode())
