@@ -31,7 +31,9 @@ import torch
 from PIL import Image
 
 from baselines.audio import MFCC, AudioConfig, load_waveform
+from baselines.media import media_folder, video_stream
 from emotions_data.executor import Executor
+from emotions_data.layout import DatasetLayout
 
 FORMAT = "emotions-clip-1"
 _HEADER_LEN = struct.Struct("<Q")
@@ -59,9 +61,11 @@ class CachedClip:
 
     @property
     def n_frames(self) -> int:
+        """Frames stored, every frame of the video at its native rate."""
         return int(self.header["n_frames"])
 
     def mfcc(self) -> torch.Tensor:
+        """The whole clip's MFCCs, (n_mfcc, frames) float32."""
         rows, cols = self.header["mfcc_shape"]
         with open(self.path, "rb") as f:
             f.seek(self.data_at)
@@ -84,12 +88,18 @@ class CachedClip:
 
 
 def open_clip(path: Path) -> CachedClip:
+    """Open a cache file by its header; `ValueError` when it is not one, `OSError` when it cannot be read."""
     with open(path, "rb") as f:
         (length,) = _HEADER_LEN.unpack(f.read(_HEADER_LEN.size))
         header = json.loads(f.read(length))
     if header.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} cache file")
     return CachedClip(path, header, _HEADER_LEN.size + length)
+
+
+def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
+    """`DATASET/cache/baseline/<recipe>/`: next to the media the cache is made from, one folder per recipe."""
+    return DatasetLayout.of_release(release_dir).baseline_cache / settings.recipe
 
 
 def is_current(path: Path, media_sha256: str | None, settings: CacheSettings) -> bool:
@@ -123,9 +133,10 @@ def _frames_of(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
 
 
 def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: str = "") -> Path:
-    """Decode `media` once and write its cache file to `out` (temp file + rename)."""
-    from baselines.data import video_stream
+    """Decode `media` once and write its cache file to `out` (temp file + rename).
 
+    Returns `out`. Raises `ValueError` when the media cannot be probed or decoded, `OSError` when writing fails.
+    """
     stream = video_stream(media)
     width, height = _scaled_size(stream.width, stream.height, settings.short_side)
     offsets, chunks = [0], []
@@ -189,6 +200,7 @@ def run_cache_job(job: CacheJob) -> list[CacheResult]:
 def cache_jobs(
     items: Sequence[tuple[str, str, str]], cache_dir: Path, settings: CacheSettings, shard_size: int = 8
 ) -> list[CacheJob]:
+    """`items` ((video_id, media path, media_sha256) triples) cut into jobs of `shard_size` videos, in order."""
     return [
         CacheJob(tuple(items[i : i + shard_size]), str(cache_dir), settings) for i in range(0, len(items), shard_size)
     ]
@@ -210,8 +222,6 @@ def build_release_cache(
     """Cache the videos of a release (all variants and splits, or those named), on `executor` (an
     `emotions_data.executor` backend: local pool, serial or Ray). Current files are kept, so an interrupted build
     resumes."""
-    from baselines.data import cache_folder, media_folder
-
     release_dir = Path(release_dir)
     cache_dir = Path(cache_dir) if cache_dir else cache_folder(release_dir, settings)
     media_dir = Path(media_dir) if media_dir else media_folder(release_dir)

@@ -7,9 +7,7 @@ Frames are decoded by ffmpeg at height 240 (the paper's extraction), only the 12
 
 from __future__ import annotations
 
-import json
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,42 +17,18 @@ from torch.utils.data import Dataset
 
 from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
 from baselines.cache import CacheSettings, is_current, open_clip
+from baselines.media import VideoStream, media_folder, video_stream
 from baselines.model import ModelConfig
 from baselines.sampling import apply_spatial, draw_spatial, frame_indices
-from emotions_data.layout import DatasetLayout
 
 EXTRACT_HEIGHT = 240
-
-
-@dataclass(frozen=True)
-class VideoStream:
-    n_frames: int
-    width: int
-    height: int
-
-
-def video_stream(path: Path) -> VideoStream:
-    """Frame count and size of the first video stream, in one ffprobe call (the normalised MP4s are constant
-    frame rate and carry their frame count)."""
-    entries = "stream=nb_frames,duration,r_frame_rate,width,height"
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", "json", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    streams = json.loads(proc.stdout or "{}").get("streams") if proc.returncode == 0 else None
-    if not streams or not streams[0].get("width"):
-        raise ValueError(f"{path}: cannot probe: {proc.stderr.strip()[-200:] or 'no video stream'}")
-    stream = streams[0]
-    if str(stream.get("nb_frames", "")).isdigit():
-        n_frames = int(stream["nb_frames"])
-    else:
-        num, _, den = str(stream.get("r_frame_rate", "0/1")).partition("/")
-        n_frames = round(float(stream.get("duration", 0)) * float(num) / float(den or 1))
-    return VideoStream(n_frames, int(stream["width"]), int(stream["height"]))
 
 
 def decode_frames(
     path: Path, indices: np.ndarray, height: int = EXTRACT_HEIGHT, stream: VideoStream | None = None
 ) -> torch.Tensor:
-    """The frames at `indices` (any order, repeats allowed) as (len(indices), height, W, 3) uint8."""
+    """The frames at `indices` (any order, repeats allowed) as (len(indices), height, W, 3) uint8, W keeping the
+    aspect ratio (even). `stream` saves a probe when the caller has one. Raises `ValueError` when ffmpeg fails."""
     stream = stream or video_stream(path)
     wanted = np.unique(indices)
     width = max(2, round(stream.width * height / stream.height / 2) * 2)
@@ -74,16 +48,8 @@ def decode_frames(
     return torch.from_numpy(frames[[position[int(i)] for i in indices]].copy())
 
 
-def media_folder(release_dir: Path) -> Path:
-    return DatasetLayout.of_release(release_dir).media
-
-
-def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
-    """`DATASET/cache/baseline/<recipe>/`: next to the media the cache is made from, one folder per recipe."""
-    return DatasetLayout.of_release(release_dir).baseline_cache / settings.recipe
-
-
 def release_rows(release_dir: Path, variant: str, split: str) -> pd.DataFrame:
+    """The rows of `data/<variant>/<split>.parquet`; `ValueError` when the release has no such split."""
     path = Path(release_dir) / "data" / variant / f"{split}.parquet"
     if not path.is_file():
         raise ValueError(f"{path}: no such split in the release (variant {variant!r}, split {split!r})")

@@ -2,14 +2,13 @@
 
 Follows the reference notes (``shared/reference/emotions-paper.md``, "The baseline: AV-CANet"). Device-agnostic:
 nothing here names a device; masks are built on the device of their input. Weights are never downloaded: the
-visual backbone starts random unless :func:`load_visual_weights` is given a local state-dict file.
+visual backbone starts random unless :func:`baselines.weights.load_visual_weights` is given a local state-dict
+file.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -17,8 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet34
 from torchvision.models.video.swin_transformer import SwinTransformer3d
-
-log = logging.getLogger(__name__)
 
 SWIN_DIM = 768  # Video Swin-T output width (8 * C, C = 96)
 RESNET_DIM = 512  # ResNet-34 output width
@@ -346,94 +343,6 @@ class AVCANet(nn.Module):
             "audio_logits": F.linear(a, w[:, :e], b / 2),
             "visual_logits": F.linear(v, w[:, e:], b / 2),
         }
-
-
-@dataclass
-class WeightReport:
-    """What :func:`load_visual_weights` did: keys loaded, and every key it could not use."""
-
-    path: str
-    loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # in the model, not in the file
-    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
-    mismatched: list[str] = field(default_factory=list)  # in both, different shapes ("key: file vs model")
-    ignored: list[str] = field(default_factory=list)  # classification head of the file (removed here)
-
-    def __str__(self) -> str:
-        def few(keys: list[str]) -> str:
-            return ", ".join(keys[:8]) + (f", ... (+{len(keys) - 8})" if len(keys) > 8 else "")
-
-        lines = [f"{self.path}: loaded {len(self.loaded)} tensors"]
-        for name, keys in [
-            ("missing (kept at random init)", self.missing),
-            ("unexpected (not used)", self.unexpected),
-            ("shape mismatch (not used)", self.mismatched),
-            ("ignored head", self.ignored),
-        ]:
-            if keys:
-                lines.append(f"  {len(keys)} {name}: {few(keys)}")
-        return "\n".join(lines)
-
-
-_PREFIXES = ("module.", "model.", "visual.backbone.", "backbone.")
-
-
-def _unwrap_state_dict(obj: object) -> dict[str, Tensor]:
-    """Accept a bare state dict or a checkpoint holding one under "state_dict" / "model"."""
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError("weights file does not hold a state dict (a mapping of names to tensors)")
-    return obj
-
-
-def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | Path) -> WeightReport:
-    """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated).
-
-    Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:mod:`baselines.weights`).
-    Prefixes ``module.``, ``model.``, ``backbone.``, ``visual.backbone.`` are stripped, the file's ``head.*`` is
-    ignored, and keys are loaded with ``strict=False``; the report lists missing, unexpected and shape-mismatched
-    keys (also logged). Raises ``ValueError`` when no key of the file fits the backbone. Never downloads.
-    """
-    backbone = model.visual.backbone if isinstance(model, AVCANet) else getattr(model, "backbone", model)
-    state = _unwrap_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
-    from baselines.weights import convert_state_dict, detect_layout  # here: baselines.weights imports this module
-
-    if detect_layout(state) not in (None, "torchvision"):
-        state, layout = convert_state_dict(state, source=str(path))
-        log.info("%s: converted from the %s layout", path, layout)
-    report = WeightReport(path=str(path))
-    own = backbone.state_dict()
-    usable: dict[str, Tensor] = {}
-    for key, tensor in state.items():
-        name = key
-        for prefix in _PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-        if name.startswith("head."):
-            report.ignored.append(key)
-        elif name not in own:
-            report.unexpected.append(key)
-        elif own[name].shape != tensor.shape:
-            report.mismatched.append(f"{key}: {tuple(tensor.shape)} vs {tuple(own[name].shape)}")
-        else:
-            usable[name] = tensor
-    if not usable:
-        raise ValueError(
-            f"no key of {path} fits the visual backbone ({len(state)} keys in the file, {len(own)} expected); "
-            f"{report}\n  expected keys look like: {', '.join(list(own)[:4])}"
-        )
-    result = backbone.load_state_dict(usable, strict=False)
-    report.loaded = sorted(usable)
-    report.missing = sorted(result.missing_keys)
-    if report.missing or report.unexpected or report.mismatched:
-        log.warning("partial visual weights: %s", report)
-    else:
-        log.info("visual weights: %s", report)
-    return report
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,10 @@
-"""Convert Swin-T weights held in other layouts to torchvision's ``SwinTransformer3d`` layout. Never downloads.
+"""Local Swin-T weights for the visual branch: loaded by :func:`load_visual_weights`, converted from other layouts to
+torchvision's ``SwinTransformer3d`` layout by :func:`convert_state_dict`. Never downloads.
 
-Layouts recognised by :func:`detect_layout` (after stripping ``module.`` / ``model.`` / ``backbone.`` prefixes):
+A weights file holds a state dict, bare or under ``"state_dict"`` / ``"model"`` (:func:`unwrap_state_dict`); its
+keys may carry the prefixes of :data:`KEY_PREFIXES`, which are stripped (:func:`strip_prefixes`).
+
+Layouts recognised by :func:`detect_layout` (after stripping the prefixes):
 
 - ``"torchvision"``: torchvision ``swin3d_t`` keys (``patch_embed.proj.weight``, ``features.0.0.norm1.weight``);
   returned as they are.
@@ -15,25 +19,30 @@ Layouts recognised by :func:`detect_layout` (after stripping ``module.`` / ``mod
 
 Buffers the model derives from its window (``relative_position_index``, 2-D ``attn_mask``) are dropped and the
 3-D index is written afresh, so a converted file loads with no missing keys. Keys that no rule knows are kept
-under their own name, so :func:`baselines.model.load_visual_weights` lists them as unexpected rather than losing
-them silently. Command line: ``python -m baselines.weights SRC DST``.
+under their own name, so :func:`load_visual_weights` lists them as unexpected rather than losing them silently.
+Command line: ``python -m baselines.weights SRC DST``.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import logging
 import pickle
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from baselines.model import _PREFIXES, WeightReport, _unwrap_state_dict, build_swin3d_t, load_visual_weights
+from baselines.model import AVCANet, VisualBranch, build_swin3d_t
 from emotions_data.storage import write_bytes_atomic
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIXES = ("module.", "model.", "visual.backbone.", "backbone.")  # stripped in this order
 
 SWIN_T_WINDOW = (8, 7, 7)  # (T, H, W) attention window of the AV-CANet visual branch
 SWIN_T_PATCH_T = 2  # temporal patch size: the 2-D kernel is repeated this many times when inflated
@@ -49,11 +58,25 @@ _RECOMPUTED = (".relative_position_index", ".attn_mask")  # derived from the win
 _TABLE = ".attn.relative_position_bias_table"
 
 
-def _strip(key: str) -> str:
-    for prefix in _PREFIXES:  # same order as the loader, so "module.backbone.x" becomes "x"
+def strip_prefixes(key: str) -> str:
+    """``key`` without the wrappers' prefixes of :data:`KEY_PREFIXES`, e.g. ``module.backbone.x`` -> ``x``."""
+    for prefix in KEY_PREFIXES:
         if key.startswith(prefix):
             key = key[len(prefix) :]
     return key
+
+
+def unwrap_state_dict(obj: object) -> dict[str, Tensor]:
+    """The state dict in what ``torch.load`` returned: ``obj`` itself, or the mapping under ``"state_dict"`` or
+    ``"model"`` of a checkpoint. Raises ``ValueError`` when that is not a mapping of names to tensors."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError("weights file does not hold a state dict (a mapping of names to tensors)")
+    return obj
 
 
 def _sample(keys: list[str], n: int = 4) -> str:
@@ -62,7 +85,7 @@ def _sample(keys: list[str], n: int = 4) -> str:
 
 def detect_layout(state: dict[str, Tensor]) -> str | None:
     """The layout of ``state`` (one of :data:`LAYOUTS`), or ``None`` when it is none of them or mixes two."""
-    keys = {_strip(k): t for k, t in state.items()}
+    keys = {strip_prefixes(k): t for k, t in state.items()}
     original = any(_BLOCK.match(k) or _DOWNSAMPLE.match(k) for k in keys)
     features = any(k.startswith("features.") for k in keys)
     if original and features:
@@ -142,7 +165,7 @@ def convert_state_dict(
             f"{source}: not a Swin-T state dict in one known layout ({', '.join(LAYOUTS)}); "
             f"{len(state)} keys, e.g. {_sample(list(state))}"
         )
-    keys = {_strip(k): t for k, t in state.items()}
+    keys = {strip_prefixes(k): t for k, t in state.items()}
     if layout == "torchvision":
         return keys, layout
     torchvision_2d = "features.0.0.weight" in keys
@@ -162,6 +185,75 @@ def convert_state_dict(
     return out, layout
 
 
+@dataclass
+class WeightReport:
+    """What :func:`load_visual_weights` did: keys loaded, and every key it could not use."""
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    mismatched: list[str] = field(default_factory=list)  # in both, different shapes ("key: file vs model")
+    ignored: list[str] = field(default_factory=list)  # classification head of the file (removed here)
+
+    def __str__(self) -> str:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:8]) + (f", ... (+{len(keys) - 8})" if len(keys) > 8 else "")
+
+        lines = [f"{self.path}: loaded {len(self.loaded)} tensors"]
+        for name, keys in [
+            ("missing (kept at random init)", self.missing),
+            ("unexpected (not used)", self.unexpected),
+            ("shape mismatch (not used)", self.mismatched),
+            ("ignored head", self.ignored),
+        ]:
+            if keys:
+                lines.append(f"  {len(keys)} {name}: {few(keys)}")
+        return "\n".join(lines)
+
+
+def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | Path) -> WeightReport:
+    """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated) into
+    the visual backbone of ``model`` (the network, its visual branch or the backbone itself).
+
+    Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:func:`convert_state_dict`).
+    The prefixes of :data:`KEY_PREFIXES` are stripped, the file's ``head.*`` is ignored, and keys are loaded with
+    ``strict=False``; the report lists missing, unexpected and shape-mismatched keys (also logged). Raises
+    ``ValueError`` when the file holds no state dict or no key of it fits the backbone. Never downloads.
+    """
+    backbone = model.visual.backbone if isinstance(model, AVCANet) else getattr(model, "backbone", model)
+    state = unwrap_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    if detect_layout(state) not in (None, "torchvision"):
+        state, layout = convert_state_dict(state, source=str(path))
+        log.info("%s: converted from the %s layout", path, layout)
+    report = WeightReport(path=str(path))
+    own = backbone.state_dict()
+    usable: dict[str, Tensor] = {}
+    for key, tensor in state.items():
+        name = strip_prefixes(key)
+        if name.startswith("head."):
+            report.ignored.append(key)
+        elif name not in own:
+            report.unexpected.append(key)
+        elif own[name].shape != tensor.shape:
+            report.mismatched.append(f"{key}: {tuple(tensor.shape)} vs {tuple(own[name].shape)}")
+        else:
+            usable[name] = tensor
+    if not usable:
+        raise ValueError(
+            f"no key of {path} fits the visual backbone ({len(state)} keys in the file, {len(own)} expected); "
+            f"{report}\n  expected keys look like: {', '.join(list(own)[:4])}"
+        )
+    result = backbone.load_state_dict(usable, strict=False)
+    report.loaded = sorted(usable)
+    report.missing = sorted(result.missing_keys)
+    if report.missing or report.unexpected or report.mismatched:
+        log.warning("partial visual weights: %s", report)
+    else:
+        log.info("visual weights: %s", report)
+    return report
+
+
 @dataclass(frozen=True)
 class Conversion:
     """What :func:`convert_checkpoint` did: the source layout, and how the written file loads into swin3d_t."""
@@ -179,10 +271,11 @@ def convert_checkpoint(src: Path, dst: Path) -> Conversion:
     """Convert the weights file ``src`` to a torchvision-layout state dict at ``dst`` (temporary file, then rename).
 
     The written file is then loaded into a fresh Video Swin-T, so the returned report says what would load.
+    Raises ``ValueError`` when ``src`` holds no state dict, or one in no known layout.
     """
     src, dst = Path(src), Path(dst)
     try:
-        state = _unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True))
+        state = unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True))
     except ValueError as err:
         raise ValueError(f"{src}: {err}") from None
     except pickle.UnpicklingError as err:  # e.g. numpy scalars in a checkpoint's metadata

@@ -17,6 +17,7 @@ CPU smoke test:       python benchmarks/baseline_gpu.py --device cpu --config ti
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -29,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from baselines.cache import CacheSettings, build_release_cache
-from baselines.data import ReleaseDataset, cache_folder
+from baselines.cache import CacheSettings, build_release_cache, cache_folder
+from baselines.data import ReleaseDataset
 from baselines.distributed import World
 from baselines.loss import total_loss
 from baselines.model import AVCANet, ModelConfig
@@ -39,7 +40,6 @@ from baselines.train import StepInfo, train
 from emotions_data.demo_corpus import CLASS_STYLE
 from emotions_data.executor import make_executor
 from emotions_data.probe import sha256_file
-from emotions_data.release_info import ReleaseInfo
 from emotions_data.taxonomy import EMOTIONS6
 
 # Dense bf16 tensor-core peaks (TFLOP/s) for MFU; anything else: pass --peak-tflops.
@@ -74,8 +74,9 @@ def make_release(root: Path, clips: int, width: int, height: int, seconds: float
     val = rows.iloc[: max(8, clips // 20)]
     rows.to_parquet(folder / "data" / "full" / "train.parquet")
     val.to_parquet(folder / "data" / "full" / "val.parquet")
-    ReleaseInfo(name="bench", version="0.0.0", variants={"full": {"train": len(rows), "val": len(val)}},
-                taxonomy={"classes": classes, "polarity": EMOTIONS6.polarity}).write_to_directory(folder)  # fmt: skip
+    release = {"name": "bench", "version": "0.0.0", "variants": {"full": {"train": len(rows), "val": len(val)}},
+               "taxonomy": {"classes": classes, "polarity": EMOTIONS6.polarity}}  # fmt: skip
+    (folder / "release.json").write_text(json.dumps(release))
     return folder
 
 

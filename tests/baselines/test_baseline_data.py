@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from baselines.cache import CacheSettings, build_release_cache, is_current, open_clip
-from baselines.data import ReleaseDataset, decode_frames, video_stream
+from baselines.data import ReleaseDataset, decode_frames
+from baselines.media import video_stream
 from emotions_data.executor import SerialExecutor, make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout

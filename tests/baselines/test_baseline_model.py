@@ -19,8 +19,8 @@ from baselines.model import (
     PyramidLevel,
     VisualBranch,
     banded_mask,
-    load_visual_weights,
 )
+from baselines.weights import load_visual_weights
 
 TINY = ModelConfig.tiny()
 
@@ -177,7 +177,7 @@ def test_load_visual_weights_reports_mismatches(tmp_path: Path, caplog: pytest.L
     state["patch_embed.proj.weight"] = torch.zeros(96, 3, 4, 4, 4)  # wrong shape
     partial = tmp_path / "partial.pth"
     torch.save(state, partial)
-    with caplog.at_level(logging.WARNING, logger="baselines.model"):
+    with caplog.at_level(logging.WARNING, logger="baselines.weights"):
         report = load_visual_weights(branch, partial)
     assert report.missing == ["features.0.0.attn.qkv.weight", "patch_embed.proj.weight"]
     assert report.unexpected == ["blocks.0.attn.qkv.weight"]

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models import swin_t
 
-from baselines.model import ModelConfig, VisualBranch, build_swin3d_t, load_visual_weights
-from baselines.weights import convert_checkpoint, convert_state_dict, detect_layout, main
+from baselines.model import ModelConfig, VisualBranch, build_swin3d_t
+from baselines.weights import convert_checkpoint, convert_state_dict, detect_layout, load_visual_weights, main
 
 BIAS = "attn.relative_position_bias_table"
 
