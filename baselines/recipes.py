@@ -26,6 +26,7 @@ from baselines.loss import polarity_index
 from baselines.model import AVCANet, ModelConfig
 from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from baselines.weights import load_visual_weights
+from emotions_data import release_info
 from emotions_data.card import confusion_png
 from emotions_data.executor import Executor, SerialExecutor
 from emotions_data.layout import DatasetLayout
@@ -60,13 +61,9 @@ class ReleaseInfo:
 
 
 def read_release(folder: Path) -> ReleaseInfo:
-    path = Path(folder) / "release.json"
-    if not path.is_file():
-        raise ValueError(f"{folder}: not a release folder (no release.json)")
-    info = json.loads(path.read_text())
-    taxonomy = info.get("taxonomy") or {}
-    return ReleaseInfo(Path(folder).resolve(), info["name"], info["version"], list(taxonomy["classes"]),
-                       dict(taxonomy["polarity"]), dict(info.get("variants") or {}))  # fmt: skip
+    info = release_info.ReleaseInfo.from_directory(folder)  # ValueError: not a release folder, unreadable
+    return ReleaseInfo(Path(folder).resolve(), info.name, info.version, list(info.taxonomy["classes"]),
+                       dict(info.taxonomy["polarity"]), dict(info.variants))  # fmt: skip
 
 
 def default_run_dir(release: ReleaseInfo, variant: str, config: str) -> Path:

@@ -17,7 +17,6 @@ CPU smoke test:       python benchmarks/baseline_gpu.py --device cpu --config ti
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import time
@@ -40,6 +39,7 @@ from baselines.train import StepInfo, train
 from emotions_data.demo_corpus import CLASS_STYLE
 from emotions_data.executor import make_executor
 from emotions_data.probe import sha256_file
+from emotions_data.release_info import ReleaseInfo
 from emotions_data.taxonomy import EMOTIONS6
 
 # Dense bf16 tensor-core peaks (TFLOP/s) for MFU; anything else: pass --peak-tflops.
@@ -74,9 +74,8 @@ def make_release(root: Path, clips: int, width: int, height: int, seconds: float
     val = rows.iloc[: max(8, clips // 20)]
     rows.to_parquet(folder / "data" / "full" / "train.parquet")
     val.to_parquet(folder / "data" / "full" / "val.parquet")
-    release = {"name": "bench", "version": "0.0.0", "variants": {"full": {"train": len(rows), "val": len(val)}},
-               "taxonomy": {"classes": classes, "polarity": EMOTIONS6.polarity}}  # fmt: skip
-    (folder / "release.json").write_text(json.dumps(release))
+    ReleaseInfo(name="bench", version="0.0.0", variants={"full": {"train": len(rows), "val": len(val)}},
+                taxonomy={"classes": classes, "polarity": EMOTIONS6.polarity}).write_to_directory(folder)  # fmt: skip
     return folder
 
 
