@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import struct
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from baselines.audio import MFCC, AudioConfig, load_waveform
 from baselines.media import media_folder, video_stream
 from emotions_data.executor import Executor
 from emotions_data.layout import DatasetLayout
+from emotions_data.storage import atomic_path
 
 FORMAT = "emotions-clip-1"
 _HEADER_LEN = struct.Struct("<Q")
@@ -133,7 +133,7 @@ def _frames_of(path: Path, width: int, height: int) -> Iterator[np.ndarray]:
 
 
 def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: str = "") -> Path:
-    """Decode `media` once and write its cache file to `out` (temp file + rename).
+    """Decode `media` once and write its cache file to `out`, atomically (a reader never sees a torn file).
 
     Returns `out`. Raises `ValueError` when the media cannot be probed or decoded, `OSError` when writing fails.
     """
@@ -152,15 +152,13 @@ def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: st
     header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(chunks),
               "height": height, "width": width, "mfcc_shape": list(mfcc.shape), "offsets": offsets}  # fmt: skip
     head = json.dumps(header).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    with open(tmp, "wb") as f:
-        f.write(_HEADER_LEN.pack(len(head)))
-        f.write(head)
-        f.write(mfcc.tobytes())
-        for chunk in chunks:
-            f.write(chunk)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(_HEADER_LEN.pack(len(head)))
+            f.write(head)
+            f.write(mfcc.tobytes())
+            for chunk in chunks:
+                f.write(chunk)
     return out
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
+from emotions_data.storage import atomic_path
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,6 @@ def _changed_settings(saved: dict, current: dict) -> list[str]:
 
 
 def _save(state: dict, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # a handle, not a path: torch would name the archive inside after the temp file, a random name
+        torch.save(state, handle)

@@ -26,7 +26,6 @@ Command line: ``python -m baselines.weights SRC DST``.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import pickle
 import re
@@ -38,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.model import AVCANet, VisualBranch, build_swin3d_t
-from emotions_data.storage import write_bytes_atomic
+from emotions_data.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +267,7 @@ class Conversion:
 
 
 def convert_checkpoint(src: Path, dst: Path) -> Conversion:
-    """Convert the weights file ``src`` to a torchvision-layout state dict at ``dst`` (temporary file, then rename).
+    """Convert the weights file ``src`` to a torchvision-layout state dict at ``dst``, written atomically.
 
     The written file is then loaded into a fresh Video Swin-T, so the returned report says what would load.
     Raises ``ValueError`` when ``src`` holds no state dict, or one in no known layout.
@@ -285,9 +284,9 @@ def convert_checkpoint(src: Path, dst: Path) -> Conversion:
             f"alone from a copy you trust ({why or 'see torch.load'})"
         ) from None
     converted, layout = convert_state_dict(state, source=str(src))
-    buffer = io.BytesIO()  # ~110 MB for Swin-T: serialised in memory so the shared atomic writer can place it
-    torch.save(converted, buffer)
-    write_bytes_atomic(dst, buffer.getvalue())
+    with atomic_path(dst) as tmp, open(tmp, "wb") as handle:
+        # a handle, not a path: torch would name the archive inside after the temp file, a random name
+        torch.save(converted, handle)
     return Conversion(str(src), str(dst), layout, load_visual_weights(build_swin3d_t(0.0), dst))
 
 
