@@ -343,8 +343,3 @@ class AVCANet(nn.Module):
             "audio_logits": F.linear(a, w[:, :e], b / 2),
             "visual_logits": F.linear(v, w[:, e:], b / 2),
         }
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters())
