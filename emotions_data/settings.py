@@ -9,6 +9,7 @@ variables or the config file only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -77,7 +78,29 @@ class IngestSettings:
     shard_size: int = 0  # items per committed shard; 0 picks a size from the workload
 
 
-def _build(cls: type, values: dict, where: str):
+#: The config file's tables: this module reads `[ingest]`, the annotation workflow `[label_studio]`. Other tools'
+#: tables may share the file, but a table whose name is close to one of these is a typo and is refused.
+CONFIG_TABLES = ("ingest", "label_studio")
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_type(value: object, annotation: str, where: str) -> None:
+    """`annotation` is the field's type as written (`float`, `int | None`, ...); bool is not accepted as a number."""
+    names = [part.strip() for part in annotation.split("|")]
+    if value is None and "None" in names:
+        return
+    allowed = tuple(t for name in names for t in _TYPES.get(name, ()))
+    if not allowed:
+        return
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        wanted = " or ".join(n for n in names if n != "None") + (" (or unset)" if "None" in names else "")
+        raise ValueError(f"{where}: {value!r} is not of type {wanted}")
+
+
+def _build(cls: type, values: object, where: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a table of settings, got {values!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
@@ -88,19 +111,70 @@ def _build(cls: type, values: dict, where: str):
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
         else:
+            _check_type(value, str(known[name].type), f"{where}.{name}")
             kwargs[name] = value
     return cls(**kwargs)
 
 
+def check_settings(settings: IngestSettings) -> list[str]:
+    """The impossible combinations in `settings`, one message each naming the dotted setting (empty when
+    every value is usable): negative or zero sizes, rates and counts, a minimum above its maximum, and
+    distances outside the fingerprint's [0, 1] range."""
+    f, n, d, dl = settings.filters, settings.normalise, settings.dedup, settings.download
+    rules = [
+        (settings.workers >= 1, "workers", settings.workers, "must be >= 1"),
+        (settings.shard_size >= 0, "shard_size", settings.shard_size, "must be >= 0"),
+        (f.min_duration_s >= 0, "filters.min_duration_s", f.min_duration_s, "must be >= 0"),
+        (f.max_duration_s > 0, "filters.max_duration_s", f.max_duration_s, "must be > 0"),
+        (
+            f.min_duration_s <= f.max_duration_s,
+            "filters.min_duration_s",
+            f.min_duration_s,
+            f"must not exceed filters.max_duration_s ({f.max_duration_s})",
+        ),
+        (f.min_short_side >= 0, "filters.min_short_side", f.min_short_side, "must be >= 0"),
+        (0 <= f.min_decoded_fraction <= 1, "filters.min_decoded_fraction", f.min_decoded_fraction, "must be in [0, 1]"),
+        (n.max_short_side >= 2, "normalise.max_short_side", n.max_short_side, "must be >= 2"),
+        (n.max_fps > 0, "normalise.max_fps", n.max_fps, "must be > 0"),
+        (0 <= n.crf <= 51, "normalise.crf", n.crf, "must be in [0, 51] (x264)"),
+        (n.audio_sample_rate > 0, "normalise.audio_sample_rate", n.audio_sample_rate, "must be > 0"),
+        (n.threads_per_job >= 0, "normalise.threads_per_job", n.threads_per_job, "must be >= 0"),
+        (
+            0 <= d.near_duplicate_threshold <= 1,
+            "dedup.near_duplicate_threshold",
+            d.near_duplicate_threshold,
+            "must be in [0, 1] (a normalised Hamming distance)",
+        ),
+        (d.duration_tolerance_s >= 0, "dedup.duration_tolerance_s", d.duration_tolerance_s, "must be >= 0"),
+        (d.duration_tolerance_ratio >= 0, "dedup.duration_tolerance_ratio", d.duration_tolerance_ratio, "must be >= 0"),
+        (dl.attempts >= 1, "download.attempts", dl.attempts, "must be >= 1"),
+        (dl.backoff_s >= 0, "download.backoff_s", dl.backoff_s, "must be >= 0"),
+        (dl.socket_timeout_s > 0, "download.socket_timeout_s", dl.socket_timeout_s, "must be > 0"),
+        (dl.rate_limit_bytes is None or dl.rate_limit_bytes > 0, "download.rate_limit_bytes", dl.rate_limit_bytes,
+         "must be > 0"),
+        (dl.max_requests_per_minute is None or dl.max_requests_per_minute > 0, "download.max_requests_per_minute",
+         dl.max_requests_per_minute, "must be > 0"),
+    ]  # fmt: skip
+    return [f"{name} = {value!r}: {why}" for ok, name, value, why in rules if not ok]
+
+
 def load_settings(config_file: Path | None = None, **overrides: object) -> IngestSettings:
     """Defaults, then the config file's ``[ingest]`` table, then dotted `overrides` such as
-    ``{"filters.min_duration_s": 2.0}`` (None values are ignored), then the cookies environment variable."""
+    ``{"filters.min_duration_s": 2.0}`` (None values are ignored), then the cookies environment variable.
+
+    Raises ValueError naming the file (or `settings` for overrides alone) and the dotted setting for an unreadable
+    file, a misspelt table, an unknown setting, a value of the wrong type, or an impossible value (`check_settings`)."""
     table: dict = {}
     if config_file is not None:
         try:
-            table = tomllib.loads(Path(config_file).read_text()).get("ingest", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{config_file}: cannot read config: {exc}") from exc
+            document = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{config_file}: cannot read config: {' '.join(str(exc).split())}") from exc
+        for name in sorted(set(document) - set(CONFIG_TABLES)):
+            near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
+            if near:  # other tools' tables may share the file; a misspelling of ours must not be ignored
+                raise ValueError(f"{config_file}: unknown table [{name}]; did you mean [{near[0]}]?")
+        table = document.get("ingest", {})
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -112,7 +186,8 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Inges
     for env, key in ((COOKIES_ENV, "cookies_file"), (PROXY_ENV, "proxy")):
         if os.environ.get(env):
             table.setdefault("download", {})[key] = os.environ[env]
-    settings = _build(IngestSettings, table, str(config_file or "settings"))
-    if settings.workers < 1:
-        raise ValueError("workers must be >= 1")
+    settings = _build(IngestSettings, table, f"{config_file} [ingest]" if config_file else "settings")
+    problems = check_settings(settings)
+    if problems:
+        raise ValueError(f"{config_file or 'settings'}: {'; '.join(problems)}")
     return settings

@@ -125,6 +125,41 @@ def test_load_settings_rejects_zero_workers(clean_env):
         load_settings(workers=0)
 
 
+@pytest.mark.parametrize(
+    ("toml", "overrides", "named"),
+    [
+        ("[ingets]\nworkers = 3\n", {}, "did you mean [ingest]"),  # a misspelt table is not ignored
+        ("[label-studio]\ntoken = 1\n", {}, "did you mean [label_studio]"),
+        ('[ingest]\nworkers = "two"\n', {}, "[ingest].workers"),
+        ('[ingest.filters]\nrequire_audio = "no"\n', {}, "filters.require_audio"),
+        ("[ingest.download]\nattempts = true\n", {}, "download.attempts"),  # a bool is not a count
+        ("[ingest]\nfilters = 3\n", {}, "[ingest].filters"),
+        ("", {"filters.min_duration_s": -5, "filters.max_duration_s": 0}, "filters.min_duration_s = -5"),
+        ("", {"filters.min_duration_s": 10.0, "filters.max_duration_s": 5.0}, "must not exceed"),
+        ("", {"dedup.near_duplicate_threshold": 1.5}, "dedup.near_duplicate_threshold"),
+        ("", {"download.attempts": 0}, "download.attempts"),
+        ("", {"download.rate_limit_bytes": -1}, "download.rate_limit_bytes"),
+        ("", {"normalise.max_short_side": 0}, "normalise.max_short_side"),
+    ],
+)
+def test_load_settings_refuses_wrong_types_and_impossible_values(clean_env, tmp_path, toml, overrides, named):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError) as caught:
+        load_settings(path, **overrides)
+    message = str(caught.value)
+    assert named in message and str(path) in message and "\n" not in message
+
+
+def test_check_settings_reports_every_impossible_value_at_once():
+    from emotions_data.settings import FilterSettings, check_settings
+
+    bad = IngestSettings(filters=FilterSettings(min_duration_s=-5, max_duration_s=0), workers=0)
+    problems = check_settings(bad)
+    assert [p.split(" = ")[0] for p in problems] == ["workers", "filters.min_duration_s", "filters.max_duration_s"]
+    assert check_settings(IngestSettings()) == []
+
+
 SECRET_COOKIES = "/home/someone/secret-cookies.txt"
 SECRET_PROXY = "http://user:hunter2@proxy.internal:3128"
 
