@@ -27,7 +27,7 @@ from baselines.model import AVCANet, ModelConfig
 from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from baselines.weights import load_visual_weights
 from emotions_data import release_info
-from emotions_data.card import confusion_png
+from emotions_data.card.plots import confusion_png
 from emotions_data.executor import Executor, SerialExecutor
 from emotions_data.layout import DatasetLayout
 from emotions_data.release import add_baseline_validation

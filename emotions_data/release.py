@@ -196,7 +196,7 @@ def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]
     matrix), the card (README.md here and its copy in `DATASET/data_cards/`) gains or updates its "Baseline
     validation" section, and SHA256SUMS is rewritten. The data files of the release are not touched. Raises
     ValueError (nothing written) when the folder's release.json cannot be read."""
-    from emotions_data.card import render_baseline_section, with_baseline_section
+    from emotions_data.card.baseline_section import render_baseline_section, with_baseline_section
 
     folder = Path(folder)
     info = ReleaseInfo.from_directory(folder)

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from annotation.agreement import agreement_report
-from emotions_data.card import PLOT_NAMES, build_metadata, card_files, fmt, fmt_ci, write_card
+from emotions_data.card import build_metadata, card_files, write_card
+from emotions_data.card.plots import PLOT_NAMES
+from emotions_data.card.text import fmt, fmt_ci
 from emotions_data.taxonomy import EMOTIONS6
 
 VARIANTS = {
