@@ -222,6 +222,9 @@ def import_official_cmd(
     config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
+    replace_labels: Annotated[
+        bool, typer.Option("--replace-labels", help="replace final labels the dataset already holds")
+    ] = False,
 ) -> None:
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""
@@ -234,7 +237,7 @@ def import_official_cmd(
         settings = load_settings(config, workers=workers)
         with progress_bars() as progress, make_executor(executor, settings.workers, ray_address) as pool:
             report, found = import_official(path, out, resolve_taxonomy(taxonomy), settings, executor=pool,
-                                            progress=ProgressBar(progress))  # fmt: skip
+                                            progress=ProgressBar(progress), replace_labels=replace_labels)  # fmt: skip
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
     print_report(report)

@@ -129,22 +129,54 @@ def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
     return OfficialLayout(videos, labels, splits)
 
 
+def labels_at_risk(layout: DatasetLayout, new_rows: list[dict]) -> pd.DataFrame:
+    """The dataset's existing final labels that writing `new_rows` (LABELS_SCHEMA rows) would change or drop:
+    every row whose (video_id, label, decided_by) is not among the new rows. Empty when there is no labels file
+    or when the new rows keep every existing decision (a re-run of the same import)."""
+    if not layout.labels.exists():
+        return pd.DataFrame(columns=["video_id", "label", "decided_by"])
+    old = pd.read_parquet(layout.labels, columns=["video_id", "label", "decided_by"])
+    new = {(r["video_id"], r["label"], r["decided_by"]) for r in new_rows}
+    keep = [(v, lab, by) in new for v, lab, by in zip(old["video_id"], old["label"], old["decided_by"], strict=True)]
+    return old[~pd.Series(keep, index=old.index, dtype=bool)]
+
+
 def import_official(
-    root: Path, out: Path, taxonomy: Taxonomy, settings: IngestSettings | None = None, **ingest_args: object
+    root: Path,
+    out: Path,
+    taxonomy: Taxonomy,
+    settings: IngestSettings | None = None,
+    *,
+    replace_labels: bool = False,
+    **ingest_args: object,
 ) -> tuple[IngestReport, OfficialLayout]:
-    """Ingest the official layout under `root` into the dataset folder `out`, with labels and split."""
+    """Ingest the official layout under `root` into the dataset folder `out`, with labels and split.
+
+    The published labels replace `labels.parquet` and the published split becomes the `official` variant of
+    `splits.parquet`; the other variants are kept, unless labels they were built from were replaced.
+
+    Raises ValueError, before anything is fetched or written, when `out` already holds final labels that the
+    import would change or drop (decided by the annotation workflow, or another import) unless `replace_labels`
+    is set; the message names the file and what would be lost."""
     found = discover(root, taxonomy)
-    items = [
-        InputItem(vid, str(path.resolve()), "file", platform="local", extra={"official_label": found.labels[vid]})
-        for vid, path in sorted(found.videos.items())
-    ]
-    report = ingest(items, out, settings, **ingest_args)  # type: ignore[arg-type]
     layout = DatasetLayout(out)
     rows = [
         {"video_id": vid, "label": lab, "polarity": taxonomy.polarity.get(lab), "confidence": 1.0, "n_votes": 0,
          "decided_by": OFFICIAL}
         for vid, lab in sorted(found.labels.items())
     ]  # fmt: skip
+    at_risk = labels_at_risk(layout, rows)
+    if len(at_risk) and not replace_labels:
+        kinds = ", ".join(f"{n} {by}" for by, n in at_risk["decided_by"].value_counts().sort_index().items())
+        raise ValueError(
+            f"{layout.labels}: the import would replace or drop {len(at_risk)} existing final label(s) ({kinds}); "
+            "nothing was changed: import into another --out, or pass --replace-labels to replace them"
+        )
+    items = [
+        InputItem(vid, str(path.resolve()), "file", platform="local", extra={"official_label": found.labels[vid]})
+        for vid, path in sorted(found.videos.items())
+    ]
+    report = ingest(items, out, settings, **ingest_args)  # type: ignore[arg-type]
     write_table_atomic(layout.labels, pa.Table.from_pylist(rows, schema=LABELS_SCHEMA))
     kept = set(
         pd.read_parquet(layout.videos_manifest, columns=["video_id", "status"]).query("status == 'ok'")["video_id"]
@@ -152,5 +184,8 @@ def import_official(
     published = {vid: split for vid, split in found.splits.items() if vid in kept}  # ingest may reject some
     if published:
         frame = pd.DataFrame({"video_id": list(published), "variant": OFFICIAL, "split": list(published.values())})
+        if layout.splits.exists() and at_risk.empty:  # our variants stay beside the published one
+            ours = pd.read_parquet(layout.splits)
+            frame = pd.concat([ours[ours["variant"] != OFFICIAL][SPLITS_SCHEMA.names], frame], ignore_index=True)
         write_table_atomic(layout.splits, pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False))
     return report, found

@@ -87,3 +87,40 @@ def test_bad_layouts_give_errors_naming_the_file(corpus, tmp_path):
     assert (
         proc.returncode == 1 and len(lines) == 1 and "Joyful" in lines[0] and "not in the eMotions taxonomy" in lines[0]
     )
+
+
+def test_an_import_never_silently_replaces_a_datasets_labels_or_splits(corpus, tmp_path):
+    root = authors_layout(corpus, tmp_path / "eMotions")
+    ds = tmp_path / "ds"
+    assert run("import-official", str(root), "--out", str(ds)).returncode == 0
+    assert run("split", str(ds)).returncode == 0
+    manifests = ds / "manifests"
+    # The annotation workflow's expert re-decided one item: an import must not quietly undo that.
+    labels = pd.read_parquet(manifests / "labels.parquet")
+    labels.loc[labels["video_id"] == "fear_0", "decided_by"] = "expert"
+    labels.to_parquet(manifests / "labels.parquet")
+    before = {name: (manifests / name).read_bytes() for name in ("labels.parquet", "splits.parquet")}
+
+    other = tmp_path / "other"
+    (other / "Fear").mkdir(parents=True)
+    shutil.copy(corpus / "landscape.mp4", other / "Fear" / "fear_9.mp4")
+    for layout in (other, root):  # another dataset (drops 6 labels), and the same one (changes the expert's)
+        proc = run("import-official", str(layout), "--out", str(ds))
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "labels.parquet" in lines[0]
+        assert "--replace-labels" in lines[0] and "expert" in lines[0]
+        assert {name: (manifests / name).read_bytes() for name in before} == before
+    assert "fear_9" not in set(pd.read_parquet(manifests / "videos.parquet")["video_id"]), "refused before ingest"
+
+    # Asked for explicitly, the import replaces the labels; the variants built from them go too.
+    proc = run("import-official", str(root), "--out", str(ds), "--replace-labels")
+    assert proc.returncode == 0, proc.stderr
+    assert set(pd.read_parquet(manifests / "labels.parquet")["decided_by"]) == {"official"}
+    assert set(pd.read_parquet(manifests / "splits.parquet")["variant"]) == {"official"}
+    # Re-running the same import changes no decision, so our variants stay beside the published split.
+    assert run("split", str(ds)).returncode == 0
+    proc = run("import-official", str(root), "--out", str(ds))
+    assert proc.returncode == 0, proc.stderr
+    assert set(pd.read_parquet(manifests / "splits.parquet")["variant"]) == {"official", "full", "balanced",
+                                                                             "test_oriented"}  # fmt: skip
