@@ -128,3 +128,11 @@ def test_a_video_that_cannot_be_decoded_fails_alone(release, tmp_path):
     report = build_release_cache(folder, CacheSettings(), SerialExecutor(), cache_dir=tmp_path / "c", media_dir=media)
     assert [f.video_id for f in report.failed] == [broken.stem] and broken.stem in report.failed[0].error
     assert report.built == len(list(media.glob("*.mp4"))) - 1
+
+
+def test_video_stream_refuses_what_is_not_a_video(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(ValueError, match=r"notes\.mp4: cannot probe: ") as err:
+        video_stream(text)
+    assert str(err.value).count(str(text)) == 1  # ffprobe's message shows the file as <file>

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from emotions_data.probe import ProbeError, facts_from_ffprobe
+from emotions_data.probe import FULL_PROBE, ProbeError, facts_from_ffprobe, ffprobe_command
 
 
 def _video(**kw):
@@ -147,3 +149,10 @@ def test_probe_duration_falls_back_to_streams():
 def test_probe_nothing_is_an_error(data):
     with pytest.raises(ProbeError):
         facts_from_ffprobe(data, 100)
+
+
+def test_ffprobe_command_takes_the_arguments():
+    path = Path("clip.mp4")
+    assert ffprobe_command(path) == ["ffprobe", "-v", "error", "-print_format", "json", *FULL_PROBE, "clip.mp4"]
+    entries = ["-show_entries", "stream=width"]
+    assert ffprobe_command(path, entries) == ["ffprobe", "-v", "error", "-print_format", "json", *entries, "clip.mp4"]

@@ -241,3 +241,35 @@ def test_exclusive_lock_is_released_on_error(tmp_path):
     with open(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise BlockingIOError if still held
         fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def test_atomic_path_commits_on_success_and_removes_the_temporary_on_error(tmp_path):
+    final = tmp_path / "deep" / "out.bin"
+    with storage.atomic_path(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.startswith(TMP_MARK) and tmp.name.endswith("out.bin")
+        tmp.write_bytes(b"first")
+    assert final.read_bytes() == b"first"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with storage.atomic_path(final) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert final.read_bytes() == b"first"
+    assert _listing(final.parent) == ["out.bin"]
+
+
+def test_atomic_path_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = storage.os.fsync, storage.os.replace
+
+    def fsync(fd):
+        events.append(("fsync", storage.os.path.isdir(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", None))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "replace", replace)
+    storage.write_bytes_atomic(tmp_path / "x.json", b"{}")
+    assert events == [("fsync", False), ("replace", None), ("fsync", True)]
