@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Label Studio server pins dependencies that clash with ours (numpy, pyarrow): it gets its own virtualenv and
-# runs as a subprocess (annotation/server.py). The stamp names the version, so changing it reinstalls.
+# runs as a subprocess (annotation/labelstudio/process.py). The stamp names the version, so changing it reinstalls.
 LS_VENV    ?= .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)

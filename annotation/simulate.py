@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from annotation.allocation import crosscheck_group
-from annotation.labelstudio import LabelStudio
+from annotation.labelstudio.client import LabelStudio
 from annotation.workflow import EXPERT, RELABEL, STAGES, load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
 from emotions_data.taxonomy import Taxonomy

@@ -28,7 +28,10 @@ import pyarrow.parquet as pq
 
 from annotation.agreement import item_agreement
 from annotation.allocation import allocate_annotators, assign_videos, balance_table, crosscheck_group
-from annotation.labelstudio import LabelStudio, instructions, labeling_config, parse_result
+from annotation.labelstudio.client import LabelStudio
+from annotation.labelstudio.config import ServerConfig
+from annotation.labelstudio.interface import instructions, labeling_config, parse_result
+from annotation.labelstudio.process import set_passwords
 from annotation.roster import read_roster
 from annotation.votes import write_votes
 from emotions_data.layout import DatasetLayout
@@ -163,12 +166,10 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
     return lost.groupby("video_id").size()
 
 
-def issue_credentials(layout: DatasetLayout, server_config, data_dir: Path) -> Path:
+def issue_credentials(layout: DatasetLayout, server_config: ServerConfig, data_dir: Path) -> Path:
     """One-time passwords for every active account, set in Label Studio and written to a 0600 CSV in the
     server's data folder (a secret, like the admin's credentials): the lead hands each person theirs."""
     import secrets
-
-    from annotation.server import set_passwords
 
     people = load_annotators(layout)
     people = people[people["active"]]

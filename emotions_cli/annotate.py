@@ -22,15 +22,16 @@ TaxonomyOpt = Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")
 
 
 def _client(config: Path | None, data_dir: Path | None):
-    from annotation.labelstudio import LabelStudio
-    from annotation.server import connect, load_config
+    from annotation.labelstudio.client import LabelStudio
+    from annotation.labelstudio.config import load_config
+    from annotation.labelstudio.process import connect
 
     return LabelStudio(connect(load_config(config, data_dir=data_dir)))
 
 
 def _run(fn):
     """Run a workflow step; its known failures become one-line errors."""
-    from annotation.server import ServerError
+    from annotation.labelstudio.config import ServerError
 
     try:
         return fn()
@@ -183,7 +184,7 @@ def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
 @workflow_app.command()
 def credentials(dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Set one-time passwords for the annotators' accounts; writes them to a 0600 file, never to the screen."""
-    from annotation.server import load_config
+    from annotation.labelstudio.config import load_config
     from annotation.workflow import issue_credentials
     from emotions_data.layout import DatasetLayout
 

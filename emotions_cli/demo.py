@@ -61,8 +61,9 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     Label Studio server started for the demo (and stopped afterwards)."""
     from annotation.consistency import evaluate_consistency
     from annotation.labels_step import decide_labels
-    from annotation.labelstudio import LabelStudio
-    from annotation.server import ServerConfig, start, stop
+    from annotation.labelstudio.client import LabelStudio
+    from annotation.labelstudio.config import ServerConfig
+    from annotation.labelstudio.process import start, stop
     from annotation.simulate import simulate
     from annotation.workflow import allocate, pull, push, set_active
     from emotions_data.layout import DatasetLayout

@@ -8,16 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from annotation.server import (
-    CREDENTIALS_FILE,
-    DEFAULT_START_TIMEOUT_S,
-    ServerConfig,
-    ServerError,
-    load_config,
-    start,
-    status,
-    stop,
-)
+from annotation.labelstudio.config import CREDENTIALS_FILE, ServerConfig, ServerError, load_config
+from annotation.labelstudio.process import DEFAULT_START_TIMEOUT_S, start, status, stop
 from emotions_cli.console import console, fail
 
 server_app = typer.Typer(

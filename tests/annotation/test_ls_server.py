@@ -16,22 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from annotation.server import (
-    BIN_ENV,
+from annotation.labelstudio.client import api, http
+from annotation.labelstudio.config import (
     CONFIG_ENV,
     CREDENTIALS_FILE,
     PASSWORD_ENV,
-    PID_FILE,
     TOKEN_ENV,
     USERNAME_ENV,
     ServerConfig,
     ServerError,
+    load_config,
+)
+from annotation.labelstudio.process import (
+    BIN_ENV,
+    PID_FILE,
     _group_members,
     _listening,
     _proc_stat,
-    api,
-    http,
-    load_config,
     start,
     status,
     stop,

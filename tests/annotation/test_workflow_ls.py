@@ -11,8 +11,9 @@ import pytest
 
 from annotation.consistency import evaluate_consistency
 from annotation.labels import final_labels
-from annotation.labelstudio import LabelStudio, annotation_result
-from annotation.server import ServerError, http
+from annotation.labelstudio.client import LabelStudio, http
+from annotation.labelstudio.config import ServerError
+from annotation.labelstudio.interface import annotation_result
 from annotation.simulate import PanelSettings, simulate
 from annotation.workflow import account_email, allocate, load_projects, pull, push, set_active
 from emotions_data.executor import make_executor

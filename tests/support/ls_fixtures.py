@@ -5,8 +5,9 @@ folder takes a few seconds. So the session migrates one template folder once (`l
 the tests run starts on a copy of it:
 
 * `ls_server` (session): one running server on a free 127.0.0.1 port, shared by all tests that ask for it. Its
-  `config` holds the URL, the admin e-mail and the API token (`annotation.server.api(ls_server.config, ...)`);
-  `config.document_root` is a temporary folder served as local files (put storages in sub-folders of it).
+  `config` holds the URL, the admin e-mail and the API token
+  (`annotation.labelstudio.client.api(ls_server.config, ...)`); `config.document_root` is a temporary folder
+  served as local files (put storages in sub-folders of it).
   Do not stop it; for stop/restart tests take a private server from `ls_data_dir`.
 * `ls_data_dir` (function): a fresh, migrated, stopped data folder of your own, as a `ServerConfig` ready to
   `start()`; stop it yourself (or let the fixture do it at teardown).
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from annotation.server import CREDENTIALS_FILE, LS_DATA, ServerConfig, ServerHandle, start, stop
+from annotation.labelstudio.config import CREDENTIALS_FILE, ServerConfig
+from annotation.labelstudio.process import LS_DATA, ServerHandle, start, stop
 
 TEST_ADMIN = "tester@localhost"
 

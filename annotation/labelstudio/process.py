@@ -1,8 +1,8 @@
-"""A local Label Studio server, started and stopped by the toolkit.
+"""The local Label Studio server, started and stopped by the toolkit.
 
 Label Studio (the open-source `label-studio` package) pins many dependencies that clash with ours, so it lives in
 its own virtualenv (`.venv-ls/`, made by `make ls-server`) and runs as a detached subprocess; the toolkit only
-talks to it over HTTP. One server per data folder:
+talks to it over HTTP. One server per data folder (`config.ServerConfig.data_dir`):
 
     DATA_DIR/
       server.json        pid file: pid, port, url, start time, executable (written atomically; no secrets)
@@ -11,15 +11,12 @@ talks to it over HTTP. One server per data folder:
       server.lock        held while a start or stop is in progress
       ls-data/           Label Studio's own data: SQLite database, uploads, exports, its secret key
 
-The default DATA_DIR is `$XDG_DATA_HOME/emotions/label-studio` (`~/.local/share/emotions/label-studio`): one server
-per user, holding all projects; the dataset folder is served to it as the local-files document root.
+The dataset folder is served to it as the local-files document root. Secrets (see `annotation.labelstudio.config`)
+reach Label Studio through its environment only (`LABEL_STUDIO_USERNAME`, `LABEL_STUDIO_PASSWORD`,
+`LABEL_STUDIO_USER_TOKEN`), never through argv.
 
-Secrets (admin e-mail, password, API token) come from the environment (`EMOTIONS_LS_USERNAME`,
-`EMOTIONS_LS_PASSWORD`, `EMOTIONS_LS_TOKEN`) or from the `[label_studio]` table of a TOML config file (`--config` or
-`EMOTIONS_CONFIG`), never from the command line. Missing ones are generated at the first start and kept in
-`credentials.json`. They reach Label Studio through its environment only (`LABEL_STUDIO_USERNAME`,
-`LABEL_STUDIO_PASSWORD`, `LABEL_STUDIO_USER_TOKEN`), never through argv, and Label Studio applies them only when it
-first creates the admin user: a token changed later is refused by the health check, with a message saying so.
+A process is signalled only when /proc shows it is the very one we started (pid, start time and command line), so
+a stale pid file or a recycled pid never stops someone else's process.
 """
 
 from __future__ import annotations
@@ -29,76 +26,47 @@ import dataclasses
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-USERNAME_ENV = "EMOTIONS_LS_USERNAME"
-PASSWORD_ENV = "EMOTIONS_LS_PASSWORD"
-TOKEN_ENV = "EMOTIONS_LS_TOKEN"
-CONFIG_ENV = "EMOTIONS_CONFIG"
+from annotation.labelstudio.client import http
+from annotation.labelstudio.config import (
+    DEFAULT_HOST,
+    DEFAULT_USERNAME,
+    ServerConfig,
+    ServerError,
+    ensure_secrets,
+    read_json_file,
+    validate_config,
+    with_stored_credentials,
+    write_json_file,
+)
+
 BIN_ENV = "EMOTIONS_LABEL_STUDIO_BIN"
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_USERNAME = "admin@localhost"
 DEFAULT_START_TIMEOUT_S = 180.0  # the first start runs Label Studio's migrations (~30-60 s on 2 cores)
 STOP_GRACE_S = 10.0
 
 PID_FILE = "server.json"
 LOG_FILE = "server.log"
-CREDENTIALS_FILE = "credentials.json"
 LOCK_FILE = "server.lock"
 LS_DATA = "ls-data"
 LS_DATABASE = "label_studio.sqlite3"  # inside LS_DATA: its presence means the first start has happened
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LS_VENV_BIN = Path(".venv-ls") / "bin" / "label-studio"
 
-# Label Studio's Token model is a 40-character key, and it ignores tokens of 5 characters or fewer (printing them).
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
 # Passed through to the server; everything else in our environment stays out (Label Studio reads unprefixed
 # names such as USERNAME, PASSWORD, HOST, PORT and DEBUG too).
 _ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
-_CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable"}
-
-
-class ServerError(RuntimeError):
-    """A start, stop or status that could not be done; the message is one line."""
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "emotions" / "label-studio"
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where and how the server runs. `port` 0 picks a free port at start. The secrets stay out of the repr."""
-
-    data_dir: Path = field(default_factory=default_data_dir)
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    document_root: Path | None = None  # local-files document root (e.g. the dataset folder); None: no file serving
-    executable: Path | None = None  # the `label-studio` script; None: found by `find_executable`
-    username: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return _url(self.host, self.port)
 
 
 @dataclass(frozen=True)
@@ -117,6 +85,8 @@ class ServerHandle:
 
 @dataclass(frozen=True)
 class ServerStatus:
+    """What `status` found for a data folder; `detail` says it in a few words."""
+
     running: bool  # the pid file names a live Label Studio process that we started
     healthy: bool  # running, listening on its port, /health answers, and the API token (if known) works
     data_dir: Path
@@ -129,60 +99,8 @@ class ServerStatus:
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (paths as strings)."""
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
-
-
-# --- configuration -------------------------------------------------------------------------------------------
-
-
-def load_config(
-    config_file: Path | None = None,
-    *,
-    data_dir: Path | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    document_root: Path | None = None,
-) -> ServerConfig:
-    """Defaults, then the config file's `[label_studio]` table (`config_file`, else $EMOTIONS_CONFIG), then the
-    secrets' environment variables, then the explicit arguments (None values are ignored)."""
-    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
-    table: dict[str, Any] = {}
-    if path is not None:
-        try:
-            table = dict(tomllib.loads(Path(path).read_text()).get("label_studio", {}))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ServerError(f"{path}: cannot read config: {exc}") from None
-        unknown = set(table) - _CONFIG_KEYS
-        if unknown:
-            raise ServerError(f"{path}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
-    for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token")):
-        if os.environ.get(env):
-            table[key] = os.environ[env]
-    for key, value in (("data_dir", data_dir), ("host", host), ("port", port), ("document_root", document_root)):
-        if value is not None:
-            table[key] = value
-    for key in ("data_dir", "document_root", "executable"):
-        if table.get(key) is not None:
-            table[key] = Path(table[key]).expanduser().absolute()
-    if "port" in table:
-        try:
-            table["port"] = int(table["port"])
-        except (TypeError, ValueError):
-            raise ServerError(f"port must be an integer, not {table['port']!r}") from None
-    config = ServerConfig(**table)
-    _validate(config)
-    return config
-
-
-def _validate(config: ServerConfig) -> None:
-    if not 0 <= config.port <= 65535:
-        raise ServerError(f"port {config.port} is out of range (0 picks a free port)")
-    if config.token is not None and not _TOKEN_RE.fullmatch(config.token):
-        raise ServerError("the API token must be 8-40 characters of letters, digits, '_', '-' or '.'")
-    if config.password is not None and not config.password:
-        raise ServerError("the admin password is empty")
-    if config.username is not None and "@" not in config.username:
-        raise ServerError("the admin username must be an e-mail address (Label Studio logs in by e-mail)")
 
 
 def find_executable(config: ServerConfig | None = None) -> Path:
@@ -208,47 +126,7 @@ def find_executable(config: ServerConfig | None = None) -> Path:
     )
 
 
-# --- files in the data folder --------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # unreadable: treated as stale
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
-    """Atomically (temporary + rename, fsynced), created with `mode` before anything is written."""
-    from emotions_data.storage import write_bytes_atomic
-
-    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode)
-
-
-def stored_credentials(data_dir: Path) -> dict[str, str]:
-    """The secrets generated for `data_dir` at its first start (empty when all were configured)."""
-    return {k: v for k, v in (_read_json(data_dir / CREDENTIALS_FILE) or {}).items() if isinstance(v, str)}
-
-
-def with_stored_credentials(config: ServerConfig) -> ServerConfig:
-    """`config` with missing secrets filled in from the data folder's credentials file."""
-    stored = stored_credentials(config.data_dir)
-    return dataclasses.replace(
-        config,
-        username=config.username or stored.get("username"),
-        password=config.password or stored.get("password"),
-        token=config.token or stored.get("token"),
-    )
-
-
 # --- processes -----------------------------------------------------------------------------------------------
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -383,6 +261,7 @@ def _port_is_free(host: str, port: int) -> bool:
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port on `host` that the operating system reports free right now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -402,49 +281,6 @@ def _log_tail(path: Path, offset: int, hide: tuple[str | None, ...], lines: int 
             text = text.replace(secret, "***")
     tail = [ln.strip()[:240] for ln in text.splitlines() if ln.strip()][-lines:]
     return " | ".join(tail) or "(empty log)"
-
-
-# --- HTTP ----------------------------------------------------------------------------------------------------
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
-
-
-def http(
-    url: str, *, token: str | None = None, method: str = "GET", payload: Any = None, timeout: float = 10.0
-) -> tuple[int, Any]:
-    """(status, decoded JSON or text) of one request; status 0 when nothing answered."""
-    headers = {"Accept": "application/json"}
-    data = None
-    if token is not None:
-        headers["Authorization"] = f"Token {token}"
-    if payload is not None:
-        data = json.dumps(payload).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
-        return 0, None
-    try:
-        return status, json.loads(body) if body else None
-    except ValueError:
-        return status, body.decode(errors="replace")
-
-
-def api(config: ServerConfig, method: str, path: str, payload: Any = None, *, token: str | None = None) -> Any:
-    """Call Label Studio's REST API with the configured token; raises ServerError unless it answers 2xx."""
-    status, body = http(config.url + path, token=token or config.token, method=method, payload=payload)
-    if not 200 <= status < 300:
-        detail = None
-        if isinstance(body, dict):
-            detail = body.get("detail")
-            if body.get("validation_errors"):
-                detail = f"{detail}: {json.dumps(body['validation_errors'])[:300]}"
-        raise ServerError(f"{method} {path}: HTTP {status or 'no answer'}{f' ({detail})' if detail else ''}")
-    return body
 
 
 def _probe(url: str, token: str | None) -> tuple[bool, bool | None, str | None]:
@@ -488,7 +324,7 @@ def _server_env(config: ServerConfig, ls_data: Path, document_root: Path | None)
 
 
 def _pid_record(data_dir: Path) -> dict[str, Any] | None:
-    return _read_json(data_dir / PID_FILE)
+    return read_json_file(data_dir / PID_FILE)
 
 
 def start(
@@ -500,11 +336,13 @@ def start(
 ) -> ServerHandle:
     """Start Label Studio for `config.data_dir` in its own session and wait until it is healthy and accepts the
     API token. `document_root` (else `config.document_root`) is served as local files; storages must be
-    sub-folders of it. Refuses when this data folder's server already runs; on failure, stops what it started
-    and reports the tail of the log. `log` gets a line once the checks have passed and the server is spawned."""
+    sub-folders of it. `timeout_s` (seconds) bounds the wait for health. Raises ServerError when this data folder's
+    server already runs, the port is taken or no executable is found; on a failed start it stops what it started
+    and the error carries the tail of the log (secrets masked). `log` gets a line once the checks have passed and
+    the server is spawned."""
     from emotions_data.storage import exclusive_lock
 
-    _validate(config)
+    validate_config(config)
     data_dir = config.data_dir.expanduser().absolute()
     root = document_root or config.document_root
     if root is not None:
@@ -525,7 +363,7 @@ def start(
         config = dataclasses.replace(with_stored_credentials(config), data_dir=data_dir, document_root=root)
         ls_data = data_dir / LS_DATA
         first = not (ls_data / LS_DATABASE).exists()
-        generated = _ensure_secrets(config, first)
+        generated = ensure_secrets(config, first)
         if generated:
             config = with_stored_credentials(config)
         port = config.port or free_port(config.host)
@@ -537,27 +375,6 @@ def start(
                 f"starting Label Studio on {config.url} for {data_dir}" + (" (first start: migrating)" if first else "")
             )
         return _spawn_and_wait(config, executable, ls_data, generated, timeout_s)
-
-
-def _ensure_secrets(config: ServerConfig, first: bool) -> tuple[str, ...]:
-    """At the first start, generate the admin password and token that are not configured (kept in
-    credentials.json, 0600); later, require a token. Returns the names of the generated secrets."""
-    if not first:  # the admin exists already: only the token is needed, to check and to use the server
-        if config.token is None:
-            raise ServerError(
-                f"no API token known for {config.data_dir}: set {TOKEN_ENV} or the config file's [label_studio] "
-                "token to the one it was first started with"
-            )
-        return ()
-    missing = [k for k, v in (("password", config.password), ("token", config.token)) if v is None]
-    if not missing:
-        return ()
-    stored = stored_credentials(config.data_dir)
-    stored.setdefault("username", config.username or DEFAULT_USERNAME)
-    for key in missing:
-        stored[key] = secrets.token_hex(20) if key == "token" else secrets.token_urlsafe(18)
-    _write_json(config.data_dir / CREDENTIALS_FILE, stored, mode=0o600)
-    return tuple(missing)
 
 
 def _spawn_and_wait(
@@ -601,7 +418,7 @@ def _spawn_and_wait(
         "document_root": str(config.document_root) if config.document_root else None,
         "log": str(log_path),
     }
-    _write_json(data_dir / PID_FILE, record)
+    write_json_file(data_dir / PID_FILE, record)
     try:
         _wait_until_healthy(pid, config, t0, timeout_s)
     except BaseException as exc:  # a failed check, a timeout, Ctrl-C: nothing of ours is left running
@@ -614,7 +431,7 @@ def _spawn_and_wait(
     ready_s = time.monotonic() - t0
     _, version = http(config.url + "/api/version")
     release = version.get("release") if isinstance(version, dict) else None
-    _write_json(data_dir / PID_FILE, {**record, "version": release, "ready_s": round(ready_s, 2)})
+    write_json_file(data_dir / PID_FILE, {**record, "version": release, "ready_s": round(ready_s, 2)})
     return ServerHandle(config, pid, config.url, log_path, record["started_at"], ready_s, release, generated)
 
 

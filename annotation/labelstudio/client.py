@@ -1,4 +1,4 @@
-"""The Label Studio adapter: the few REST calls the workflow needs, over the standard library.
+"""Label Studio's REST API: the HTTP transport and a client with the few calls the workflow needs.
 
 Label Studio is the annotators' tool; the toolkit's vote table is the system of record. We talk to
 the server through its REST API directly rather than through `label-studio-sdk`: the SDK 2.x would
@@ -9,81 +9,77 @@ checked against the server version the Makefile installs (1.23.2) by the tests.
 
 from __future__ import annotations
 
+import json
 import time
-from html import escape
+import urllib.error
+import urllib.request
 from typing import Any
 
-from annotation.server import ServerConfig, ServerError, http
-from emotions_data.taxonomy import Taxonomy
+from annotation.labelstudio.config import ServerConfig, ServerError
+from annotation.labelstudio.interface import annotation_result
 
-EMOTION = "emotion"  # the Choices control holding the label
-UNSURE = "unsure"
-COMMENT = "comment"
 PAGE_SIZE = 100
 
 
-def labeling_config(taxonomy: Taxonomy, show_previous_votes: bool = False) -> str:
-    """The labelling interface: the video with its sound, one required choice (polarity as a hint),
-    an "unsure" flag and a comment; the expert's interface also shows the earlier votes."""
-    choices = "".join(
-        f'<Choice value="{escape(c)}" hint="{escape(taxonomy.polarity.get(c, ""))}"/>' for c in taxonomy.classes
-    )
-    previous = '<Header value="Earlier votes"/><Text name="previous_votes" value="$previous_votes"/>'
-    return (
-        "<View>"
-        '<Header value="Watch the whole clip with sound, then choose the emotion it conveys"/>'
-        '<Video name="video" value="$video"/>'
-        f"{previous if show_previous_votes else ''}"
-        f'<Choices name="{EMOTION}" toName="video" choice="single-radio" required="true" showInline="true">'
-        f"{choices}</Choices>"
-        f'<Choices name="{UNSURE}" toName="video" choice="multiple"><Choice value="unsure"/></Choices>'
-        f'<TextArea name="{COMMENT}" toName="video" placeholder="Comment (optional)" maxSubmissions="1"/>'
-        "</View>"
-    )
+# --- HTTP ----------------------------------------------------------------------------------------------------
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
 
 
-def instructions(taxonomy: Taxonomy) -> str:
-    rows = "".join(
-        f"<li><b>{escape(c)}</b>{f' ({escape(taxonomy.polarity[c])})' if c in taxonomy.polarity else ''}</li>"
-        for c in taxonomy.classes
-    )
-    return (
-        "<p>Watch each clip to the end <b>with sound</b>. Choose the one emotion the clip conveys to a viewer "
-        "(not what a person in it feels). Tick <i>unsure</i> when two classes fit about equally; add a comment "
-        f"when something is wrong with the clip.</p><ul>{rows}</ul>"
-    )
+def http(
+    url: str, *, token: str | None = None, method: str = "GET", payload: Any = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    """(status, decoded JSON or text) of one request with an optional API token and JSON `payload`; `timeout` in
+    seconds. Never raises for a failed request: status 0 when nothing answered."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+    if payload is not None:
+        data = json.dumps(payload).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(body) if body else None
+    except ValueError:
+        return status, body.decode(errors="replace")
 
 
-def annotation_result(label: str, unsure: bool = False) -> list[dict[str, Any]]:
-    result = [{"from_name": EMOTION, "to_name": "video", "type": "choices", "value": {"choices": [label]}}]
-    if unsure:
-        result.append({"from_name": UNSURE, "to_name": "video", "type": "choices", "value": {"choices": ["unsure"]}})
-    return result
-
-
-def parse_result(result: list[dict[str, Any]]) -> tuple[str | None, bool]:
-    """(label, unsure) from an annotation's result list."""
-    label, unsure = None, False
-    for region in result or []:
-        choices = (region.get("value") or {}).get("choices") or []
-        if region.get("from_name") == EMOTION and choices:
-            label = str(choices[0])
-        elif region.get("from_name") == UNSURE and choices:
-            unsure = True
-    return label, unsure
+def api(config: ServerConfig, method: str, path: str, payload: Any = None, *, token: str | None = None) -> Any:
+    """Call Label Studio's REST API with the configured token; raises ServerError unless it answers 2xx."""
+    status, body = http(config.url + path, token=token or config.token, method=method, payload=payload)
+    if not 200 <= status < 300:
+        detail = None
+        if isinstance(body, dict):
+            detail = body.get("detail")
+            if body.get("validation_errors"):
+                detail = f"{detail}: {json.dumps(body['validation_errors'])[:300]}"
+        raise ServerError(f"{method} {path}: HTTP {status or 'no answer'}{f' ({detail})' if detail else ''}")
+    return body
 
 
 class LabelStudio:
     """A client for one server. Transient failures (no answer, 5xx, 429) are retried with backoff;
     then a ServerError says what failed."""
 
-    def __init__(self, config: ServerConfig, attempts: int = 4, backoff_s: float = 0.5, timeout_s: float = 30.0):
+    def __init__(
+        self, config: ServerConfig, attempts: int = 4, backoff_s: float = 0.5, timeout_s: float = 30.0
+    ) -> None:
         self.config = config
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
 
     def call(self, method: str, path: str, payload: Any = None) -> Any:
+        """The decoded answer to `method` on `path` (e.g. "/api/projects") with the JSON `payload`; ServerError
+        once the attempts are used up or at the first non-transient failure (4xx other than 429)."""
         for attempt in range(1, self.attempts + 1):
             status, body = http(
                 self.config.url + path, token=self.config.token, method=method, payload=payload, timeout=self.timeout_s
@@ -103,6 +99,7 @@ class LabelStudio:
     # ------------------------------------------------------------ projects
 
     def projects(self) -> list[dict[str, Any]]:
+        """Every project on the server, page by page."""
         found, page = [], 1
         while True:
             body = self.call("GET", f"/api/projects?page={page}&page_size={PAGE_SIZE}")
@@ -112,6 +109,7 @@ class LabelStudio:
             page += 1
 
     def project(self, project_id: int) -> dict[str, Any] | None:
+        """The project, or None when the server has no such project (deleted in Label Studio, say)."""
         status, body = http(f"{self.config.url}/api/projects/{project_id}", token=self.config.token)
         if status == 404:
             return None
@@ -120,6 +118,7 @@ class LabelStudio:
         return body
 
     def create_project(self, title: str, label_config: str, instructions_html: str, maximum_annotations: int) -> dict:
+        """Create a project whose tasks take `maximum_annotations` annotations each; returns it as the server does."""
         project = self.call(
             "POST",
             "/api/projects",
@@ -150,6 +149,7 @@ class LabelStudio:
     # ------------------------------------------------------------ tasks and annotations
 
     def tasks(self, project_id: int) -> list[dict[str, Any]]:
+        """Every task of the project (without its annotations), page by page."""
         found, page = [], 1
         while True:
             body = self.call("GET", f"/api/tasks?project={project_id}&page={page}&page_size={PAGE_SIZE}")
@@ -159,11 +159,14 @@ class LabelStudio:
             page += 1
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> int:
+        """Import tasks (each `{"data": {...}}`) into the project; returns how many were created."""
         if not tasks:
             return 0
         return int(self.call("POST", f"/api/projects/{project_id}/import", tasks)["task_count"])
 
-    def annotate(self, task_id: int, label: str, user_id: int, *, unsure: bool = False, lead_time_s: float = 0.0):
+    def annotate(
+        self, task_id: int, label: str, user_id: int, *, unsure: bool = False, lead_time_s: float = 0.0
+    ) -> Any:
         """Post one annotation on behalf of `user_id` (an admin token may set `completed_by`)."""
         payload = {"result": annotation_result(label, unsure), "completed_by": user_id, "lead_time": lead_time_s}
         return self.call("POST", f"/api/tasks/{task_id}/annotations/", payload)
@@ -190,9 +193,11 @@ class LabelStudio:
     # ------------------------------------------------------------ users
 
     def users(self) -> list[dict[str, Any]]:
+        """Every account on the server."""
         return list(self.call("GET", "/api/users/"))
 
     def ensure_user(self, email: str, username: str) -> int:
+        """The id of the account with this e-mail (compared case-insensitively), created when there is none."""
         for user in self.users():
             if user.get("email", "").lower() == email.lower():
                 return int(user["id"])

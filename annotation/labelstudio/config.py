@@ -1,0 +1,189 @@
+"""Where and how the local Label Studio server runs, and its secrets.
+
+Secrets (admin e-mail, password, API token) come from the environment (`EMOTIONS_LS_USERNAME`,
+`EMOTIONS_LS_PASSWORD`, `EMOTIONS_LS_TOKEN`) or from the `[label_studio]` table of a TOML config file (`--config` or
+`EMOTIONS_CONFIG`), never from the command line. Missing ones are generated at the first start and kept in the data
+folder's `credentials.json` (mode 0600). They reach Label Studio through its environment only (see
+`annotation.labelstudio.process`), and Label Studio applies them only when it first creates the admin user: a token
+changed later is refused by the health check, with a message saying so.
+
+The default data folder is `$XDG_DATA_HOME/emotions/label-studio` (`~/.local/share/emotions/label-studio`): one
+server per user, holding all projects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+USERNAME_ENV = "EMOTIONS_LS_USERNAME"
+PASSWORD_ENV = "EMOTIONS_LS_PASSWORD"
+TOKEN_ENV = "EMOTIONS_LS_TOKEN"
+CONFIG_ENV = "EMOTIONS_CONFIG"
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_USERNAME = "admin@localhost"
+
+CREDENTIALS_FILE = "credentials.json"  # in the data folder, mode 0600
+
+# Label Studio's Token model is a 40-character key, and it ignores tokens of 5 characters or fewer (printing them).
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
+_CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable"}
+
+
+class ServerError(RuntimeError):
+    """A configuration, start, stop, status or API call that could not be done; the message is one line."""
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/emotions/label-studio`, or `~/.local/share/emotions/label-studio` without XDG_DATA_HOME."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "emotions" / "label-studio"
+
+
+def server_url(host: str, port: int) -> str:
+    """The base URL of a server on `host`:`port` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the server runs. `port` 0 picks a free port at start. The secrets stay out of the repr."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    document_root: Path | None = None  # local-files document root (e.g. the dataset folder); None: no file serving
+    executable: Path | None = None  # the `label-studio` script; None: found by `process.find_executable`
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return server_url(self.host, self.port)
+
+
+def load_config(
+    config_file: Path | None = None,
+    *,
+    data_dir: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    document_root: Path | None = None,
+) -> ServerConfig:
+    """Defaults, then the config file's `[label_studio]` table (`config_file`, else $EMOTIONS_CONFIG), then the
+    secrets' environment variables, then the explicit arguments (None values are ignored). Paths come back
+    absolute. Raises ServerError for an unreadable file, an unknown setting or an invalid value."""
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            table = dict(tomllib.loads(Path(path).read_text()).get("label_studio", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ServerError(f"{path}: cannot read config: {exc}") from None
+        unknown = set(table) - _CONFIG_KEYS
+        if unknown:
+            raise ServerError(f"{path}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
+    for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token")):
+        if os.environ.get(env):
+            table[key] = os.environ[env]
+    for key, value in (("data_dir", data_dir), ("host", host), ("port", port), ("document_root", document_root)):
+        if value is not None:
+            table[key] = value
+    for key in ("data_dir", "document_root", "executable"):
+        if table.get(key) is not None:
+            table[key] = Path(table[key]).expanduser().absolute()
+    if "port" in table:
+        try:
+            table["port"] = int(table["port"])
+        except (TypeError, ValueError):
+            raise ServerError(f"port must be an integer, not {table['port']!r}") from None
+    config = ServerConfig(**table)
+    validate_config(config)
+    return config
+
+
+def validate_config(config: ServerConfig) -> None:
+    """Raise ServerError when the port is outside 0-65535, the token is not 8-40 characters Label Studio accepts,
+    the password is empty or the username is not an e-mail address."""
+    if not 0 <= config.port <= 65535:
+        raise ServerError(f"port {config.port} is out of range (0 picks a free port)")
+    if config.token is not None and not _TOKEN_RE.fullmatch(config.token):
+        raise ServerError("the API token must be 8-40 characters of letters, digits, '_', '-' or '.'")
+    if config.password is not None and not config.password:
+        raise ServerError("the admin password is empty")
+    if config.username is not None and "@" not in config.username:
+        raise ServerError("the admin username must be an e-mail address (Label Studio logs in by e-mail)")
+
+
+# --- JSON files in the data folder ---------------------------------------------------------------------------
+
+
+def read_json_file(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None when there is no file, {} when it is unreadable or not an object (so a
+    damaged file reads as stale rather than failing)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_file(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    """Write `data` as JSON atomically (temporary + rename, fsynced), created with `mode` before anything is
+    written, so a secret is never readable by others even for a moment."""
+    from emotions_data.storage import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode)
+
+
+# --- the credentials file ------------------------------------------------------------------------------------
+
+
+def stored_credentials(data_dir: Path) -> dict[str, str]:
+    """The secrets generated for `data_dir` at its first start (empty when all were configured)."""
+    return {k: v for k, v in (read_json_file(data_dir / CREDENTIALS_FILE) or {}).items() if isinstance(v, str)}
+
+
+def with_stored_credentials(config: ServerConfig) -> ServerConfig:
+    """`config` with missing secrets filled in from the data folder's credentials file."""
+    stored = stored_credentials(config.data_dir)
+    return dataclasses.replace(
+        config,
+        username=config.username or stored.get("username"),
+        password=config.password or stored.get("password"),
+        token=config.token or stored.get("token"),
+    )
+
+
+def ensure_secrets(config: ServerConfig, first_start: bool) -> tuple[str, ...]:
+    """At the first start, generate the admin password and token that are not configured (kept in
+    credentials.json, 0600). Later the admin exists already and only the token is needed, to check and to use the
+    server: ServerError when none is known. Returns the names of the generated secrets."""
+    if not first_start:
+        if config.token is None:
+            raise ServerError(
+                f"no API token known for {config.data_dir}: set {TOKEN_ENV} or the config file's [label_studio] "
+                "token to the one it was first started with"
+            )
+        return ()
+    missing = [k for k, v in (("password", config.password), ("token", config.token)) if v is None]
+    if not missing:
+        return ()
+    stored = stored_credentials(config.data_dir)
+    stored.setdefault("username", config.username or DEFAULT_USERNAME)
+    for key in missing:
+        stored[key] = secrets.token_hex(20) if key == "token" else secrets.token_urlsafe(18)
+    write_json_file(config.data_dir / CREDENTIALS_FILE, stored, mode=0o600)
+    return tuple(missing)
