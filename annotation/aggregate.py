@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from annotation.agreement import EncodedVotes, encode
+from annotation.plurality import TIE, unique_plurality
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,10 @@ class MajorityVote:
         enc = encode(votes, labels)
         counts = enc.counts
         top = counts.max(axis=1)
-        winners = counts == top[:, None]
-        unique = winners.sum(axis=1) == 1
         n = counts.sum(axis=1)
         self.result_ = Aggregate(
             video_id=enc.items,
-            label=[enc.labels[int(c)] if ok else None for c, ok in zip(counts.argmax(axis=1), unique, strict=True)],
+            label=[None if c == TIE else enc.labels[int(c)] for c in unique_plurality(counts)],
             confidence=np.where(n > 0, top / np.maximum(n, 1), np.nan),
             n_votes=n,
             labels=tuple(enc.labels),

@@ -21,6 +21,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from annotation.plurality import TIE, unique_plurality
+
 ITEM, ANNOTATOR, LABEL = "video_id", "annotator_id", "label"
 
 
@@ -177,10 +179,9 @@ def leave_one_out(enc: EncodedVotes, counts: np.ndarray) -> pd.DataFrame:
     share = np.where(has_others, others_same / np.maximum(others_total, 1), np.nan)
     others = counts[enc.item].copy()
     others[np.arange(len(enc.label)), enc.label] -= 1
-    top = others.max(axis=1)
-    unique_top = (others == top[:, None]).sum(axis=1) == 1
-    decided = has_others & unique_top
-    matches = np.where(decided, others.argmax(axis=1) == enc.label, np.nan)
+    winner = unique_plurality(others)
+    decided = has_others & (winner != TIE)
+    matches = np.where(decided, winner == enc.label, np.nan)
     frame = pd.DataFrame({"annotator": enc.annotator, "share": share, "match": matches})
     grouped = frame.groupby("annotator")
     result = pd.DataFrame(

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from annotation.plurality import TIE, unique_plurality
+
 LABEL, CROSSCHECK = "label", "crosscheck"
 
 
 def plurality(votes: pd.DataFrame) -> pd.Series:
     """video_id -> the unique most frequent label; items whose top labels tie are absent."""
-    counts = votes.groupby(["video_id", "label"]).size().rename("n").reset_index()
-    top = counts.groupby("video_id")["n"].transform("max")
-    best = counts[counts["n"] == top]
-    unique = best.groupby("video_id")["label"].transform("size") == 1
-    return best[unique].set_index("video_id")["label"]
+    counts = votes.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    winner = unique_plurality(counts.to_numpy())
+    decided = winner != TIE
+    return pd.Series(counts.columns[winner[decided]], index=counts.index[decided], name="label")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from annotation.labelstudio.client import LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.interface import instructions, labeling_config, parse_result
 from annotation.labelstudio.process import set_passwords
+from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
 from annotation.votes import write_votes
 from emotions_data.layout import DatasetLayout
@@ -219,8 +220,7 @@ def expert_candidates(votes: pd.DataFrame, min_agreement: float) -> dict[str, st
     counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
     matrix = counts.to_numpy()
     agree = item_agreement(matrix)
-    top = matrix.max(axis=1)
-    tied = (matrix == top[:, None]).sum(axis=1) > 1
+    tied = unique_plurality(matrix) == TIE
     weak = tied | (np.nan_to_num(agree, nan=0.0) < min_agreement)
     result = {}
     for vid, row in zip(counts.index[weak], matrix[weak], strict=True):
