@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from annotation.plurality import TIE, unique_plurality
-
-LABEL, CROSSCHECK = "label", "crosscheck"
+from emotions_data.schema import Stage
 
 
 def plurality(votes: pd.DataFrame) -> pd.Series:
@@ -33,12 +32,12 @@ class Consistency:
 
 
 def evaluate_consistency(votes: pd.DataFrame, threshold: float = 0.6) -> Consistency:
-    labelled = votes[votes["stage"] == LABEL]
-    checked = votes[votes["stage"] == CROSSCHECK]
+    labelled = votes[votes["stage"] == Stage.LABEL]
+    checked = votes[votes["stage"] == Stage.CROSSCHECK]
     if labelled.empty:
-        raise ValueError("no votes of the 'label' stage to evaluate")
+        raise ValueError(f"no votes of the '{Stage.LABEL}' stage to evaluate")
     cross = plurality(checked)
-    both = votes[votes["stage"].isin([LABEL, CROSSCHECK])]
+    both = votes[votes["stage"].isin([Stage.LABEL, Stage.CROSSCHECK])]
 
     rows = []
     for ann, mine in labelled.groupby("annotator_id"):

@@ -11,10 +11,9 @@ import pyarrow as pa
 
 from annotation.aggregate import DawidSkene, MajorityVote
 from annotation.agreement import item_agreement
-from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy
+from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy, Stage
 from emotions_data.taxonomy import Taxonomy
 
-EXPERT_STAGE = "expert"
 METHODS = ("majority", "dawid-skene")
 
 
@@ -46,7 +45,7 @@ def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (choose: {', '.join(METHODS)})")
     labels = list(taxonomy.classes) if taxonomy else None
-    is_expert = votes["stage"].eq(EXPERT_STAGE) if "stage" in votes.columns else pd.Series(False, index=votes.index)
+    is_expert = votes["stage"].eq(Stage.EXPERT) if "stage" in votes.columns else pd.Series(False, index=votes.index)
     crowd, expert = votes[~is_expert], votes[is_expert]
     rows: dict[str, dict] = {}
     tied: dict[str, str] = {}

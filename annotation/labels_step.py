@@ -12,10 +12,11 @@ import pandas as pd
 import pyarrow as pa
 
 from annotation.agreement import AgreementReport, agreement_report
-from annotation.labels import EXPERT_STAGE, final_labels
+from annotation.labels import final_labels
 from annotation.votes import read_votes
 from annotation.workflow import counted_votes
 from emotions_data.layout import DatasetLayout
+from emotions_data.schema import Stage
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
@@ -49,7 +50,7 @@ def decide_labels(
     frame = read_votes(votes or layout.votes, taxonomy)
     counted = counted_votes(layout, frame)
     result = final_labels(counted, taxonomy, method)
-    crowd = counted[counted["stage"] != EXPERT_STAGE] if "stage" in counted.columns else counted
+    crowd = counted[counted["stage"] != Stage.EXPERT] if "stage" in counted.columns else counted
     report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if len(crowd) else None
     write_table_atomic(layout.labels, result.labels)
     write_table_atomic(layout.needs_expert, result.needs_expert)

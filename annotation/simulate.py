@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 
 from annotation.allocation import crosscheck_group
 from annotation.labelstudio.client import LabelStudio
-from annotation.workflow import EXPERT, RELABEL, STAGES, load_annotators, load_projects
+from annotation.workflow import load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import Taxonomy
 
 
@@ -73,7 +74,7 @@ def truth_of(layout: DatasetLayout, taxonomy: Taxonomy) -> dict[str, str]:
 
 def simulate(
     layout: DatasetLayout,
-    stage: str,
+    stage: Stage | str,
     client: LabelStudio,
     taxonomy: Taxonomy,
     *,
@@ -82,8 +83,10 @@ def simulate(
     seed: int = 0,
 ) -> SimulationReport:
     """Fill every task of `stage` up to its vote count with the simulated panel's answers."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}")
+    try:
+        stage = Stage(stage)
+    except ValueError:
+        raise ValueError(f"unknown stage {stage!r}") from None
     settings = settings or PanelSettings()
     people = load_annotators(layout)
     crowd = people[(people["role"] == "annotator")]
@@ -105,20 +108,20 @@ def simulate(
     for key, project in sorted(load_projects(layout).items()):
         if project["stage"] != stage:
             continue
-        if stage == EXPERT:
+        if stage == Stage.EXPERT:
             panel, k = sorted(active.loc[active["role"] == "expert", "annotator_id"]), 1
-        elif stage == RELABEL:  # fresh eyes: any active annotator who has not seen the item yet
+        elif stage == Stage.RELABEL:  # fresh eyes: any active annotator who has not seen the item yet
             panel = sorted(active.loc[active["role"] == "annotator", "annotator_id"])
             k = int(client.project(project["id"])["maximum_annotations"])
         else:
-            by = project["items_of"] if stage == "label" else crosscheck_group(project["items_of"], groups)
+            by = project["items_of"] if stage == Stage.LABEL else crosscheck_group(project["items_of"], groups)
             panel, k = sorted(active.loc[active["group"] == by, "annotator_id"]), votes_per_item
         if not panel:
             raise ValueError(f"project {key}: no active annotator to simulate")
         for task in client.tasks(project["id"]):
             vid = task["data"].get("video_id")
             done = {int(u) for u in task.get("annotators") or []}
-            if stage == RELABEL:  # a new pair of eyes: nobody who already voted on the item in any stage
+            if stage == Stage.RELABEL:  # a new pair of eyes: nobody who already voted on the item in any stage
                 done |= {int(user_of[a]) for a in voted.get(vid, ())}
             free = [a for a in panel if int(user_of[a]) not in done]
             need = max(0, k - int(task.get("total_annotations") or 0))

@@ -36,12 +36,10 @@ from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
 from annotation.votes import write_votes
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, VOTES_SCHEMA
+from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, VOTES_SCHEMA, Stage
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
-LABEL, CROSSCHECK, RELABEL, EXPERT = "label", "crosscheck", "relabel", "expert"
-STAGES = (LABEL, CROSSCHECK, RELABEL, EXPERT)
 ACCOUNT_DOMAIN = "annotators.invalid"  # Label Studio logins are pseudonymous: e-mails stay in the roster
 
 
@@ -163,7 +161,7 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
         return pd.Series(dtype=int)
     votes = pq.read_table(layout.votes).to_pandas()
     counted = counted_votes(layout, votes)
-    lost = votes[(votes["stage"] == LABEL) & ~votes.index.isin(counted.index)]
+    lost = votes[(votes["stage"] == Stage.LABEL) & ~votes.index.isin(counted.index)]
     return lost.groupby("video_id").size()
 
 
@@ -216,7 +214,7 @@ def _media_url(layout: DatasetLayout, media_path: str, document_root: Path) -> s
 
 def expert_candidates(votes: pd.DataFrame, min_agreement: float) -> dict[str, str]:
     """video_id -> earlier votes as text, for items with no unique majority or agreement under the bar."""
-    crowd = votes[votes["stage"] != EXPERT]
+    crowd = votes[votes["stage"] != Stage.EXPERT]
     counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
     matrix = counts.to_numpy()
     agree = item_agreement(matrix)
@@ -236,7 +234,7 @@ class PushReport:
 
 def push(
     layout: DatasetLayout,
-    stage: str,
+    stage: Stage | str,
     client: LabelStudio,
     taxonomy: Taxonomy,
     *,
@@ -245,8 +243,10 @@ def push(
     dataset_name: str | None = None,
 ) -> PushReport:
     """Create or update the stage's projects and import the tasks they lack (idempotent)."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r} (choose: {', '.join(STAGES)})")
+    try:
+        stage = Stage(stage)
+    except ValueError:
+        raise ValueError(f"unknown stage {stage!r} (choose: {', '.join(Stage)})") from None
     document_root = client.config.document_root
     if document_root is None:
         raise ValueError("the Label Studio server has no document root: start it with --document-root")
@@ -256,18 +256,18 @@ def push(
     groups = sorted(assignments["group"].unique())
     # key -> (title, items_of, video ids, earlier votes shown to the expert, annotations per task)
     plan: dict[str, tuple[str, str | None, list[str], dict[str, str], int]] = {}
-    if stage in (LABEL, CROSSCHECK):
+    if stage in (Stage.LABEL, Stage.CROSSCHECK):
         for group in groups:
             ids = sorted(assignments.loc[assignments["group"] == group, "video_id"])
-            by = group if stage == LABEL else crosscheck_group(group, groups)
-            title = f"{name} · {stage} · group {by}" + ("" if stage == LABEL else f" (items of {group})")
+            by = group if stage == Stage.LABEL else crosscheck_group(group, groups)
+            title = f"{name} · {stage} · group {by}" + ("" if stage == Stage.LABEL else f" (items of {group})")
             plan[f"{stage}/{group}"] = (title, group, ids, {}, votes_per_item)
-    elif stage == RELABEL:
+    elif stage == Stage.RELABEL:
         missing = dropped_votes(layout)
         for group in groups:
             ids = sorted(set(missing.index) & set(assignments.loc[assignments["group"] == group, "video_id"]))
             k = int(missing.loc[ids].max()) if ids else 1
-            plan[f"{stage}/{group}"] = (f"{name} · relabel (items of {group})", group, ids, {}, k)
+            plan[f"{stage}/{group}"] = (f"{name} · {stage} (items of {group})", group, ids, {}, k)
     else:
         votes = pq.read_table(layout.votes).to_pandas() if layout.votes.exists() else pd.DataFrame()
         needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
@@ -275,7 +275,7 @@ def push(
         previous = expert_candidates(votes, min_agreement) if len(votes) else {}
         for row in needs.itertuples() if len(needs) else []:
             previous.setdefault(row.video_id, row.votes or "")
-        plan[EXPERT] = (f"{name} · expert", None, sorted(previous), previous, 1)
+        plan[Stage.EXPERT] = (f"{name} · {Stage.EXPERT}", None, sorted(previous), previous, 1)
 
     projects = load_projects(layout)
     report = PushReport()
@@ -283,7 +283,7 @@ def push(
     for key, (title, items_of, ids, previous_votes, k) in plan.items():
         known = projects.get(key)
         project = client.project(known["id"]) if known else None
-        config, guide = labeling_config(taxonomy, stage == EXPERT), instructions(taxonomy)
+        config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
         if project is None:
             project = client.create_project(title, config, guide, k)
         else:  # an existing project follows the current taxonomy, instructions and vote count
@@ -305,7 +305,7 @@ def push(
                 "data": {
                     "video": _media_url(layout, videos.loc[v, "media_path"], Path(document_root)), "video_id": v,
                     "stage": stage, "items_of": items_of or "",
-                    **({"previous_votes": previous_votes.get(v, "")} if stage == EXPERT else {}),
+                    **({"previous_votes": previous_votes.get(v, "")} if stage == Stage.EXPERT else {}),
                 }
             }
             for v in ids

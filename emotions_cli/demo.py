@@ -21,6 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import EMOTIONS6
 
 demo_app = typer.Typer()
@@ -77,7 +78,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     try:
         client = LabelStudio(handle.config)
         allocate(layout, roster, n_groups=3, seed=0, client=client)
-        for stage in ("label", "crosscheck"):
+        for stage in (Stage.LABEL, Stage.CROSSCHECK):
             push(layout, stage, client, EMOTIONS6, votes_per_item=VOTES_PER_ITEM)
             posted = simulate(layout, stage, client, EMOTIONS6, votes_per_item=VOTES_PER_ITEM, seed=0)
             pulled = pull(layout, client, EMOTIONS6)
@@ -90,13 +91,13 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
         log(f"consistency evaluation: dropped {', '.join(dropped) or 'nobody'} (agreement with the cross-check "
             f"under {CONSISTENCY_THRESHOLD}); weak by design: {', '.join(posted.weak) or 'none'}")  # fmt: skip
         # Multi-stage: the updated groups re-label what the dropped annotators had labelled.
-        push(layout, "relabel", client, EMOTIONS6)
-        relabelled = simulate(layout, "relabel", client, EMOTIONS6, seed=0).posted
+        push(layout, Stage.RELABEL, client, EMOTIONS6)
+        relabelled = simulate(layout, Stage.RELABEL, client, EMOTIONS6, seed=0).posted
         pull(layout, client, EMOTIONS6)
         log(f"relabel: {relabelled} fresh annotations (by annotators who had not seen the items)")
         decide_labels(layout, EMOTIONS6)  # the ties become the expert's queue
-        push(layout, "expert", client, EMOTIONS6, min_agreement=0.5)
-        simulate(layout, "expert", client, EMOTIONS6, seed=0)
+        push(layout, Stage.EXPERT, client, EMOTIONS6, min_agreement=0.5)
+        simulate(layout, Stage.EXPERT, client, EMOTIONS6, seed=0)
         pull(layout, client, EMOTIONS6)
         result = decide_labels(layout, EMOTIONS6)
         labels = result.labels.to_pandas()

@@ -25,7 +25,7 @@ from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
 from emotions_data.release_info import ReleaseInfo
-from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Variant
+from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
@@ -102,7 +102,7 @@ def _annotation_summary(layout: DatasetLayout, votes: pd.DataFrame | None, label
         summary["n_experts"] = int((frame["role"] == "expert").sum())
         summary["groups"] = {str(g): int(n) for g, n in crowd["group"].value_counts().sort_index().items()}
     if votes is not None and len(votes):
-        per_item = votes[votes["stage"] != "expert"].groupby("video_id").size().value_counts().sort_index()
+        per_item = votes[votes["stage"] != Stage.EXPERT].groupby("video_id").size().value_counts().sort_index()
         summary["votes_per_item"] = {str(k): int(n) for k, n in per_item.items()}
         summary["stages"] = {str(s): int(n) for s, n in votes["stage"].value_counts().items()}
     return summary
