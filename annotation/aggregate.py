@@ -27,14 +27,13 @@ class Aggregate:
     posteriors: np.ndarray | None = None  # (items, labels) for model-based estimators
     labels: tuple[str, ...] = ()
 
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {"video_id": self.video_id, "label": self.label, "confidence": self.confidence, "n_votes": self.n_votes}
-        )
-
 
 class MajorityVote:
+    """Each item's unique plurality label (`annotation.plurality`); a tie leaves the item without a label."""
+
     def fit(self, votes: pd.DataFrame, labels: list[str] | None = None) -> MajorityVote:
+        """Count the votes of a long table (`video_id`, `annotator_id`, `label`) into `result_`. `labels` fixes the
+        label order (else the sorted distinct labels); ValueError for a missing column or a label outside it."""
         enc = encode(votes, labels)
         counts = enc.counts
         top = counts.max(axis=1)
@@ -49,10 +48,14 @@ class MajorityVote:
         return self
 
     def fit_predict(self, votes: pd.DataFrame, labels: list[str] | None = None) -> Aggregate:
+        """`fit`, then the per-item result; confidence is the label's vote share (NaN for an item without votes)."""
         return self.fit(votes, labels).result_
 
 
 class DawidSkene:
+    """Dawid-Skene EM: per-annotator confusion matrices (`confusion_`, annotators x true x given, rows in
+    `annotators_` order) and a class prior (`prior_`); every item gets its most probable label."""
+
     def __init__(self, n_iter: int = 100, tol: float = 1e-6, smoothing: float = 0.01) -> None:
         self.n_iter = n_iter
         self.tol = tol
@@ -80,6 +83,8 @@ class DawidSkene:
         return np.exp(log_post - norm[:, None]), float(norm.sum())
 
     def fit(self, votes: pd.DataFrame, labels: list[str] | None = None) -> DawidSkene:
+        """Run EM from the vote shares until the log-likelihood changes by at most `tol` (relative) or `n_iter`
+        iterations (`n_iter_` says how many ran). `votes` and `labels` as for `MajorityVote.fit`."""
         enc = encode(votes, labels)
         counts = enc.counts.astype(float)
         n = counts.sum(axis=1)
@@ -107,4 +112,5 @@ class DawidSkene:
         return self
 
     def fit_predict(self, votes: pd.DataFrame, labels: list[str] | None = None) -> Aggregate:
+        """`fit`, then the per-item result with its posterior as the confidence and `posteriors` (items, labels)."""
         return self.fit(votes, labels).result_

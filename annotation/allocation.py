@@ -20,12 +20,15 @@ from annotation.roster import CATEGORICAL, NUMERIC
 
 
 def group_names(n_groups: int) -> list[str]:
+    """The names of `n_groups` groups: "A", "B", ...; ValueError outside 1-26."""
     if not 1 <= n_groups <= 26:
         raise ValueError("the number of groups must be between 1 and 26")
     return list(string.ascii_uppercase[:n_groups])
 
 
 def features(frame: pd.DataFrame) -> np.ndarray:
+    """The roster's allocation attributes as an (annotators, features) matrix: numeric ones standardised, categorical
+    ones one-hot and standardised, so each attribute weighs about the same in `imbalance`."""
     parts = []
     for col in NUMERIC:
         x = frame[col].to_numpy(float)

@@ -32,6 +32,9 @@ class Consistency:
 
 
 def evaluate_consistency(votes: pd.DataFrame, threshold: float = 0.6) -> Consistency:
+    """Agreement of each annotator's `label` votes with the cross-check plurality of the same items (else with the
+    plurality of everyone else's votes) and of each group's plurality with the cross-check's; annotators under
+    `threshold` (a share, 0-1) are flagged. Raises ValueError when there is no `label`-stage vote."""
     labelled = votes[votes["stage"] == Stage.LABEL]
     checked = votes[votes["stage"] == Stage.CROSSCHECK]
     if labelled.empty:

@@ -32,10 +32,12 @@ class Roster:
 
     @property
     def ids(self) -> list[str]:
+        """The pseudonymous ids in roster order."""
         return list(self.frame["id"])
 
 
 def pseudonym(email: str) -> str:
+    """A stable pseudonymous id ("ann-" and 8 hex digits) of an e-mail address, ignoring case and outer blanks."""
     return "ann-" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:8]
 
 

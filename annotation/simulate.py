@@ -38,6 +38,7 @@ def _rng(*parts: object) -> np.random.Generator:
 
 
 def panel_accuracy(annotator_ids: list[str], settings: PanelSettings, seed: int) -> dict[str, float]:
+    """annotator id -> probability of a correct answer; a seeded `weak_fraction` of them get `weak_accuracy`."""
     order = sorted(annotator_ids)
     n_weak = round(settings.weak_fraction * len(order))
     weak = set(_rng("weak", seed).permutation(order)[:n_weak]) if n_weak else set()
@@ -45,6 +46,7 @@ def panel_accuracy(annotator_ids: list[str], settings: PanelSettings, seed: int)
 
 
 def simulated_label(truth: str, accuracy: float, taxonomy: Taxonomy, rng: np.random.Generator, same: float) -> str:
+    """`truth` with probability `accuracy`, else a wrong class: one of the same polarity with probability `same`."""
     if rng.random() < accuracy:
         return truth
     others = [c for c in taxonomy.classes if c != truth]
@@ -61,6 +63,7 @@ class SimulationReport:
 
 
 def truth_of(layout: DatasetLayout, taxonomy: Taxonomy) -> dict[str, str]:
+    """video_id -> the class the panel takes as true: the manifest's `true_label`, else one chosen by a hash."""
     table = pq.read_table(layout.videos_manifest)
     ids = table["video_id"].to_pylist()
     given = table["true_label"].to_pylist() if "true_label" in table.column_names else [None] * len(ids)
@@ -82,7 +85,8 @@ def simulate(
     settings: PanelSettings | None = None,
     seed: int = 0,
 ) -> SimulationReport:
-    """Fill every task of `stage` up to its vote count with the simulated panel's answers."""
+    """Fill every task of `stage` (a Stage or its value) up to its vote count with the simulated panel's answers.
+    Raises ValueError for an unknown stage or a project without an active annotator to simulate."""
     try:
         stage = Stage(stage)
     except ValueError:

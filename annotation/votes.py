@@ -49,5 +49,6 @@ def read_votes(path: Path, taxonomy: Taxonomy | None = None, stage: str | None =
 
 
 def write_votes(path: Path, votes: pd.DataFrame) -> None:
+    """Write the vote table atomically with VOTES_SCHEMA (every column of it must be present)."""
     table = pa.Table.from_pandas(votes[VOTES_SCHEMA.names], schema=VOTES_SCHEMA, preserve_index=False)
     write_table_atomic(path, table)

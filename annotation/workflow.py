@@ -56,6 +56,8 @@ def _projects_path(layout: DatasetLayout) -> Path:
 
 
 def load_projects(layout: DatasetLayout) -> dict[str, dict]:
+    """Project key ("label/A", "expert", ...) -> its Label Studio project id, title, stage and `items_of` group;
+    empty before the first push."""
     path = _projects_path(layout)
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -65,6 +67,7 @@ def _save_projects(layout: DatasetLayout, projects: dict[str, dict]) -> None:
 
 
 def load_annotators(layout: DatasetLayout) -> pd.DataFrame:
+    """`manifests/annotators.parquet` as a frame; ValueError before the first allocation."""
     path = layout.annotators
     if not path.exists():
         raise ValueError(f"{path}: no allocation yet (run 'emotions annotate allocate')")
@@ -72,6 +75,7 @@ def load_annotators(layout: DatasetLayout) -> pd.DataFrame:
 
 
 def load_assignments(layout: DatasetLayout) -> pd.DataFrame:
+    """`manifests/assignments.parquet` (video_id, group) as a frame; empty before the first allocation."""
     path = layout.assignments
     return pq.read_table(path).to_pandas() if path.exists() else pd.DataFrame(columns=["video_id", "group"])
 
@@ -242,7 +246,8 @@ def push(
     min_agreement: float = 0.5,
     dataset_name: str | None = None,
 ) -> PushReport:
-    """Create or update the stage's projects and import the tasks they lack (idempotent)."""
+    """Create or update the stage's projects and import the tasks they lack (idempotent). `stage` is a Stage or
+    its value. Raises ValueError for an unknown stage, a server without a document root or media outside it."""
     try:
         stage = Stage(stage)
     except ValueError:
