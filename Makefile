@@ -26,10 +26,11 @@ lint: setup
 
 setup: system-deps $(STAMP)
 
-# ffmpeg/ffprobe from Debian; skipped when already on PATH.
+# ffmpeg/ffprobe from Debian; strace for the crash tests (they kill commands at each commit point from outside);
+# skipped when already on PATH.
 system-deps:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
-	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg )
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null || \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg strace )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
