@@ -27,10 +27,14 @@ lint: setup
 setup: system-deps $(STAMP)
 
 # ffmpeg/ffprobe from Debian; strace for the crash tests (they kill commands at each commit point from outside);
-# skipped when already on PATH.
+# Debian's chromium (with fonts-liberation, so text has metrics) for the browser test, which drives this system
+# browser through Playwright: `playwright install` would download browsers, which CI's network does not allow.
+# Skipped when already installed.
 system-deps:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null || \
-	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg strace )
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null && \
+	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] || \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends ffmpeg strace chromium fonts-liberation )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
