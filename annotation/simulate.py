@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow.parquet as pq
 
-from annotation.allocation import crosscheck_group
 from annotation.labelstudio.client import LabelStudio
 from annotation.workflow import load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
@@ -60,6 +59,7 @@ class SimulationReport:
     posted: int = 0
     accuracy: dict[str, float] = field(default_factory=dict)  # the panel's true accuracies
     weak: list[str] = field(default_factory=list)
+    careless: list[str] = field(default_factory=list)  # what the careless annotator did that must not count
 
 
 def truth_of(layout: DatasetLayout, taxonomy: Taxonomy) -> dict[str, str]:
@@ -84,9 +84,14 @@ def simulate(
     votes_per_item: int = 3,
     settings: PanelSettings | None = None,
     seed: int = 0,
+    careless: str | None = None,
 ) -> SimulationReport:
-    """Fill every task of `stage` (a Stage or its value) up to its vote count with the simulated panel's answers.
-    Raises ValueError for an unknown stage or a project without an active annotator to simulate."""
+    """Answer every open task of `stage` (a Stage or its value) in each active annotator's own project with the
+    simulated panel's answers, posted by the toolkit's admin on the annotator's behalf. `careless` names an annotator
+    who also votes a second time on one of their items and once in another annotator's project of the stage (what
+    `pull` must report and never count). `votes_per_item` is kept for the command line; each project's items already
+    carry their vote count. Raises ValueError for an unknown stage or a careless annotator without a project."""
+    del votes_per_item  # allocation decided it at push
     try:
         stage = Stage(stage)
     except ValueError:
@@ -97,43 +102,44 @@ def simulate(
     accuracy = panel_accuracy(list(crowd["annotator_id"]), settings, seed)
     accuracy |= {a: settings.expert_accuracy for a in people.loc[people["role"] == "expert", "annotator_id"]}
     user_of = dict(zip(people["annotator_id"], people["ls_user_id"], strict=True))
-    active = people[people["active"]]
-    groups = sorted(crowd["group"].dropna().unique())
+    active = set(people.loc[people["active"], "annotator_id"])
     truth = truth_of(layout, taxonomy)
-    voted: dict[str, set[str]] = {}
-    if layout.votes.exists():
-        for vid, ann in (
-            pq.read_table(layout.votes, columns=["video_id", "annotator_id"]).to_pandas().itertuples(index=False)
-        ):
-            voted.setdefault(vid, set()).add(ann)
     report = SimulationReport(
         accuracy=accuracy, weak=sorted(a for a, p in accuracy.items() if p == settings.weak_accuracy)
     )
-    for key, project in sorted(load_projects(layout).items()):
-        if project["stage"] != stage:
+    projects = {k: p for k, p in sorted(load_projects(layout).items()) if p["stage"] == stage and p.get("annotator")}
+    for project in projects.values():
+        ann = project["annotator"]
+        if ann not in active:
             continue
-        if stage == Stage.EXPERT:
-            panel, k = sorted(active.loc[active["role"] == "expert", "annotator_id"]), 1
-        elif stage == Stage.RELABEL:  # fresh eyes: any active annotator who has not seen the item yet
-            panel = sorted(active.loc[active["role"] == "annotator", "annotator_id"])
-            k = int(client.project(project["id"])["maximum_annotations"])
-        else:
-            by = project["items_of"] if stage == Stage.LABEL else crosscheck_group(project["items_of"], groups)
-            panel, k = sorted(active.loc[active["group"] == by, "annotator_id"]), votes_per_item
-        if not panel:
-            raise ValueError(f"project {key}: no active annotator to simulate")
         for task in client.tasks(project["id"]):
             vid = task["data"].get("video_id")
-            done = {int(u) for u in task.get("annotators") or []}
-            if stage == Stage.RELABEL:  # a new pair of eyes: nobody who already voted on the item in any stage
-                done |= {int(user_of[a]) for a in voted.get(vid, ())}
-            free = [a for a in panel if int(user_of[a]) not in done]
-            need = max(0, k - int(task.get("total_annotations") or 0))
-            rng = _rng(seed, stage, vid)
-            for ann in rng.permutation(free)[:need]:
-                label = simulated_label(truth[vid], accuracy[ann], taxonomy, rng, settings.same_polarity)
-                lead = float(rng.uniform(*settings.lead_time_s))
-                client.annotate(task["id"], label, int(user_of[ann]), unsure=bool(rng.random() < settings.unsure_rate),
-                                lead_time_s=round(lead, 2))  # fmt: skip
-                report.posted += 1
+            if int(task.get("total_annotations") or 0) > 0 or vid not in (project.get("videos") or {}):
+                continue
+            rng = _rng(seed, stage, vid, ann, task["data"].get("round") or 1)
+            label = simulated_label(truth[vid], accuracy[ann], taxonomy, rng, settings.same_polarity)
+            lead = float(rng.uniform(*settings.lead_time_s))
+            client.annotate(task["id"], label, int(user_of[ann]), unsure=bool(rng.random() < settings.unsure_rate),
+                            lead_time_s=round(lead, 2))  # fmt: skip
+            report.posted += 1
+    if careless is not None:
+        report.careless = _careless(client, projects, careless, int(user_of[careless]), taxonomy, seed)
     return report
+
+
+def _careless(
+    client: LabelStudio, projects: dict[str, dict], who: str, user_id: int, taxonomy: Taxonomy, seed: int
+) -> list[str]:
+    """A careless annotator's slips: a second vote on one of their own items, a vote in someone else's project."""
+    own = [k for k, p in projects.items() if p["annotator"] == who]
+    other = [k for k, p in projects.items() if p["annotator"] != who]
+    if not own or not other:
+        raise ValueError(f"{who} has no project in this stage, or nobody else has one")
+    rng = _rng("careless", seed, who)
+    done = []
+    for key, what in ((own[0], "a second vote on their own item"), (other[0], "a vote in another's project")):
+        task = client.tasks(projects[key]["id"])[0]
+        label = str(rng.choice(list(taxonomy.classes)))
+        client.annotate(task["id"], label, user_id, lead_time_s=1.0)
+        done.append(f"{who}: {what} ({task['data'].get('video_id')} in {key}: {label})")
+    return done

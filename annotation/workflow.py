@@ -2,24 +2,45 @@
 
 State lives in the dataset folder: `manifests/annotators.parquet` (groups, pseudonymous ids),
 `manifests/assignments.parquet` (which group labels which video), `manifests/ls_projects.json`
-(the Label Studio project of each stage and group) and `manifests/votes.parquet`, the system of
-record. Label Studio holds only what annotators need to work.
+(the Label Studio project of each stage and annotator, with its items), `manifests/ls_server.json` (the server
+those projects and votes live on), `manifests/votes.parquet` (the system of record),
+`manifests/vote_history.parquet` (every later change to a vote) and `manifests/pull_report.json` (what the last
+pull did not count, and why). Label Studio holds only what annotators need to work, and is untrusted input
+(`annotation.vetting`).
 
 Stages: `label` (each group labels its own share), `crosscheck` (each group's share re-labelled by
 the next group: A->B, B->C, C->A), `relabel` (after personnel adjustments: the items that carried
-votes of dropped annotators get as many new votes from annotators who have not seen them, e.g. the
-third group), `expert` (items without
-a clear majority or with weak agreement, shown with their earlier votes; the expert's decision is
-final).
+votes of dropped annotators get as many new votes from annotators who have not seen them), `crosscheck2` (the
+paper's second cross-check round after the adjustments: each group's share re-labelled by a group that has not
+seen it, by the updated groups), `expert` (items without a clear majority, with weak agreement, where experts
+disagree, or whose earlier votes changed since the expert saw them, shown with the earlier votes; the expert's
+decision is final).
+
+Independence by construction: annotators never see each other's votes because every annotator has a Label Studio
+project of their own per stage, holding only the items allocated to them (`maximum_annotations` 1, no other
+annotator's annotations, predictions or history shown). Within a group, each item goes to `votes_per_item`
+annotators, balanced by load; cross-checks and relabelling go only to annotators who have not seen the item.
+
+How an annotator finds their project (the browser test and `emotions annotate credentials` rely on this):
+log in with the login and password from the credentials file (`<id lower-cased>@annotators.invalid`), then open
+the project whose title starts with their id and the stage, `<annotator id> · <stage> · group <G> · <dataset>`
+(e.g. `A1 · label · group A · demo`; cross-checks add `(items of B)`; `EX · expert · demo`; the dataset's name is
+shortened to Label Studio's 50 characters), and work through "Label All Tasks". Its key in
+`manifests/ls_projects.json` is `<stage>/<items' group>/<annotator id>` (`relabel/<annotator's group>/<id>`,
+`expert/<id>`), which also holds its Label Studio id. Label Studio Community still lists every project to every
+account: opening another annotator's project shows their votes, and a vote cast there is reported and never
+counted (see README, "Vote integrity").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,15 +49,23 @@ import pyarrow.parquet as pq
 
 from annotation.agreement import item_agreement
 from annotation.allocation import allocate_annotators, assign_videos, balance_table, crosscheck_group
-from annotation.labelstudio.client import LabelStudio
+from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.config import ServerConfig
-from annotation.labelstudio.interface import instructions, labeling_config, parse_result
-from annotation.labelstudio.process import set_passwords
+from annotation.labelstudio.interface import instructions, labeling_config
+from annotation.labelstudio.process import change_accounts
 from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
+from annotation.vetting import Accounts, Exclusion, Reason, vet
 from annotation.votes import write_votes
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, VOTES_SCHEMA, Stage
+from emotions_data.schema import (
+    ANNOTATORS_SCHEMA,
+    ASSIGNMENTS_SCHEMA,
+    VOTE_HISTORY_SCHEMA,
+    VOTES_SCHEMA,
+    Stage,
+    VoteStatus,
+)
 from emotions_data.storage import write_bytes_atomic, write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
@@ -109,6 +138,7 @@ def allocate(
     previous = load_annotators(layout) if (layout.annotators).exists() else None
     user_ids = dict(zip(previous["annotator_id"], previous["ls_user_id"], strict=True)) if previous is not None else {}
     if client is not None:
+        check_server(layout, client)
         user_ids = {a: client.ensure_user(account_email(a), a) for a in people["id"]}
     rows = [
         {
@@ -142,8 +172,88 @@ def allocate(
     )
 
 
+# ---------------------------------------------------------------- the vote table and the server
+
+
+def read_vote_table(layout: DatasetLayout) -> pd.DataFrame:
+    """`manifests/votes.parquet` with every VOTES_SCHEMA column (a 1.0 table's missing ones empty; its votes count
+    as kept); an empty table before the first pull."""
+    if not layout.votes.exists():
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in VOTES_SCHEMA.names})
+    frame = pq.read_table(layout.votes).to_pandas()
+    for name in VOTES_SCHEMA.names:
+        if name not in frame.columns:
+            frame[name] = None
+    frame["status"] = frame["status"].fillna(VoteStatus.KEPT)
+    frame["round"] = frame["round"].fillna(1)
+    return frame[VOTES_SCHEMA.names]
+
+
+def _server_path(layout: DatasetLayout) -> Path:
+    return layout.manifests / "ls_server.json"
+
+
+def load_server(layout: DatasetLayout) -> dict[str, str] | None:
+    """The Label Studio server the dataset's projects and votes live on ({"server_id", "url"}), None before the
+    first contact."""
+    path = _server_path(layout)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_server(layout: DatasetLayout, client: LabelStudio) -> tuple[str, str]:
+    """(server_id, url) of the client's server, after checking it is the dataset's: user, task and annotation ids
+    are local to a server, so a dataset never mixes two. The first contact records the server; a changed URL of the
+    same server (same database) is recorded too. Raises ValueError for another server: moving to one is an explicit
+    `migrate_server`."""
+    identity, url = client.server_identity(), client.config.url
+    known = load_server(layout)
+    if known is not None and known["server_id"] != identity:
+        raise ValueError(
+            f"{_server_path(layout)}: this dataset's projects and votes are on Label Studio server "
+            f"{known['server_id']} ({known['url']}), but {url} is another server ({identity}); to move the dataset "
+            f"to it, run 'emotions annotate migrate-server {layout.root}'"
+        )
+    if known is None or known["url"] != url:
+        write_bytes_atomic(_server_path(layout), json.dumps({"server_id": identity, "url": url}, indent=2).encode())
+    return identity, url
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    old: dict[str, str] | None
+    new: dict[str, str]
+    archived_projects: Path | None  # where the old server's project list went
+    accounts: int
+
+
+def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationReport:
+    """Move the dataset to the client's server: the old server's project list is archived
+    (`ls_projects.<server_id>.json`), the roster's accounts are found or made on the new server and their ids
+    recorded, and the new server becomes the dataset's. Votes keep the server they were cast on (their `server_id`),
+    so no old vote is ever matched with a new server's annotation or user ids. The next `push` makes the projects."""
+    old = load_server(layout)
+    identity, url = client.server_identity(), client.config.url
+    archived = None
+    if _projects_path(layout).exists():
+        archived = layout.manifests / f"ls_projects.{old['server_id'] if old else 'unknown'}.json"
+        write_bytes_atomic(archived, _projects_path(layout).read_bytes())
+        _projects_path(layout).unlink()
+    people = load_annotators(layout)
+    people["ls_user_id"] = [client.ensure_user(account_email(a), a) for a in people["annotator_id"]]
+    write_table_atomic(
+        layout.annotators,
+        pa.Table.from_pandas(people[ANNOTATORS_SCHEMA.names], schema=ANNOTATORS_SCHEMA, preserve_index=False),
+    )
+    new = {"server_id": identity, "url": url}
+    write_bytes_atomic(_server_path(layout), json.dumps(new, indent=2).encode())
+    return MigrationReport(old, new, archived, len(people))
+
+
 def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
-    """The votes that count: those of annotators not dropped after a consistency evaluation."""
+    """The votes that count: kept ones (not deleted in Label Studio, not an expert's superseded decision) of
+    annotators not dropped after a consistency evaluation."""
+    if "status" in votes.columns:
+        votes = votes[votes["status"].isna() | (votes["status"] == VoteStatus.KEPT)]
     path = layout.annotators
     if not path.exists():
         return votes
@@ -163,31 +273,59 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
     """video_id -> how many label-stage votes of dropped annotators it lost (items that need relabelling)."""
     if not layout.votes.exists():
         return pd.Series(dtype=int)
-    votes = pq.read_table(layout.votes).to_pandas()
-    counted = counted_votes(layout, votes)
-    lost = votes[(votes["stage"] == Stage.LABEL) & ~votes.index.isin(counted.index)]
+    votes = read_vote_table(layout)
+    kept = votes[votes["status"] == VoteStatus.KEPT]
+    counted = counted_votes(layout, kept)
+    lost = kept[(kept["stage"] == Stage.LABEL) & ~kept.index.isin(counted.index)]
     return lost.groupby("video_id").size()
 
 
-def issue_credentials(layout: DatasetLayout, server_config: ServerConfig, data_dir: Path) -> Path:
-    """One-time passwords for every active account, set in Label Studio and written to a 0600 CSV in the
-    server's data folder (a secret, like the admin's credentials): the lead hands each person theirs."""
+# ---------------------------------------------------------------- accounts and credentials
+
+
+def issue_credentials(
+    layout: DatasetLayout, server_config: ServerConfig, data_dir: Path, annotators: list[str] | None = None
+) -> Path:
+    """New passwords for `annotators` (default: every active roster member with an account), set in Label Studio
+    and written to a 0600 CSV in the server's data folder (a secret, like the admin's credentials): the lead hands
+    each person theirs. Issuing again is a reset: the old password, API tokens and browser sessions of those
+    accounts stop working at once. Nothing forces a change at first login (Label Studio Community cannot), so these
+    are ordinary passwords, not one-time ones. Raises ValueError for an unknown or dropped annotator."""
     import secrets
 
     people = load_annotators(layout)
-    people = people[people["active"]]
-    logins = {account_email(a): secrets.token_urlsafe(12) for a in people["annotator_id"]}
-    set_passwords(server_config, logins)
+    chosen = list(annotators) if annotators else list(people.loc[people["active"], "annotator_id"])
+    known = dict(zip(people["annotator_id"], people["active"], strict=True))
+    for a in chosen:
+        if a not in known:
+            raise ValueError(f"unknown annotator {a!r}")
+        if not known[a]:
+            raise ValueError(f"{a} was dropped: their account stays deactivated")
+    logins = {account_email(a): secrets.token_urlsafe(12) for a in chosen}
+    change_accounts(server_config, passwords=logins)
     path = data_dir / "annotator-credentials.csv"
-    text = "annotator_id,login,password\n" + "".join(
-        f"{a},{account_email(a)},{logins[account_email(a)]}\n" for a in people["annotator_id"]
-    )
+    text = "annotator_id,login,password\n" + "".join(f"{a},{account_email(a)},{logins[account_email(a)]}\n"
+                                                     for a in chosen)  # fmt: skip
     write_bytes_atomic(path, text.encode(), mode=0o600)
     return path
 
 
+def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annotator_id: str) -> bool:
+    """Deactivate the annotator's Label Studio account and end its API tokens and sessions (their votes on record
+    stay). False when the annotator has no account (allocated without one). Raises ValueError for an unknown
+    annotator."""
+    people = load_annotators(layout).set_index("annotator_id")
+    if annotator_id not in people.index:
+        raise ValueError(f"unknown annotator {annotator_id!r}")
+    if pd.isna(people.loc[annotator_id, "ls_user_id"]):
+        return False
+    change_accounts(server_config, deactivate=[account_email(annotator_id)])
+    return True
+
+
 def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: str | None = None) -> None:
-    """Drop (active=False) or move (group=...) an annotator after a consistency evaluation."""
+    """Drop (active=False) or move (group=...) an annotator after a consistency evaluation. Votes already cast keep
+    the group of the project they were cast in; a move applies to the projects pushed after it."""
     annotators = load_annotators(layout)
     if annotator_id not in set(annotators["annotator_id"]):
         raise ValueError(f"unknown annotator {annotator_id!r}")
@@ -199,6 +337,13 @@ def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: st
         annotators.loc[mask, "group"] = group
     table = pa.Table.from_pandas(annotators[ANNOTATORS_SCHEMA.names], schema=ANNOTATORS_SCHEMA, preserve_index=False)
     write_table_atomic(layout.annotators, table)
+
+
+def drop(layout: DatasetLayout, annotator_id: str, server_config: ServerConfig | None) -> bool:
+    """Drop an annotator: their votes stop counting, they get no new tasks, and (with `server_config`) their Label
+    Studio account is deactivated and its token revoked. Returns whether an account was deactivated."""
+    set_active(layout, annotator_id, False)
+    return revoke_credentials(layout, server_config, annotator_id) if server_config is not None else False
 
 
 # ---------------------------------------------------------------- push
@@ -216,6 +361,16 @@ def _media_url(layout: DatasetLayout, media_path: str, document_root: Path) -> s
     return f"/data/local-files/?d={relative.as_posix()}"
 
 
+def _summaries(votes: pd.DataFrame) -> dict[str, str]:
+    """video_id -> its crowd votes as text ("Fear: 2, Tension: 1"), most votes first."""
+    crowd = votes[votes["stage"] != Stage.EXPERT]
+    result = {}
+    for vid, labels in crowd.groupby("video_id")["label"]:
+        counts = labels.value_counts()
+        result[str(vid)] = ", ".join(f"{lab}: {n}" for lab, n in sorted(counts.items(), key=lambda t: (-t[1], t[0])))
+    return result
+
+
 def expert_candidates(votes: pd.DataFrame, min_agreement: float) -> dict[str, str]:
     """video_id -> earlier votes as text, for items with no unique majority or agreement under the bar."""
     crowd = votes[votes["stage"] != Stage.EXPERT]
@@ -224,16 +379,147 @@ def expert_candidates(votes: pd.DataFrame, min_agreement: float) -> dict[str, st
     agree = item_agreement(matrix)
     tied = unique_plurality(matrix) == TIE
     weak = tied | (np.nan_to_num(agree, nan=0.0) < min_agreement)
-    result = {}
-    for vid, row in zip(counts.index[weak], matrix[weak], strict=True):
-        parts = [f"{lab}: {n}" for lab, n in sorted(zip(counts.columns, row, strict=True), key=lambda t: -t[1]) if n]
-        result[str(vid)] = ", ".join(parts)
-    return result
+    summaries = _summaries(crowd)
+    return {str(vid): summaries[str(vid)] for vid in counts.index[weak]}
+
+
+def experts_disagree(votes: pd.DataFrame) -> set[str]:
+    """Items whose counted expert votes (the latest of each expert) do not all agree."""
+    expert = votes[votes["stage"] == Stage.EXPERT]
+    labels = expert.groupby("video_id")["label"].nunique()
+    return set(labels.index[labels > 1])
 
 
 @dataclass
 class PushReport:
     imported: dict[str, int] = field(default_factory=dict)  # project key -> new tasks
+    returned: dict[str, int] = field(default_factory=dict)  # expert project key -> items sent back (a new round)
+    refreshed: dict[str, int] = field(default_factory=dict)  # expert project key -> earlier votes refreshed
+    invite_link_disabled: bool = False
+
+
+TITLE_MAX = 50  # Label Studio refuses longer project titles
+
+
+def project_title(annotator: str, stage: Stage, detail: str, dataset: str) -> str:
+    """`<annotator> · <stage>[ · <detail>] · <dataset>`, the dataset's name shortened to Label Studio's 50
+    characters: the annotator's own id comes first, so they find their project at a glance."""
+    head = " · ".join(p for p in (annotator, str(stage), detail) if p)
+    room = TITLE_MAX - len(head) - 3
+    return f"{head} · {dataset[:room]}" if room >= 4 else head[:TITLE_MAX]
+
+
+def _hash_order(ids: list[str]) -> list[str]:
+    return sorted(ids, key=lambda v: hashlib.sha256(v.encode()).hexdigest())
+
+
+def _allot(
+    ids: list[str], pool: list[str], k: dict[str, int], planned: dict[str, set[str]], seen: dict[str, set[str]]
+) -> dict[str, list[str]]:
+    """annotator -> new items: each item not yet planned gets `k[item]` annotators of `pool` who have not seen it,
+    the least loaded first (ties by id), so shares stay balanced and adding items later moves nothing."""
+    load = Counter(a for who in planned.values() for a in who if a in pool)
+    result: dict[str, list[str]] = {}
+    for vid in _hash_order(ids):
+        need = k[vid] - len(planned.get(vid, set()))
+        if need <= 0:
+            continue
+        fresh = sorted((a for a in pool if a not in seen.get(vid, set()) and a not in planned.get(vid, set())),
+                       key=lambda a: (load[a], a))  # fmt: skip
+        for a in fresh[:need]:
+            result.setdefault(a, []).append(vid)
+            load[a] += 1
+    return result
+
+
+def _plan(
+    layout: DatasetLayout, stage: Stage, name: str, votes_per_item: int, min_agreement: float
+) -> dict[str, dict[str, Any]]:
+    """Project key -> its plan (title, stage, items_of, group, annotator, videos {id: votes per video}, and for the
+    expert stage earlier votes per item) for `stage`, extending the projects already pushed."""
+    people = load_annotators(layout)
+    active = people[people["active"]]
+    crowd = active[active["role"] == "annotator"]
+    assignments = load_assignments(layout)
+    groups = sorted(assignments["group"].unique())
+    existing = {k: p for k, p in load_projects(layout).items() if p["stage"] == stage}
+    votes = read_vote_table(layout)
+    seen: dict[str, set[str]] = {}  # anyone with a vote on the item, or planned for it in an earlier stage
+    for vid, ann in votes[["video_id", "annotator_id"]].itertuples(index=False):
+        seen.setdefault(vid, set()).add(ann)
+    for p in load_projects(layout).values():
+        if p["stage"] != stage and p.get("annotator"):
+            for vid in p.get("videos") or {}:
+                seen.setdefault(vid, set()).add(p["annotator"])
+    planned: dict[str, set[str]] = {}
+    for p in existing.values():
+        for vid in p.get("videos") or {}:
+            planned.setdefault(vid, set()).add(p["annotator"])
+    plan = {k: {**p, "videos": dict(p.get("videos") or {})} for k, p in existing.items()}
+
+    def add(key: str, title: str, items_of: str | None, group: str | None, ann: str, vids: dict[str, int]) -> None:
+        entry = plan.setdefault(key, {"title": title, "stage": str(stage), "items_of": items_of, "group": group,
+                                      "annotator": ann, "videos": {}})  # fmt: skip
+        entry["videos"].update(vids)
+
+    if stage in (Stage.LABEL, Stage.CROSSCHECK, Stage.CROSSCHECK2):
+        for i, group in enumerate(groups):
+            ids = sorted(assignments.loc[assignments["group"] == group, "video_id"])
+            if stage == Stage.LABEL:
+                by = group
+            elif stage == Stage.CROSSCHECK or len(groups) < 3:
+                by = crosscheck_group(group, groups)
+            else:  # the second round goes to a group that has seen neither the labels nor the first cross-check
+                by = groups[(i + 2) % len(groups)]
+            pool = sorted(crowd.loc[crowd["group"] == by, "annotator_id"])
+            k = {v: min(votes_per_item, len(pool)) for v in ids}
+            for ann, vids in _allot(ids, pool, k, planned, {} if stage == Stage.LABEL else seen).items():
+                detail = f"group {by}" + ("" if stage == Stage.LABEL else f" (items of {group})")
+                add(f"{stage}/{group}/{ann}", project_title(ann, stage, detail, name), group, by, ann,
+                    {v: k[v] for v in vids})  # fmt: skip
+    elif stage == Stage.RELABEL:
+        missing = dropped_votes(layout)
+        pool = sorted(crowd["annotator_id"])
+        group_of = dict(zip(crowd["annotator_id"], crowd["group"], strict=True))
+        k = {str(v): int(n) for v, n in missing.items()}
+        for ann, vids in _allot(list(k), pool, k, planned, seen).items():
+            g = group_of[ann]
+            add(f"{stage}/{g}/{ann}", project_title(ann, stage, f"group {g}", name), None, g, ann,
+                {v: k[v] for v in vids})  # fmt: skip
+    else:
+        experts = sorted(active.loc[active["role"] == "expert", "annotator_id"])
+        counted = counted_votes(layout, votes)
+        earlier = expert_candidates(counted, min_agreement) if len(counted) else {}
+        needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
+        for row in needs.itertuples() if len(needs) else []:
+            earlier.setdefault(row.video_id, row.votes or "")
+        disputed = experts_disagree(counted) if len(counted) else set()
+        summaries = _summaries(counted) if len(counted) else {}
+        items = set(earlier) | disputed | set(planned)  # planned: their earlier votes may have changed since
+        expert_votes = counted[counted["stage"] == Stage.EXPERT]
+        for ann in experts:
+            others = expert_votes[expert_votes["annotator_id"] != ann]
+            shown = {}
+            for vid in sorted(items):
+                text = summaries.get(vid) or earlier.get(vid, "")
+                theirs = others[others["video_id"] == vid]
+                if len(theirs):  # the other experts' decisions, when the experts disagree
+                    pairs = sorted(zip(theirs["annotator_id"], theirs["label"], strict=True))
+                    text += "; experts: " + ", ".join(f"{a}: {lab}" for a, lab in pairs)
+                shown[vid] = text
+            key = f"{stage}/{ann}"
+            add(key, project_title(ann, stage, "", name), None, None, ann, dict.fromkeys(sorted(items), len(experts)))
+            plan[key]["earlier"] = shown
+    return plan
+
+
+def _task_data(layout: DatasetLayout, videos: pd.DataFrame, document_root: Path, vid: str, plan: dict, round_: int
+               ) -> dict[str, Any]:  # fmt: skip
+    data = {"video": _media_url(layout, videos.loc[vid, "media_path"], document_root), "video_id": vid,
+            "stage": plan["stage"], "items_of": plan.get("items_of") or ""}  # fmt: skip
+    if plan["stage"] == Stage.EXPERT:
+        data |= {"previous_votes": plan["earlier"].get(vid, ""), "round": round_}
+    return data
 
 
 def push(
@@ -246,8 +532,11 @@ def push(
     min_agreement: float = 0.5,
     dataset_name: str | None = None,
 ) -> PushReport:
-    """Create or update the stage's projects and import the tasks they lack (idempotent). `stage` is a Stage or
-    its value. Raises ValueError for an unknown stage, a server without a document root or media outside it."""
+    """Create or update the stage's per-annotator projects and import the tasks they lack (idempotent); restore the
+    settings the toolkit owns on existing projects and disable the organization's invite link. For the expert
+    stage, an item whose earlier votes changed (or whose experts disagree) is refreshed in place when the expert has
+    not voted on it yet, else sent back as a new round. `stage` is a Stage or its value. Raises ValueError for an
+    unknown stage, another server than the dataset's, a server without a document root or media outside it."""
     try:
         stage = Stage(stage)
     except ValueError:
@@ -255,68 +544,60 @@ def push(
     document_root = client.config.document_root
     if document_root is None:
         raise ValueError("the Label Studio server has no document root: start it with --document-root")
+    check_server(layout, client)
     name = dataset_name or layout.root.resolve().name
     videos = _ok_videos(layout).set_index("video_id")
-    assignments = load_assignments(layout)
-    groups = sorted(assignments["group"].unique())
-    # key -> (title, items_of, video ids, earlier votes shown to the expert, annotations per task)
-    plan: dict[str, tuple[str, str | None, list[str], dict[str, str], int]] = {}
-    if stage in (Stage.LABEL, Stage.CROSSCHECK):
-        for group in groups:
-            ids = sorted(assignments.loc[assignments["group"] == group, "video_id"])
-            by = group if stage == Stage.LABEL else crosscheck_group(group, groups)
-            title = f"{name} · {stage} · group {by}" + ("" if stage == Stage.LABEL else f" (items of {group})")
-            plan[f"{stage}/{group}"] = (title, group, ids, {}, votes_per_item)
-    elif stage == Stage.RELABEL:
-        missing = dropped_votes(layout)
-        for group in groups:
-            ids = sorted(set(missing.index) & set(assignments.loc[assignments["group"] == group, "video_id"]))
-            k = int(missing.loc[ids].max()) if ids else 1
-            plan[f"{stage}/{group}"] = (f"{name} · {stage} (items of {group})", group, ids, {}, k)
-    else:
-        votes = pq.read_table(layout.votes).to_pandas() if layout.votes.exists() else pd.DataFrame()
-        needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
-        votes = counted_votes(layout, votes) if len(votes) else votes
-        previous = expert_candidates(votes, min_agreement) if len(votes) else {}
-        for row in needs.itertuples() if len(needs) else []:
-            previous.setdefault(row.video_id, row.votes or "")
-        plan[Stage.EXPERT] = (f"{name} · {Stage.EXPERT}", None, sorted(previous), previous, 1)
-
+    plan = _plan(layout, stage, name, votes_per_item, min_agreement)
     projects = load_projects(layout)
     report = PushReport()
+    if client.invite_link_enabled():
+        client.disable_invite_link()
+        report.invite_link_disabled = True
     media_dir = str((layout.root / "media").resolve())
-    for key, (title, items_of, ids, previous_votes, k) in plan.items():
+    kept = read_vote_table(layout)
+    kept = kept[kept["status"] == VoteStatus.KEPT]
+    config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
+    for key, entry in sorted(plan.items()):
         known = projects.get(key)
         project = client.project(known["id"]) if known else None
-        config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
         if project is None:
-            project = client.create_project(title, config, guide, k)
-        else:  # an existing project follows the current taxonomy, instructions and vote count
-            changed = {
-                key: value
-                for key, value in (("title", title), ("label_config", config), ("expert_instruction", guide))
-                if project.get(key) != value
-            }
+            project = client.create_project(entry["title"], config, guide, 1)
+        else:  # an existing project follows the current taxonomy and instructions, and gets its settings back
+            wanted = {"title": entry["title"], "label_config": config, "expert_instruction": guide, **PROJECT_SETTINGS}
+            changed = {k: v for k, v in wanted.items() if project.get(k) != v}
             if changed:
                 client.call("PATCH", f"/api/projects/{project['id']}", changed)
-            if project.get("maximum_annotations") != k:
-                client.set_maximum_annotations(project["id"], k)
-        projects[key] = {"id": project["id"], "title": title, "stage": stage, "items_of": items_of}
+            if project.get("maximum_annotations") != 1:
+                client.set_maximum_annotations(project["id"], 1)
+        earlier = entry.pop("earlier", None)
+        projects[key] = {**entry, "id": project["id"]}
         _save_projects(layout, projects)
         client.ensure_local_storage(project["id"], media_dir)
-        present = {t["data"].get("video_id") for t in client.tasks(project["id"])}
-        tasks = [
-            {
-                "data": {
-                    "video": _media_url(layout, videos.loc[v, "media_path"], Path(document_root)), "video_id": v,
-                    "stage": stage, "items_of": items_of or "",
-                    **({"previous_votes": previous_votes.get(v, "")} if stage == Stage.EXPERT else {}),
-                }
-            }
-            for v in ids
-            if v not in present and v in videos.index
-        ]  # fmt: skip
-        report.imported[key] = client.import_tasks(project["id"], tasks)
+        tasks = client.tasks(project["id"])
+        latest: dict[str, dict] = {}
+        for t in tasks:
+            vid = t["data"].get("video_id")
+            if vid not in latest or int(t["data"].get("round") or 1) > int(latest[vid]["data"].get("round") or 1):
+                latest[vid] = t
+        entry["earlier"] = earlier or {}
+        new = [{"data": _task_data(layout, videos, Path(document_root), v, entry, 1)}
+               for v in sorted(entry["videos"]) if v not in latest and v in videos.index]  # fmt: skip
+        if stage == Stage.EXPERT:
+            mine = kept[(kept["stage"] == Stage.EXPERT) & (kept["annotator_id"] == entry["annotator"])]
+            voted = set(zip(mine["video_id"], mine["round"].astype(int), strict=True))
+            for vid, task in sorted(latest.items()):
+                text = entry["earlier"].get(vid)
+                if text is None or task["data"].get("previous_votes") == text:
+                    continue
+                round_ = int(task["data"].get("round") or 1)
+                if (vid, round_) in voted or int(task.get("total_annotations") or 0) > 0:
+                    new.append({"data": _task_data(layout, videos, Path(document_root), vid, entry, round_ + 1)})
+                    report.returned[key] = report.returned.get(key, 0) + 1
+                else:
+                    client.update_task_data(task["id"], {**task["data"], "previous_votes": text})
+                    report.refreshed[key] = report.refreshed.get(key, 0) + 1
+        entry.pop("earlier")
+        report.imported[key] = client.import_tasks(project["id"], new)
     return report
 
 
@@ -327,66 +608,113 @@ def push(
 class PullReport:
     n_votes: int = 0  # in the table after the pull
     n_new: int = 0
-    n_updated: int = 0
-    skipped: list[str] = field(default_factory=list)  # "video_id by annotator (task N)" of cancelled annotations
-    outside_taxonomy: list[str] = field(default_factory=list)
-    unknown_videos: list[str] = field(default_factory=list)
-    unknown_annotators: list[str] = field(default_factory=list)
+    n_updated: int = 0  # votes on record read again
+    n_edited: int = 0  # of those, changed by their annotator (history kept)
+    n_deleted: int = 0  # votes whose annotation disappeared from Label Studio: marked deleted
+    excluded: list[Exclusion] = field(default_factory=list)
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> id, status (ok, deleted), drift
+    invite_link_was_enabled: bool = False
+    path: Path | None = None  # manifests/pull_report.json
+
+    def _of(self, reason: Reason) -> list[str]:
+        return [f"{e.detail} ({e.video_id}, task {e.ls_task_id}, annotation {e.ls_annotation_id}, project "
+                f"{e.project})" for e in self.excluded if e.reason == reason]  # fmt: skip
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._of(Reason.CANCELLED)
+
+    @property
+    def outside_taxonomy(self) -> list[str]:
+        return self._of(Reason.OUTSIDE_TAXONOMY)
+
+    @property
+    def unknown_videos(self) -> list[str]:
+        return self._of(Reason.UNKNOWN_VIDEO)
+
+    @property
+    def unknown_annotators(self) -> list[str]:
+        return self._of(Reason.UNKNOWN_ACCOUNT)
+
+    @property
+    def deleted_projects(self) -> list[str]:
+        return [k for k, p in self.projects.items() if p["status"] == "deleted"]
+
+    @property
+    def drifted_projects(self) -> dict[str, list[str]]:
+        return {k: p["drift"] for k, p in self.projects.items() if p.get("drift")}
 
     @property
     def problems(self) -> int:
-        return len(self.skipped) + len(self.outside_taxonomy) + len(self.unknown_videos) + len(self.unknown_annotators)
+        """Everything the report lists: excluded annotations, deleted or drifted projects, an enabled invite link."""
+        return (len(self.excluded) + len(self.deleted_projects) + len(self.drifted_projects)
+                + int(self.invite_link_was_enabled))  # fmt: skip
+
+    def summary(self) -> dict[str, int]:
+        """Reason -> how many annotations were not counted for it."""
+        return dict(sorted(Counter(str(e.reason) for e in self.excluded).items()))
 
 
-def _timestamp(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(microsecond=0) if text else None
+def _drift(remote: dict[str, Any], plan: dict[str, Any], taxonomy: Taxonomy) -> list[str]:
+    """The settings of a project that differ from what push set (push restores them)."""
+    wanted = {"title": plan["title"], "label_config": labeling_config(taxonomy, plan["stage"] == Stage.EXPERT),
+              "maximum_annotations": 1, **PROJECT_SETTINGS}  # fmt: skip
+    return sorted(k for k, v in wanted.items() if remote.get(k) != v)
 
 
 def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> PullReport:
-    """Export every project (snapshot export) into the vote table. Idempotent: a vote is keyed by its
-    Label Studio annotation id, so re-pulling replaces rather than duplicates. Nothing is written
-    unless every export succeeded."""
+    """Export every project (snapshot export) and merge it into the vote table under the rules of
+    `annotation.vetting` (Label Studio is untrusted input); write `manifests/pull_report.json` with every
+    annotation not counted and its reason, every deleted or drifted project and an invite link found enabled (which
+    is disabled again), and append every change to a vote on record to `manifests/vote_history.parquet`.
+    Idempotent: a vote is keyed by its server and Label Studio annotation id. A deleted project is reported and
+    its votes stay as last pulled; the other projects are pulled. Nothing is written unless every export of the
+    existing projects succeeded. Raises ValueError for another server than the dataset's, ServerError when the
+    server fails."""
+    server_id, url = check_server(layout, client)
     annotators = load_annotators(layout)
-    by_user = {int(u): (a, g) for a, g, u in annotators[["annotator_id", "group", "ls_user_id"]].dropna(
+    by_user = {int(u): (a, r) for a, r, u in annotators[["annotator_id", "role", "ls_user_id"]].dropna(
         subset=["ls_user_id"]).itertuples(index=False)}  # fmt: skip
+    accounts = Accounts(by_user, int(client.whoami()["id"]))
     known_videos = set(pq.read_table(layout.videos_manifest, columns=["video_id"])["video_id"].to_pylist())
     report = PullReport()
-    pulled: list[dict] = []
-    for key, project in sorted(load_projects(layout).items()):
-        for task in client.export_snapshot(project["id"]):
-            vid = (task.get("data") or {}).get("video_id")
-            for ann in task.get("annotations", []):
-                who = by_user.get(int(ann.get("completed_by") or -1))
-                where = f"{vid} (task {task['id']}, annotation {ann['id']}, project {key})"
-                if vid not in known_videos:
-                    report.unknown_videos.append(where)
-                    continue
-                if who is None:
-                    report.unknown_annotators.append(f"user {ann.get('completed_by')} on {where}")
-                    continue
-                if ann.get("was_cancelled"):
-                    report.skipped.append(f"{where} by {who[0]}")
-                    continue
-                label, unsure = parse_result(ann.get("result") or [])
-                canonical = taxonomy.aliases.get(label, label) if label else None
-                if canonical not in taxonomy.classes:
-                    report.outside_taxonomy.append(f"{label!r} on {where} by {who[0]}")
-                    continue
-                pulled.append(
-                    {
-                        "video_id": vid, "annotator_id": who[0], "stage": project["stage"], "group": who[1],
-                        "label": canonical, "unsure": unsure, "lead_time_s": ann.get("lead_time"),
-                        "created_at": _timestamp(ann.get("created_at")), "ls_task_id": int(task["id"]),
-                        "ls_annotation_id": int(ann["id"]),
-                    }
-                )  # fmt: skip
-    old = pq.read_table(layout.votes).to_pandas() if layout.votes.exists() else pd.DataFrame(columns=VOTES_SCHEMA.names)
-    new = pd.DataFrame(pulled, columns=VOTES_SCHEMA.names)
-    old_ids = set(old["ls_annotation_id"].dropna().astype(int))
-    report.n_new = int((~new["ls_annotation_id"].isin(old_ids)).sum())
-    merged = pd.concat([old[~old["ls_annotation_id"].isin(set(new["ls_annotation_id"]))], new], ignore_index=True)
-    report.n_updated = len(new) - report.n_new
-    merged = merged.sort_values(["stage", "video_id", "ls_annotation_id"], kind="stable").reset_index(drop=True)
-    write_votes(layout.votes, merged)
-    report.n_votes = len(merged)
+    exports = {}
+    for key, plan in sorted(load_projects(layout).items()):
+        remote = client.project(plan["id"])
+        if remote is None:
+            report.projects[key] = {"id": plan["id"], "status": "deleted", "drift": []}
+            continue
+        report.projects[key] = {"id": plan["id"], "status": "ok", "drift": _drift(remote, plan, taxonomy)}
+        exports[key] = (plan, client.export_snapshot(plan["id"]))
+    report.invite_link_was_enabled = client.invite_link_enabled()
+    if report.invite_link_was_enabled:
+        client.disable_invite_link()
+    now = datetime.now(UTC).replace(microsecond=0)
+    vetted = vet(read_vote_table(layout), exports, annotators, accounts, known_videos, taxonomy, (server_id, url), now)
+    report.excluded = vetted.excluded
+    report.n_new, report.n_updated = vetted.n_new, vetted.n_reread
+    report.n_edited, report.n_deleted = vetted.n_edited, vetted.n_deleted
+    write_votes(layout.votes, vetted.votes)
+    if vetted.history:
+        history = pd.DataFrame(vetted.history, columns=VOTE_HISTORY_SCHEMA.names)
+        if vote_history_path(layout).exists():
+            history = pd.concat([pq.read_table(vote_history_path(layout)).to_pandas(), history], ignore_index=True)
+        table = pa.Table.from_pandas(history, schema=VOTE_HISTORY_SCHEMA, preserve_index=False)
+        write_table_atomic(vote_history_path(layout), table)
+    report.n_votes = int((vetted.votes["status"] == VoteStatus.KEPT).sum())
+    report.path = layout.manifests / "pull_report.json"
+    document = {
+        "pulled_at": now.isoformat(), "server": {"server_id": server_id, "url": url},
+        "votes": {"kept": report.n_votes, "new": report.n_new, "read_again": report.n_updated,
+                  "edited": report.n_edited, "deleted": report.n_deleted, "not_counted": len(report.excluded)},
+        "summary": report.summary(), "projects": report.projects,
+        "invite_link_was_enabled": report.invite_link_was_enabled,
+        "excluded": [e.to_dict() for e in report.excluded],
+    }  # fmt: skip
+    write_bytes_atomic(report.path, json.dumps(document, indent=1, default=str).encode())
     return report
+
+
+def vote_history_path(layout: DatasetLayout) -> Path:
+    """`manifests/vote_history.parquet` (VOTE_HISTORY_SCHEMA): every change to a vote on record."""
+    return layout.manifests / "vote_history.parquet"

@@ -1,6 +1,6 @@
-"""`emotions annotate allocate | push | pull | simulate | consistency | drop | move | credentials`: thin
-commands over `annotation.workflow`. Server secrets come from the environment or the config file (see
-`emotions annotate server`), never from options."""
+"""`emotions annotate allocate | push | pull | simulate | consistency | drop | move | credentials | revoke |
+migrate-server`: thin commands over `annotation.workflow`. Server secrets come from the environment or the config
+file (see `emotions annotate server`), never from options, and passwords only ever go to a 0600 file."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def allocate(
 @workflow_app.command()
 def push(
     dataset: DatasetArg,
-    stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
-    votes_per_item: Annotated[int, typer.Option(help="annotations per task (label, crosscheck)")] = 3,
+    stage: Annotated[str, typer.Option(help="label, crosscheck, relabel, crosscheck2 or expert")],
+    votes_per_item: Annotated[int, typer.Option(help="votes per item (label, crosscheck, crosscheck2)")] = 3,
     min_agreement: Annotated[float, typer.Option(help="expert stage: items under this agreement go too")] = 0.5,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
@@ -89,25 +89,45 @@ def push(
                               votes_per_item=votes_per_item, min_agreement=min_agreement))  # fmt: skip
     for key, n in report.imported.items():
         out.print(f"{key}: {n} new task(s)")
+    for key, n in report.returned.items():
+        out.print(f"{key}: {n} item(s) back to the expert (a new round: their earlier votes changed or experts differ)")
+    for key, n in report.refreshed.items():
+        out.print(f"{key}: earlier votes refreshed on {n} item(s) not yet decided")
+    if report.invite_link_disabled:
+        out.print("the organization's invite link was enabled: disabled")
 
 
 @workflow_app.command()
 def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: ConfigOpt = None,
          data_dir: DataDirOpt = None) -> None:  # fmt: skip
-    """Export every project into manifests/votes.parquet (idempotent); report what was not kept."""
+    """Export every project into manifests/votes.parquet (idempotent); what is not counted, and why, goes to
+    manifests/pull_report.json and is summed up here."""
     from annotation.workflow import pull as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
     report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir), resolve_taxonomy(taxonomy)))
-    out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read)")
-    problems = {
-        "skipped/cancelled": report.skipped, "outside the taxonomy": report.outside_taxonomy,
-        "unknown video": report.unknown_videos, "not in the roster": report.unknown_annotators,
-    }  # fmt: skip
-    for title, items in problems.items():
-        for item in items:
-            out.print(f"not kept ({title}): {item}", highlight=False)
+    out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
+              f"their annotator, {report.n_deleted} deleted in Label Studio)")  # fmt: skip
+    print_pull_report(report)
+
+
+def print_pull_report(report) -> None:
+    """The pull report's summary: what was not counted (per reason, then each), deleted and drifted projects."""
+    for key in report.deleted_projects:
+        out.print(f"project {key} was deleted in Label Studio: its votes stay as last pulled", highlight=False)
+    for key, fields in report.drifted_projects.items():
+        out.print(f"project {key}: settings changed in Label Studio ({', '.join(fields)}); push restores them",
+                  highlight=False)  # fmt: skip
+    if report.invite_link_was_enabled:
+        out.print("the organization's invite link had been enabled: disabled again", highlight=False)
+    if report.excluded:
+        summary = ", ".join(f"{reason}: {n}" for reason, n in report.summary().items())
+        out.print(f"not counted: {len(report.excluded)} annotation(s) ({summary}); details in {report.path}",
+                  highlight=False)  # fmt: skip
+    for item in report.excluded:
+        out.print(f"  not counted ({item.reason}): {item.detail} [{item.video_id}, project {item.project}, "
+                  f"annotation {item.ls_annotation_id}]", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @workflow_app.command()
@@ -161,19 +181,24 @@ def consistency(
 
 
 @workflow_app.command()
-def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()]) -> None:
-    """Deactivate an annotator: they get no new tasks, and their votes stop counting for labels."""
-    from annotation.workflow import set_active
+def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], config: ConfigOpt = None,
+         data_dir: DataDirOpt = None) -> None:  # fmt: skip
+    """Drop an annotator: no new tasks, their votes stop counting, and their Label Studio account is deactivated
+    with its token and sessions revoked."""
+    from annotation.labelstudio.config import load_config
+    from annotation.workflow import drop as run
     from emotions_data.layout import DatasetLayout
 
-    _run(lambda: set_active(DatasetLayout(dataset), annotator, False))
-    out.print(f"{annotator} dropped")
+    server = _run(lambda: load_config(config, data_dir=data_dir))
+    deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server))
+    out.print(f"{annotator} dropped" + ("; account deactivated, token and sessions revoked" if deactivated else
+                                         " (no Label Studio account)"))  # fmt: skip
 
 
 @workflow_app.command()
 def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
          to: Annotated[str, typer.Option("--to", help="target group")]) -> None:  # fmt: skip
-    """Move an annotator to another group (for the next stage's tasks)."""
+    """Move an annotator to another group (for the projects pushed next; votes cast keep their group)."""
     from annotation.workflow import set_active
     from emotions_data.layout import DatasetLayout
 
@@ -182,12 +207,50 @@ def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
 
 
 @workflow_app.command()
-def credentials(dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Set one-time passwords for the annotators' accounts; writes them to a 0600 file, never to the screen."""
+def credentials(
+    dataset: DatasetArg,
+    annotator: Annotated[list[str] | None, typer.Option("--annotator", help="only these (default: all active)")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Issue (or reset) the annotators' passwords; writes them to a 0600 file, never to the screen. A reset ends
+    the old password, API tokens and browser sessions at once."""
     from annotation.labelstudio.config import load_config
     from annotation.workflow import issue_credentials
     from emotions_data.layout import DatasetLayout
 
     server = _run(lambda: load_config(config, data_dir=data_dir))
-    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, server.data_dir))
-    out.print(f"logins and one-time passwords: {path} (readable by you only); hand each annotator theirs")
+    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, server.data_dir, annotator))
+    out.print(f"logins and passwords: {path} (readable by you only); hand each annotator theirs. Each logs in and "
+              "opens the project titled '<their id> · <stage> · ...'")  # fmt: skip
+
+
+@workflow_app.command()
+def revoke(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], config: ConfigOpt = None,
+           data_dir: DataDirOpt = None) -> None:  # fmt: skip
+    """Deactivate an annotator's Label Studio account and revoke its token and sessions (votes stay counted;
+    `credentials --annotator ID` gives the account back)."""
+    from annotation.labelstudio.config import load_config
+    from annotation.workflow import revoke_credentials
+    from emotions_data.layout import DatasetLayout
+
+    server = _run(lambda: load_config(config, data_dir=data_dir))
+    if not _run(lambda: revoke_credentials(DatasetLayout(dataset), server, annotator)):
+        raise fail(f"{annotator} has no Label Studio account")
+    out.print(f"{annotator}: account deactivated, token and sessions revoked")
+
+
+@workflow_app.command("migrate-server")
+def migrate_server(dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Move the dataset to the running server (another Label Studio database): votes keep the server they were cast
+    on, the accounts are made there, and the next push makes the projects."""
+    from annotation.workflow import migrate_server as run
+    from emotions_data.layout import DatasetLayout
+
+    report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir)))
+    was = f"{report.old['server_id']} ({report.old['url']})" if report.old else "none recorded"
+    out.print(f"server: {was} -> {report.new['server_id']} ({report.new['url']}); {report.accounts} account(s)",
+              highlight=False)  # fmt: skip
+    if report.archived_projects:
+        out.print(f"the old server's projects are listed in {report.archived_projects}; run push for each stage",
+                  highlight=False)  # fmt: skip

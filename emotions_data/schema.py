@@ -148,7 +148,21 @@ class Stage(StrEnum):
     LABEL = "label"  # each group labels its own share of the videos
     CROSSCHECK = "crosscheck"  # each group's share labelled again by the next group
     RELABEL = "relabel"  # items that lost votes of dropped annotators get fresh ones
+    CROSSCHECK2 = "crosscheck2"  # after the personnel adjustments: a second cross-check round by the updated groups
     EXPERT = "expert"  # ties and weak agreement, decided by the expert; final
+
+
+class VoteStatus(StrEnum):
+    """Whether a vote on record counts (the `status` column of the vote table)."""
+
+    KEPT = "kept"  # counts (unless its annotator was dropped)
+    DELETED = "deleted"  # its annotation disappeared from Label Studio: on record, never counted
+    SUPERSEDED = "superseded"  # an expert's earlier decision on an item that came back to them
+
+
+#: The vote table's own version: 2.0 added the facts fixed when a vote is cast (comment, project, writer,
+#: server) and its status. Version 1.0 tables (without those columns) are still read (`annotation.votes`).
+VOTES_SCHEMA_VERSION = "2.0"
 
 
 #: `manifests/votes.parquet`: the system of record for annotation, one row per vote (long format).
@@ -157,13 +171,44 @@ VOTES_SCHEMA = pa.schema(
         pa.field("video_id", pa.string(), nullable=False),
         pa.field("annotator_id", pa.string(), nullable=False),  # pseudonymous; names stay in the roster
         pa.field("stage", pa.string(), nullable=False),  # label, crosscheck, expert, ...
-        pa.field("group", pa.string()),
+        pa.field("group", pa.string()),  # of the project the vote was cast in, never rewritten by a later move
         pa.field("label", pa.string(), nullable=False),
         pa.field("unsure", pa.bool_()),
+        pa.field("comment", pa.string()),
         pa.field("lead_time_s", pa.float64()),
         pa.field("created_at", pa.timestamp("s", tz="UTC")),
         pa.field("ls_task_id", pa.int64()),
         pa.field("ls_annotation_id", pa.int64()),
+        # 2.0: the facts fixed when the vote is cast, and whether it counts
+        pa.field("updated_at", pa.timestamp("s", tz="UTC")),  # its last accepted edit in Label Studio
+        pa.field("status", pa.string()),  # VoteStatus; none in a 1.0 table means kept
+        pa.field("round", pa.int32()),  # expert stage: the how-many-th time the item came to this expert
+        pa.field("ls_project_id", pa.int64()),
+        pa.field("ls_written_by", pa.int64()),  # the account Label Studio recorded as the writer (its updated_by)
+        pa.field("server_id", pa.string()),  # the Label Studio server's stable identity (ids are server-local)
+        pa.field("server_url", pa.string()),
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: VOTES_SCHEMA_VERSION.encode()})
+
+#: `manifests/vote_history.parquet`: every change to a vote on record after it was cast (append-only): edits by
+#: its annotator (old and new label), disappearances from Label Studio, an expert's decision superseded.
+VOTE_HISTORY_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("annotator_id", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("event", pa.string(), nullable=False),  # edited, deleted, superseded
+        pa.field("old_label", pa.string()),
+        pa.field("new_label", pa.string()),
+        pa.field("old_unsure", pa.bool_()),
+        pa.field("new_unsure", pa.bool_()),
+        pa.field("old_comment", pa.string()),
+        pa.field("new_comment", pa.string()),
+        pa.field("by", pa.string()),  # annotator id, "admin" (the toolkit's own account) or "server"
+        pa.field("at", pa.timestamp("s", tz="UTC")),  # when Label Studio recorded the change (else the pull)
+        pa.field("pulled_at", pa.timestamp("s", tz="UTC"), nullable=False),
+        pa.field("ls_annotation_id", pa.int64()),
+        pa.field("server_id", pa.string()),
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 

@@ -9,6 +9,7 @@ checked against the server version the Makefile installs (1.23.2) by the tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.error
@@ -16,9 +17,23 @@ import urllib.request
 from typing import Any
 
 from annotation.labelstudio.config import ServerConfig, ServerError
-from annotation.labelstudio.interface import annotation_result
+from annotation.labelstudio.interface import COMMENT, annotation_result
 
 PAGE_SIZE = 100
+
+#: Project settings the toolkit owns: every vote is independent (no other annotator's annotation, prediction or
+#: history is shown, nothing is pre-filled). `push` sets them and `pull` reports a project where they drifted.
+PROJECT_SETTINGS: dict[str, Any] = {
+    "show_collab_predictions": False,
+    "show_annotation_history": False,
+    "reveal_preannotations_interactively": False,
+    "show_ground_truth_first": False,
+    "show_overlap_first": False,
+    "evaluate_predictions_automatically": False,
+    "show_instruction": True,
+    "show_skip_button": True,
+    "enable_empty_annotation": False,
+}
 
 
 # --- HTTP ----------------------------------------------------------------------------------------------------
@@ -123,7 +138,7 @@ class LabelStudio:
             "POST",
             "/api/projects",
             {"title": title, "label_config": label_config, "expert_instruction": instructions_html,
-             "show_instruction": True, "maximum_annotations": maximum_annotations, "show_skip_button": True},
+             "maximum_annotations": maximum_annotations, **PROJECT_SETTINGS},
         )  # fmt: skip
         self.set_maximum_annotations(project["id"], maximum_annotations)
         return project
@@ -164,11 +179,21 @@ class LabelStudio:
             return 0
         return int(self.call("POST", f"/api/projects/{project_id}/import", tasks)["task_count"])
 
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        """Replace a task's data (the expert's refreshed earlier votes, say)."""
+        self.call("PATCH", f"/api/tasks/{task_id}", {"data": data})
+
     def annotate(
-        self, task_id: int, label: str, user_id: int, *, unsure: bool = False, lead_time_s: float = 0.0
-    ) -> Any:
-        """Post one annotation on behalf of `user_id` (an admin token may set `completed_by`)."""
-        payload = {"result": annotation_result(label, unsure), "completed_by": user_id, "lead_time": lead_time_s}
+        self, task_id: int, label: str, user_id: int, *, unsure: bool = False, lead_time_s: float = 0.0,
+        comment: str | None = None,
+    ) -> Any:  # fmt: skip
+        """Post one annotation on behalf of `user_id`: `completed_by` is client-supplied in Label Studio, which
+        records this client's account as the writer (`updated_by`), so such a vote counts only when this client is
+        the toolkit's admin (a simulated panel) or the annotator themselves."""
+        result = annotation_result(label, unsure)
+        if comment:
+            result.append({"from_name": COMMENT, "to_name": "video", "type": "textarea", "value": {"text": [comment]}})
+        payload = {"result": result, "completed_by": user_id, "lead_time": lead_time_s}
         return self.call("POST", f"/api/tasks/{task_id}/annotations/", payload)
 
     def export_snapshot(self, project_id: int, timeout_s: float = 300.0) -> list[dict[str, Any]]:
@@ -189,6 +214,40 @@ class LabelStudio:
         if not isinstance(body, list):
             raise ServerError(f"project {project_id}: export {export['id']} is not a JSON task list")
         return body
+
+    # ------------------------------------------------------------ server and organization
+
+    def whoami(self) -> dict[str, Any]:
+        """The account of this client's token."""
+        return dict(self.call("GET", "/api/current-user/whoami"))
+
+    def organization(self) -> dict[str, Any]:
+        """The server's (first) organization, as `/api/organizations/{id}` answers (its invite token included)."""
+        orgs = self.call("GET", "/api/organizations/")
+        if not orgs:
+            raise ServerError(f"Label Studio at {self.config.url}: no organization")
+        return dict(self.call("GET", f"/api/organizations/{orgs[0]['id']}"))
+
+    def server_identity(self) -> str:
+        """A stable identity of the server's database: its organization's id and creation time (to the microsecond),
+        hashed. A server keeps it across restarts and a changed URL; a fresh server (new database) has another,
+        so ids that are local to a server (users, tasks, annotations) are never mixed across servers."""
+        org = self.call("GET", "/api/organizations/")
+        if not org:
+            raise ServerError(f"Label Studio at {self.config.url}: no organization")
+        digest = hashlib.sha256(f"{org[0]['id']}|{org[0]['created_at']}".encode()).hexdigest()
+        return f"ls-{digest[:16]}"
+
+    def invite_link_enabled(self) -> bool:
+        """Whether the organization's invite link (sign-up with its token) can make new accounts."""
+        return self.organization().get("token") is not None
+
+    def disable_invite_link(self) -> None:
+        """Clear the organization's invite token: with sign-up only by link (the toolkit starts its server so), nobody
+        can make an account. Any account can set a new token again (Label Studio Community has no roles), so
+        `pull` checks it every time."""
+        org = self.organization()
+        self.call("PATCH", f"/api/organizations/{org['id']}", {"token": None})
 
     # ------------------------------------------------------------ users
 

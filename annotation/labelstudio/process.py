@@ -504,28 +504,74 @@ def status(config: ServerConfig) -> ServerStatus:
     return ServerStatus(True, True, data_dir, **common, token_ok=token_ok, user=user, detail="running")
 
 
-def set_passwords(config: ServerConfig, passwords: dict[str, str]) -> None:
-    """Set account passwords (keyed by login e-mail) through Label Studio's Django shell. The script goes
-    through stdin, never argv; unknown e-mails are an error."""
-    script = (
-        "import json\nfrom users.models import User\n"
-        f"data = json.loads({json.dumps(json.dumps(passwords))})\n"
-        "missing = [e for e in data if not User.objects.filter(email=e).exists()]\n"
-        "print('MISSING', json.dumps(missing)) if missing else None\n"
-        "for email, password in ([] if missing else data.items()):\n"
-        "    user = User.objects.get(email=email)\n    user.set_password(password)\n    user.save()\n"
-        "print('PASSWORDS-SET', 0 if missing else len(data))\n"
-    )
+def _run_shell(config: ServerConfig, script: str, done: str) -> str:
+    """Run `script` in Label Studio's Django shell against the data folder's database; returns its stdout, which must
+    contain the line `done`. The script goes through stdin (base64, so no quoting can break it), never argv, and
+    prints no secret. Raises ServerError naming the data folder otherwise."""
     line = f"exec(__import__('base64').b64decode('{base64.b64encode(script.encode()).decode()}').decode())\n"
     data_dir = config.data_dir.expanduser().absolute()
     proc = subprocess.run(
         [str(find_executable(config)), "shell"], input=line, capture_output=True, text=True, timeout=300,
         env=_server_env(config, data_dir / LS_DATA, None), start_new_session=True,
     )  # fmt: skip
-    if f"PASSWORDS-SET {len(passwords)}" not in proc.stdout:
+    if done not in proc.stdout:
         missing = re.search(r"MISSING (\[.*\])", proc.stdout)
         reason = f"no account for {', '.join(json.loads(missing.group(1)))}" if missing else "see the server log"
-        raise ServerError(f"could not set passwords in {data_dir}: {reason}")
+        raise ServerError(f"could not change accounts in {data_dir}: {reason}")
+    return proc.stdout
+
+
+# Every account change also ends the account's API tokens (legacy tokens and JWT refresh tokens) and its browser
+# sessions: a reset or revoked credential must stop working at once, not when a session expires.
+_ACCOUNT_SCRIPT = """import json
+from django.contrib.sessions.models import Session
+from rest_framework.authtoken.models import Token
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from users.models import User
+data = json.loads({payload})
+emails = list(data["passwords"]) + data["deactivate"]
+missing = [e for e in emails if not User.objects.filter(email=e).exists()]
+print('MISSING', json.dumps(missing)) if missing else None
+def end_access(user):
+    Token.objects.filter(user=user).delete()
+    for outstanding in OutstandingToken.objects.filter(user=user):
+        BlacklistedToken.objects.get_or_create(token=outstanding)
+    for session in Session.objects.all():
+        if session.get_decoded().get('_auth_user_id') == str(user.pk):
+            session.delete()
+for email, password in ([] if missing else data["passwords"].items()):
+    user = User.objects.get(email=email)
+    end_access(user)
+    Token.objects.create(user=user)  # a new one: the account's own token page keeps working
+    user.set_password(password)
+    user.is_active = True
+    user.save()
+for email in ([] if missing else data["deactivate"]):
+    user = User.objects.get(email=email)
+    end_access(user)
+    user.set_unusable_password()
+    user.is_active = False
+    user.save()
+print('ACCOUNTS-CHANGED', 0 if missing else len(emails))
+"""
+
+
+def change_accounts(
+    config: ServerConfig, passwords: dict[str, str] | None = None, deactivate: list[str] | None = None
+) -> None:
+    """Set passwords (keyed by login e-mail; the account is active afterwards) and deactivate accounts, through Label
+    Studio's Django shell on the server's database. Either way the account's API tokens and browser sessions end,
+    so a reset password or a revoked account stops working at once. Raises ServerError when an e-mail has no
+    account (nothing is changed then) or the shell fails."""
+    passwords, deactivate = dict(passwords or {}), list(deactivate or [])
+    payload = json.dumps(json.dumps({"passwords": passwords, "deactivate": deactivate}))
+    _run_shell(config, _ACCOUNT_SCRIPT.replace("{payload}", payload),
+               f"ACCOUNTS-CHANGED {len(passwords) + len(deactivate)}")  # fmt: skip
+
+
+def set_passwords(config: ServerConfig, passwords: dict[str, str]) -> None:
+    """Set account passwords (keyed by login e-mail); see `change_accounts`."""
+    change_accounts(config, passwords=passwords)
 
 
 def connect(config: ServerConfig) -> ServerConfig:

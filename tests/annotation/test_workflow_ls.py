@@ -65,15 +65,17 @@ def test_allocation_creates_pseudonymous_accounts_and_balanced_shares(workflow):
 def test_push_is_idempotent_and_verifies_vote_counts(workflow):
     layout, client, _ = workflow
     first = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
-    assert sorted(first.imported.values()) == [3, 3, 3]
-    project_id = load_projects(layout)["label/A"]["id"]
+    # one project per annotator (independent votes): each of a group's two annotators gets its three items
+    assert sorted(first.imported.values()) == [3, 3, 3, 3, 3, 3]
+    project_id = next(p["id"] for k, p in load_projects(layout).items() if k.startswith("label/A/"))
     client.call("PATCH", f"/api/projects/{project_id}", {"expert_instruction": "stale"})
     again = push(layout, "label", client, EMOTIONS6, votes_per_item=2)
     assert set(again.imported.values()) == {0}
     assert "with sound" in client.project(project_id)["expert_instruction"], "push updates existing projects"
     for project in load_projects(layout).values():
         remote = client.project(project["id"])
-        assert remote["maximum_annotations"] == 2 and "Excitation" in remote["label_config"]
+        assert remote["maximum_annotations"] == 1 and "Excitation" in remote["label_config"]
+        assert not remote["show_collab_predictions"] and not remote["show_annotation_history"]
         task = client.tasks(project["id"])[0]
         status, _ = http(client.config.url + task["data"]["video"], token=client.config.token)
         assert status == 200, "the browser can load the task's media through local storage"
@@ -126,8 +128,10 @@ def test_crosscheck_consistency_expert_and_final_labels(workflow):
     layout, client, _ = workflow
     push(layout, "crosscheck", client, EMOTIONS6, votes_per_item=2)
     keys = sorted(k for k in load_projects(layout) if k.startswith("crosscheck/"))
-    assert keys == ["crosscheck/A", "crosscheck/B", "crosscheck/C"]
-    assert "group B (items of A)" in load_projects(layout)["crosscheck/A"]["title"]
+    assert sorted({k.split("/")[1] for k in keys}) == ["A", "B", "C"] and len(keys) == 6
+    assert all(
+        "group B (items of A)" in load_projects(layout)[k]["title"] for k in keys if k.startswith("crosscheck/A/")
+    )
     simulate(layout, "crosscheck", client, EMOTIONS6, votes_per_item=2, seed=1,
              settings=PanelSettings(accuracy=0.9))  # fmt: skip
     pull(layout, client, EMOTIONS6)
@@ -143,8 +147,8 @@ def test_crosscheck_consistency_expert_and_final_labels(workflow):
     result = final_labels(votes, EMOTIONS6)
     pq.write_table(result.needs_expert, layout.needs_expert)
     report = push(layout, "expert", client, EMOTIONS6, min_agreement=1.01)  # every item goes to the expert
-    assert report.imported["expert"] == 9
-    expert_task = client.tasks(load_projects(layout)["expert"]["id"])[0]
+    assert report.imported["expert/EX"] == 9
+    expert_task = client.tasks(load_projects(layout)["expert/EX"]["id"])[0]
     assert expert_task["data"]["previous_votes"]  # the expert sees the earlier votes
     simulate(layout, "expert", client, EMOTIONS6, seed=1)
     pull(layout, client, EMOTIONS6)
@@ -186,7 +190,7 @@ def test_annotate_commands_through_the_cli(workflow, ls_server):
     assert pulled.returncode == 0 and "votes:" in pulled.stdout, pulled.stderr
     checked = run("consistency", str(layout.root), "--threshold", "0.99")
     assert checked.returncode == 0 and "vs cross-check" in checked.stdout and "annotate drop" in checked.stdout
-    assert run("drop", str(layout.root), "A2").returncode == 0
+    assert run("drop", str(layout.root), "A2", "--data-dir", data_dir).returncode == 0
     labels = subprocess.run([emotions, "labels", str(layout.root)], capture_output=True, text=True, timeout=120)
     assert labels.returncode == 0 and "dropped annotators not counted" in labels.stderr
     missing = run("pull", str(layout.root), "--data-dir", str(layout.root / "no-server"))

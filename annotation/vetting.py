@@ -1,0 +1,312 @@
+"""Label Studio is untrusted input: which of its annotations become votes, and why the others do not (pure).
+
+Label Studio Community has no roles, so any account can post, edit and delete any annotation through the API, and an
+annotation's `completed_by` is whatever the client sent. What the server does record itself is the account that
+really wrote an annotation: `updated_by` is set from the request's user on every create and every save (Label
+Studio's `tasks.models.Annotation.save` and `tasks.api.AnnotationAPI.update`), whatever the request body says.
+`vet` keeps an annotation as a vote only when every rule of the protocol holds, and reports every other one with its
+reason (`Reason`); the rules come from the eMotions protocol (groups, rotating cross-checks, fresh eyes for
+relabelling, expert resolution) and from what makes a vote independent:
+
+1. the video is one of the dataset's, the annotation was not skipped, its label is in the taxonomy;
+2. the claimed annotator is on the roster, and the writer Label Studio recorded is that account or the toolkit's own
+   admin (which posts for simulated panels);
+3. the claimed annotator is the project's annotator and the video one of the project's items (projects are per
+   annotator and stage; see `annotation.workflow`); expert votes only from `role=expert`; a cross-check never by the
+   item's first group; cross-checks and relabelling never by anyone who already voted on the item;
+4. one vote per (video, annotator, stage, round): the first one cast counts, later separate annotations are reported
+   (by then the annotator may have seen other votes), while editing one's own annotation updates the vote and is
+   recorded in the history; an expert's vote in a later round supersedes their earlier one;
+5. at most the project's votes per video, first come first counted;
+6. a vote whose annotation disappeared from a project that still exists is marked deleted and stops counting; an
+   edit by any other account than the vote's annotator (or the admin) is reported and not applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from annotation.labelstudio.interface import COMMENT, parse_result
+from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
+from emotions_data.taxonomy import Taxonomy
+
+
+class Reason(StrEnum):
+    """Why an annotation is not (or no longer) counted as a vote."""
+
+    UNKNOWN_VIDEO = "unknown_video"  # the task's video_id is not in the dataset
+    UNKNOWN_ACCOUNT = "unknown_account"  # completed_by is no roster member
+    CANCELLED = "cancelled"  # skipped in Label Studio
+    OUTSIDE_TAXONOMY = "outside_taxonomy"
+    WRITTEN_BY_ANOTHER = "written_by_another"  # Label Studio recorded another writer than the claimed annotator
+    NOT_ASSIGNED = "not_assigned"  # not the project's annotator, or not one of the project's items
+    NOT_EXPERT = "not_expert"  # an expert-stage vote by someone whose role is not expert
+    OWN_ITEMS = "own_items"  # a cross-check by the item's first group
+    SEEN_BEFORE = "seen_before"  # a cross-check or relabel vote by someone who already voted on the item
+    DUPLICATE = "duplicate"  # a later separate annotation of the same annotator, item, stage and round
+    OVER_LIMIT = "over_limit"  # beyond the project's votes per video
+    EDIT_BY_ANOTHER = "edit_by_another"  # a vote on record changed by another account: the change is not applied
+    CLAIM_CHANGED = "claim_changed"  # a vote on record whose completed_by was changed: the change is not applied
+    BAD_EDIT = "bad_edit"  # a vote on record edited into a skip or a label outside the taxonomy: not applied
+
+
+#: Stages whose votes must come from eyes that have not seen the item (any earlier vote on it).
+FRESH_EYES = (Stage.CROSSCHECK, Stage.CROSSCHECK2, Stage.RELABEL)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One annotation (or change to one) that does not count, with its reason."""
+
+    reason: Reason
+    detail: str
+    project: str
+    video_id: str | None
+    ls_task_id: int | None
+    ls_annotation_id: int | None
+    claimed: str | None  # the annotator id completed_by names (or the raw user id)
+    writer: str | None  # who Label Studio recorded as the writer (annotator id, "admin" or the raw user id)
+    label: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to `manifests/pull_report.json`."""
+        return {k: (str(v) if isinstance(v, Reason) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The roster as Label Studio sees it: user id -> (annotator id, role), plus the toolkit's admin account."""
+
+    by_user: dict[int, tuple[str, str]]
+    admin_id: int
+
+    def name(self, user_id: int | None) -> str | None:
+        """The annotator id of a Label Studio user id, "admin" for the toolkit's account, else the raw id."""
+        if user_id is None:
+            return None
+        if user_id == self.admin_id:
+            return "admin"
+        return self.by_user[user_id][0] if user_id in self.by_user else f"user {user_id}"
+
+
+@dataclass
+class Vetted:
+    """What `vet` decided: the new vote table, the exclusions and the history events."""
+
+    votes: pd.DataFrame
+    excluded: list[Exclusion] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    n_new: int = 0
+    n_reread: int = 0
+    n_edited: int = 0
+    n_deleted: int = 0
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, dict):  # an expanded user
+        value = value.get("id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_annotation(result: list[dict[str, Any]]) -> tuple[str | None, bool, str | None]:
+    """(label, unsure, comment) of an annotation's result list; the comment box's lines joined, None when empty."""
+    label, unsure = parse_result(result)
+    lines = [str(t) for region in result or [] if region.get("from_name") == COMMENT
+             for t in (region.get("value") or {}).get("text") or []]  # fmt: skip
+    return label, unsure, "\n".join(lines).strip() or None
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    return pd.Timestamp(text).tz_convert("UTC").floor("s").to_pydatetime() if text else None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """One annotation as exported, with the project it was found in."""
+
+    key: str
+    plan: dict[str, Any]
+    task: dict[str, Any]
+    ann: dict[str, Any]
+
+    @property
+    def video_id(self) -> str | None:
+        return (self.task.get("data") or {}).get("video_id")
+
+    @property
+    def round(self) -> int:
+        return int((self.task.get("data") or {}).get("round") or 1)
+
+    @property
+    def order(self) -> tuple[str, int]:
+        return (str(self.ann.get("created_at") or ""), int(self.ann["id"]))
+
+
+def vet(
+    old: pd.DataFrame,
+    exports: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]],
+    people: pd.DataFrame,
+    accounts: Accounts,
+    known_videos: set[str],
+    taxonomy: Taxonomy,
+    server: tuple[str, str],
+    now: datetime,
+) -> Vetted:
+    """Merge the exported annotations into the vote table `old` (VOTES_SCHEMA columns) under the rules above.
+
+    `exports` maps each project key that answered to (its plan from `ls_projects.json`, its exported tasks with their
+    annotations); a vote of a project missing from `exports` (deleted in Label Studio, say) stays as it was.
+    `people` is `manifests/annotators.parquet`; `server` is (server_id, url) of the server pulled from: votes of
+    other servers are left alone. `now` stamps history events."""
+    server_id, server_url = server
+    roles = dict(zip(people["annotator_id"], people["role"], strict=True))
+    votes = old.copy().reset_index(drop=True)
+    votes["status"] = votes["status"].fillna(VoteStatus.KEPT)
+    votes["round"] = votes["round"].fillna(1)
+    mine = votes["server_id"].isna() | (votes["server_id"] == server_id)  # a 1.0 table is adopted by its server
+    votes.loc[mine, "server_id"] = server_id
+    votes.loc[mine & votes["server_url"].isna(), "server_url"] = server_url
+    result = Vetted(votes=votes)
+    row_of = {int(a): i for i, a in votes.loc[mine, "ls_annotation_id"].dropna().items()}
+    seen = sorted(
+        (_Seen(key, plan, task, ann) for key, (plan, tasks) in exports.items() for task in tasks
+         for ann in task.get("annotations") or []),
+        key=lambda s: s.order,
+    )  # fmt: skip
+    seen_ids = {int(s.ann["id"]) for s in seen}
+    answered = {int(plan["id"]) for plan, _ in exports.values()}
+
+    def exclude(reason: Reason, detail: str, s: _Seen, label: str | None = None) -> None:
+        claimed, writer = accounts.name(_int(s.ann.get("completed_by"))), accounts.name(_int(s.ann.get("updated_by")))
+        task_id, ann_id = _int(s.task.get("id")), _int(s.ann.get("id"))
+        result.excluded.append(Exclusion(reason, detail, s.key, s.video_id, task_id, ann_id, claimed, writer, label))
+
+    def event(row: pd.Series, name: str, by: str | None, at: datetime | None, new: dict[str, Any]) -> None:
+        result.history.append(
+            {"video_id": row["video_id"], "annotator_id": row["annotator_id"], "stage": row["stage"], "event": name,
+             "old_label": row["label"], "new_label": new.get("label"), "old_unsure": row["unsure"],
+             "new_unsure": new.get("unsure"), "old_comment": row["comment"], "new_comment": new.get("comment"),
+             "by": by, "at": at or now, "pulled_at": now, "ls_annotation_id": row["ls_annotation_id"],
+             "server_id": server_id}
+        )  # fmt: skip
+
+    # Votes on record whose annotation is gone from a project that still answers: deleted, no longer counted.
+    for ann_id, i in row_of.items():
+        row = votes.loc[i]
+        project = row["ls_project_id"]
+        gone_from = int(project) in answered if pd.notna(project) else len(exports) > 0
+        if ann_id not in seen_ids and gone_from and row["status"] == VoteStatus.KEPT:
+            event(row, "deleted", "server", None, {})
+            votes.loc[i, "status"] = VoteStatus.DELETED
+            result.n_deleted += 1
+
+    kept = votes[votes["status"] == VoteStatus.KEPT]
+    taken = {tuple(r) for r in kept[["video_id", "annotator_id", "stage", "round"]].itertuples(index=False)}
+    per_video = kept.groupby(["video_id", "stage"]).size().to_dict()
+    voted_on = votes.groupby("video_id")["annotator_id"].agg(set).to_dict()  # deleted votes were seen too
+    new_rows: list[dict[str, Any]] = []
+    for s in seen:
+        ann_id, vid, stage = int(s.ann["id"]), s.video_id, Stage(s.plan["stage"])
+        claimed_id, writer_id = _int(s.ann.get("completed_by")), _int(s.ann.get("updated_by"))
+        label, unsure, comment = parse_annotation(s.ann.get("result") or [])
+        canonical = taxonomy.aliases.get(label, label) if label else None
+        if ann_id in row_of:  # a vote on record: re-read, maybe edited
+            i = row_of[ann_id]
+            row = votes.loc[i]
+            result.n_reread += 1
+            if accounts.name(claimed_id) != row["annotator_id"]:
+                exclude(Reason.CLAIM_CHANGED, f"vote of {row['annotator_id']} now claims "
+                        f"{accounts.name(claimed_id)}: kept as {row['annotator_id']}'s", s, label)  # fmt: skip
+                continue
+            new = {"label": canonical, "unsure": unsure, "comment": comment}
+            if (row["label"], bool(row["unsure"]), row["comment"]) == (canonical, unsure, comment):
+                continue
+            writer = accounts.name(writer_id)
+            if writer not in (row["annotator_id"], "admin"):
+                exclude(Reason.EDIT_BY_ANOTHER, f"{row['annotator_id']}'s vote {row['label']!r} changed to {label!r} "
+                        f"by {writer}: not applied", s, label)  # fmt: skip
+            elif s.ann.get("was_cancelled") or canonical not in taxonomy.classes:
+                into = "a skip" if s.ann.get("was_cancelled") else repr(label)
+                exclude(Reason.BAD_EDIT, f"{row['annotator_id']}'s vote edited into {into}: not applied", s, label)
+            else:
+                at = _timestamp(s.ann.get("updated_at"))
+                event(row, "edited", writer, at, new)
+                votes.loc[i, ["label", "unsure", "comment", "updated_at"]] = [canonical, unsure, comment, at]
+                result.n_edited += 1
+            continue
+        if vid not in known_videos:
+            exclude(Reason.UNKNOWN_VIDEO, f"task for unknown video {vid!r}", s, label)
+            continue
+        who = accounts.by_user.get(claimed_id) if claimed_id is not None else None
+        if who is None:
+            exclude(Reason.UNKNOWN_ACCOUNT, f"completed_by user {claimed_id} is not on the roster", s, label)
+            continue
+        ann = who[0]
+        if s.ann.get("was_cancelled"):
+            exclude(Reason.CANCELLED, f"skipped by {ann}", s, label)
+            continue
+        if canonical not in taxonomy.classes:
+            exclude(Reason.OUTSIDE_TAXONOMY, f"{label!r} by {ann} is not a {taxonomy.name} class", s, label)
+            continue
+        writer = accounts.name(writer_id)
+        if writer not in (ann, "admin"):
+            exclude(Reason.WRITTEN_BY_ANOTHER, f"claims {ann} but Label Studio recorded {writer} as its writer", s,
+                    label)  # fmt: skip
+            continue
+        if ann != s.plan.get("annotator"):
+            exclude(Reason.NOT_ASSIGNED, f"{ann} voted in {s.plan.get('annotator')}'s project", s, label)
+            continue
+        limits = s.plan.get("videos") or {}
+        if vid not in limits:
+            exclude(Reason.NOT_ASSIGNED, f"{vid} is not one of the items of project {s.key}", s, label)
+            continue
+        if stage == Stage.EXPERT and roles.get(ann) != "expert":
+            exclude(Reason.NOT_EXPERT, f"{ann} (role {roles.get(ann)}) is not an expert", s, label)
+            continue
+        if stage in (Stage.CROSSCHECK, Stage.CROSSCHECK2) and s.plan.get("group") == s.plan.get("items_of"):
+            exclude(Reason.OWN_ITEMS, f"group {s.plan.get('group')} cross-checking its own items", s, label)
+            continue
+        if stage in FRESH_EYES and ann in voted_on.get(vid, set()) and (vid, ann, stage, s.round) not in taken:
+            exclude(Reason.SEEN_BEFORE, f"{ann} already voted on {vid} before this {stage} vote", s, label)
+            continue
+        if (vid, ann, stage, s.round) in taken:
+            exclude(Reason.DUPLICATE, f"{ann} already has a {stage} vote on {vid}: only the first one counts", s,
+                    label)  # fmt: skip
+            continue
+        if stage == Stage.EXPERT:  # a later round supersedes this expert's earlier decision on the item
+            earlier = votes.index[(votes["video_id"] == vid) & (votes["annotator_id"] == ann)
+                                  & (votes["stage"] == stage) & (votes["status"] == VoteStatus.KEPT)
+                                  & (votes["round"] < s.round)]  # fmt: skip
+            for i in earlier:
+                event(votes.loc[i], "superseded", ann, _timestamp(s.ann.get("created_at")), {"label": canonical})
+                votes.loc[i, "status"] = VoteStatus.SUPERSEDED
+                per_video[(vid, stage)] = per_video.get((vid, stage), 1) - 1
+        if per_video.get((vid, stage), 0) >= int(limits[vid]):
+            exclude(Reason.OVER_LIMIT, f"{vid} already has its {limits[vid]} {stage} vote(s)", s, label)
+            continue
+        taken.add((vid, ann, stage, s.round))
+        per_video[(vid, stage)] = per_video.get((vid, stage), 0) + 1
+        voted_on.setdefault(vid, set()).add(ann)
+        new_rows.append(
+            {"video_id": vid, "annotator_id": ann, "stage": str(stage), "group": s.plan.get("group"),
+             "label": canonical, "unsure": unsure, "comment": comment, "lead_time_s": s.ann.get("lead_time"),
+             "created_at": _timestamp(s.ann.get("created_at")), "ls_task_id": _int(s.task.get("id")),
+             "ls_annotation_id": ann_id, "updated_at": _timestamp(s.ann.get("updated_at")),
+             "status": str(VoteStatus.KEPT), "round": s.round, "ls_project_id": int(s.plan["id"]),
+             "ls_written_by": writer_id, "server_id": server_id, "server_url": server_url}
+        )  # fmt: skip
+    result.n_new = len(new_rows)
+    if new_rows:
+        fresh = pd.DataFrame(new_rows, columns=VOTES_SCHEMA.names)
+        votes = pd.concat([votes, fresh], ignore_index=True) if len(votes) else fresh
+    order = ["stage", "video_id", "server_id", "ls_annotation_id"]
+    result.votes = votes.sort_values(order, kind="stable").reset_index(drop=True)
+    return result
