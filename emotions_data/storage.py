@@ -3,12 +3,20 @@
 Everything the toolkit writes goes to a temporary name in the destination folder and is then
 renamed into place, so a reader (or a restarted run) sees either the old file or the new one,
 never a partial one. Temporaries carry the `TMP_MARK` so a restart can sweep them.
+
+Files that must change together (a command's several outputs) are committed as a group (`file_group`): every new
+file is staged first, then a journal naming the renames is made durable, the renames are done and the journal is
+removed. A process killed in between leaves the journal, and the next group commit or `recover_commits` (which
+readers of those files call first) rolls it forward, so readers see all the old files or all the new ones.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import json
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -162,3 +170,247 @@ class StageLog:
         self.commit(self.load_table())
         for path in shards:
             path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- files committed together
+
+COMMITS_DIR = ".commits"  # under a group's root: the commit lock, the journals and each group's staging folder
+_JOURNAL = ".journal"  # `<group id>.journal`: the renames of a group whose commit has begun
+_OWNER = ".owner"  # locked by the process that stages a group, for as long as it lives
+
+
+@contextmanager
+def _commit_lock(root: Path) -> Iterator[Path]:
+    """Hold `root`'s commit lock (waited for: it is held only while a group is created or committed, not while its
+    files are computed); yields the commits folder."""
+    folder = root / COMMITS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a staged file, or a staged folder with everything in it, to disk."""
+    if path.is_dir() and not path.is_symlink():
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and not child.is_symlink():
+                with open(child, "rb") as handle:
+                    os.fsync(handle.fileno())
+        for folder in [*sorted(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink()), path]:
+            _fsync_dir(folder)
+    else:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _roll_forward(root: Path, journal: Path) -> None:
+    """Finish the commit `journal` describes. Every step can be repeated: a staged path that is gone was moved
+    already, so a commit killed again while rolling forward is finished by the next call."""
+    try:
+        plan = json.loads(journal.read_text(encoding="utf-8"))
+        staging = root / COMMITS_DIR / str(plan["group"])
+        moves = [(root / src, root / dst, bool(replace)) for src, dst, replace in plan["moves"]]
+        removes = [root / rel for rel in plan["removes"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{journal}: an interrupted commit cannot be finished, its journal is unreadable ({exc}); delete the "
+            "journal to keep the files as they are"
+        ) from None
+    parents = set()
+    for src, dst, replace in moves:
+        parents.add(dst.parent)
+        if not os.path.lexists(src):
+            continue  # moved before the interruption
+        if os.path.lexists(dst):
+            if not replace:
+                continue  # written by someone who bypassed the lock: theirs stays, ours goes with the staging folder
+            if dst.is_dir() and not dst.is_symlink():  # a rename cannot replace a folder: the old one leaves first
+                os.rename(dst, staging / f"old-{uuid.uuid4().hex}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    for path in removes:
+        parents.add(path.parent)
+        if path.is_dir() and not path.is_symlink():
+            os.rename(path, staging / f"old-{uuid.uuid4().hex}")
+        else:
+            path.unlink(missing_ok=True)
+    for folder in parents:
+        if folder.is_dir():
+            _fsync_dir(folder)
+    journal.unlink()
+    _fsync_dir(journal.parent)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recover(root: Path, folder: Path) -> int:
+    """Under the commit lock: roll every leftover journal forward."""
+    journals = sorted(folder.glob(f"*{_JOURNAL}"))
+    for journal in journals:
+        _roll_forward(root, journal)
+    return len(journals)
+
+
+def _sweep_staging(folder: Path) -> None:
+    """Under the commit lock: delete the staging folders of groups whose process died before their journal was
+    written (nothing of theirs was committed). A live group holds the lock on its `.owner` file."""
+    for staging in folder.iterdir():
+        if not staging.is_dir() or (folder / f"{staging.name}{_JOURNAL}").exists():
+            continue
+        try:
+            fd = os.open(staging / _OWNER, os.O_RDWR)
+        except FileNotFoundError:
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover_commits(root: Path) -> int:
+    """Finish the group commits that a killed process left under `root` (see :func:`file_group`); returns how many.
+
+    Every reader of files that are written as a group calls this first, so it never sees some of a group's files
+    new and others old. Cheap when there is nothing to do. Raises `OSError` when a file cannot be moved and
+    ValueError when a journal is unreadable."""
+    folder = Path(root) / COMMITS_DIR
+    if not folder.is_dir() or not any(folder.glob(f"*{_JOURNAL}")):
+        return 0
+    with _commit_lock(Path(root)) as locked:
+        return _recover(Path(root), locked)
+
+
+class FileGroup:
+    """New contents for files and folders under `root` that become visible together, or not at all.
+
+    Stage each new file or folder at the path :meth:`path` hands out (or with :meth:`write_bytes` /
+    :meth:`write_table`), name files to delete with :meth:`remove`, then :meth:`commit`. Use it through
+    :func:`file_group`. Staging happens in `root/.commits/<id>/`, on the same filesystem as the files, so the
+    commit is a series of renames; the journal that lists them is written (and flushed) before the first one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.id = uuid.uuid4().hex
+        self._moves: list[tuple[Path, Path, bool]] = []
+        self._removes: list[Path] = []
+        self._journaled = False
+        self._closed = False
+        # Created under the lock, so no sweep can take a staging folder whose owner has not locked it yet.
+        with _commit_lock(self.root) as folder:
+            _recover(self.root, folder)
+            _sweep_staging(folder)
+            self.staging = folder / self.id
+            self.staging.mkdir()
+            self._owner = os.open(self.staging / _OWNER, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._owner, fcntl.LOCK_EX)
+
+    def _relative(self, path: Path) -> str:
+        """`path` relative to the root, as the journal records it (so the root folder may move)."""
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))).as_posix()
+
+    def _claim(self, final: Path) -> None:
+        if self._journaled or self._closed:
+            raise RuntimeError(f"file group {self.id}: already committed or discarded")
+        taken = [dst for _, dst, _ in self._moves] + self._removes
+        if any(os.path.abspath(final) == os.path.abspath(other) for other in taken):
+            raise ValueError(f"{final}: named twice in one file group")
+        rel = self._relative(final)
+        if rel == "." or rel.split("/")[0] in ("..", COMMITS_DIR):
+            raise ValueError(f"{final}: not inside {self.root}, so it cannot be committed with its files")
+
+    def path(self, final: Path, *, replace: bool = True) -> Path:
+        """A staging path (nothing there yet) for the new `final`: a file, or a folder to fill. With
+        `replace=False` the commit refuses (FileExistsError, nothing changed) when `final` exists by then.
+        Raises ValueError when `final` lies outside the root or on another filesystem."""
+        final = Path(final)
+        self._claim(final)
+        existing = final.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if os.stat(existing).st_dev != os.stat(self.staging).st_dev:
+            raise ValueError(f"{final}: on another filesystem than {self.root}, so it cannot be renamed into place")
+        staged = self.staging / f"{len(self._moves)}-{final.name}"
+        self._moves.append((staged, final, replace))
+        return staged
+
+    def write_bytes(self, final: Path, data: bytes) -> None:
+        """Stage `data` as the new content of the file `final`."""
+        self.path(final).write_bytes(data)
+
+    def write_table(self, final: Path, table: pa.Table) -> None:
+        """Stage `table` as the new Parquet file `final`."""
+        pq.write_table(table, self.path(final))
+
+    def remove(self, final: Path) -> None:
+        """Delete `final` (a file, or a folder) with the commit; nothing happens when it does not exist then."""
+        final = Path(final)
+        self._claim(final)
+        self._removes.append(final)
+
+    def commit(self) -> None:
+        """Make every staged change visible: flush the staged files, write and flush the journal, rename, remove
+        the journal. Raises FileNotFoundError when a handed-out path was never written and FileExistsError when a
+        `replace=False` file exists; nothing is changed then. A process killed after the journal is written is
+        finished by the next group commit under the root or by :func:`recover_commits`."""
+        if self._journaled or self._closed:
+            raise RuntimeError(f"file group {self.id}: already committed or discarded")
+        for staged, final, _ in self._moves:
+            if not os.path.lexists(staged):
+                raise FileNotFoundError(errno.ENOENT, f"nothing was staged for {final}", str(staged))
+            _fsync_path(staged)
+        _fsync_dir(self.staging)
+        plan = {
+            "group": self.id,
+            "moves": [[self._relative(src), self._relative(dst), replace] for src, dst, replace in self._moves],
+            "removes": [self._relative(path) for path in self._removes],
+        }
+        with _commit_lock(self.root) as folder:
+            _recover(self.root, folder)  # a group killed after its journal since this one began
+            for _, final, replace in self._moves:
+                if not replace and os.path.lexists(final):
+                    raise FileExistsError(errno.EEXIST, "exists", str(final))
+            draft = self.staging / "journal.json"
+            with open(draft, "w", encoding="utf-8") as handle:
+                json.dump(plan, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            journal = folder / f"{self.id}{_JOURNAL}"
+            os.replace(draft, journal)  # the commit point: from here on the group is rolled forward, never back
+            self._journaled = True
+            _fsync_dir(folder)
+            _roll_forward(self.root, journal)
+        self._close()
+
+    def discard(self) -> None:
+        """Drop everything staged (nothing changes); a no-op after :meth:`commit`. A group whose journal was written
+        but whose renames failed is left for :func:`recover_commits` to finish."""
+        if self._closed:
+            return
+        if not self._journaled:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._owner)
+
+
+@contextmanager
+def file_group(root: Path) -> Iterator[FileGroup]:
+    """A :class:`FileGroup` under `root`, committed when the block ends normally and discarded when it raises (the
+    old files are then untouched). Raises what :meth:`FileGroup.commit` raises."""
+    group = FileGroup(root)
+    try:
+        yield group
+        group.commit()
+    finally:
+        group.discard()
