@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -138,6 +139,17 @@ def leak_failure(exc, what: str) -> typer.Exit:
     return fail(f"{what}: leakage gate failed with {len(exc.problems)} problem(s)")
 
 
+def parse_ratios(text: str) -> tuple[float, float, float]:
+    """`--ratios` as three shares; raises typer.Exit after one error line naming the option."""
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or not all(p >= 0 and math.isfinite(p) for p in parts) or not abs(sum(parts) - 1) <= 1e-6:
+        raise fail(f"--ratios {text!r}: expected three non-negative numbers train,val,test summing to 1")
+    return parts  # type: ignore[return-value]
+
+
 @dataset_app.command()
 def split(
     dataset: Annotated[Path, typer.Argument(help="dataset folder")],
@@ -153,6 +165,11 @@ def split(
     from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(dataset)
+    if seed < 0:
+        raise fail(f"--seed: must be a non-negative integer, not {seed}")
+    for option, value in (("--balanced-per-class", balanced_per_class), ("--test-per-class", test_per_class)):
+        if value is not None and value < 1:  # 0 would mean an empty variant, or silently the default
+            raise fail(f"{option}: must be at least 1 when given, not {value}")
     try:
         if check:
             problems = check_splits(layout)
@@ -160,8 +177,7 @@ def split(
                 raise LeakageError(problems)
             stdout.print(f"leakage gate passed: {layout.splits}", highlight=False)
             return
-        parts = tuple(float(x) for x in ratios.split(","))
-        settings = SplitSettings(parts, seed, balanced_per_class, test_per_class)  # type: ignore[arg-type]
+        settings = SplitSettings(parse_ratios(ratios), seed, balanced_per_class, test_per_class)
         outcome = split_dataset(layout, settings)
     except LeakageError as exc:
         raise leak_failure(exc, str(layout.splits)) from None
@@ -191,11 +207,14 @@ def release(
     from annotation.workflow import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
-    from emotions_data.release import write_release
+    from emotions_data.release import release_name_problem, write_release
     from emotions_data.release_info import ReleaseInfo
     from emotions_data.split_step import LeakageError
     from emotions_data.taxonomy import resolve_taxonomy
 
+    problem = release_name_problem(name) if name is not None else None
+    if problem:
+        raise fail(f"--name {name!r} {problem} (it names the folder data_cards/<name>-<version>/)")
     layout = DatasetLayout(dataset)
     try:
         tax = resolve_taxonomy(taxonomy)

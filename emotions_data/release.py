@@ -1,17 +1,15 @@
 """Versioned releases: manifests, the authors' split formats, the card and checksums; never media.
 
-A release is built in a temporary folder next to its final place and renamed into place as the
-last step, so `releases/X.Y.Z/` either exists whole or not at all. An existing version is never
-overwritten, and a release whose leakage gate fails is not written. See docs/release-format.md.
+A release is built in a staging folder and committed with its card's copy in `data_cards/<name>-<version>/` as one
+file group (`storage.file_group`), so both exist whole or neither does. An existing version is never overwritten, and
+a release whose splits are stale or whose leakage gate fails is not written. See docs/release-format.md.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +25,7 @@ from emotions_data.probe import sha256_file
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
-from emotions_data.storage import write_bytes_atomic
+from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -36,13 +34,33 @@ SUBSET = {Split.TRAIN: "training", Split.VAL: "validation", Split.TEST: "testing
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
 
 
+def release_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a release (it names the folder `data_cards/<name>-<version>/`), or None."""
+    if not name.strip():
+        return "is empty"
+    if "/" in name or "\\" in name:
+        return "holds a path separator; it must be one folder name"
+    if set(name) == {"."}:
+        return "is only dots; it must be one folder name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character"
+    return None
+
+
 def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Taxonomy) -> pd.DataFrame:
     """One release row per labelled ok video (all variants share it), with its counted votes and the per-item
-    agreement the labels step recorded in `labels.parquet`."""
+    agreement the labels step recorded in `labels.parquet`. Raises ValueError naming `labels.parquet` when a label
+    is not in `taxonomy`."""
     videos = pq.read_table(layout.videos_manifest).to_pandas()
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels).to_pandas()
     rows = labels.merge(videos, on="video_id", how="inner", suffixes=("", "_video"))
+    unknown = sorted({str(lab) for lab in rows["label"] if taxonomy.aliases.get(lab, lab) not in taxonomy.classes})
+    if unknown:
+        raise ValueError(
+            f"{layout.labels}: label(s) outside the {taxonomy.name} taxonomy: {', '.join(unknown)} (release with the "
+            "taxonomy the labels were decided in)"
+        )
     rows["label_index"] = rows["label"].map(taxonomy.index)
     rows["polarity"] = rows["label"].map(taxonomy.polarity)
     rows["duration_s"] = rows["media_duration_s"].fillna(rows["duration_s"])
@@ -86,7 +104,7 @@ def _write_official(folder: Path, rows: pd.DataFrame, taxonomy: Taxonomy) -> Non
 
 def _sha256sums(folder: Path) -> str:
     lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / "SHA256SUMS"):
         digest = sha256_file(path)
         lines.append(f"{digest}  {path.relative_to(folder).as_posix()}\n")
     return "".join(lines)
@@ -118,10 +136,17 @@ def write_release(
     license_id: str = LICENSE,
     card: CardWriter | None = None,
 ) -> Path:
-    """Write `releases/<version>/`. Raises ValueError (bad or existing version, missing inputs) or
-    LeakageError (nothing is written then)."""
+    """Write `releases/<version>/` and, with `card`, the card's copy in `data_cards/<name>-<version>/`: both
+    appear together or not at all. `name` defaults to the dataset folder's name. Raises ValueError (bad or existing
+    version, unsafe name, missing inputs, splits stale against the labels, labels outside `taxonomy`) or
+    LeakageError; nothing is written then."""
     if not _VERSION.fullmatch(version):
         raise ValueError(f"version {version!r} must look like X.Y.Z")
+    name = name or layout.root.resolve().name
+    problem = release_name_problem(name)
+    if problem:
+        raise ValueError(f"release name {name!r} {problem} (it names data_cards/<name>-<version>/)")
+    recover_commits(layout.root)
     releases = layout.root / "releases"
     final = releases / version
     if final.exists():
@@ -132,45 +157,63 @@ def write_release(
     if problems:
         raise LeakageError(problems)
     releases.mkdir(parents=True, exist_ok=True)
-    for stale in releases.glob(".tmp-*"):
+    for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
 
     rows = release_rows(layout, votes, taxonomy)
     splits = pq.read_table(layout.splits).to_pandas()
     labels = pq.read_table(layout.labels).to_pandas()
-    tmp = releases / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
-        files: dict[str, dict[str, str]] = {}
-        counts: dict[str, dict[str, int]] = {}
-        present = list(splits["variant"].unique())
-        for variant in [v for v in Variant if v in present] + sorted(set(present) - set(Variant)):
-            part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
-            for split in Split:
-                subset = part[part["split"] == split].sort_values("video_id")
-                path = tmp / "data" / variant / f"{split}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(_table(subset), path)
-                files.setdefault(variant, {})[split] = path.relative_to(tmp).as_posix()
-                counts.setdefault(variant, {})[split] = len(subset)
-            _write_official(tmp / "official" / variant, part, taxonomy)
-        ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
-        split_record = layout.splits.with_suffix(".json")
-        split_settings = json.loads(split_record.read_text()) if split_record.exists() else {}
-        ReleaseInfo(
-            name=name or layout.root.resolve().name, version=version,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"), toolkit_version=__version__,
-            schema_version=SCHEMA_VERSION, license=license_id,
-            taxonomy={"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
-            variants=counts, files=files, ingest=ingest, split_settings=split_settings,
-            annotation=_annotation_summary(layout, votes, labels),
-        ).write_to_directory(tmp)  # fmt: skip
-        if card is not None:
-            card(tmp, votes)
-        (tmp / "SHA256SUMS").write_text(_sha256sums(tmp))
-        os.rename(tmp, final)  # the commit: fails rather than replace a version created meanwhile
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with file_group(layout.root) as group:
+            tmp = group.path(final, replace=False)  # the commit fails rather than replace a version created meanwhile
+            files, counts = _write_data(tmp, splits, rows, taxonomy)
+            ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
+            split_record = layout.splits.with_suffix(".json")
+            split_settings = json.loads(split_record.read_text()) if split_record.exists() else {}
+            ReleaseInfo(
+                name=name, version=version,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"), toolkit_version=__version__,
+                schema_version=SCHEMA_VERSION, license=license_id,
+                taxonomy={"name": taxonomy.name, "classes": list(taxonomy.classes), "polarity": taxonomy.polarity},
+                variants=counts, files=files, ingest=ingest, split_settings=split_settings,
+                annotation=_annotation_summary(layout, votes, labels),
+            ).write_to_directory(tmp)  # fmt: skip
+            if card is not None:  # the card's copy outside the release is staged too: visible only with it
+                _copy_card(card(tmp, votes) or [], tmp, group.path(layout.data_card(name, version)))
+            (tmp / "SHA256SUMS").write_text(_sha256sums(tmp))
+    except FileExistsError:
+        raise ValueError(f"{final}: release {version} exists; versions are never overwritten") from None
     return final
+
+
+def _write_data(
+    tmp: Path, splits: pd.DataFrame, rows: pd.DataFrame, taxonomy: Taxonomy
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, int]]]:
+    """One Parquet per variant and split, and the authors' formats, under `tmp`; returns the files and row counts
+    per variant and split (release.json's `files` and `variants`)."""
+    files: dict[str, dict[str, str]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    present = list(splits["variant"].unique())
+    for variant in [v for v in Variant if v in present] + sorted(set(present) - set(Variant)):
+        part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
+        for split in Split:
+            subset = part[part["split"] == split].sort_values("video_id")
+            path = tmp / "data" / variant / f"{split}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(_table(subset), path)
+            files.setdefault(variant, {})[split] = path.relative_to(tmp).as_posix()
+            counts.setdefault(variant, {})[split] = len(subset)
+        _write_official(tmp / "official" / variant, part, taxonomy)
+    return files, counts
+
+
+def _copy_card(written: list[Path], release_dir: Path, copy: Path) -> None:
+    """The card files the card step wrote into the release, copied (same relative paths) into `copy`."""
+    copy.mkdir(parents=True, exist_ok=True)
+    for path in written:
+        target = copy / Path(path).relative_to(release_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(path).read_bytes())
 
 
 def verify_release(folder: Path) -> list[str]:
@@ -186,9 +229,8 @@ def verify_release(folder: Path) -> list[str]:
 
 def refresh_checksums(folder: Path) -> None:
     """Rewrite SHA256SUMS over every file of the release (after a post-release addition such as the baseline)."""
-    sums = folder / "SHA256SUMS"
-    sums.unlink(missing_ok=True)
-    write_bytes_atomic(sums, _sha256sums(folder).encode())
+    # Replaced in one rename: a run killed here leaves the old checksums, never none.
+    write_bytes_atomic(folder / "SHA256SUMS", _sha256sums(folder).encode())
 
 
 def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]) -> list[Path]:

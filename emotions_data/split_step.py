@@ -1,7 +1,12 @@
-"""`emotions split`: the dataset's ok, labelled videos -> `manifests/splits.parquet`, behind the leakage gate."""
+"""`emotions split`: the dataset's ok, labelled videos -> `manifests/splits.parquet`, behind the leakage gate.
+
+`splits.parquet` and `splits.json` are committed together (`storage.file_group`). The Parquet file's schema metadata
+records a digest of the final labels it was made from, so a release can tell splits that no longer match the labels
+(`check_splits`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 
@@ -14,8 +19,11 @@ from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import SPLITS_SCHEMA, Variant
 from emotions_data.settings import DedupSettings
-from emotions_data.storage import write_bytes_atomic, write_table_atomic
+from emotions_data.storage import file_group, recover_commits
 from emotions_data.stratified_split import VARIANT_RULES, SplitResult, SplitSettings, find_leaks, make_splits
+
+#: Schema metadata key of `splits.parquet`: the sha256 of the (video_id, label) pairs the splits were made from.
+LABELS_DIGEST_KEY = b"emotions.labels_sha256"
 
 
 class LeakageError(RuntimeError):
@@ -59,6 +67,18 @@ def _near_duplicate_edges(items: pd.DataFrame, settings: DedupSettings) -> np.nd
     return np.array([(positions[i], positions[j]) for i, j, _ in pairs], dtype=int).reshape(-1, 2)
 
 
+def labels_digest(labelled: pd.DataFrame) -> str:
+    """The sha256 of the `video_id` and `label` pairs of `labelled` (order-free): what the splits were made from."""
+    pairs = sorted(zip(labelled["video_id"].astype(str), labelled["label"].astype(str), strict=True))
+    return hashlib.sha256("".join(f"{vid}\t{label}\n" for vid, label in pairs).encode()).hexdigest()
+
+
+def splits_table(frame: pd.DataFrame, labelled: pd.DataFrame) -> pa.Table:
+    """`frame` (video_id, variant, split) as `splits.parquet`'s table, recording the digest of the labels."""
+    table = pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), LABELS_DIGEST_KEY: labels_digest(labelled)})
+
+
 @dataclass(frozen=True)
 class SplitOutcome:
     result: SplitResult
@@ -66,7 +86,9 @@ class SplitOutcome:
 
 
 def split_dataset(layout: DatasetLayout, settings: SplitSettings) -> SplitOutcome:
-    """Split the labelled videos, check them with the leakage gate, then write splits.parquet."""
+    """Split the labelled videos, check them with the leakage gate, then write splits.parquet and splits.json
+    together. Raises ValueError (missing manifests, no labelled video) or LeakageError; nothing is written then."""
+    recover_commits(layout.root)
     items = split_items(layout)
     labelled = with_near_duplicate_edges(items[items["label"].notna()])
     if labelled.empty:
@@ -77,13 +99,15 @@ def split_dataset(layout: DatasetLayout, settings: SplitSettings) -> SplitOutcom
         raise LeakageError(problems)
     kept = _kept_variants(layout)
     frame = pd.concat([kept, result.splits], ignore_index=True) if len(kept) else result.splits
-    write_table_atomic(layout.splits, pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False))
     record = {
         **asdict(settings),
         "rules": VARIANT_RULES,
         "groups": "uploader, sha256, dup_of, near-duplicate fingerprints",
     }
-    write_bytes_atomic(layout.splits.with_suffix(".json"), json.dumps(record, indent=2).encode())
+    # One group: a release must never read the assignments of one run with the settings (seed) of another.
+    with file_group(layout.root) as group:
+        group.write_table(layout.splits, splits_table(frame, labelled))
+        group.write_bytes(layout.splits.with_suffix(".json"), json.dumps(record, indent=2).encode())
     return SplitOutcome(result, len(items) - len(labelled))
 
 
@@ -95,7 +119,41 @@ def _kept_variants(layout: DatasetLayout) -> pd.DataFrame:
     return frame[~frame["variant"].isin(list(Variant))]
 
 
+def stale_splits(layout: DatasetLayout, items: pd.DataFrame) -> str | None:
+    """Why the written splits no longer fit the final labels (one line, saying to re-run `emotions split`), or None.
+
+    Stale: the labels differ from those the splits were made from (a label changed, added or removed since; known
+    from the digest `split` records, absent from splits written otherwise), or a labelled ok video is in no split of
+    the `full` variant (which holds every one). `items` is `split_items(layout)`."""
+    table = pq.read_table(layout.splits)
+    labelled = items[items["label"].notna()]
+    recorded = (table.schema.metadata or {}).get(LABELS_DIGEST_KEY)
+    if recorded is not None and recorded.decode() != labels_digest(labelled):
+        return (
+            f"{layout.splits}: made from other final labels than {layout.labels} holds now (labels were changed, "
+            "added or removed since); re-run 'emotions split'"
+        )
+    splits = table.select(["video_id", "variant"]).to_pandas()
+    full = set(splits.loc[splits["variant"] == Variant.FULL, "video_id"])
+    missing = sorted(set(labelled["video_id"]) - full) if full else []
+    if missing:
+        return (
+            f"{layout.splits}: {len(missing)} labelled video(s) in no split (e.g. {missing[0]}), labelled after the "
+            "split; re-run 'emotions split'"
+        )
+    return None
+
+
 def check_splits(layout: DatasetLayout) -> list[str]:
-    """The leakage gate over the written splits (what `release` runs before writing anything)."""
+    """The leakage gate over the written splits (what `release` runs before writing anything): one line per problem.
+
+    Raises ValueError when there are no splits, or when they are stale (`stale_splits`)."""
+    recover_commits(layout.root)
+    if not layout.splits.exists():
+        raise ValueError(f"{layout.splits}: no splits (run 'emotions split' first)")
+    items = split_items(layout)
+    stale = stale_splits(layout, items)
+    if stale:
+        raise ValueError(stale)
     splits = pq.read_table(layout.splits).to_pandas()
-    return find_leaks(with_near_duplicate_edges(split_items(layout)), splits)
+    return find_leaks(with_near_duplicate_edges(items), splits)

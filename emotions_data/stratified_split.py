@@ -43,8 +43,18 @@ class SplitSettings:
     test_oriented_val_ratio: float = 0.1
 
     def __post_init__(self) -> None:
-        if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
+        """Raises ValueError naming the first setting out of range (NaN fails every comparison, so it is refused)."""
+        ratios = tuple(self.ratios)
+        if len(ratios) != 3 or not all(r >= 0 for r in ratios) or not abs(sum(ratios) - 1.0) <= 1e-6:
             raise ValueError(f"ratios must be three non-negative numbers summing to 1, not {self.ratios}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, not {self.seed}")
+        for name in ("balanced_per_class", "test_oriented_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:  # 0 would silently mean "the default" or an empty variant
+                raise ValueError(f"{name} must be at least 1 when given, not {value}")
+        if not 0 <= self.test_oriented_val_ratio < 1:
+            raise ValueError(f"test_oriented_val_ratio must be in [0, 1), not {self.test_oriented_val_ratio}")
 
 
 def connected_groups(n: int, links: list[np.ndarray]) -> np.ndarray:

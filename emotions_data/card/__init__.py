@@ -4,7 +4,8 @@ Responsible-AI fields, and PNG plots, all generated from one `CardMetadata`.
 One module per part: `metadata` (`CardMetadata`, and `build_metadata`, which reads a written release folder,
 docs/release-format.md, and the counted vote table), `readme`, `croissant` and `plots` (pure: metadata in, text or
 bytes out), `baseline_section` (the section `emotions evaluate` adds), `text` (how numbers and tables are printed).
-This module writes the files: `card_files`, `write_card` (atomically) and `card_writer` (the release's card step).
+This module writes the files: `card_files`, `write_card` (atomically) and `card_writer` (the release's card step;
+the release copies its files into `data_cards/<name>-<version>/` with the release's own commit).
 """
 
 from __future__ import annotations
@@ -59,14 +60,26 @@ def write_card(meta: CardMetadata, release_dir: Path, out_dirs: list[Path]) -> l
 
 
 def card_writer(layout: DatasetLayout) -> Callable[[Path, pd.DataFrame | None], list[Path]]:
-    """The card step `write_release` calls on its temporary folder: metadata from the release, the given
+    """The card step `write_release` calls on its staging folder: metadata from the release, the given
     counted votes and the labels step's agreement report (`manifests/agreement.json`, when written), then the
-    card in the release and in `data_cards/<name>-<version>/`."""
+    card in the release; it returns the card's files, which `write_release` copies into
+    `data_cards/<name>-<version>/` in the same commit as the release. Raises ValueError naming `agreement.json`
+    when it is not a JSON object."""
 
     def write(release_dir: Path, votes: pd.DataFrame | None) -> list[Path]:
         report = layout.agreement_report
-        agreement = json.loads(report.read_text()) if report.exists() else None
+        agreement = _read_agreement(report) if report.exists() else None
         meta = build_metadata(release_dir, votes, agreement=agreement)
-        return write_card(meta, release_dir, [layout.data_card(meta.name, meta.version)])
+        return write_card(meta, release_dir, [])
 
     return write
+
+
+def _read_agreement(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read as JSON ({exc}); re-run 'emotions labels'") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object; re-run 'emotions labels'")
+    return data
