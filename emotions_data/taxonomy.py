@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -13,6 +13,8 @@ class Taxonomy:
     classes: tuple[str, ...]
     polarity: dict[str, str]  # class -> "positive" | "neutral" | "negative"
     aliases: dict[str, str]  # raw spelling -> class (e.g. "Sad" -> "Sadness")
+    # class -> a one-line definition for the annotators' instructions; optional, so taxonomies without one still load
+    definitions: dict[str, str] = field(default_factory=dict)
 
     def index(self, label: str) -> int:
         return self.classes.index(self.canonical(label))
@@ -36,6 +38,16 @@ EMOTIONS6 = Taxonomy(
         "Tension": "negative",
     },
     aliases={"Sad": "Sadness"},
+    # The paper names the classes and their polarity but publishes no definitions (its full text was not available
+    # to us): these are ours, written so that neighbouring classes (Excitation/Relaxation, Fear/Tension) separate.
+    definitions={
+        "Excitation": "positive and energetic: joy, thrill, enthusiasm, amusement, triumph",
+        "Fear": "a threat or danger felt as present: fright, horror, panic, alarm",
+        "Neutral": "no clear emotion conveyed: information, routine, everyday scenes",
+        "Relaxation": "positive and calm: peace, comfort, warmth, contentment",
+        "Sadness": "loss or sorrow: grief, loneliness, disappointment, pity",
+        "Tension": "unease without a present danger: suspense, anxiety, anger, conflict, stress",
+    },
 )
 
 
