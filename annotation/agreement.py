@@ -266,10 +266,23 @@ def agreement_report(
     seed: int | None = 0,
     top_disputed: int = 10,
 ) -> AgreementReport:
-    """All agreement statistics of a long vote table (`video_id`, `annotator_id`, `label`)."""
+    """All agreement statistics of a long vote table (`video_id`, `annotator_id`, `label`).
+
+    Raises ValueError naming the parameter when `n_bootstrap`, `top_disputed` or `seed` is negative or `confidence`
+    is not strictly between 0 and 1, and when no item has two votes (every statistic would be undefined)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, not {confidence}")
+    for name, value in (("n_bootstrap", n_bootstrap), ("top_disputed", top_disputed), ("seed", seed or 0)):
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more, not {value}")
     enc = encode(votes, labels)
     counts = enc.counts
     n_items, n_labels = counts.shape
+    if n_items == 0 or counts.sum(axis=1).max() < 2:
+        raise ValueError(
+            f"no item has two or more votes ({len(enc.label)} vote(s) on {n_items} item(s)): agreement needs at "
+            "least two votes on one item"
+        )
     rng = np.random.default_rng(seed)
     m = counts.sum(axis=1)
 

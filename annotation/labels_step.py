@@ -1,6 +1,7 @@
 """The labels step (I/O): the dataset's counted votes become `manifests/labels.parquet` (with per-item agreement),
 `manifests/needs_expert.parquet` (ties, for the expert stage) and `manifests/agreement.json` (the agreement report
-over the counted crowd votes). Releases and cards read these files as data; they never compute agreement."""
+over the counted crowd votes). The three are committed together (`storage.file_group`): a reader never sees an item
+both decided and waiting for the expert. Releases and cards read these files as data; they never compute agreement."""
 
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from annotation.votes import read_votes
 from annotation.workflow import counted_votes
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
-from emotions_data.storage import write_bytes_atomic, write_table_atomic
+from emotions_data.storage import file_group
 from emotions_data.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
 class LabelsOutcome:
     """What the labels step wrote. `n_votes` counts every vote in the table, `n_counted` those of annotators
-    not dropped after a consistency evaluation; `agreement` is None when no crowd vote counts."""
+    not dropped after a consistency evaluation; `agreement` is None when no item has two counted crowd votes
+    (agreement is undefined then, and no `agreement.json` is written)."""
 
     labels: pa.Table  # LABELS_SCHEMA
     needs_expert: pa.Table  # NEEDS_EXPERT_SCHEMA
@@ -44,20 +46,22 @@ def decide_labels(
 ) -> LabelsOutcome:
     """Read the vote table (`votes`, default `manifests/votes.parquet`), keep the counted votes (dropped
     annotators' votes stay on record but do not count), decide final labels with `method` (`majority` or
-    `dawid-skene`; expert votes are final) and write the three outputs atomically. The agreement report covers
-    the counted non-expert votes with `n_bootstrap` resamples over items. Raises ValueError for an unusable vote
-    table or an unknown method; nothing is written then."""
+    `dawid-skene`; expert votes are final) and write the three outputs together, all or none. The agreement report
+    covers the counted non-expert votes with `n_bootstrap` resamples over items (none when no item has two of
+    them). Raises ValueError for an unusable vote table or an unknown method; nothing is written then."""
     frame = read_votes(votes or layout.votes, taxonomy)
     counted = counted_votes(layout, frame)
     result = final_labels(counted, taxonomy, method)
     crowd = counted[counted["stage"] != Stage.EXPERT] if "stage" in counted.columns else counted
-    report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if len(crowd) else None
-    write_table_atomic(layout.labels, result.labels)
-    write_table_atomic(layout.needs_expert, result.needs_expert)
-    if report is None:
-        layout.agreement_report.unlink(missing_ok=True)
-    else:
-        write_bytes_atomic(layout.agreement_report, json.dumps(report.to_dict(), indent=1).encode())
+    pairable = not crowd.empty and crowd.groupby("video_id").size().max() >= 2
+    report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if pairable else None
+    with file_group(layout.root) as group:
+        group.write_table(layout.labels, result.labels)
+        group.write_table(layout.needs_expert, result.needs_expert)
+        if report is None:
+            group.remove(layout.agreement_report)  # a report of other votes would be read as this one
+        else:
+            group.write_bytes(layout.agreement_report, json.dumps(report.to_dict(), indent=1).encode())
     return LabelsOutcome(result.labels, result.needs_expert, len(frame), len(counted), report)
 
 

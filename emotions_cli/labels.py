@@ -21,12 +21,19 @@ def print_agreement(report: dict) -> None:
     head.add_column("statistic")
     head.add_column("value", justify="right")
     head.add_column(f"{report['confidence']:.0%} CI (bootstrap over items, n={report['n_bootstrap']})")
-    head.add_row("Krippendorff's alpha (nominal)", fmt(report["krippendorff_alpha"]), fmt(report["alpha_ci"]))
+    alpha_note = fmt(report["alpha_ci"])
+    if report["krippendorff_alpha"] is None:  # say why rather than print a bare dash
+        alpha_note = "undefined: the votes on items with two or more votes all have one label (no variation)"
+    head.add_row("Krippendorff's alpha (nominal)", fmt(report["krippendorff_alpha"]), alpha_note)
     if report["fleiss_kappa"] is None:
         head.add_row("Fleiss' kappa", "–", report["fleiss_kappa_absent_reason"])
     else:
         head.add_row("Fleiss' kappa", fmt(report["fleiss_kappa"]), fmt(report["fleiss_kappa_ci"]))
-    head.add_row(f"Cohen's kappa, mean of {report['cohen_kappa_pairs']} pairs", fmt(report["cohen_kappa_mean"]), "")
+    kappa_note = ""
+    if report["cohen_kappa_mean"] is None:
+        kappa_note = "undefined: no two annotators share two items with more than one label among their votes"
+    head.add_row(f"Cohen's kappa, mean of {report['cohen_kappa_pairs']} pairs", fmt(report["cohen_kappa_mean"]),
+                 kappa_note)  # fmt: skip
     out.print(head)
     classes = Table(title="per class (one vs rest)")
     for col in ("class", "votes", "alpha", "CI"):
@@ -67,15 +74,23 @@ def agreement(
     from annotation.votes import read_votes
     from emotions_data.taxonomy import resolve_taxonomy
 
+    if not 0 < confidence < 1:
+        raise fail(f"--confidence: must be strictly between 0 and 1 (e.g. 0.95), not {confidence}")
+    for option, value in (("--bootstrap", bootstrap), ("--top", top), ("--seed", seed)):
+        if value < 0:
+            raise fail(f"{option}: must be 0 or more, not {value}")
     try:
         tax = resolve_taxonomy(taxonomy)
         frame = read_votes(votes, tax, stage)
         if frame.empty:
             raise ValueError(f"{votes}: no votes" + (f" in stage {stage!r}" if stage else ""))
-        report = agreement_report(
-            frame, list(tax.classes) if tax else None, n_bootstrap=bootstrap, confidence=confidence, seed=seed,
-            top_disputed=top,
-        )  # fmt: skip
+        try:
+            report = agreement_report(
+                frame, list(tax.classes) if tax else None, n_bootstrap=bootstrap, confidence=confidence, seed=seed,
+                top_disputed=top,
+            )  # fmt: skip
+        except ValueError as exc:  # what the table holds, e.g. no item with two votes
+            raise ValueError(f"{votes}" + (f" (stage {stage!r})" if stage else "") + f": {exc}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -92,10 +107,13 @@ def labels(
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:
     """Final labels into DATASET/manifests/labels.parquet; ties go to manifests/needs_expert.parquet."""
+    from annotation.labels import METHODS
     from annotation.labels_step import decide_labels, label_counts
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
+    if method not in METHODS:
+        raise fail(f"--method {method!r}: choose {' or '.join(METHODS)}")
     layout = DatasetLayout(dataset)
     try:
         outcome = decide_labels(layout, resolve_taxonomy(taxonomy), method, votes)

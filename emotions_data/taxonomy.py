@@ -64,20 +64,73 @@ def load_taxonomy(path: Path) -> Taxonomy:
     Joy = "positive"
     [taxonomy.aliases]       # optional raw spellings
     Happy = "Joy"
+
+    Raises ValueError, one line naming the file and the key: unreadable or not TOML, no [taxonomy] table, `classes`
+    not a non-empty list of distinct class names (a name is non-empty text without surrounding spaces, "/" or control
+    characters: it becomes a folder and a list entry in releases), polarity entries for unknown classes or with
+    values other than positive/neutral/negative, polarity missing a class, aliases naming unknown classes.
     """
+    path = Path(path)
     try:
-        table = tomllib.loads(Path(path).read_text())["taxonomy"]
-        classes = tuple(str(c) for c in table["classes"])
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a taxonomy file ({exc})") from exc
-    polarity = {str(k): str(v) for k, v in table.get("polarity", {}).items()}
-    aliases = {str(k): str(v) for k, v in table.get("aliases", {}).items()}
-    if len(set(classes)) != len(classes) or not classes:
-        raise ValueError(f"{path}: classes must be a non-empty list of distinct names")
-    bad = sorted({*polarity, *aliases.values()} - set(classes)) + sorted(set(polarity.values()) - set(POLARITIES))
-    if bad or (polarity and set(polarity) != set(classes)):
-        raise ValueError(f"{path}: polarity/aliases must name the classes and polarities {POLARITIES}: {bad}")
-    return Taxonomy(str(table.get("name", Path(path).stem)), classes, polarity, aliases)
+        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a taxonomy file ({exc})") from None
+    table = document.get("taxonomy")
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: not a taxonomy file (no [taxonomy] table)")
+    raw = table.get("classes")
+    if not isinstance(raw, list) or not raw:
+        shown = "missing" if raw is None else f"{type(raw).__name__} {raw!r}"
+        raise ValueError(f"{path}: taxonomy.classes must be a non-empty list of class names, not {shown}")
+    for value in raw:
+        problem = _class_name_problem(value)
+        if problem:
+            raise ValueError(f"{path}: taxonomy.classes: {value!r} {problem}")
+    classes = tuple(raw)
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{path}: taxonomy.classes lists {', '.join(map(repr, repeated))} more than once")
+    polarity = _string_table(path, table, "polarity")
+    aliases = _string_table(path, table, "aliases")
+    unknown = sorted(set(polarity) - set(classes))
+    if unknown:
+        raise ValueError(f"{path}: taxonomy.polarity names class(es) not in taxonomy.classes: {', '.join(unknown)}")
+    bad = sorted({v for v in polarity.values() if v not in POLARITIES})
+    if bad:
+        shown = ", ".join(map(repr, bad))
+        raise ValueError(f"{path}: taxonomy.polarity: {shown} is not one of {', '.join(POLARITIES)}")
+    if polarity and set(polarity) != set(classes):
+        missing = ", ".join(c for c in classes if c not in polarity)
+        raise ValueError(f"{path}: taxonomy.polarity must give every class when given; missing: {missing}")
+    unknown = sorted({v for v in aliases.values() if v not in classes})
+    if unknown:
+        raise ValueError(f"{path}: taxonomy.aliases point to class(es) not in taxonomy.classes: {', '.join(unknown)}")
+    shadowing = sorted(a for a, c in aliases.items() if a in classes and a != c)
+    if shadowing:
+        raise ValueError(f"{path}: taxonomy.aliases would rename the class(es) {', '.join(shadowing)} to another")
+    name = table.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{path}: taxonomy.name must be non-empty text, not {name!r}")
+    return Taxonomy(name, classes, polarity, aliases)
+
+
+def _class_name_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"is a {type(value).__name__}, not text"
+    if not value.strip():
+        return "is empty"
+    if value != value.strip():
+        return "has surrounding spaces"
+    if "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "holds '/' or a control character"
+    return None
+
+
+def _string_table(path: Path, table: dict, key: str) -> dict[str, str]:
+    value = table.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"{path}: taxonomy.{key} must be a table of names to text, not {value!r}")
+    return dict(value)
 
 
 def resolve_taxonomy(spec: str | Path | None) -> Taxonomy | None:
