@@ -114,7 +114,11 @@ def simulate(
             continue
         for task in client.tasks(project["id"]):
             vid = task["data"].get("video_id")
-            if int(task.get("total_annotations") or 0) > 0 or vid not in (project.get("videos") or {}):
+            if vid not in (project.get("videos") or {}):
+                continue
+            if int(task.get("total_annotations") or 0) > 0 and any(  # someone else's stray vote blocks nothing
+                int(a.get("completed_by") or -1) == int(user_of[ann]) for a in client.annotations(task["id"])
+            ):
                 continue
             rng = _rng(seed, stage, vid, ann, task["data"].get("round") or 1)
             label = simulated_label(truth[vid], accuracy[ann], taxonomy, rng, settings.same_polarity)

@@ -116,6 +116,14 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _flag(value: Any) -> bool:
+    return False if value is None or pd.isna(value) else bool(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
 def parse_annotation(result: list[dict[str, Any]]) -> tuple[str | None, bool, str | None]:
     """(label, unsure, comment) of an annotation's result list; the comment box's lines joined, None when empty."""
     label, unsure = parse_result(result)
@@ -192,9 +200,9 @@ def vet(
     def event(row: pd.Series, name: str, by: str | None, at: datetime | None, new: dict[str, Any]) -> None:
         result.history.append(
             {"video_id": row["video_id"], "annotator_id": row["annotator_id"], "stage": row["stage"], "event": name,
-             "old_label": row["label"], "new_label": new.get("label"), "old_unsure": row["unsure"],
-             "new_unsure": new.get("unsure"), "old_comment": row["comment"], "new_comment": new.get("comment"),
-             "by": by, "at": at or now, "pulled_at": now, "ls_annotation_id": row["ls_annotation_id"],
+             "old_label": row["label"], "new_label": new.get("label"), "old_unsure": _flag(row["unsure"]),
+             "new_unsure": new.get("unsure"), "old_comment": _text(row["comment"]), "new_comment": new.get("comment"),
+             "by": by, "at": at or now, "pulled_at": now, "ls_annotation_id": _int(row["ls_annotation_id"]),
              "server_id": server_id}
         )  # fmt: skip
 
@@ -227,7 +235,7 @@ def vet(
                         f"{accounts.name(claimed_id)}: kept as {row['annotator_id']}'s", s, label)  # fmt: skip
                 continue
             new = {"label": canonical, "unsure": unsure, "comment": comment}
-            if (row["label"], bool(row["unsure"]), row["comment"]) == (canonical, unsure, comment):
+            if (row["label"], _flag(row["unsure"]), _text(row["comment"])) == (canonical, unsure, comment):
                 continue
             writer = accounts.name(writer_id)
             if writer not in (row["annotator_id"], "admin"):

@@ -23,9 +23,9 @@ annotators, balanced by load; cross-checks and relabelling go only to annotators
 
 How an annotator finds their project (the browser test and `emotions annotate credentials` rely on this):
 log in with the login and password from the credentials file (`<id lower-cased>@annotators.invalid`), then open
-the project whose title starts with their id and the stage, `<annotator id> · <stage> · group <G> · <dataset>`
-(e.g. `A1 · label · group A · demo`; cross-checks add `(items of B)`; `EX · expert · demo`; the dataset's name is
-shortened to Label Studio's 50 characters), and work through "Label All Tasks". Its key in
+the project titled `<dataset> · <stage> · <annotator id> · group <G>` (e.g. `demo · label · A1 · group A`;
+cross-checks add `(items of B)`; `demo · expert · EX`; the dataset's name is shortened so the title fits Label
+Studio's 50 characters, the rest never), and work through "Label All Tasks". Its key in
 `manifests/ls_projects.json` is `<stage>/<items' group>/<annotator id>` (`relabel/<annotator's group>/<id>`,
 `expert/<id>`), which also holds its Label Studio id. Label Studio Community still lists every project to every
 account: opening another annotator's project shows their votes, and a vote cast there is reported and never
@@ -402,11 +402,11 @@ TITLE_MAX = 50  # Label Studio refuses longer project titles
 
 
 def project_title(annotator: str, stage: Stage, detail: str, dataset: str) -> str:
-    """`<annotator> · <stage>[ · <detail>] · <dataset>`, the dataset's name shortened to Label Studio's 50
-    characters: the annotator's own id comes first, so they find their project at a glance."""
-    head = " · ".join(p for p in (annotator, str(stage), detail) if p)
-    room = TITLE_MAX - len(head) - 3
-    return f"{head} · {dataset[:room]}" if room >= 4 else head[:TITLE_MAX]
+    """`<dataset> · <stage> · <annotator>[ · <detail>]`, the dataset's name shortened so the title fits Label
+    Studio's 50 characters: the stage and the annotator's own id are never cut, so they find their project."""
+    tail = " · ".join(p for p in (str(stage), annotator, detail) if p)
+    room = TITLE_MAX - len(tail) - 3
+    return f"{dataset[:room]} · {tail}" if room >= 4 else tail[:TITLE_MAX]
 
 
 def _hash_order(ids: list[str]) -> list[str]:
@@ -503,7 +503,7 @@ def _plan(
             for vid in sorted(items):
                 text = summaries.get(vid) or earlier.get(vid, "")
                 theirs = others[others["video_id"] == vid]
-                if len(theirs):  # the other experts' decisions, when the experts disagree
+                if vid in disputed and len(theirs):  # the other experts' decisions, when the experts disagree
                     pairs = sorted(zip(theirs["annotator_id"], theirs["label"], strict=True))
                     text += "; experts: " + ", ".join(f"{a}: {lab}" for a, lab in pairs)
                 shown[vid] = text
@@ -612,6 +612,7 @@ class PullReport:
     n_edited: int = 0  # of those, changed by their annotator (history kept)
     n_deleted: int = 0  # votes whose annotation disappeared from Label Studio: marked deleted
     excluded: list[Exclusion] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # this pull's vote history events
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> id, status (ok, deleted), drift
     invite_link_was_enabled: bool = False
     path: Path | None = None  # manifests/pull_report.json
@@ -691,7 +692,7 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
         client.disable_invite_link()
     now = datetime.now(UTC).replace(microsecond=0)
     vetted = vet(read_vote_table(layout), exports, annotators, accounts, known_videos, taxonomy, (server_id, url), now)
-    report.excluded = vetted.excluded
+    report.excluded, report.changes = vetted.excluded, vetted.history
     report.n_new, report.n_updated = vetted.n_new, vetted.n_reread
     report.n_edited, report.n_deleted = vetted.n_edited, vetted.n_deleted
     write_votes(layout.votes, vetted.votes)
@@ -710,9 +711,15 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
         "summary": report.summary(), "projects": report.projects,
         "invite_link_was_enabled": report.invite_link_was_enabled,
         "excluded": [e.to_dict() for e in report.excluded],
+        "changes": report.changes,  # votes on record edited by their annotator, deleted, superseded
     }  # fmt: skip
-    write_bytes_atomic(report.path, json.dumps(document, indent=1, default=str).encode())
+    write_bytes_atomic(report.path, json.dumps(document, indent=1, default=_json_value).encode())
     return report
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars as Python numbers, times as ISO text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def vote_history_path(layout: DatasetLayout) -> Path:

@@ -179,6 +179,10 @@ class LabelStudio:
             return 0
         return int(self.call("POST", f"/api/projects/{project_id}/import", tasks)["task_count"])
 
+    def annotations(self, task_id: int) -> list[dict[str, Any]]:
+        """Every annotation of the task."""
+        return list(self.call("GET", f"/api/tasks/{task_id}/annotations/"))
+
     def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
         """Replace a task's data (the expert's refreshed earlier votes, say)."""
         self.call("PATCH", f"/api/tasks/{task_id}", {"data": data})
