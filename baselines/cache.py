@@ -3,8 +3,10 @@
 One file per video, ``<cache>/<video_id>.clip``, written atomically::
 
     8 bytes   little-endian uint64: header length N
+    4 bytes   little-endian uint32: CRC-32 of the header
     N bytes   JSON header: format, recipe, media_sha256, n_frames, height, width, mfcc_shape, offsets (of each
-              frame's JPEG within the frames section, plus the end)
+              frame's JPEG within the frames section, plus the end), payload_bytes and payload_crc32 (the length
+              and CRC-32 of everything after the header)
     mfcc      float32 (n_mfcc, frames): the whole clip's MFCCs (tiling to the model's chunks happens at load time)
     frames    every frame at native rate, scaled to `short_side`, JPEG-encoded back to back
 
@@ -12,18 +14,28 @@ A reader seeks to the frames a snippet needs and decodes only those (libjpeg-tur
 training step reads ~1 MB per clip instead of decoding a whole video. A file is valid only for the media it was
 made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG quality, audio settings):
 anything else is rebuilt. Building runs on any `emotions_data.executor` backend (local pool or Ray).
+
+Files are checked where it is cheap to: opening one checks its header's checksum and the file's length (a cut
+file is refused before a frame is read); the build's check (`check_clip`) also reads the payload once against its
+checksum, so a damaged file (a flipped byte, a torn copy) is rebuilt, never trusted. Reading frames at training
+time verifies nothing more.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import struct
 import subprocess
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -33,10 +45,16 @@ from baselines.audio import MFCC, AudioConfig, load_waveform
 from baselines.media import media_folder, video_stream
 from emotions_data.executor import Executor
 from emotions_data.layout import DatasetLayout
-from emotions_data.storage import atomic_path
+from emotions_data.storage import atomic_path, sweep_temporaries
 
-FORMAT = "emotions-clip-1"
-_HEADER_LEN = struct.Struct("<Q")
+# Version 2 added the checksums; the version is part of the recipe, so files of version 1 sit in another folder
+# and are never read as version 2.
+FORMAT = "emotions-clip-2"
+_PREAMBLE = struct.Struct("<QI")  # header length, CRC-32 of the header
+_HEADER_KEYS = ("format", "recipe", "media_sha256", "n_frames", "mfcc_shape", "offsets", "payload_bytes",
+                "payload_crc32")  # fmt: skip
+_CHUNK = 1 << 20
+_REBUILD = "`emotions cache` rebuilds it"
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,14 @@ class CacheSettings:
     def recipe(self) -> str:
         """Short hash of everything that changes a cache file's content."""
         return hashlib.sha256(json.dumps([FORMAT, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ClipError(ValueError):
+    """A file that is not a complete, intact cache file; the message names the file and what is wrong with it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True)
@@ -64,37 +90,133 @@ class CachedClip:
         """Frames stored, every frame of the video at its native rate."""
         return int(self.header["n_frames"])
 
+    @property
+    def _mfcc_bytes(self) -> int:
+        rows, cols = self.header["mfcc_shape"]
+        return rows * cols * 4
+
+    def _read(self, f: BinaryIO, at: int, size: int) -> bytes:
+        f.seek(at)
+        data = f.read(size)
+        if len(data) != size:  # cut since it was opened
+            raise ClipError(self.path, f"truncated (ends before byte {at + size}); {_REBUILD}")
+        return data
+
     def mfcc(self) -> torch.Tensor:
-        """The whole clip's MFCCs, (n_mfcc, frames) float32."""
+        """The whole clip's MFCCs, (n_mfcc, frames) float32. Raises `ClipError` when the file was cut."""
         rows, cols = self.header["mfcc_shape"]
         with open(self.path, "rb") as f:
-            f.seek(self.data_at)
-            data = f.read(rows * cols * 4)
+            data = self._read(f, self.data_at, self._mfcc_bytes)
         return torch.from_numpy(np.frombuffer(data, dtype="<f4").reshape(rows, cols).copy())
 
     def frames(self, indices: np.ndarray) -> torch.Tensor:
-        """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8."""
+        """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8.
+
+        Raises `ClipError` naming the file when a frame cannot be read or decoded (a file damaged since it was
+        checked)."""
         offsets = self.header["offsets"]
-        rows, cols = self.header["mfcc_shape"]
-        frames_at = self.data_at + rows * cols * 4
+        frames_at = self.data_at + self._mfcc_bytes
         wanted = np.unique(indices)
         encoded: dict[int, bytes] = {}
         with open(self.path, "rb") as f:
             for i in wanted.tolist():
-                f.seek(frames_at + offsets[i])
-                encoded[i] = f.read(offsets[i + 1] - offsets[i])
-        decoded = {i: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for i, data in encoded.items()}
+                encoded[i] = self._read(f, frames_at + offsets[i], offsets[i + 1] - offsets[i])
+        decoded = {}
+        for i, data in encoded.items():
+            try:
+                decoded[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways of saying "not a JPEG (any more)"
+                raise ClipError(self.path, f"frame {i} cannot be decoded ({exc}); {_REBUILD}") from None
         return torch.from_numpy(np.stack([decoded[int(i)] for i in indices]))
 
 
-def open_clip(path: Path) -> CachedClip:
-    """Open a cache file by its header; `ValueError` when it is not one, `OSError` when it cannot be read."""
-    with open(path, "rb") as f:
-        (length,) = _HEADER_LEN.unpack(f.read(_HEADER_LEN.size))
-        header = json.loads(f.read(length))
+def _parse_header(path: Path, f: BinaryIO) -> tuple[dict, int]:
+    """The header of the open cache file `f` and where its payload starts, after the cheap checks: the header's
+    checksum and the file's length. Raises `ClipError`."""
+    size = os.fstat(f.fileno()).st_size
+    preamble = f.read(_PREAMBLE.size)
+    if len(preamble) < _PREAMBLE.size:
+        raise ClipError(path, f"truncated ({size} bytes, not even the {_PREAMBLE.size}-byte preamble)")
+    length, header_crc = _PREAMBLE.unpack(preamble)
+    data_at = _PREAMBLE.size + length
+    if data_at > size:
+        raise ClipError(path, f"truncated or not a cache file ({size} bytes, header claims {length})")
+    raw = f.read(length)
+    if zlib.crc32(raw) != header_crc:
+        raise ClipError(path, "damaged or not a cache file (header checksum mismatch)")
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ClipError(path, "not a cache file (header is not a JSON object)")
+    missing = [key for key in _HEADER_KEYS if key not in header]
     if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an {FORMAT} cache file")
-    return CachedClip(path, header, _HEADER_LEN.size + length)
+        raise ClipError(path, f"not an {FORMAT} cache file (format {header.get('format')!r})")
+    if missing:
+        raise ClipError(path, f"not an {FORMAT} cache file (header lacks {', '.join(missing)})")
+    expected = data_at + int(header["payload_bytes"])
+    if size != expected:
+        what = "truncated" if size < expected else "longer than written"
+        raise ClipError(path, f"{what} ({size} of {expected} bytes)")
+    return header, data_at
+
+
+def open_clip(path: Path) -> CachedClip:
+    """Open a cache file by its header, checking the header's checksum and the file's length (not the payload's
+    checksum: see `verify_clip`). Raises `ClipError` (a `ValueError`) naming the file when it is not a complete
+    cache file, `OSError` when it cannot be read."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        header, data_at = _parse_header(path, f)
+    return CachedClip(path, header, data_at)
+
+
+def verify_clip(clip: CachedClip) -> None:
+    """Read the payload of an opened cache file once against its recorded checksum; `ClipError` when it differs
+    (a flipped byte, a torn copy), `OSError` when it cannot be read."""
+    crc, left = 0, int(clip.header["payload_bytes"])
+    with open(clip.path, "rb") as f:
+        f.seek(clip.data_at)
+        while left:
+            chunk = f.read(min(_CHUNK, left))
+            if not chunk:
+                raise ClipError(clip.path, "truncated (shorter than its header says)")
+            crc, left = zlib.crc32(chunk, crc), left - len(chunk)
+    if crc != clip.header["payload_crc32"]:
+        raise ClipError(clip.path, "damaged (payload checksum mismatch)")
+
+
+ClipState = Literal["current", "missing", "stale", "damaged"]
+
+
+@dataclass(frozen=True)
+class ClipCheck:
+    """What `check_clip` found: `current`, `missing`, `stale` (another recipe or other media) or `damaged`
+    (cut, corrupted, or not a cache file: `reason` says how)."""
+
+    state: ClipState
+    reason: str = ""
+
+
+def check_clip(path: Path, media_sha256: str | None, settings: CacheSettings, *, verify: bool = True) -> ClipCheck:
+    """Whether `path` holds a complete, intact cache of this media made with this recipe. With `verify` (what a
+    build does) the payload is read once against its checksum; without, only the header and the length are
+    checked (cheap: what a dataset does before training on a cache that was just built)."""
+    try:
+        clip = open_clip(path)
+        if verify:
+            verify_clip(clip)
+    except FileNotFoundError:
+        return ClipCheck("missing")
+    except ClipError as exc:
+        return ClipCheck("damaged", exc.reason)
+    except OSError as exc:
+        return ClipCheck("damaged", f"unreadable ({exc.strerror or exc})")
+    header = clip.header
+    if header["recipe"] != settings.recipe or (media_sha256 is not None and header["media_sha256"] != media_sha256):
+        return ClipCheck("stale", "made from other media or with another recipe")
+    return ClipCheck("current")
 
 
 def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
@@ -102,13 +224,9 @@ def cache_folder(release_dir: Path, settings: CacheSettings) -> Path:
     return DatasetLayout.of_release(release_dir).baseline_cache / settings.recipe
 
 
-def is_current(path: Path, media_sha256: str | None, settings: CacheSettings) -> bool:
-    """Whether `path` holds a complete cache of this media made with this recipe."""
-    try:
-        header = open_clip(path).header
-    except (OSError, ValueError):
-        return False
-    return header["recipe"] == settings.recipe and (media_sha256 is None or header["media_sha256"] == media_sha256)
+def is_current(path: Path, media_sha256: str | None, settings: CacheSettings, *, verify: bool = True) -> bool:
+    """Whether `path` holds a complete, intact cache of this media made with this recipe (see `check_clip`)."""
+    return check_clip(path, media_sha256, settings, verify=verify).state == "current"
 
 
 def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -149,14 +267,19 @@ def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: st
         raise ValueError(f"{media}: no frames decoded")
     with torch.no_grad():
         mfcc = MFCC(settings.audio)(load_waveform(media, settings.audio.sample_rate)).numpy().astype("<f4")
+    mfcc_bytes = mfcc.tobytes()
+    payload_crc = zlib.crc32(mfcc_bytes)
+    for chunk in chunks:
+        payload_crc = zlib.crc32(chunk, payload_crc)
     header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(chunks),
-              "height": height, "width": width, "mfcc_shape": list(mfcc.shape), "offsets": offsets}  # fmt: skip
+              "height": height, "width": width, "mfcc_shape": list(mfcc.shape), "offsets": offsets,
+              "payload_bytes": len(mfcc_bytes) + offsets[-1], "payload_crc32": payload_crc}  # fmt: skip
     head = json.dumps(header).encode()
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
-            f.write(_HEADER_LEN.pack(len(head)))
+            f.write(_PREAMBLE.pack(len(head), zlib.crc32(head)))
             f.write(head)
-            f.write(mfcc.tobytes())
+            f.write(mfcc_bytes)
             for chunk in chunks:
                 f.write(chunk)
     return out
@@ -176,22 +299,26 @@ class CacheResult:
     video_id: str
     status: str  # "built", "current" or "failed"
     error: str = ""
+    damaged: str = ""  # for a rebuilt file: what was wrong with the one it replaced ("file: reason")
 
 
 def run_cache_job(job: CacheJob) -> list[CacheResult]:
-    """Worker side: build every stale or missing file of the shard; one video's failure does not stop the rest."""
+    """Worker side: build every missing, stale or damaged file of the shard; one video's failure does not stop
+    the rest."""
     torch.set_num_threads(1)  # workers run in parallel; nested intra-op threads only contend
     results = []
     for video_id, media, sha in job.items:
         out = Path(job.cache_dir) / f"{video_id}.clip"
-        if is_current(out, sha, job.settings):
+        check = check_clip(out, sha, job.settings)
+        if check.state == "current":
             results.append(CacheResult(video_id, "current"))
             continue
+        damaged = f"{out}: {check.reason}" if check.state == "damaged" else ""
         try:
             write_clip(Path(media), out, job.settings, sha)
-            results.append(CacheResult(video_id, "built"))
+            results.append(CacheResult(video_id, "built", damaged=damaged))
         except (OSError, ValueError) as exc:
-            results.append(CacheResult(video_id, "failed", str(exc).splitlines()[0]))
+            results.append(CacheResult(video_id, "failed", str(exc).splitlines()[0], damaged))
     return results
 
 
@@ -210,6 +337,18 @@ class CacheReport:
     built: int = 0
     current: int = 0
     failed: list[CacheResult] = field(default_factory=list)
+    damaged: list[CacheResult] = field(default_factory=list)  # files found damaged (and rebuilt, unless failed)
+    swept: int = 0  # temporaries of interrupted builds removed
+
+
+@contextmanager
+def _build_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold the cache folder's build lock. A second build of the same folder waits for the first (then finds its
+    files current) rather than fail: `train` and `evaluate` build the cache too, and may well start together."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock, also when the process is killed
 
 
 def build_release_cache(
@@ -219,7 +358,11 @@ def build_release_cache(
 ) -> CacheReport:  # fmt: skip
     """Cache the videos of a release (all variants and splits, or those named), on `executor` (an
     `emotions_data.executor` backend: local pool, serial or Ray). Current files are kept, so an interrupted build
-    resumes."""
+    resumes: its temporaries are swept first, and missing, stale or damaged files (checked against their
+    checksums) are rebuilt; `CacheReport.damaged` names the damaged ones.
+
+    Raises `ValueError` when the release has no videos there, `OSError` when the cache folder cannot be made or
+    locked, and what the executor raises."""
     release_dir = Path(release_dir)
     cache_dir = Path(cache_dir) if cache_dir else cache_folder(release_dir, settings)
     media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
@@ -235,18 +378,23 @@ def build_release_cache(
     if not items:
         raise ValueError(f"{release_dir}: no videos in data/{variant or '*'}/{'|'.join(splits or ['*'])}.parquet")
     report = CacheReport(cache_dir)
-    done = 0
-    if progress:
-        progress("cache", 0, len(items))
-    for results in executor.map_unordered(run_cache_job, cache_jobs(sorted(items.values()), cache_dir, settings)):
-        for result in results:
-            if result.status == "failed":
-                report.failed.append(result)
-            elif result.status == "built":
-                report.built += 1
-            else:
-                report.current += 1
-        done += len(results)
+    with _build_lock(cache_dir):
+        # Under the lock no other build is writing here, so every temporary is a killed build's leftover.
+        report.swept = sweep_temporaries(cache_dir)
+        done = 0
         if progress:
-            progress("cache", done, len(items))
+            progress("cache", 0, len(items))
+        for results in executor.map_unordered(run_cache_job, cache_jobs(sorted(items.values()), cache_dir, settings)):
+            for result in results:
+                if result.damaged:
+                    report.damaged.append(result)
+                if result.status == "failed":
+                    report.failed.append(result)
+                elif result.status == "built":
+                    report.built += 1
+                else:
+                    report.current += 1
+            done += len(results)
+            if progress:
+                progress("cache", done, len(items))
     return report

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
-from baselines.cache import CacheSettings, is_current, open_clip
+from baselines.cache import CacheSettings, check_clip, open_clip
 from baselines.media import VideoStream, media_folder, video_stream
 from baselines.model import ModelConfig
 from baselines.sampling import apply_spatial, draw_spatial, frame_indices
@@ -59,8 +59,9 @@ def release_rows(release_dir: Path, variant: str, split: str) -> pd.DataFrame:
 class ReleaseDataset(Dataset):
     """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, crop, crop), audio (S, frames/S, mfcc), label).
 
-    Reads the preprocessing cache when `cache_dir` is given (every file must be current: build it with
-    `emotions cache`), else decodes the media with ffmpeg on every access.
+    Reads the preprocessing cache when `cache_dir` is given (every file must be current, which is checked by header
+    and length: build it with `emotions cache`), else decodes the media with ffmpeg on every access. Raises
+    `ValueError` when a cache file or a media file is missing, or a cache file is stale or cut.
     """
 
     def __init__(
@@ -77,14 +78,18 @@ class ReleaseDataset(Dataset):
         self.mfcc = MFCC(self.audio)
         if self.cache_dir is not None:
             settings = cache_settings or CacheSettings()
-            stale = [
-                v for v, sha in zip(self.rows["video_id"], self.rows["media_sha256"], strict=True)
-                if not is_current(self.cache_dir / f"{v}.clip", sha, settings)
-            ]  # fmt: skip
+            # Header and length only: reading every payload again would double the start-up time of a run whose
+            # cache was verified by the build just before (`emotions cache`, `train` and `evaluate` build first).
+            checks = {
+                v: check_clip(self.cache_dir / f"{v}.clip", sha, settings, verify=False)
+                for v, sha in zip(self.rows["video_id"], self.rows["media_sha256"], strict=True)
+            }
+            stale = {v: check for v, check in checks.items() if check.state != "current"}
             if stale:
+                first, check = next(iter(stale.items()))
                 raise ValueError(
-                    f"{self.cache_dir}: {len(stale)} cache file(s) missing or stale, e.g. {stale[0]}.clip "
-                    "(run `emotions cache` on the release)"
+                    f"{self.cache_dir}: {len(stale)} cache file(s) missing, damaged or stale, e.g. {first}.clip "
+                    f"({check.reason or check.state}; run `emotions cache` on the release)"
                 )
         else:
             missing = [v for v in self.rows["video_id"] if not (self.media_dir / f"{v}.mp4").is_file()]
