@@ -12,10 +12,12 @@ continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
-from emotions_data.storage import atomic_path
+from emotions_data.storage import TMP_MARK, atomic_path
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,21 @@ class TrainConfig:
     plain_ce: bool = False
     num_workers: int = 0
     bf16: bool = True  # autocast on CUDA only
+
+    def __post_init__(self) -> None:
+        """Refuse impossible settings now, not as an empty run or a division by zero later (`ValueError` naming
+        the setting)."""
+        at_least = {"epochs": 1, "batch_size": 1, "accumulation": 1, "num_workers": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low} (got {getattr(self, name)})")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr})")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError(f"weight_decay and warmup_epochs must be >= 0 (got {self.weight_decay}, "
+                             f"{self.warmup_epochs})")  # fmt: skip
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must be in [0, 1] (got {self.final_lr_fraction})")
 
     @classmethod
     def paper(cls) -> TrainConfig:
@@ -79,6 +96,86 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+
+
+#: What every checkpoint of `train` holds, and what resuming needs.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "best", "history", "train_config")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+RESTART_HINT = "nothing was changed: add --restart to the command to start the run over"
+
+
+def archive_problem(path: Path, *, verify: bool = True) -> tuple[str, str] | None:
+    """What is wrong with `path` as a torch archive (the zip file `torch.save` writes), as (what, detail): what is
+    "truncated", "damaged" or "foreign" (not a zip archive at all). None when it is whole. Cheap: its first bytes
+    and its zip end record; with `verify`, every member against its CRC-32 too (one read of the file; torch itself
+    reads a damaged tensor without noticing). Raises `OSError` when it cannot be read."""
+    with open(path, "rb") as handle:
+        magic = handle.read(len(_ZIP_MAGIC))
+    if magic != _ZIP_MAGIC:
+        if _ZIP_MAGIC.startswith(magic):  # empty, or cut within the first bytes
+            return "truncated", f"{len(magic)} bytes"
+        return "foreign", "not a torch archive"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip() if verify else None
+    except zipfile.BadZipFile:
+        return "truncated", "its archive has no end record"
+    except (EOFError, zipfile.LargeZipFile, RuntimeError, ValueError) as exc:  # zlib and zipfile on broken members
+        return "damaged", str(exc)
+    return ("damaged", f"{bad} fails its CRC check") if bad is not None else None
+
+
+def check_checkpoint(path: Path, *, verify: bool = True) -> None:
+    """Check that `path` is a whole torch archive (`archive_problem`).
+
+    Raises `ValueError` naming `path` when it is missing, truncated, damaged or not a torch archive, `OSError` when
+    it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint")
+    problem = archive_problem(path, verify=verify)
+    if problem is None:
+        return
+    what, detail = problem
+    if what == "foreign":
+        raise ValueError(f"{path}: not a checkpoint of `emotions train` ({detail})")
+    raise ValueError(f"{path}: {what} checkpoint ({detail})")
+
+
+def read_checkpoint(path: Path, required: Sequence[str] = (), map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint written by `train`, checked before it is trusted (`check_checkpoint`), holding a dict with the
+    `required` keys.
+
+    Raises `ValueError` naming `path` when it is missing, truncated, damaged or not such a checkpoint, `OSError`
+    when it cannot be read."""
+    check_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # an unpickler fails in many ways on archives that are not ours
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path}: not a checkpoint of `emotions train` ({detail})") from None
+    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"{path}: not a checkpoint of `emotions train` (no {', '.join(missing)})")
+    return state
+
+
+def check_resumable(out_dir: Path) -> None:
+    """Refuse, before any costly set-up, a run folder whose `last.pt` is cut or not a checkpoint (the cheap checks
+    of `check_checkpoint`; `train` reads it in full). Raises `ValueError` naming the file and how to restart."""
+    last = Path(out_dir) / "last.pt"
+    if last.exists():
+        try:
+            check_checkpoint(last, verify=False)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; cannot resume from it, {RESTART_HINT}") from None
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write a checkpoint atomically (the old file or the new one, never a torn one)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # a handle, not a path: torch would name the archive inside after the temp file, a random name
+        torch.save(state, handle)
 
 
 @dataclass
@@ -158,12 +255,55 @@ def train(
 
     Under `torchrun` (`world` from `distributed.init_world`) each rank takes 1/N of every global batch of
     `config.batch_size`; gradients and batch-norm statistics are reduced over the ranks, and rank 0 validates
-    and writes the checkpoints."""
-    device = torch.device(device)
+    and writes the checkpoints.
+
+    The run folder is locked while training (a second run on it is refused) and a killed run's temporaries are
+    swept. Raises `ValueError` naming the file when `last.pt` cannot be resumed (truncated, damaged, not ours,
+    other settings): nothing is changed then."""
     world = world or World()
+    out_dir = Path(out_dir)
     if config.batch_size % world.size:
         raise ValueError(f"batch size {config.batch_size} is not divisible by {world.size} processes")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with _run_folder_lock(out_dir) if world.is_main else contextlib.nullcontext():
+        return _train(model, train_set, val_set, config, out_dir, classes=classes, class_polarity=class_polarity,
+                      device=torch.device(device), resume=resume, stop_after_epochs=stop_after_epochs,
+                      on_epoch=on_epoch, on_step=on_step, metadata=metadata, world=world)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _run_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `out_dir/.lock` (refused at once when another run holds it) and sweep the folder's temporaries: with
+    the lock held, none of them is being written."""
+    with open(out_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{out_dir}: another `emotions train` is using this run folder") from None
+        for tmp in out_dir.glob(f"{TMP_MARK}*"):
+            tmp.unlink(missing_ok=True)
+        yield  # closing the file releases the lock, also when the process is killed
+
+
+def _resume(last: Path, device: torch.device, config: TrainConfig) -> dict:
+    """The state of `last.pt`, refused (`ValueError`, nothing changed) when unreadable or made with other settings."""
+    try:
+        state = read_checkpoint(last, RESUME_KEYS, device)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; cannot resume from it, {RESTART_HINT}") from None
+    changed = _changed_settings(state.get("train_config", {}), asdict(config))
+    if changed:
+        raise ValueError(f"{last}: made with other settings ({', '.join(changed)}); "
+                         "resume with the same settings, or restart the run")  # fmt: skip
+    return state
+
+
+def _train(
+    model: torch.nn.Module, train_set: Dataset, val_set: Dataset, config: TrainConfig, out_dir: Path, *,
+    classes: list[str], class_polarity: torch.Tensor, device: torch.device, resume: bool,
+    stop_after_epochs: int | None, on_epoch: Callable[[EpochResult], None] | None,
+    on_step: Callable[[StepInfo], None] | None, metadata: dict | None, world: World,
+) -> list[EpochResult]:  # fmt: skip
     seed_everything(config.seed)
     model.to(device)
     optimizer = torch.optim.AdamW(
@@ -179,17 +319,17 @@ def train(
     start_epoch, best = 0, -1.0
     last = out_dir / "last.pt"
     if resume and last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
-        changed = _changed_settings(state.get("train_config", {}), asdict(config))
-        if changed:
-            raise ValueError(f"{last}: made with other settings ({', '.join(changed)}); "
-                             "resume with the same settings, or restart the run")  # fmt: skip
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        history = [EpochResult(**h) for h in state["history"]]
+        state = _resume(last, device, config)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"])
+            start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+            history = [EpochResult(**h) for h in state["history"]]
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{last}: does not fit this run ({detail}); {RESTART_HINT}") from None
     net: torch.nn.Module = model
     if world.distributed:
         net = synchronise_batch_norm(model, device)
@@ -245,10 +385,12 @@ def train(
                 "best": max(best, float(val["accuracy"])), "history": [asdict(h) for h in history],
                 "train_config": asdict(config), "classes": classes, **(metadata or {}),
             }  # fmt: skip
-            _save(state, last)
+            # best.pt before last.pt: a run killed between the two resumes from the previous last.pt and writes
+            # this best.pt again, whereas the other order would resume past an epoch whose best.pt was never saved.
             if float(val["accuracy"]) > best:  # chosen on validation only
                 best = float(val["accuracy"])
-                _save(state, out_dir / "best.pt")
+                save_checkpoint(state, out_dir / "best.pt")
+            save_checkpoint(state, last)
             if on_epoch:
                 on_epoch(result)
         if world.distributed:
@@ -263,9 +405,3 @@ def _changed_settings(saved: dict, current: dict) -> list[str]:
         for k, v in current.items()
         if k != "num_workers" and k in saved and list(np.atleast_1d(saved[k])) != list(np.atleast_1d(v))
     ]
-
-
-def _save(state: dict, path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        # a handle, not a path: torch would name the archive inside after the temp file, a random name
-        torch.save(state, handle)

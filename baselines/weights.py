@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.model import AVCANet, VisualBranch, build_swin3d_t
+from baselines.train import archive_problem
 from emotions_data.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,41 @@ class WeightReport:
         return "\n".join(lines)
 
 
+def read_weights_file(path: str | Path) -> dict[str, Tensor]:
+    """The state dict in the weights file `path` (see :func:`unwrap_state_dict`), read with
+    ``torch.load(weights_only=True)`` after checking that a zip archive is whole (a torn download, a flipped byte).
+
+    Raises ``ValueError`` naming ``path`` when it is missing, truncated, damaged, not a torch file, holds more than
+    tensors and plain containers, or holds no state dict; ``OSError`` when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such weights file")
+    problem = archive_problem(path)
+    if problem is not None and problem[0] != "foreign":  # a file that is no zip may be torch's legacy format
+        raise ValueError(f"{path}: {problem[0]} weights file ({problem[1]})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise ValueError(f"{path}: not a torch weights file ({_first_line(err)})") from None
+        why = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
+        raise ValueError(  # e.g. numpy scalars in a checkpoint's metadata
+            f"{path}: torch.load(weights_only=True) loads only tensors and plain containers; re-save the state dict "
+            f"alone from a copy you trust ({why or 'see torch.load'})"
+        ) from None
+    except Exception as err:  # the legacy unpickler fails in many ways on what is not a torch file
+        raise ValueError(f"{path}: not a torch weights file ({_first_line(err)})") from None
+    try:
+        return unwrap_state_dict(obj)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    """`KeyError: 101`, not a bare `101`."""
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+
+
 def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | Path) -> WeightReport:
     """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated) into
     the visual backbone of ``model`` (the network, its visual branch or the backbone itself).
@@ -218,10 +254,11 @@ def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | P
     Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:func:`convert_state_dict`).
     The prefixes of :data:`KEY_PREFIXES` are stripped, the file's ``head.*`` is ignored, and keys are loaded with
     ``strict=False``; the report lists missing, unexpected and shape-mismatched keys (also logged). Raises
-    ``ValueError`` when the file holds no state dict or no key of it fits the backbone. Never downloads.
+    ``ValueError`` when the file cannot be read as weights (:func:`read_weights_file`) or no key of it fits the
+    backbone. Never downloads.
     """
     backbone = model.visual.backbone if isinstance(model, AVCANet) else getattr(model, "backbone", model)
-    state = unwrap_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    state = read_weights_file(path)
     if detect_layout(state) not in (None, "torchvision"):
         state, layout = convert_state_dict(state, source=str(path))
         log.info("%s: converted from the %s layout", path, layout)
@@ -273,16 +310,7 @@ def convert_checkpoint(src: Path, dst: Path) -> Conversion:
     Raises ``ValueError`` when ``src`` holds no state dict, or one in no known layout.
     """
     src, dst = Path(src), Path(dst)
-    try:
-        state = unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True))
-    except ValueError as err:
-        raise ValueError(f"{src}: {err}") from None
-    except pickle.UnpicklingError as err:  # e.g. numpy scalars in a checkpoint's metadata
-        why = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
-        raise ValueError(
-            f"{src}: torch.load(weights_only=True) loads only tensors and plain containers; re-save the state dict "
-            f"alone from a copy you trust ({why or 'see torch.load'})"
-        ) from None
+    state = read_weights_file(src)
     converted, layout = convert_state_dict(state, source=str(src))
     with atomic_path(dst) as tmp, open(tmp, "wb") as handle:
         # a handle, not a path: torch would name the archive inside after the temp file, a random name

@@ -13,7 +13,14 @@ from torch import Tensor
 from torchvision.models import swin_t
 
 from baselines.model import ModelConfig, VisualBranch, build_swin3d_t
-from baselines.weights import convert_checkpoint, convert_state_dict, detect_layout, load_visual_weights, main
+from baselines.weights import (
+    convert_checkpoint,
+    convert_state_dict,
+    detect_layout,
+    load_visual_weights,
+    main,
+    read_weights_file,
+)
 
 BIAS = "attn.relative_position_bias_table"
 
@@ -207,3 +214,33 @@ def test_unknown_layout_is_a_clear_error(tmp_path: Path) -> None:
 
     mixed = {"features.0.0.norm1.weight": torch.zeros(96), "layers.0.blocks.0.norm1.weight": torch.zeros(96)}
     assert detect_layout(mixed) is None
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda good: good[: len(good) // 2], "truncated weights file (its archive has no end record)"),
+        (lambda good: good[:2], "truncated weights file (2 bytes)"),
+        (lambda good: _flip(good, len(good) // 2), "damaged weights file"),  # in the tensor's data
+        (lambda good: b"these are notes, not weights\n", "not a torch weights file"),
+        (lambda good: b"\x80\x02}q\x00.", "not a torch weights file"),  # a pickle, but not torch's
+    ],
+)  # fmt: skip
+def test_a_torn_or_foreign_weights_file_is_one_clear_error(tmp_path: Path, make, message) -> None:
+    good = tmp_path / "good.pth"
+    torch.save({"features.0.0.weight": torch.arange(4096.0)}, good)
+    path = tmp_path / "weights.pth"
+    path.write_bytes(make(good.read_bytes()))
+    readers = (read_weights_file, lambda p: load_visual_weights(torch.nn.Linear(1, 1), p),
+               lambda p: convert_checkpoint(p, tmp_path / "out.pth"))  # fmt: skip
+    for read in readers:
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: ") as err:
+            read(path)
+        assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out.pth").exists()
+    with pytest.raises(ValueError, match="no such weights file"):
+        read_weights_file(tmp_path / "none.pth")
