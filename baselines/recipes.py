@@ -24,7 +24,16 @@ from baselines.data import ReleaseDataset
 from baselines.distributed import World
 from baselines.loss import polarity_index
 from baselines.model import AVCANet, ModelConfig
-from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
+from baselines.train import (
+    EpochResult,
+    StepInfo,
+    TrainConfig,
+    check_resumable,
+    predict,
+    prediction_metrics,
+    read_checkpoint,
+    train,
+)
 from baselines.weights import load_visual_weights
 from emotions_data import release_info
 from emotions_data.card.plots import confusion_png
@@ -94,16 +103,26 @@ def _configs(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
 
 
 def prepare_cache(
-    release_dir: Path, variant: str, splits: tuple[str, ...], executor: Executor | None = None, progress=None
-) -> Path:
-    """Build (or confirm) the preprocessing cache of some splits of a variant; returns its folder."""
+    release_dir: Path, variant: str, splits: tuple[str, ...], executor: Executor | None = None, progress=None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Path:  # fmt: skip
+    """Build (or confirm) the preprocessing cache of some splits of a variant; returns its folder. Damaged files
+    are rebuilt, each reported to `on_warning`. Raises `ValueError` when a video cannot be cached."""
     settings = CacheSettings()
     report = build_release_cache(release_dir, settings, executor or SerialExecutor(), variant=variant,
                                  splits=splits, progress=progress)  # fmt: skip
+    if on_warning:
+        for result in report.damaged:
+            on_warning(damaged_line(result.damaged, result.status))
     if report.failed:
         first = report.failed[0]
         raise ValueError(f"{len(report.failed)} video(s) could not be cached, e.g. {first.video_id}: {first.error}")
     return report.cache_dir
+
+
+def damaged_line(damaged: str, status: str) -> str:
+    """What to tell a user about a damaged cache file (`CacheResult.damaged`) the build replaced, or tried to."""
+    return f"{damaged}: rebuilt" if status == "built" else f"{damaged}: could not be rebuilt"
 
 
 def train_release(
@@ -114,9 +133,14 @@ def train_release(
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
     on_cache_progress=None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> tuple[Path, list[EpochResult]]:
     """Train the baseline on `request.variant`'s train split, select on its val split. Returns the run folder
-    (holding `best.pt` and `last.pt`) and the epoch history."""
+    (holding `best.pt` and `last.pt`) and the epoch history. `on_warning` hears of damaged cache files (rebuilt).
+
+    Raises `ValueError` for an impossible request (a missing variant, `epochs` < 1, `batch_size` < 1, ...), a
+    `last.pt` that cannot be resumed or a weights file that cannot be read (both before the cache is built), or a
+    video that cannot be cached."""
     world = world or World()
     release = read_release(request.release_dir)
     release.check(request.variant)
@@ -124,11 +148,17 @@ def train_release(
     overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers}
     train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
+    if request.resume:
+        check_resumable(out_dir)  # a cut last.pt is refused now, not after the cache is built
+    torch.manual_seed(train_config.seed)
+    model = AVCANet(model_config)
+    if request.weights:  # before the cache too: a torn weights file is refused at once
+        load_visual_weights(model, request.weights)
     cache_dir = None
     if request.use_cache:
         cache_dir = cache_folder(release.folder, CacheSettings())
         if world.is_main:
-            prepare_cache(release.folder, request.variant, ("train", "val"), executor, on_cache_progress)
+            prepare_cache(release.folder, request.variant, ("train", "val"), executor, on_cache_progress, on_warning)
         if world.distributed:
             torch.distributed.barrier()
     datasets = {
@@ -138,10 +168,6 @@ def train_release(
     }  # fmt: skip
     if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
         raise ValueError(f"{release.folder}: variant {request.variant!r} has an empty train or val split")
-    torch.manual_seed(train_config.seed)
-    model = AVCANet(model_config)
-    if request.weights:
-        load_visual_weights(model, request.weights)
     metadata = {
         "model_config": asdict(model_config),
         "config_name": request.config,
@@ -156,15 +182,22 @@ def train_release(
     return out_dir, history
 
 
+#: What an evaluation reads from a checkpoint, besides the weights.
+CHECKPOINT_KEYS = ("model_config", "model", "classes", "variant", "epoch", "train_config")
+
+
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[AVCANet, dict]:
-    """The model of a checkpoint written by `train_release`, and the checkpoint's other entries."""
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location=device, weights_only=False)
-    if "model_config" not in state:
-        raise ValueError(f"{path}: not a checkpoint of `emotions train` (no model_config)")
-    model = AVCANet(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state.pop("model"))
+    """The model of a checkpoint written by `train_release`, and the checkpoint's other entries.
+
+    Raises `ValueError` naming `path` when it is missing, truncated, damaged, not such a checkpoint, or its
+    weights do not fit its model configuration; `OSError` when it cannot be read."""
+    state = read_checkpoint(path, CHECKPOINT_KEYS, device)
+    try:
+        model = AVCANet(ModelConfig(**state["model_config"]))
+        model.load_state_dict(state.pop("model"))
+    except (RuntimeError, TypeError, ValueError) as exc:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path}: not a checkpoint of `emotions train` (its weights do not fit: {detail})") from None
     return model.to(device), state
 
 
@@ -189,10 +222,18 @@ def evaluate_release(
     executor: Executor | None = None,
     on_cache_progress=None,
     update_card: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate `checkpoint` on one split of a release (centre sampling): `metrics.json`, `confusion.csv`,
     `confusion.png` and `predictions.csv` (one row per video, with class probabilities) in `out_dir`. With
-    `update_card`, the release records the result (`baseline/<variant>/` and its card's baseline section)."""
+    `update_card`, the release records the result (`baseline/<variant>/` and its card's baseline section).
+    `on_warning` hears of damaged cache files (rebuilt).
+
+    Raises `ValueError` for a checkpoint that cannot be used (missing, truncated, damaged, not ours, another
+    taxonomy), a release without that variant or split, impossible `batch_size`/`num_workers`, or a video that
+    cannot be cached; no evaluation file is written then."""
+    if batch_size < 1 or num_workers < 0:
+        raise ValueError(f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})")
     model, state = load_checkpoint(checkpoint, device)
     release = read_release(release_dir)
     variant = variant or state["variant"]
@@ -200,7 +241,9 @@ def evaluate_release(
     if list(state["classes"]) != release.classes:
         raise ValueError(f"{checkpoint}: trained on classes {state['classes']}, the release has {release.classes}")
     cfg = model.cfg
-    cache_dir = prepare_cache(release.folder, variant, (split,), executor, on_cache_progress) if use_cache else None
+    cache_dir = None
+    if use_cache:
+        cache_dir = prepare_cache(release.folder, variant, (split,), executor, on_cache_progress, on_warning)
     dataset = ReleaseDataset.for_model(release.folder, variant, split, cfg, cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{release.folder}: variant {variant!r} has no {split} rows")

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from emotions_cli.console import ProgressBar, console, fail, progress_bars, stdout
+from emotions_cli.console import ProgressBar, console, fail, progress_bars, say, stdout
 
 baseline_app = typer.Typer()
 
@@ -26,6 +26,17 @@ def _need_torch() -> None:
         import torchvision  # noqa: F401
     except ImportError:
         raise fail("the baseline needs the baseline extra: pip install 'emotions[baseline]'") from None
+
+
+def _at_least(**options: tuple[int | None, int]) -> None:
+    """Refuse an impossible count before anything runs: one line naming the option (`batch_size` -> --batch-size)."""
+    for name, (value, low) in options.items():
+        if value is not None and value < low:
+            raise fail(f"--{name.replace('_', '-')} must be >= {low} (got {value})")
+
+
+def _warn(message: str) -> None:
+    say(f"warning: {message}")
 
 
 def _device(name: str | None) -> str:
@@ -69,9 +80,12 @@ def cache(
     workers: Annotated[int, typer.Option(help="parallel workers")] = 2,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster address")] = None,
 ) -> None:
-    """Decode every video of a release once into the baseline's preprocessing cache (resumable)."""
+    """Decode every video of a release once into the baseline's preprocessing cache (resumable; damaged files are
+    rebuilt)."""
+    _at_least(workers=(workers, 1))
     _need_torch()
     from baselines.cache import CacheSettings, build_release_cache
+    from baselines.recipes import damaged_line
     from emotions_data.executor import ExecutorError, make_executor
 
     try:
@@ -80,6 +94,8 @@ def cache(
                                          progress=ProgressBar(progress))  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise fail(str(exc)) from None
+    for result in report.damaged:
+        _warn(damaged_line(result.damaged, result.status))
     console.print(f"cache: {report.cache_dir}  built {report.built}, current {report.current}, "
                   f"failed {len(report.failed)}", highlight=False)  # fmt: skip
     for failure in report.failed:
@@ -111,6 +127,7 @@ def train(
 ) -> None:
     """Train the AV-CANet baseline on a release's train split; the best epoch is chosen on val (test is never
     read). Multi-GPU: `torchrun --nproc-per-node N $(which emotions) train ...`."""
+    _at_least(epochs=(epochs, 1), batch_size=(batch_size, 1), loader_workers=(loader_workers, 0), workers=(workers, 1))
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release
@@ -145,6 +162,8 @@ def train(
                 run_dir, history = train_release(
                     request, executor=pool, world=world, on_step=on_step, on_epoch=on_epoch,
                     on_cache_progress=ProgressBar(progress, status=""),
+                    on_warning=lambda message: progress.console.print(f"warning: {message}", highlight=False,
+                                                                      soft_wrap=True),
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise fail(str(exc)) from None
@@ -181,7 +200,7 @@ def evaluate(
         with progress_bars() as progress:
             result = evaluate_release(checkpoint, release_dir, split, variant=variant, out_dir=out,
                                       device=_device(device), use_cache=use_cache,
-                                      on_cache_progress=ProgressBar(progress),
+                                      on_cache_progress=ProgressBar(progress), on_warning=_warn,
                                       update_card=split == "test" if card is None else card)  # fmt: skip
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
