@@ -94,6 +94,7 @@ class Study:
     passwords: dict[str, tuple[str, str]]  # annotator -> (login, password)
     groups: dict[str, str]  # annotator -> group
     durations: dict[str, float]  # video_id -> the manifest's media duration (s)
+    setup_s: dict[str, float]  # seconds of each setup step, for the timings the README quotes
 
 
 @pytest.fixture(scope="module")
@@ -107,20 +108,29 @@ def study(ls_template, corpus, tmp_path_factory) -> Iterator[Study]:
     config = clone_data_dir(ls_template.config, base / "label-studio")
     document_root = base / "documents"
     document_root.mkdir()
+    setup_s: dict[str, float] = {}
+    t0 = time.monotonic()
     handle = start(config, document_root)
+    setup_s["server start"] = time.monotonic() - t0
     try:
         source = base / "clips"
         source.mkdir()
         for name in CLIPS:
             shutil.copy(corpus / name, source / name)
         layout = DatasetLayout(document_root / "browser-ds")
+        t0 = time.monotonic()
         ingest([source], layout.root, load_settings(None), executor=make_executor("serial", 1))
         roster = base / "annotators.csv"
         roster.write_text(ROSTER)
         client = LabelStudio(handle.config)
+        setup_s["ingest"] = time.monotonic() - t0
+        t0 = time.monotonic()
         allocate(layout, roster, n_groups=1, seed=0, client=client)
         push(layout, "label", client, EMOTIONS6, votes_per_item=2)
+        setup_s["allocate + push"] = time.monotonic() - t0
+        t0 = time.monotonic()
         path = issue_credentials(layout, handle.config, base)
+        setup_s["credentials"] = time.monotonic() - t0
         passwords = {r["annotator_id"]: (r["login"], r["password"]) for r in csv.DictReader(path.open())}
         people = load_annotators(layout)
         groups = dict(zip(people["annotator_id"], people["group"], strict=True))
@@ -128,7 +138,7 @@ def study(ls_template, corpus, tmp_path_factory) -> Iterator[Study]:
         videos = videos[videos["status"] == "ok"]
         assert len(videos) == len(CLIPS), "both clips are ingested"
         durations = dict(zip(videos["video_id"], videos["media_duration_s"], strict=True))
-        yield Study(layout, client, passwords, groups, durations)
+        yield Study(layout, client, passwords, groups, durations, setup_s)
     finally:
         stop(handle.config)
 
@@ -276,6 +286,7 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
     shots.mkdir()
     comment = "flash at 0:01 (browser test)"
     timings = Timings()
+    browsers_t0 = time.monotonic()
     with sync_playwright() as playwright:
         # -- the first annotator: mouse only, a comment typed but not "Added" (it must be kept anyway)
         context = _open_browser(playwright, tmp_path / "profile-1")
@@ -334,6 +345,7 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         second, _ = _submitted(page, lambda: page.keyboard.press("Control+Enter"))
         context.close()
         assert parse_annotation(second["result"]) == ("Tension", False, None)
+    browsers_s = time.monotonic() - browsers_t0
 
     pull(study.layout, study.client, EMOTIONS6)
     votes = _votes(study).set_index("annotator_id")
@@ -342,9 +354,14 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
 
     report = {
         "timings_s": {k: round(v, 2) for k, v in vars(timings).items()},
+        "both_browser_sessions_s": round(browsers_s, 2),
+        "setup_s": {k: round(v, 2) for k, v in study.setup_s.items()},
         "project": project,
         "video": {k: playing[k] for k in ("duration", "width", "height", "audioBytes")},
         "fold": boxes,
     }
     (tmp_path / "browser-timings.json").write_text(json.dumps(report, indent=2))
-    print(f"\nbrowser test timings (s): {report['timings_s']}; screenshots in {shots}")
+    print(
+        f"\nbrowser test timings (s): {report['timings_s']}, both browser sessions {report['both_browser_sessions_s']}"
+    )
+    print(f"setup (s): {report['setup_s']}; screenshots in {shots}")
