@@ -2,7 +2,8 @@
 their items and with the consensus, and who falls under the threshold.
 
 Inputs are the long vote table with `stage` and `group` columns. For an item of group A, the
-`label` stage holds A's votes and the `crosscheck` stage holds the next group's votes.
+`label` stage holds A's votes and the `crosscheck` stage holds the next group's votes; after the personnel
+adjustments, the re-evaluation compares them with the second cross-check round (`crosscheck2`) instead.
 """
 
 from __future__ import annotations
@@ -31,16 +32,22 @@ class Consistency:
     flagged_items: list[str]  # items whose label-stage votes include a flagged annotator
 
 
-def evaluate_consistency(votes: pd.DataFrame, threshold: float = 0.6) -> Consistency:
+def evaluate_consistency(
+    votes: pd.DataFrame, threshold: float = 0.6, crosscheck: Stage = Stage.CROSSCHECK
+) -> Consistency:
     """Agreement of each annotator's `label` votes with the cross-check plurality of the same items (else with the
     plurality of everyone else's votes) and of each group's plurality with the cross-check's; annotators under
-    `threshold` (a share, 0-1) are flagged. Raises ValueError when there is no `label`-stage vote."""
+    `threshold` (a share, 0-1) are flagged. `crosscheck` is the round compared with: `crosscheck`, or `crosscheck2`
+    for the re-evaluation after the personnel adjustments (the eMotions pipeline's second round). Raises ValueError
+    when there is no `label`-stage vote, or `crosscheck` is not a cross-check stage."""
+    if crosscheck not in (Stage.CROSSCHECK, Stage.CROSSCHECK2):
+        raise ValueError(f"{crosscheck!r} is not a cross-check stage ({Stage.CROSSCHECK}, {Stage.CROSSCHECK2})")
     labelled = votes[votes["stage"] == Stage.LABEL]
-    checked = votes[votes["stage"] == Stage.CROSSCHECK]
+    checked = votes[votes["stage"] == crosscheck]
     if labelled.empty:
         raise ValueError(f"no votes of the '{Stage.LABEL}' stage to evaluate")
     cross = plurality(checked)
-    both = votes[votes["stage"].isin([Stage.LABEL, Stage.CROSSCHECK])]
+    both = votes[votes["stage"].isin([Stage.LABEL, crosscheck])]
 
     rows = []
     for ann, mine in labelled.groupby("annotator_id"):

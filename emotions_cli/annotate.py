@@ -154,14 +154,25 @@ def simulate(
 def consistency(
     dataset: DatasetArg,
     threshold: Annotated[float, typer.Option(help="flag annotators agreeing less with the cross-check")] = 0.6,
+    round_: Annotated[int, typer.Option("--round", help="1, or 2: the re-evaluation against crosscheck2")] = 1,
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
-    from annotation.votes import read_votes
+    from annotation.workflow import read_vote_table
     from emotions_data.layout import DatasetLayout
+    from emotions_data.schema import Stage, VoteStatus
 
+    if round_ not in (1, 2):
+        raise fail(f"--round is 1 or 2, not {round_}")
     layout = DatasetLayout(dataset)
-    result = _run(lambda: evaluate_consistency(read_votes(layout.votes), threshold))
+    stage = Stage.CROSSCHECK if round_ == 1 else Stage.CROSSCHECK2
+    if not layout.votes.exists():
+        raise fail(f"{layout.votes}: no such file")
+    votes = read_vote_table(layout)
+    # Deleted annotations and superseded decisions do not count; dropped annotators' votes do: they are who the
+    # evaluation is about.
+    votes = votes[votes["status"] == VoteStatus.KEPT]
+    result = _run(lambda: evaluate_consistency(votes, threshold, stage))
     table = Table(title=f"annotators (flagged under {threshold:.2f} agreement with the cross-check)")
     for col in ("annotator", "group", "votes", "vs cross-check", "vs consensus", "flagged"):
         table.add_column(col)
@@ -222,7 +233,7 @@ def credentials(
     server = _run(lambda: load_config(config, data_dir=data_dir))
     path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, server.data_dir, annotator))
     out.print(f"logins and passwords: {path} (readable by you only); hand each annotator theirs. Each logs in and "
-              "opens the project titled '<their id> · <stage> · ...'")  # fmt: skip
+              "opens the project titled '<dataset> · <stage> · <their id> ...'")  # fmt: skip
 
 
 @workflow_app.command()

@@ -47,3 +47,19 @@ def test_plurality_leaves_ties_out():
 def test_consistency_needs_label_votes():
     with pytest.raises(ValueError, match="label"):
         evaluate_consistency(pd.DataFrame(columns=["video_id", "annotator_id", "stage", "group", "label"]))
+
+
+def test_the_re_evaluation_compares_with_the_second_cross_check_round():
+    from emotions_data.schema import Stage
+
+    votes = workflow_votes()
+    # The second round (after the adjustments) disagrees with group A everywhere: only the re-evaluation sees it.
+    second = votes[votes["stage"] == "crosscheck"].assign(stage="crosscheck2")
+    second["label"] = np.where(second["video_id"].str.startswith("A"), "no such class", second["label"])
+    both = pd.concat([votes, second], ignore_index=True)
+    first = evaluate_consistency(both, threshold=0.6)
+    again = evaluate_consistency(both, threshold=0.6, crosscheck=Stage.CROSSCHECK2)
+    assert not first.annotators.loc[["A0", "A1", "A2"], "flagged"].any()
+    assert again.annotators.loc[["A0", "A1", "A2"], "flagged"].all()
+    with pytest.raises(ValueError, match="not a cross-check stage"):
+        evaluate_consistency(both, crosscheck=Stage.EXPERT)
