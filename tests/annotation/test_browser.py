@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def test_interface_lists_keys_and_definitions_and_keeps_the_comment():
 class Study:
     layout: DatasetLayout
     client: LabelStudio
-    passwords: dict[str, tuple[str, str]]  # annotator -> (login, password)
+    passwords: dict[str, tuple[str, str]] = field(repr=False)  # annotator -> (login, password): never in a report
     groups: dict[str, str]  # annotator -> group
     durations: dict[str, float]  # video_id -> the manifest's media duration (s)
     setup_s: dict[str, float]  # seconds of each setup step, for the timings the README quotes
