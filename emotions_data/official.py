@@ -23,13 +23,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from emotions_data.ingest import IngestReport, ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import LABELS_SCHEMA, SPLITS_SCHEMA
 from emotions_data.settings import IngestSettings
 from emotions_data.sources import VIDEO_EXTENSIONS, InputItem, make_video_id
-from emotions_data.storage import write_table_atomic
+from emotions_data.split_step import LABELS_DIGEST_KEY, labels_digest
+from emotions_data.storage import file_group, recover_commits
 from emotions_data.taxonomy import Taxonomy
 
 OFFICIAL = "official"
@@ -58,17 +60,56 @@ def _canonical(raw: str, taxonomy: Taxonomy, where: str) -> str:
         raise ValueError(f"{where}: class {raw.strip()!r} is not in the {taxonomy.name} taxonomy") from None
 
 
+def read_text(path: Path) -> str:
+    """A layout file as text: UTF-8, with or without a byte-order mark (editors on Windows add one). Raises
+    ValueError naming the file when it cannot be read or is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start]
+        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte {byte:#04x}); save it as UTF-8") from None
+
+
+def read_json(path: Path) -> object:
+    """A layout's JSON file (UTF-8, byte-order mark allowed). Raises ValueError naming the file, e.g. when it is
+    truncated."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON, perhaps truncated ({exc})") from None
+
+
 def read_class_index(path: Path, taxonomy: Taxonomy) -> list[str]:
-    """Classes in index order; 0- and 1-based indices both accepted."""
-    entries = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    """Classes in index order; 0- and 1-based indices both accepted. Raises ValueError naming the file and line:
+    not UTF-8, a line that is not 'INDEX ClassName', a class outside `taxonomy`, an index or class given twice."""
+    entries: dict[int, tuple[str, int]] = {}
+    lines: dict[str, int] = {}
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
             index, _, name = line.strip().partition(" ")
-            if not index.isdigit() or not name:
+            if not index.isdigit() or not name.strip():
                 raise ValueError(f"{path}: line {n}: expected 'INDEX ClassName', got {line.strip()!r}")
-            entries.append((int(index), _canonical(name, taxonomy, f"{path}: line {n}")))
-    entries.sort()
-    return [name for _, name in entries]
+            name = _canonical(name, taxonomy, f"{path}: line {n}")
+            if int(index) in entries:
+                raise ValueError(f"{path}: line {n}: index {index} already given on line {entries[int(index)][1]}")
+            if name in lines:
+                raise ValueError(f"{path}: line {n}: class {name} already given on line {lines[name]}")
+            entries[int(index)], lines[name] = (name, n), n
+    return [entries[i][0] for i in sorted(entries)]
+
+
+def _list_entry(line: str) -> str:
+    """The video of a list line `Class/video_id[.ext] [index]` (the index, when present, is the last field)."""
+    fields = line.split()
+    if len(fields) > 1 and fields[-1].isdigit():
+        fields = fields[:-1]
+    return " ".join(fields)
 
 
 def _stem(entry: str) -> str:
@@ -78,7 +119,13 @@ def _stem(entry: str) -> str:
 
 
 def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
-    """Find the videos, their classes and the published split under `root`."""
+    """Find the videos, their classes and the published split under `root`.
+
+    Text files are read as UTF-8 (a byte-order mark is fine). Raises ValueError naming the file (and line or video
+    id): unreadable, not UTF-8 or not JSON; a class outside `taxonomy`; a list entry naming no video or another
+    class than its folder; a video put in two different splits (by two lists, or a list and the JSON); an
+    ActivityNet-style JSON whose `database` or entries are not objects, or whose subset is unknown. A JSON entry
+    without a subset puts its video in no split."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder")
@@ -100,12 +147,13 @@ def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
         raise ValueError(f"{root}: no class folders with videos found")
 
     splits: dict[str, str] = {}
+    where: dict[str, str] = {}  # video_id -> the file (and line) that put it in its split
     for path in sorted(root.glob("*list*.txt")):
         kind = re.match(r"(train|val|validation|test)list", path.name)
         if not kind:
             continue
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
-            entry = line.strip().split(" ")[0] if line.strip() else ""
+        for n, line in enumerate(read_text(path).splitlines(), start=1):
+            entry = _list_entry(line)
             if not entry:
                 continue
             vid = make_video_id(entry, _stem(entry))
@@ -113,20 +161,50 @@ def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
                 raise ValueError(f"{path}: line {n}: {entry!r} names no video under {root}")
             if "/" in entry and _canonical(entry.split("/")[0], taxonomy, f"{path}: line {n}") != labels[vid]:
                 raise ValueError(f"{path}: line {n}: {entry!r} disagrees with the folder's class {labels[vid]}")
-            splits[vid] = _LIST_SPLIT[kind.group(1)]
+            split = _LIST_SPLIT[kind.group(1)]
+            if vid in splits and splits[vid] != split:
+                raise ValueError(f"{path}: line {n}: {entry!r} is also in the {splits[vid]} split ({where[vid]})")
+            splits[vid], where[vid] = split, f"{path.name}: line {n}"
     for path in sorted(root.glob("*.json")):
-        data = json.loads(path.read_text())
+        data = read_json(path)
         if not isinstance(data, dict) or "database" not in data:
             continue
-        for raw_id, entry in data["database"].items():
+        database = data["database"]
+        if not isinstance(database, dict):
+            raise ValueError(
+                f"{path}: 'database' must be a JSON object of video id -> entry, not a {type(database).__name__}"
+            )
+        for raw_id, entry in database.items():
             vid = make_video_id(raw_id, raw_id)
             if vid not in videos:
                 continue  # the JSON may list videos the download lacks; ingest only knows files
-            label = (entry.get("annotations") or {}).get("label")
-            if label is not None and _canonical(str(label), taxonomy, f"{path}: {raw_id}") != labels[vid]:
-                raise ValueError(f"{path}: {raw_id}: label {label!r} disagrees with the folder's class {labels[vid]}")
-            splits.setdefault(vid, _JSON_SPLIT.get(str(entry.get("subset", "")).lower(), "train"))
+            split = _json_entry(path, raw_id, entry, taxonomy, labels[vid])
+            if split is None:
+                continue
+            if vid in splits and splits[vid] != split:
+                raise ValueError(f"{path}: {raw_id}: in the {split} split here but in {splits[vid]} ({where[vid]})")
+            splits.setdefault(vid, split)
+            where.setdefault(vid, path.name)
     return OfficialLayout(videos, labels, splits)
+
+
+def _json_entry(path: Path, raw_id: str, entry: object, taxonomy: Taxonomy, label: str) -> str | None:
+    """The split of one ActivityNet-style entry (None without a subset), after checking its shape and its label
+    against the folder's class `label`."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: {raw_id}: an entry must be a JSON object, not a {type(entry).__name__}")
+    annotations = entry.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise ValueError(f"{path}: {raw_id}: 'annotations' must be a JSON object, not {annotations!r}")
+    found = annotations.get("label")
+    if found is not None and _canonical(str(found), taxonomy, f"{path}: {raw_id}") != label:
+        raise ValueError(f"{path}: {raw_id}: label {found!r} disagrees with the folder's class {label}")
+    subset = entry.get("subset")
+    if subset is None:
+        return None
+    if str(subset).lower() not in _JSON_SPLIT:
+        raise ValueError(f"{path}: {raw_id}: unknown subset {subset!r} (expected training, validation or testing)")
+    return _JSON_SPLIT[str(subset).lower()]
 
 
 def labels_at_risk(layout: DatasetLayout, new_rows: list[dict]) -> pd.DataFrame:
@@ -141,6 +219,12 @@ def labels_at_risk(layout: DatasetLayout, new_rows: list[dict]) -> pd.DataFrame:
     return old[~pd.Series(keep, index=old.index, dtype=bool)]
 
 
+def _ok_digest(layout: DatasetLayout, ok: set[str]) -> str:
+    """`labels_digest` of the dataset's final labels of the `ok` videos, as `emotions split` records it."""
+    labels = pd.read_parquet(layout.labels, columns=["video_id", "label"])
+    return labels_digest(labels[labels["video_id"].isin(ok)])
+
+
 def import_official(
     root: Path,
     out: Path,
@@ -153,13 +237,15 @@ def import_official(
     """Ingest the official layout under `root` into the dataset folder `out`, with labels and split.
 
     The published labels replace `labels.parquet` and the published split becomes the `official` variant of
-    `splits.parquet`; the other variants are kept, unless labels they were built from were replaced.
+    `splits.parquet`; the other variants are kept, unless labels they were built from were replaced (then they and
+    `splits.json`, the record of how they were made, go). Labels and splits are committed together.
 
     Raises ValueError, before anything is fetched or written, when `out` already holds final labels that the
     import would change or drop (decided by the annotation workflow, or another import) unless `replace_labels`
     is set; the message names the file and what would be lost."""
     found = discover(root, taxonomy)
     layout = DatasetLayout(out)
+    recover_commits(layout.root)
     rows = [
         {"video_id": vid, "label": lab, "polarity": taxonomy.polarity.get(lab), "confidence": 1.0, "n_votes": 0,
          "decided_by": OFFICIAL}
@@ -177,15 +263,34 @@ def import_official(
         for vid, path in sorted(found.videos.items())
     ]
     report = ingest(items, out, settings, **ingest_args)  # type: ignore[arg-type]
-    write_table_atomic(layout.labels, pa.Table.from_pylist(rows, schema=LABELS_SCHEMA))
     kept = set(
         pd.read_parquet(layout.videos_manifest, columns=["video_id", "status"]).query("status == 'ok'")["video_id"]
     )
     published = {vid: split for vid, split in found.splits.items() if vid in kept}  # ingest may reject some
-    if published:
-        frame = pd.DataFrame({"video_id": list(published), "variant": OFFICIAL, "split": list(published.values())})
-        if layout.splits.exists() and at_risk.empty:  # our variants stay beside the published one
-            ours = pd.read_parquet(layout.splits)
-            frame = pd.concat([ours[ours["variant"] != OFFICIAL][SPLITS_SCHEMA.names], frame], ignore_index=True)
-        write_table_atomic(layout.splits, pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False))
+    frame = pd.DataFrame({"video_id": list(published), "variant": OFFICIAL, "split": list(published.values())})
+    digest: str | None = labels_digest(
+        pd.DataFrame([r for r in rows if r["video_id"] in kept], columns=["video_id", "label"])
+    )
+    if layout.splits.exists() and at_risk.empty:  # our variants stay beside the published one
+        written = pq.read_table(layout.splits)
+        ours = written.to_pandas()
+        ours = ours[ours["variant"] != OFFICIAL][SPLITS_SCHEMA.names]
+        frame = pd.concat([ours, frame], ignore_index=True)
+        recorded = (written.schema.metadata or {}).get(LABELS_DIGEST_KEY)
+        if recorded is None and len(ours):
+            digest = None  # made from labels nobody recorded: the import cannot vouch for them either
+        elif recorded is not None and (not layout.labels.exists() or recorded.decode() != _ok_digest(layout, kept)):
+            digest = recorded.decode()  # they were stale already: the import must not make them look fresh
+    # Labels and splits change together: a release never pairs the new labels with splits made from the old ones.
+    with file_group(layout.root) as group:
+        group.write_table(layout.labels, pa.Table.from_pylist(rows, schema=LABELS_SCHEMA))
+        if len(frame):
+            table = pa.Table.from_pandas(frame, schema=SPLITS_SCHEMA, preserve_index=False)
+            if digest is not None:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), LABELS_DIGEST_KEY: digest})
+            group.write_table(layout.splits, table)
+        elif layout.splits.exists() and not at_risk.empty:  # no published split; ours were made from old labels
+            group.remove(layout.splits)
+        if not at_risk.empty:  # the record of how our (dropped) variants were made
+            group.remove(layout.splits.with_suffix(".json"))
     return report, found
