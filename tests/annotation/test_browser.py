@@ -41,6 +41,7 @@ from annotation.workflow import allocate, issue_credentials, load_annotators, pu
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
+from emotions_data.schema import VoteStatus
 from emotions_data.settings import load_settings
 from emotions_data.taxonomy import EMOTIONS6
 from tests.support.ls_fixtures import clone_data_dir
@@ -273,9 +274,9 @@ def _submitted(page: Any, click: Any) -> tuple[dict[str, Any], float]:
 
 
 def _votes(study: Study) -> pd.DataFrame:
-    """The votes that count after a pull (a vote table that also keeps excluded or deleted ones marks them)."""
+    """The votes that count after a pull (the table also keeps deleted ones, marked)."""
     votes = pd.read_parquet(study.layout.votes) if study.layout.votes.exists() else pd.DataFrame()
-    return votes[votes["status"] == "kept"] if "status" in votes.columns else votes
+    return votes[votes["status"] == VoteStatus.KEPT]
 
 
 def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
@@ -317,8 +318,8 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         vote = votes.iloc[0]
         expected = {"video_id": task["data"]["video_id"], "annotator_id": "BR1", "stage": "label", "label": "Fear"}
         assert {k: vote[k] for k in expected} == expected and bool(vote["unsure"])
-        if "comment" in votes.columns:  # pull keeps the comment once the vote table has a column for it
-            assert vote["comment"] == comment
+        assert vote["comment"] == comment, "the comment is part of the vote"
+        assert pulled.excluded == [], "nothing the annotator did on their own path is excluded"
 
         # -- the second annotator, on their own path: the same clip, nothing of the first vote; keys only
         context = _open_browser(playwright, tmp_path / "profile-2")
@@ -347,7 +348,7 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         assert parse_annotation(second["result"]) == ("Tension", False, None)
     browsers_s = time.monotonic() - browsers_t0
 
-    pull(study.layout, study.client, EMOTIONS6)
+    assert pull(study.layout, study.client, EMOTIONS6).excluded == []
     votes = _votes(study).set_index("annotator_id")
     assert sorted(votes.index) == ["BR1", "BR2"] and votes.loc["BR2", "label"] == "Tension"
     assert votes.loc["BR1", "label"] == "Fear", "the first vote is unchanged by the second"
