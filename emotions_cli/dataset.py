@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -78,6 +79,7 @@ def ingest(
 
     try:
         out = local_dataset_dir(out)  # before any executor starts: s3:// and the like are refused
+        _check_out(out)
         settings = load_settings(
             config,
             **{
@@ -99,10 +101,28 @@ def ingest(
             report = run_ingest(
                 sources, out, settings, executor=pool, progress=ProgressBar(progress), retry_permanent=retry_permanent
             )
-    except (SourceError, ValueError, RuntimeError, ExecutorError) as exc:
+    except (SourceError, ValueError, RuntimeError, ExecutorError) as exc:  # LocalFault is a RuntimeError
         raise fail(str(exc)) from None
+    except OSError as exc:  # e.g. --out below a file: the library names what it could not do
+        raise fail(os_error_text(exc)) from None
     print_report(report)
     console.print(f"manifest: {out / 'manifests' / 'videos.parquet'}", highlight=False)
+
+
+def _check_out(out: Path) -> None:
+    """Raises ValueError naming --out when it, or the nearest of its folders that exists, is not a folder."""
+    existing = out
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == out else f" ({existing} is not a folder)"
+        raise ValueError(f"--out {out}: not a folder{where}; give a new folder, or an existing dataset's")
+
+
+def os_error_text(exc: OSError) -> str:
+    """`PATH: reason` for an OSError (without Python's `[Errno N]`)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 @dataset_app.command()
@@ -121,6 +141,8 @@ def probe(
             error_line(f"{path}: {exc}")
             failed = True
             continue
+        except OSError as exc:  # ffprobe missing, or too many open files
+            raise fail(os_error_text(exc)) from None
         if as_json:
             print(json.dumps({"file": str(path), **facts}))
         else:

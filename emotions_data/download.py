@@ -2,12 +2,15 @@
 
 Failures are classified: transient ones (HTTP 408/425/429/5xx, timeouts, dropped connections,
 bot checks) are retried with exponential backoff within the run and again on the next run;
-permanent ones (404, removed, private, unsupported) are recorded and left alone.
+permanent ones (404, removed, private, unsupported, malformed URLs) are recorded and left alone.
+Faults of this machine (a full disk, an unwritable folder) are neither: they raise `LocalFault`,
+which stops the run and leaves the item to the next one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import re
 import shutil
 import time
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.settings import DownloadSettings
 from emotions_data.storage import TMP_MARK, commit_file
 
@@ -27,13 +31,28 @@ _TRANSIENT_TEXT = re.compile(
     re.IGNORECASE,
 )
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+_CONTROL_NAMES = {0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL"}
+_HOST_PUNCTUATION = frozenset("-._")
+# yt-dlp's words for failing to write its own output (in our work folder), whatever file the error names: a buffered
+# write that fails on close names none, and yt-dlp reports an OSError of its download step as "Unable to download
+# video: [Errno N] ..." (network errors have their own words)
+_WRITING_OUTPUT = re.compile(
+    r"unable to (open for writing|write data|rename file)|unable to download video: \[errno|postprocessing:",
+    re.IGNORECASE,
+)
 
 
 class DownloadFailure(RuntimeError):
+    """A URL that could not be fetched: `retryable` when the next try may succeed. Plain values only (it pickles)."""
+
     def __init__(self, message: str, retryable: bool, attempts: int = 1) -> None:
-        super().__init__(message)
+        super().__init__(message, retryable, attempts)
+        self.message = message
         self.retryable = retryable
         self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -50,14 +69,73 @@ def downloader_version() -> str:
     return __version__
 
 
-def check_url_allowed(url: str, settings: DownloadSettings) -> None:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        return
+def _control_character(url: str) -> str | None:
+    for position, char in enumerate(url):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            return f"{_CONTROL_NAMES.get(code, f'U+{code:04X}')} at character {position + 1}"
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    if host.startswith("["):  # an IPv6 literal
+        try:
+            ipaddress.IPv6Address(host.strip("[]").split("%", 1)[0])
+        except ValueError:
+            return f"host {host} is not an IPv6 address"
+        return None
+    for char in host:
+        if char.isspace():
+            return f"host {host!r} contains a space"
+        if not (char.isalnum() or char in _HOST_PUNCTUATION):
+            return f"host {host!r} contains the character {char!r}"
+    labels = host.removesuffix(".").split(".")  # a trailing dot (a fully qualified name) is allowed
+    if any(not label for label in labels):
+        return f"host {host!r} has an empty label"
+    if any(len(label) > 63 for label in labels):
+        return f"host {host!r} has a label longer than 63 characters"
+    return None
+
+
+def url_problem(url: str, settings: DownloadSettings) -> str | None:
+    """Why `url` cannot be fetched whatever the network does (a permanent failure of its item), else None:
+    a control character, a scheme that is not allowed, no host, a malformed host or port."""
+    control = _control_character(url)
+    if control:
+        return f"malformed URL: control character {control}"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        return f"malformed URL: {exc}"
+    scheme = parts.scheme.lower()
     if scheme == "file" and settings.allow_file_urls:
-        return
-    hint = " (pass --allow-file-urls to read file:// URLs)" if scheme == "file" else ""
-    raise DownloadFailure(f"URL scheme {scheme or 'none'!r} is not allowed{hint}", retryable=False)
+        return None
+    if scheme not in ("http", "https"):
+        hint = " (pass --allow-file-urls to read file:// URLs)" if scheme == "file" else ""
+        return f"URL scheme {scheme or 'none'!r} is not allowed{hint}"
+    hostport = parts.netloc.rpartition("@")[2]  # after any user:password@
+    if hostport.startswith("["):  # an IPv6 literal, "[::1]:8080"; urlsplit has checked the brackets pair up
+        host, _, rest = hostport.partition("]")
+        host, port_text = host + "]", rest.removeprefix(":")
+        if rest and not rest.startswith(":"):
+            return f"malformed URL: {rest!r} after the host {host}"
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not host:
+        return "malformed URL: no host"
+    problem = _host_problem(host)
+    if problem:
+        return f"malformed URL: {problem}"
+    if port_text and not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        return f"malformed URL: invalid port {port_text!r} (must be 1-65535)"
+    return None
+
+
+def check_url_allowed(url: str, settings: DownloadSettings) -> None:
+    """Raises a permanent `DownloadFailure` naming the problem when :func:`url_problem` finds one."""
+    problem = url_problem(url, settings)
+    if problem:
+        raise DownloadFailure(problem, retryable=False)
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -176,10 +254,13 @@ def _download_once(
 def download(
     url: str, dest_stem: Path, workdir: Path, settings: DownloadSettings, rate_dir: Path | None = None
 ) -> Downloaded:
-    """Download `url` to `dest_stem` + the media's extension. Raises DownloadFailure."""
-    import yt_dlp
+    """Download `url` to `dest_stem` + the media's extension.
 
+    Raises `DownloadFailure` for a failure of the item (classified transient or permanent, a plain message
+    whatever yt-dlp raised), `LocalFault` when this machine cannot store the download (full disk, unwritable
+    folder): the workdir is removed either way."""
     check_url_allowed(url, settings)
+    ours = [workdir, dest_stem.parent] + ([rate_dir] if rate_dir is not None else [])
     attempts = max(1, settings.attempts)
     for attempt in range(1, attempts + 1):
 
@@ -189,21 +270,35 @@ def download(
 
         try:
             path, extractor = _download_once(url, workdir, settings, before_request)
-        except (yt_dlp.utils.DownloadError, yt_dlp.utils.ExtractorError, OSError, DownloadFailure) as exc:
-            if isinstance(exc, DownloadFailure):
-                message, retryable = str(exc), exc.retryable
-            else:
-                message, retryable = classify(exc)
-            if not retryable or attempt == attempts:
+        except DownloadFailure as exc:
+            message, retryable = exc.message, exc.retryable
+        except Exception as exc:  # yt-dlp raises many kinds (DownloadError, RequestError, ValueError, OSError)
+            # An error writing the output is ours even when it names no file (a failed write() names none).
+            fault = local_fault(exc, workdir, None if _WRITING_OUTPUT.search(str(exc)) else ours)
+            if fault is not None:
+                shutil.rmtree(workdir, ignore_errors=True)  # a partial download only takes space
+                raise fault from None
+            message, retryable = classify(exc)
+        else:
+            try:
+                final = _keep(path, dest_stem)
+            except OSError as exc:
+                raise as_local_fault(exc, dest_stem.parent) from None
+            finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-                raise DownloadFailure(message, retryable, attempt) from exc
-            time.sleep(settings.backoff_s * 2 ** (attempt - 1))
-            continue
-        final = dest_stem.with_name(dest_stem.name + path.suffix.lower())
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{TMP_MARK}{final.name}")
-        shutil.move(path, tmp)  # same filesystem: a rename; the final name only ever holds a whole file
-        commit_file(tmp, final)
-        shutil.rmtree(workdir, ignore_errors=True)
-        return Downloaded(final, extractor, downloader_version(), attempt)
+            return Downloaded(final, extractor, downloader_version(), attempt)
+        if not retryable or attempt == attempts:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise DownloadFailure(message, retryable, attempt)
+        time.sleep(settings.backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+def _keep(path: Path, dest_stem: Path) -> Path:
+    """Move the downloaded `path` to `dest_stem` + its extension, atomically; returns the final path."""
+    final = dest_stem.with_name(dest_stem.name + path.suffix.lower())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{TMP_MARK}{final.name}")
+    shutil.move(path, tmp)  # same filesystem: a rename; the final name only ever holds a whole file
+    commit_file(tmp, final)
+    return final

@@ -13,7 +13,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from emotions_data import dedup
 from emotions_data.executor import Executor, make_executor
+from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout, local_dataset_dir
 from emotions_data.normalise import SourceVideo, recipe_id
@@ -103,7 +105,8 @@ def register_inputs(layout: DatasetLayout, items: Sequence[InputItem]) -> pd.Dat
         next_index += 1
     if not new_rows and existing is not None:
         return existing
-    frame = pd.DataFrame(new_rows) if existing is None else pd.concat([existing, pd.DataFrame(new_rows)])
+    added = pd.DataFrame(new_rows, columns=None if new_rows else INPUTS_SCHEMA.names)  # no rows: still the columns
+    frame = added if existing is None else pd.concat([existing, added])
     frame = frame.reset_index(drop=True)
     base = pa.Table.from_pandas(frame[INPUTS_SCHEMA.names], schema=INPUTS_SCHEMA, preserve_index=False)
     extras = [c for c in frame.columns if c not in INPUTS_SCHEMA.names]
@@ -195,7 +198,12 @@ def ingest(
     progress: ProgressFn | None = None,
     retry_permanent: bool = False,
 ) -> IngestReport:
-    """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable."""
+    """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable.
+
+    Raises `SourceError` (a SOURCE or one of its rows is unusable), `LocalFault` (this machine cannot store the
+    work: full disk, read-only or unwritable folder; committed work is kept and unfinished items are done by the
+    next run), ValueError (`dataset_dir` is not a folder), RuntimeError (another run holds the dataset),
+    `ExecutorError`."""
     settings = settings or IngestSettings()
     if executor is None:
         with make_executor("local", settings.workers) as own:
@@ -205,11 +213,32 @@ def ingest(
     items = [s for s in sources if isinstance(s, InputItem)]
     if len(items) != len(sources):
         items = read_sources(list(sources))  # type: ignore[arg-type]
+    if layout.root.exists() and not layout.root.is_dir():
+        raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
+    try:
+        return _ingest_locked(layout, items, settings, executor, progress, retry_permanent)
+    except OSError as exc:
+        # The driver only writes the dataset's own files: a fault there is the machine's, not an item's.
+        fault = local_fault(exc, layout.root)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _ingest_locked(
+    layout: DatasetLayout,
+    items: list[InputItem],
+    settings: IngestSettings,
+    executor: Executor,
+    progress: ProgressFn | None,
+    retry_permanent: bool,
+) -> IngestReport:
     started = time.perf_counter()
     layout.work.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(layout.lock, str(layout.root)):
         swept = sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
-        register_inputs(layout, items)
+        with _writing(layout.work):
+            register_inputs(layout, items)
         inputs = pq.read_table(layout.inputs, columns=INPUTS_SCHEMA.names).to_pylist()
         by_id = {i["video_id"]: i for i in inputs}
         processed = {FETCH: 0, NORMALISE: 0}
@@ -247,15 +276,28 @@ def ingest(
         made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
         near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
         table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe)
-        write_table_atomic(layout.videos_manifest, table)
-        _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
-        fetch_log.compact()
-        media_log.compact()
+        with _writing(layout.manifests):
+            write_table_atomic(layout.videos_manifest, table)
+        with _writing(layout.media):
+            _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
+        for log in (fetch_log, media_log):
+            with _writing(log.folder):
+                log.compact()
 
         report = summarise(table, processed, time.perf_counter() - started, swept)
         report.settings = public_settings(settings)
-        write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
+        with _writing(layout.manifests):
+            write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
         return report
+
+
+@contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Name `folder` in the `LocalFault` a failed write there becomes (pyarrow's errors name no file)."""
+    try:
+        yield
+    except OSError as exc:
+        raise as_local_fault(exc, folder) from None
 
 
 def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None) -> dict:

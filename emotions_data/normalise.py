@@ -17,15 +17,23 @@ from pathlib import Path
 import numpy as np
 
 from emotions_data import fingerprint as fp
+from emotions_data.faults import as_local_fault, local_fault_in_text
 from emotions_data.probe import ProbeError, probe_file, sha256_file
 from emotions_data.settings import FilterSettings, NormaliseSettings
 from emotions_data.storage import commit_file, temp_path_for
 
 
 class NormaliseError(RuntimeError):
+    """The item's media could not be made: `corrupt` when the source cannot be decoded (vs. a failure worth
+    retrying). Plain values only, so it pickles."""
+
     def __init__(self, message: str, corrupt: bool) -> None:
-        super().__init__(message)
-        self.corrupt = corrupt  # the source cannot be decoded (vs. a failure of ours, worth retrying)
+        super().__init__(message, corrupt)
+        self.message = message
+        self.corrupt = corrupt
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,14 @@ def _last_error_line(stderr: bytes, src: Path) -> str:
 def normalise(
     src: Path, dst: Path, source: SourceVideo, settings: NormaliseSettings, filters: FilterSettings
 ) -> NormalisedMedia:
-    """Transcode `src` to `dst` atomically and fingerprint it. Raises NormaliseError."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    """Transcode `src` to `dst` atomically and fingerprint it.
+
+    Raises NormaliseError for a failure of the item, `LocalFault` when this machine cannot store the output
+    (full disk, read-only or unwritable folder: what ffmpeg prints is read for it too)."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_local_fault(exc, dst.parent) from None
     tmp = temp_path_for(dst)
     duration_s = source.duration_s
     cmd = build_command(src, tmp, source, settings)
@@ -145,6 +159,10 @@ def normalise(
         except subprocess.TimeoutExpired as exc:
             raise NormaliseError("ffmpeg timed out", corrupt=False) from exc
         if proc.returncode != 0 or not tmp.exists():
+            stderr = proc.stderr.decode(errors="replace")
+            fault = local_fault_in_text(stderr, dst.parent, ours=[dst.parent])
+            if fault is not None:
+                raise fault
             raise NormaliseError(f"cannot decode: {_last_error_line(proc.stderr, src)}", corrupt=True)
         frame_bytes = fp.FRAME_SIZE * fp.FRAME_SIZE
         n_thumbs = len(proc.stdout) // frame_bytes
@@ -169,5 +187,7 @@ def normalise(
         )
         commit_file(tmp, dst)
         return media
+    except OSError as exc:  # on our own temporary or media file (a missing ffmpeg is reported as such)
+        raise as_local_fault(exc, dst.parent) from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,13 +8,16 @@ through), a local folder of videos (searched recursively) or a single local vide
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
+import pyarrow as pa
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".3gp", ".ts", ".mpg", ".mpeg", ".wmv"}
@@ -58,12 +61,22 @@ def make_video_id(source: str, given: str | None = None) -> str:
     original text, so distinct untrusted ids never collide after sanitising."""
     if given is not None and given != "":
         return given if is_safe_id(given) else f"{slugify(given)}-{_short_hash(given)}"
-    name = Path(unquote(urlsplit(source).path)).stem if "://" in source else Path(source).stem
+    name = Path(unquote(_url_path(source))).stem if "://" in source else Path(source).stem
     return f"{slugify(name)}-{_short_hash(source)}"
 
 
+def _url_path(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # malformed ("Invalid IPv6 URL"): still an input, whose fetch records the problem
+        return url.rpartition("/")[2]
+
+
 def platform_of(url: str) -> str | None:
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # a malformed URL: its fetch fails and says why
+        return None
     for key, name in _PLATFORMS.items():
         if key in host.split("."):
             return name
@@ -99,10 +112,33 @@ def _items_from_table(frame: pd.DataFrame, where: str) -> list[InputItem]:
     return items
 
 
+def _absolute(path: Path) -> str:
+    """The path an item is known by: resolved when it can be (ids stay as they were), else as found (a dangling
+    or looping link names itself, not a target that is not there)."""
+    try:
+        return str(path.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return str(path.absolute())
+
+
 def _items_from_folder(folder: Path) -> list[InputItem]:
+    """Every non-folder entry with a video extension, found recursively (links to folders are not followed). An
+    entry that is not a readable file (a FIFO, a dangling link) is still an input: its fetch records why it failed."""
+
+    def refuse(exc: OSError) -> None:  # a subfolder we cannot list would silently hide its videos
+        raise SourceError(f"{exc.filename or folder}: cannot list the folder: {exc.strerror or exc}")
+
+    paths = [
+        Path(top) / name
+        for top, _, names in os.walk(folder, onerror=refuse)
+        for name in names
+        if Path(name).suffix.lower() in VIDEO_EXTENSIONS
+    ]
+    if not paths:
+        raise SourceError(f"{folder}: no videos in this folder (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     items = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
-        source = str(path.resolve())
+    for path in sorted(paths):
+        source = _absolute(path)
         items.append(InputItem(make_video_id(source), source, "file", platform="local"))
     return items
 
@@ -116,27 +152,51 @@ def _items_from_text(path: Path) -> list[InputItem]:
     return items
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why the SOURCE argument `path` is neither a folder nor a file we can read, else None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "dangling symbolic link" if path.is_symlink() else "no such file or folder"
+    except OSError as exc:  # a link loop, a name too long, a folder on the way we may not enter
+        return exc.strerror or str(exc)
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    return "not a regular file or a folder (a FIFO, socket or device)"  # reading a FIFO would wait forever
+
+
 def read_source(arg: str | Path) -> list[InputItem]:
-    """Input items of one SOURCE argument, in file order."""
+    """Input items of one SOURCE argument, in file order.
+
+    Raises `SourceError` naming the file (and row) when it does not exist, cannot be read, is not a table of
+    URLs, has no rows, or (a folder) holds no videos."""
     path = Path(arg)
+    problem = _not_a_file(path)
+    if problem:
+        raise SourceError(f"{path}: {problem}")
     if path.is_dir():
         return _items_from_folder(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
-        source = str(path.resolve())
+        source = _absolute(path)
         return [InputItem(make_video_id(source), source, "file", platform="local")]
     try:
         if suffix == ".csv":
-            return _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
-        if suffix == ".parquet":
-            return _items_from_table(pd.read_parquet(path), str(path))
-        return _items_from_text(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
-        if isinstance(exc, SourceError):
-            raise
-        raise SourceError(f"{path}: unreadable source: {exc}") from exc
+            items = _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
+        elif suffix == ".parquet":
+            items = _items_from_table(pd.read_parquet(path), str(path))
+        else:
+            items = _items_from_text(path)
+    except SourceError:
+        raise
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError, pa.ArrowException) as exc:
+        # pandas and pyarrow raise many kinds for a file that is not what its name says (ArrowInvalid,
+        # ArrowNotImplementedError, EmptyDataError, ...): all mean this SOURCE is unreadable
+        raise SourceError(f"{path}: unreadable source: {' '.join(str(exc).split())}") from None
+    if not items:
+        what = "rows" if suffix in (".csv", ".parquet") else "URLs"
+        raise SourceError(f"{path}: no {what} (a SOURCE must name at least one video)")
+    return items
 
 
 def read_sources(args: list[str | Path]) -> list[InputItem]:

@@ -3,15 +3,24 @@
 `run_shard` is the one function every executor backend runs. It processes a shard's items and
 commits their rows in one atomic write, so a worker lost midway leaves its items pending, never
 half-recorded. Kept free of pandas: a spawned worker imports only what it needs.
+
+Whatever an item raises becomes that item's failure row; only a fault of this machine (`LocalFault`:
+a full disk, an unwritable folder) stops the shard, and the items it had not finished get no row, so the
+next run does them. Only plain values leave a worker: rows, or an exception of ours holding messages.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from emotions_data.download import DOWNLOADER, DownloadFailure, download
+from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.layout import DatasetLayout
 from emotions_data.normalise import NormaliseError, normalise, recipe_id
 from emotions_data.probe import ProbeError, probe_file, sha256_file
@@ -38,6 +47,33 @@ class ShardJob:
     sequence: int | None = None  # the stage log's commit order, handed out by the driver (`StageLog.next_sequence`)
 
 
+_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+               stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}  # fmt: skip
+
+
+def source_problem(path: Path) -> str | None:
+    """Why the local source file `path` cannot be read, in a few words, else None. Never blocks: a FIFO is
+    recognised before anything opens it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "dangling symbolic link" if path.is_symlink() else "no such file"
+    except OSError as exc:  # a symlink loop, a name too long
+        return f"cannot read: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file ({_FILE_KINDS.get(stat.S_IFMT(info.st_mode), 'a special file')})"
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
 def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
     row = empty_row(PROBE_STAGE_SCHEMA)
     row.update(video_id=item["video_id"], processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)
@@ -47,8 +83,11 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
         return row
 
     if item["source_kind"] == "url":
-        for stale in layout.originals_of(item["video_id"]):
-            stale.unlink()
+        try:
+            for stale in layout.originals_of(item["video_id"]):
+                stale.unlink()
+        except OSError as exc:
+            raise as_local_fault(exc, layout.originals) from None
         try:
             got = download(
                 item["source"],
@@ -70,15 +109,24 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
         )
     else:
         path = Path(item["source"])
-        if not path.is_file():
-            return outcome(Status.FAILED, Reason.SOURCE_MISSING, f"{path}: no such file", retry=True)
+        problem = source_problem(path)
+        if problem:  # retried on the next run: the user may fix the file, and a local retry costs little
+            return outcome(Status.FAILED, Reason.SOURCE_MISSING, f"{path}: {problem}", retry=True)
     try:
-        facts = probe_file(path)
-    except ProbeError as exc:
-        row.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
-        return outcome(Status.REJECTED, Reason.CORRUPT, f"unreadable: {exc}")
-    row.update({k: v for k, v in facts.as_dict().items() if k in row})
-    row["sha256"] = sha256_file(path)
+        try:
+            facts = probe_file(path)
+        except ProbeError as exc:
+            row.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
+            return outcome(Status.REJECTED, Reason.CORRUPT, f"unreadable: {exc}")
+        row.update({k: v for k, v in facts.as_dict().items() if k in row})
+        row["sha256"] = sha256_file(path)
+    except OSError as exc:
+        if item["source_kind"] == "url":  # our own copy in originals/
+            raise as_local_fault(exc, layout.originals) from None
+        fault = local_fault(exc, path.parent, ours=[layout.root])
+        if fault is not None:
+            raise fault from None
+        return outcome(Status.FAILED, Reason.SOURCE_MISSING, f"{path}: cannot read: {exc.strerror or exc}", retry=True)
     return outcome(Status.OK)
 
 
@@ -112,16 +160,72 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
     return row
 
 
-_STAGES = {
-    FETCH: (_fetch_item, lambda layout: StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)),
-    NORMALISE: (_normalise_item, lambda layout: StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)),
+def _fetch_failed(item: dict, settings: IngestSettings, detail: str) -> dict:
+    row = empty_row(PROBE_STAGE_SCHEMA)
+    reason = Reason.DOWNLOAD_ERROR if item["source_kind"] == "url" else Reason.SOURCE_MISSING
+    row.update(video_id=item["video_id"], status=str(Status.FAILED), reason=str(reason), reason_detail=detail,
+               retryable=False, processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)  # fmt: skip
+    return row
+
+
+def _normalise_failed(item: dict, settings: IngestSettings, detail: str) -> dict:
+    row = empty_row(NORMALISE_STAGE_SCHEMA)
+    row.update(video_id=item["video_id"], sha256=item["sha256"], recipe=recipe_id(settings.normalise),
+               status=str(Status.FAILED), reason=str(Reason.NORMALISE_ERROR), reason_detail=detail, retryable=False,
+               processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)  # fmt: skip
+    return row
+
+
+ProcessItem = Callable[[DatasetLayout, dict, IngestSettings], dict]
+FailedRow = Callable[[dict, IngestSettings, str], dict]
+
+_STAGES: dict[str, tuple[ProcessItem, FailedRow, Callable[[DatasetLayout], StageLog]]] = {
+    FETCH: (_fetch_item, _fetch_failed, lambda layout: StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)),
+    NORMALISE: (
+        _normalise_item,
+        _normalise_failed,
+        lambda layout: StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA),
+    ),
 }
 
 
+def _process(
+    process_item: ProcessItem, failed: FailedRow, layout: DatasetLayout, item: dict, settings: IngestSettings
+) -> dict:
+    """One item's row, whatever it raises: the stages record the failures they expect themselves; anything
+    else is this item's permanent failure with the error's one-line text (`--retry-permanent` retries it),
+    except a fault of this machine, which is raised as `LocalFault`."""
+    try:
+        return process_item(layout, item, settings)
+    except LocalFault:
+        raise
+    except Exception as exc:
+        fault = local_fault(exc, layout.root, ours=[layout.root])
+        if fault is not None:
+            raise fault from None
+        return failed(item, settings, f"unexpected error: {_one_line(exc)}")
+
+
 def run_shard(job: ShardJob) -> list[dict]:
-    """Process every item of a shard, then commit the shard's rows in one atomic write."""
+    """Process every item of a shard, then commit the shard's rows in one atomic write.
+
+    Raises `LocalFault` (plain strings, so it crosses to the driver intact) when this machine cannot store the
+    work: the rows finished before it are committed if the disk still takes them, the others are left to the
+    next run."""
     layout = DatasetLayout(Path(job.dataset_dir))
-    process_item, stage_log = _STAGES[job.stage]
-    rows = [process_item(layout, item, job.settings) for item in job.items]
-    stage_log(layout).commit(rows, job.sequence)
+    process_item, failed, stage_log = _STAGES[job.stage]
+    log = stage_log(layout)
+    rows: list[dict] = []
+    try:
+        for item in job.items:
+            rows.append(_process(process_item, failed, layout, item, job.settings))
+    except LocalFault:
+        if rows:
+            with contextlib.suppress(OSError):  # the same fault may refuse this too; the items are then redone
+                log.commit(rows, job.sequence)
+        raise
+    try:
+        log.commit(rows, job.sequence)
+    except OSError as exc:
+        raise as_local_fault(exc, log.folder) from None
     return rows

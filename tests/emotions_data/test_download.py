@@ -6,7 +6,7 @@ import urllib.error
 
 import pytest
 
-from emotions_data.download import DownloadFailure, check_url_allowed, classify
+from emotions_data.download import DownloadFailure, check_url_allowed, classify, url_problem
 from emotions_data.settings import DownloadSettings
 
 
@@ -111,3 +111,51 @@ def test_check_url_allowed_file_urls_when_asked():
     with pytest.raises(DownloadFailure) as info:
         check_url_allowed("ftp://example.com/x.mp4", settings)
     assert info.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://127.0.0.1:9/a\x00b.mp4", "control character NUL at character 21"),
+        ("http://127.0.0.1:9/a\x1bb.mp4", "control character ESC"),
+        ("http://example.com/\x85", "control character U+0085"),
+        ("http://example.com\r\n/a.mp4", "control character CR"),
+        ("http://bad host/a.mp4", "host 'bad host' contains a space"),
+        ("http://bad\u3000host/a.mp4", "contains a space"),
+        ("http:///a.mp4", "no host"),
+        ("https://", "no host"),
+        ("http://user@/a.mp4", "no host"),
+        ("http://:80/a.mp4", "no host"),
+        ("http://127.0.0.1:99999/a.mp4", "invalid port '99999'"),
+        ("http://example.com:0/a.mp4", "invalid port '0'"),
+        ("http://example.com:x/a.mp4", "invalid port 'x'"),
+        ("http://[::1]:70000/a.mp4", "invalid port '70000'"),
+        ("http://[::1/a.mp4", "Invalid IPv6 URL"),
+        ("http://[::1]x/a.mp4", "'x' after the host [::1]"),
+        ("http://%41.example/a.mp4", "contains the character '%'"),
+        ("http://a..b/a.mp4", "empty label"),
+        ("http://" + "a" * 64 + ".com/a.mp4", "longer than 63"),
+        ("gopher://example.com/a.mp4", "scheme 'gopher' is not allowed"),
+    ],
+)
+def test_malformed_urls_are_permanent_failures_naming_the_problem(url, named):
+    with pytest.raises(DownloadFailure) as info:
+        check_url_allowed(url, DownloadSettings())
+    assert info.value.retryable is False and named in str(info.value)
+    assert "\x00" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8080/a.mp4",
+        "http://user:secret@example.com:8080/a.mp4",
+        "https://exämple.com/视频.mp4",
+        "http://example.com./a.mp4",
+        "http://127.0.0.1:/a.mp4",
+        "http://a_b.example.com/a.mp4",
+        "http://example.com/a b.mp4",  # a space in the path is escaped on the way out
+    ],
+)
+def test_well_formed_urls_have_no_problem(url):
+    assert url_problem(url, DownloadSettings()) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -318,3 +319,64 @@ def test_read_sources_rejects_one_id_for_two_sources(tmp_path):
     message = str(info.value)
     assert "'dup'" in message
     assert "https://example.com/1.mp4" in message and "https://example.com/2.mp4" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("urls.csv", "url,video_id\n", "urls.csv: no rows"),
+        ("urls.txt", "# only a comment\n\n", "urls.txt: no URLs"),
+        ("urls.txt", "", "urls.txt: no URLs"),
+        ("urls.csv", "", "urls.csv: unreadable source"),
+        ("urls.parquet", "url\nhttp://x/a.mp4\n", "urls.parquet: unreadable source"),
+        ("urls.parquet", "", "urls.parquet: unreadable source"),
+        ("urls.txt", b"\xff\xfe\x00bad", "urls.txt: unreadable source"),
+    ],
+)
+def test_read_source_refuses_empty_and_unreadable_sources_naming_them(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(SourceError, match=re.escape(expected)):
+        read_source(path)
+
+
+def test_read_source_header_only_parquet_has_no_rows(tmp_path):
+    pd.DataFrame({"url": pd.Series([], dtype=str)}).to_parquet(tmp_path / "urls.parquet")
+    with pytest.raises(SourceError, match=r"urls\.parquet: no rows"):
+        read_source(tmp_path / "urls.parquet")
+
+
+def test_read_source_folder_without_videos_or_unlistable(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    with pytest.raises(SourceError, match=r"in: no videos in this folder"):
+        read_source(tmp_path / "in")
+
+
+def test_read_source_that_is_a_fifo_or_a_dangling_link_is_named_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "urls.txt")
+    with pytest.raises(SourceError, match=r"urls\.txt: not a regular file or a folder"):
+        read_source(tmp_path / "urls.txt")
+    (tmp_path / "gone.csv").symlink_to(tmp_path / "nowhere.csv")
+    with pytest.raises(SourceError, match=r"gone\.csv: dangling symbolic link"):
+        read_source(tmp_path / "gone.csv")
+
+
+def test_a_folder_lists_every_video_named_entry_even_unreadable_ones(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub.mp4").mkdir(parents=True)  # a folder named like a video is searched, not an input
+    (folder / "sub.mp4" / "inner.mp4").write_bytes(b"x")
+    (folder / "good.mp4").write_bytes(b"x")
+    os.mkfifo(folder / "fifo.mp4")
+    (folder / "dangling.mp4").symlink_to(tmp_path / "missing.mp4")
+    (folder / "loop.mp4").symlink_to(folder / "loop.mp4")
+    sources = [Path(i.source) for i in read_source(folder)]
+    assert [p.relative_to(folder).as_posix() for p in sources] == [
+        "dangling.mp4", "fifo.mp4", "good.mp4", "loop.mp4", "sub.mp4/inner.mp4"
+    ]  # fmt: skip
+
+
+def test_a_malformed_url_is_an_input_not_an_unreadable_source(tmp_path):
+    (tmp_path / "urls.txt").write_text("http://[::1/a.mp4\nhttp://bad host/b.mp4\n")
+    items = read_source(tmp_path / "urls.txt")
+    assert [i.platform for i in items] == [None, "bad host"] and all(is_safe_id(i.video_id) for i in items)
