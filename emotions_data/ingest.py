@@ -27,6 +27,7 @@ from emotions_data.executor import Executor, make_executor
 from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout, local_dataset_dir
+from emotions_data.manifest import check_schema_version, read_versioned_table
 from emotions_data.normalise import SourceVideo, recipe_id
 from emotions_data.schema import (
     INPUTS_SCHEMA,
@@ -200,10 +201,10 @@ def ingest(
 ) -> IngestReport:
     """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable.
 
-    Raises `SourceError` (a SOURCE or one of its rows is unusable), `LocalFault` (this machine cannot store the
-    work: full disk, read-only or unwritable folder; committed work is kept and unfinished items are done by the
-    next run), ValueError (`dataset_dir` is not a folder), RuntimeError (another run holds the dataset),
-    `ExecutorError`."""
+    Raises `SourceError` (a SOURCE or one of its rows is unusable), `ManifestVersionError` (the dataset's manifest
+    was written by a newer emotions), `LocalFault` (this machine cannot store the work: full disk, read-only or
+    unwritable folder; committed work is kept and unfinished items are done by the next run), ValueError
+    (`dataset_dir` is not a folder), RuntimeError (another run holds the dataset), `ExecutorError`."""
     settings = settings or IngestSettings()
     if executor is None:
         with make_executor("local", settings.workers) as own:
@@ -215,6 +216,7 @@ def ingest(
         items = read_sources(list(sources))  # type: ignore[arg-type]
     if layout.root.exists() and not layout.root.is_dir():
         raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
+    _check_existing_manifest(layout)
     try:
         return _ingest_locked(layout, items, settings, executor, progress, retry_permanent)
     except OSError as exc:
@@ -223,6 +225,16 @@ def ingest(
         if fault is None:
             raise
         raise fault from None
+
+
+def _check_existing_manifest(layout: DatasetLayout) -> None:
+    """Refuse, before anything changes, a dataset whose manifest a newer emotions wrote (this run would rewrite
+    it as an older version). An unreadable manifest is left to be rewritten: it is made from `.work/` each run."""
+    try:
+        schema = pq.read_schema(layout.videos_manifest)
+    except (OSError, pa.ArrowInvalid):
+        return
+    check_schema_version(layout.videos_manifest, schema)
 
 
 def _ingest_locked(
@@ -444,11 +456,6 @@ def summarise(table: pa.Table, processed: dict[str, int], elapsed_s: float, swep
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
-    """Read a videos manifest, refusing files written under another schema version."""
-    from emotions_data.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY
-
-    table = pq.read_table(path)
-    version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"{path}: manifest schema version {version}, this toolkit reads {SCHEMA_VERSION}")
-    return table.to_pandas()
+    """Read a videos manifest (see `emotions_data.manifest.read_versioned_table`: a newer or unknown schema version is
+    refused with `ManifestVersionError`, a file without a version is read)."""
+    return read_versioned_table(path).to_pandas()

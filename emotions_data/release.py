@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from emotions_data import __version__
 from emotions_data.layout import DatasetLayout
+from emotions_data.manifest import read_versioned_table
 from emotions_data.probe import sha256_file
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Stage, Variant
@@ -51,7 +52,7 @@ def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Ta
     """One release row per labelled ok video (all variants share it), with its counted votes and the per-item
     agreement the labels step recorded in `labels.parquet`. Raises ValueError naming `labels.parquet` when a label
     is not in `taxonomy`."""
-    videos = pq.read_table(layout.videos_manifest).to_pandas()
+    videos = read_versioned_table(layout.videos_manifest).to_pandas()  # refuses a newer schema
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels).to_pandas()
     rows = labels.merge(videos, on="video_id", how="inner", suffixes=("", "_video"))

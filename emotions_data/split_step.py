@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from emotions_data.dedup import Candidate, near_duplicate_pairs
 from emotions_data.layout import DatasetLayout
+from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import SPLITS_SCHEMA, Variant
 from emotions_data.settings import DedupSettings
 from emotions_data.storage import file_group, recover_commits
@@ -38,7 +39,7 @@ def split_items(layout: DatasetLayout) -> pd.DataFrame:
         raise ValueError(f"{layout.videos_manifest}: no manifest (run 'emotions ingest' first)")
     if not layout.labels.exists():
         raise ValueError(f"{layout.labels}: no final labels (run 'emotions labels' first)")
-    videos = pq.read_table(layout.videos_manifest).to_pandas()
+    videos = read_versioned_table(layout.videos_manifest).to_pandas()  # refuses a newer schema
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels, columns=["video_id", "label"]).to_pandas()
     cols = [c for c in ("video_id", "uploader", "sha256", "dup_of", "media_duration_s", "fingerprint", "media_width",
