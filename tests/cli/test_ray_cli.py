@@ -1,5 +1,5 @@
 """Ingest on Ray through the `emotions` command: a driver killed mid-run on a running cluster resumes to the local
-process pool's manifest; an unreachable cluster or an object store is a one-line error."""
+process pool's manifest; an unreachable cluster, an object store or a missing ray extra is a one-line error."""
 
 from __future__ import annotations
 
@@ -40,3 +40,17 @@ def test_an_unreachable_cluster_or_an_object_store_is_a_one_line_error(tmp_path,
     proc = run_cli("ingest", str(corpus / "landscape.mp4"), "--out", out, "--executor", "ray", *more)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode != 0 and len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_without_the_ray_extra_the_error_names_the_extra(corpus, tmp_path):
+    blocker = tmp_path / "no-ray"
+    blocker.mkdir()
+    (blocker / "ray.py").write_text("raise ImportError(\"No module named 'ray'\")\n")  # as if it were not installed
+    proc = subprocess.run(
+        [EMOTIONS, "ingest", str(corpus / "landscape.mp4"), "--out", str(tmp_path / "ds"), "--executor", "ray"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(blocker)},
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        "error: --executor ray needs the ray extra: pip install 'emotions[ray]'"
+    ], proc.stderr
+    assert not (tmp_path / "ds").exists()
