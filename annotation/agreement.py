@@ -239,6 +239,9 @@ class AgreementReport:
     n_bootstrap: int
     seed: int | None
     votes_per_item: dict[str, int] = field(default_factory=dict)  # "k votes" -> number of items
+    # Why a statistic is missing or covers less than it seems: statistic -> reason (e.g. every vote in one
+    # category leaves alpha and Fleiss' kappa undefined; pairs whose labels never vary leave Cohen's mean).
+    undefined: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return _finite(asdict(self))
@@ -330,6 +333,18 @@ def agreement_report(
     pairs = pairwise_cohen(enc)
     kappas = np.array([k for k, _ in pairs.values()])
     kappas = kappas[np.isfinite(kappas)]
+    undefined = {}
+    if not math.isfinite(alpha):
+        only = ", ".join(enc.labels[c] for c in np.flatnonzero(counts[m >= 2].sum(axis=0)))
+        undefined["krippendorff_alpha"] = f"no variation: every paired vote is {only}"
+    if fleiss_ok and not math.isfinite(fleiss):
+        fleiss_reason = undefined["fleiss_kappa"] = "every vote is in one category: chance agreement is 1"
+    flat = [f"{enc.annotators[i]}-{enc.annotators[j]}" for (i, j), (k, _) in pairs.items() if not math.isfinite(k)]
+    if flat:  # Cohen's kappa of a pair that used a single label between them divides by zero
+        undefined["cohen_kappa_mean"] = (
+            f"{len(flat)} of {len(pairs)} pair(s) left out ({', '.join(flat[:5])}{', ...' if len(flat) > 5 else ''}): "
+            "on their shared items both used one and the same label, so chance agreement is 1"
+        )
     loo = leave_one_out(enc, counts)
     per_annotator = {}
     for a, name in enumerate(enc.annotators):
@@ -355,7 +370,7 @@ def agreement_report(
     order = np.argsort(np.where(np.isnan(agree), np.inf, agree), kind="stable")
     disputed = []
     for u in order[:top_disputed]:
-        if np.isnan(agree[u]):
+        if np.isnan(agree[u]) or agree[u] >= 1.0:  # an item everyone agreed on is not disputed
             break
         disputed.append(
             {
@@ -385,4 +400,5 @@ def agreement_report(
         n_bootstrap=n_bootstrap,
         seed=seed,
         votes_per_item={f"{int(s)}": int(f) for s, f in zip(sizes, freq, strict=True)},
+        undefined=undefined,
     )

@@ -23,7 +23,9 @@ def print_agreement(report: dict) -> None:
     head.add_column(f"{report['confidence']:.0%} CI (bootstrap over items, n={report['n_bootstrap']})")
     alpha_note = fmt(report["alpha_ci"])
     if report["krippendorff_alpha"] is None:  # say why rather than print a bare dash
-        alpha_note = "undefined: the votes on items with two or more votes all have one label (no variation)"
+        alpha_note = "undefined: " + (report.get("undefined") or {}).get(
+            "krippendorff_alpha", "the votes on items with two or more votes all have one label (no variation)"
+        )
     head.add_row("Krippendorff's alpha (nominal)", fmt(report["krippendorff_alpha"]), alpha_note)
     if report["fleiss_kappa"] is None:
         head.add_row("Fleiss' kappa", "–", report["fleiss_kappa_absent_reason"])
@@ -32,6 +34,8 @@ def print_agreement(report: dict) -> None:
     kappa_note = ""
     if report["cohen_kappa_mean"] is None:
         kappa_note = "undefined: no two annotators share two items with more than one label among their votes"
+    elif (report.get("undefined") or {}).get("cohen_kappa_mean"):
+        kappa_note = report["undefined"]["cohen_kappa_mean"]
     head.add_row(f"Cohen's kappa, mean of {report['cohen_kappa_pairs']} pairs", fmt(report["cohen_kappa_mean"]),
                  kappa_note)  # fmt: skip
     out.print(head)

@@ -1,0 +1,58 @@
+"""Vote tables from outside (a spreadsheet's CSV, another tool's export) are cleaned as the toolkit's own are: blanks
+stripped, votes that no longer count left out, double votes refused naming them, undefined statistics explained."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from annotation.agreement import agreement_report
+from annotation.votes import read_votes
+from emotions_data.taxonomy import EMOTIONS6
+from tests.support.commands import run_cli
+
+
+def test_blanks_around_ids_and_labels_are_stripped(tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_text("video_id,annotator_id,label\n v1,a1,Fear \nv1 , a2,Fear\nv2,a1, Tension\nv2,a2,Tension\n")
+    votes = read_votes(path, EMOTIONS6)
+    assert sorted(votes["label"].unique()) == ["Fear", "Tension"], "'Fear ' is no seventh class"
+    assert sorted(votes["video_id"].unique()) == ["v1", "v2"] and sorted(votes["annotator_id"].unique()) == ["a1", "a2"]
+    report = agreement_report(votes, list(EMOTIONS6.classes), n_bootstrap=0)
+    assert report.n_items == 2 and report.n_annotators == 2 and report.krippendorff_alpha == pytest.approx(1.0)
+
+
+def test_one_annotator_voting_twice_on_one_item_is_refused_naming_them(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("video_id,annotator_id,stage,label\nv1,a1,label,Fear\nv1,a2,label,Tension\nv1,a1,label,Fear\n"
+                    "v1,a1,crosscheck,Fear\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"twice.csv: 1 time\(s\).*v1 / a1 / label \(2 votes\)"):
+        read_votes(path)
+    proc = run_cli("agreement", str(path))
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "v1 / a1 / label" in lines[0], proc.stderr
+
+
+def test_deleted_and_superseded_votes_are_left_out(tmp_path):
+    path = tmp_path / "votes.parquet"
+    pd.DataFrame({"video_id": ["v1", "v1", "v1", "v1"], "annotator_id": ["a1", "a2", "a2", "EX"],
+                  "stage": ["label", "label", "label", "expert"], "label": ["Fear", "Tension", "Fear", "Fear"],
+                  "status": ["kept", "deleted", "kept", "superseded"]}).to_parquet(path)  # fmt: skip
+    votes = read_votes(path)
+    assert list(votes["label"]) == ["Fear", "Fear"] and "EX" not in set(votes["annotator_id"])
+
+
+def test_undefined_statistics_say_why_and_nothing_agreed_is_disputed():
+    same = pd.DataFrame({"video_id": ["v1", "v1", "v2", "v2"], "annotator_id": ["a", "b", "a", "b"],
+                         "label": ["Fear"] * 4})  # fmt: skip
+    report = agreement_report(same, list(EMOTIONS6.classes), n_bootstrap=0)
+    assert report.krippendorff_alpha != report.krippendorff_alpha  # NaN
+    assert "no variation" in report.undefined["krippendorff_alpha"] and "Fear" in report.undefined["krippendorff_alpha"]
+    assert report.fleiss_kappa_absent_reason and "one category" in report.undefined["fleiss_kappa"]
+    assert report.most_disputed == [], "items everyone agreed on are not 'most disputed'"
+    # a pair whose labels never vary is left out of the mean Cohen's kappa, and the report says which
+    mixed = pd.DataFrame({"video_id": ["v1", "v1", "v2", "v2", "v1", "v2"],
+                          "annotator_id": ["a", "b", "a", "b", "c", "c"],
+                          "label": ["Fear", "Fear", "Fear", "Fear", "Tension", "Fear"]})  # fmt: skip
+    report = agreement_report(mixed, list(EMOTIONS6.classes), n_bootstrap=0)
+    assert report.cohen_kappa_pairs == 2 and "1 of 3 pair(s) left out (a-b)" in report.undefined["cohen_kappa_mean"]
