@@ -191,8 +191,9 @@ def _annotator_project(page: Any, url: str, study: Study, annotator: str) -> str
     return mine[0]
 
 
-def _open_queue(page: Any) -> tuple[dict[str, Any], float]:
-    """Click "Label All Tasks"; returns the task Label Studio served and the seconds until its clip can play."""
+def _open_queue(page: Any) -> tuple[dict[str, Any], str, float]:
+    """Click "Label All Tasks"; returns the task Label Studio served, the text of the instructions it shows with
+    the first task, and the seconds until the clip can play."""
     button = page.get_by_role("button", name="Label All Tasks")
     button.wait_for()
     t0 = time.monotonic()
@@ -200,10 +201,13 @@ def _open_queue(page: Any) -> tuple[dict[str, Any], float]:
     with page.expect_response(lambda r: "/api/dm/actions?id=next_task" in r.url) as served:
         button.click()
     task = served.value.json()
-    page.keyboard.press("Escape")  # the instructions open with the first task; they stay one click away
+    modal = page.locator(".lsf-modal-ls_visible", has_text="Labeling Instructions")
+    guide = modal.inner_text()  # waits for it: the instructions open with the first task
+    page.keyboard.press("Escape")  # and stay one click away ("Instructions" in the top bar)
+    modal.wait_for(state="hidden")
     page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }")
     page.get_by_test_id("playback-button:play").wait_for()  # the player's controls come after the media
-    return task, time.monotonic() - t0
+    return task, guide, time.monotonic() - t0
 
 
 def _video_state(page: Any) -> dict[str, Any]:
@@ -297,7 +301,10 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         _log_in(page, url, login, password)
         project = _annotator_project(page, url, study, "BR1")
         timings.login = time.monotonic() - t0
-        task, timings.video_ready = _open_queue(page)
+        task, guide, timings.video_ready = _open_queue(page)
+        for label, definition in EMOTIONS6.definitions.items():  # what the annotator reads: one line per class
+            assert f"{class_keys(EMOTIONS6)[label]} {label} ({EMOTIONS6.polarity[label]}): {definition}" in guide
+        assert "ctrl+enter submit" in guide and "ctrl+alt+space play/pause" in guide, guide
         page.screenshot(path=shots / "BR1-labelling.png")
         boxes = _check_fold(page)
         playing = _check_playback(page, study, task)
@@ -327,7 +334,7 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         login, password = study.passwords["BR2"]
         _log_in(page, url, login, password)
         _annotator_project(page, url, study, "BR2")
-        second_task, _ = _open_queue(page)
+        second_task, _, _ = _open_queue(page)
         assert second_task["data"]["video_id"] == task["data"]["video_id"], "the same clip, to compare like with like"
         page.screenshot(path=shots / "BR2-labelling.png")
         seen = page.evaluate(
@@ -341,11 +348,18 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
         assert "BR1" not in seen["text"] and comment not in seen["text"], "nothing of the first vote shows"
         _check_fold(page)
         page.locator(".lsf-choices").first.hover()  # keys act when the comment box does not have the focus
+        # Every key the instructions list: play/pause, a class, unsure, submit.
+        page.keyboard.press("Control+Alt+Space")
+        page.wait_for_function("() => document.querySelector('video').currentTime > 0.3")
         page.keyboard.press(class_keys(EMOTIONS6)["Tension"])
-        page.wait_for_function("() => document.querySelector('input[type=radio][name=\"Tension\"]').checked")
+        page.keyboard.press(UNSURE_KEY)
+        page.wait_for_function(
+            "() => document.querySelector('input[type=radio][name=\"Tension\"]').checked"
+            " && document.querySelector('input[type=checkbox][name=\"unsure\"]').checked"
+        )
         second, _ = _submitted(page, lambda: page.keyboard.press("Control+Enter"))
         context.close()
-        assert parse_annotation(second["result"]) == ("Tension", False, None)
+        assert parse_annotation(second["result"]) == ("Tension", True, None)
     browsers_s = time.monotonic() - browsers_t0
 
     assert pull(study.layout, study.client, EMOTIONS6).excluded == []
