@@ -80,7 +80,8 @@ def instructions(taxonomy: Taxonomy) -> str:
     return (
         "<p>Watch each clip to the end <b>with sound</b>. Choose the one emotion the clip conveys to a viewer "
         "(not what a person in it feels). Tick <i>unsure</i> when two classes fit about equally; add a comment "
-        f"when something is wrong with the clip.</p><ul>{rows}</ul>"
+        "when something is wrong with the clip (it is saved with your answer: no need to press <i>Add</i>)."
+        f"</p><ul>{rows}</ul>"
         f"<p>Keys: <kbd>{PLAY_KEYS}</kbd> play/pause, the digits above choose a class, <kbd>{UNSURE_KEY}</kbd> "
         f"unsure, <kbd>{SUBMIT_KEYS}</kbd> submit, <kbd>{SKIP_KEYS}</kbd> skip. Keys do nothing while the "
         "comment box has the focus: click outside it first.</p>"
