@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from annotation.labelstudio.client import LabelStudio
@@ -127,6 +128,8 @@ def simulate(
                             lead_time_s=round(lead, 2))  # fmt: skip
             report.posted += 1
     if careless is not None:
+        if pd.isna(user_of.get(careless)):
+            raise ValueError(f"careless annotator {careless!r}: not on the roster with a Label Studio account")
         report.careless = _careless(client, projects, careless, int(user_of[careless]), taxonomy, seed)
     return report
 
@@ -141,9 +144,12 @@ def _careless(
         raise ValueError(f"{who} has no project in this stage, or nobody else has one")
     rng = _rng("careless", seed, who)
     done = []
-    for key, what in ((own[0], "a second vote on their own item"), (other[0], "a vote in another's project")):
-        task = client.tasks(projects[key]["id"])[0]
+    slips = ((own[0], "a second vote on their own item", 2), (other[0], "a vote in another's project", 1))
+    for key, what, enough in slips:
+        task = min(client.tasks(projects[key]["id"]), key=lambda t: t["id"])
         label = str(rng.choice(list(taxonomy.classes)))
-        client.annotate(task["id"], label, user_id, lead_time_s=1.0)
-        done.append(f"{who}: {what} ({task['data'].get('video_id')} in {key}: {label})")
+        mine = [a for a in client.annotations(task["id"]) if int(a.get("completed_by") or -1) == user_id]
+        if len(mine) < enough:  # a rerun slips no further
+            client.annotate(task["id"], label, user_id, lead_time_s=1.0)
+        done.append(f"{who}: {what} ({task['data'].get('video_id')} in {key})")
     return done

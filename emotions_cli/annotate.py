@@ -136,18 +136,22 @@ def simulate(
     stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
     votes_per_item: Annotated[int, typer.Option()] = 3,
     seed: Annotated[int, typer.Option()] = 0,
+    careless: Annotated[str | None, typer.Option(help="this annotator also double-votes and votes elsewhere")] = None,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Answer the stage's tasks with a simulated panel, through the Label Studio API."""
+    """Answer the stage's tasks with a simulated panel, through the Label Studio API (the next pull reports what
+    a --careless annotator did and does not count it)."""
     from annotation.simulate import simulate as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(config, data_dir), resolve_taxonomy(taxonomy),
-                              votes_per_item=votes_per_item, seed=seed))  # fmt: skip
+                              votes_per_item=votes_per_item, seed=seed, careless=careless))  # fmt: skip
     out.print(f"posted {report.posted} annotation(s); weaker simulated annotators: {', '.join(report.weak) or 'none'}")
+    for slip in report.careless:
+        out.print(f"careless: {slip}", highlight=False)
 
 
 @workflow_app.command()

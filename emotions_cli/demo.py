@@ -1,8 +1,9 @@
 """`emotions demo`: the whole pipeline on the built-in corpus, strung together from the libraries' steps.
 
 The corpus is generated (`emotions_data.demo_corpus`), served on loopback and ingested through yt-dlp like real
-URLs; a simulated panel (9 annotators in 3 groups, one of them weak, and an expert) runs the multi-stage
-annotation workflow on a real Label Studio server; the labelled videos are split and released, and the tiny
+URLs; a simulated panel (9 annotators in 3 groups, one of them weak, one careless who double-votes and votes in
+another annotator's project, and an expert) runs the multi-stage annotation workflow on a real Label Studio server,
+whose pull report shows the careless votes excluded; the labelled videos are split and released, and the tiny
 baseline is trained on the release and evaluated on its test split.
 """
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from annotation.agreement import AgreementReport
@@ -21,7 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
-from emotions_data.schema import Stage
+from emotions_data.schema import Stage, VoteStatus
 from emotions_data.taxonomy import EMOTIONS6
 
 demo_app = typer.Typer()
@@ -31,6 +31,11 @@ DEMO_SPLIT_RATIOS = (0.6, 0.2, 0.2)  # a small corpus needs larger val/test shar
 DEMO_VERSION = "0.1.0"
 VOTES_PER_ITEM = 3
 CONSISTENCY_THRESHOLD = 0.6
+CARELESS = "D05"  # the simulated panel's careless annotator: a second vote, a vote outside their assignment
+# The simulated panel's seed. Each annotator answers in their own project from their own seeded draws; with 16
+# items per annotator a weak one (35 % accurate) can land above the consistency threshold by chance (seed 0 does,
+# at 0.62), and the demo is meant to show the weak annotator found and dropped: seed 1's weak one scores 0.36.
+PANEL_SEED = 1
 
 
 def demo_roster() -> str:
@@ -55,6 +60,7 @@ class AnnotationDemoReport:
     label_counts: dict[str, int]
     decided_by: dict[str, int]
     server_url: str
+    excluded: list[str]  # the label stage's pull report: every vote not counted, with its reason
 
 
 def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> AnnotationDemoReport:
@@ -66,7 +72,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     from annotation.labelstudio.config import ServerConfig
     from annotation.labelstudio.process import start, stop
     from annotation.simulate import simulate
-    from annotation.workflow import allocate, pull, push, set_active
+    from annotation.workflow import allocate, drop, pull, push, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
@@ -78,26 +84,37 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     try:
         client = LabelStudio(handle.config)
         allocate(layout, roster, n_groups=3, seed=0, client=client)
+        excluded: list[str] = []
         for stage in (Stage.LABEL, Stage.CROSSCHECK):
             push(layout, stage, client, EMOTIONS6, votes_per_item=VOTES_PER_ITEM)
-            posted = simulate(layout, stage, client, EMOTIONS6, votes_per_item=VOTES_PER_ITEM, seed=0)
+            careless = CARELESS if stage == Stage.LABEL else None
+            posted = simulate(layout, stage, client, EMOTIONS6, votes_per_item=VOTES_PER_ITEM, seed=PANEL_SEED,
+                              careless=careless)  # fmt: skip
             pulled = pull(layout, client, EMOTIONS6)
             log(f"{stage}: {posted.posted} annotations posted, {pulled.n_votes} votes on record")
-        votes = pd.read_parquet(layout.votes)
-        consistency = evaluate_consistency(votes, CONSISTENCY_THRESHOLD)
+            if careless:
+                for slip in posted.careless:
+                    log(f"  careless by design: {slip}")
+                summary = ", ".join(f"{reason}: {n}" for reason, n in pulled.summary().items()) or "nothing"
+                log(f"  pull report ({pulled.path}): not counted: {summary}")
+                excluded = [f"{e.reason}: {e.detail} ({e.video_id}, project {e.project})" for e in pulled.excluded]
+                for line in excluded:
+                    log(f"    {line}")
+        votes = read_vote_table(layout)  # dropped annotators' votes too: they are who the evaluation is about
+        consistency = evaluate_consistency(votes[votes["status"] == VoteStatus.KEPT], CONSISTENCY_THRESHOLD)
         dropped = list(consistency.annotators.index[consistency.annotators["flagged"]])
-        for ann in dropped:
-            set_active(layout, ann, False)
+        for ann in dropped:  # their votes stop counting; their account is deactivated and its token revoked
+            drop(layout, ann, handle.config)
         log(f"consistency evaluation: dropped {', '.join(dropped) or 'nobody'} (agreement with the cross-check "
             f"under {CONSISTENCY_THRESHOLD}); weak by design: {', '.join(posted.weak) or 'none'}")  # fmt: skip
         # Multi-stage: the updated groups re-label what the dropped annotators had labelled.
         push(layout, Stage.RELABEL, client, EMOTIONS6)
-        relabelled = simulate(layout, Stage.RELABEL, client, EMOTIONS6, seed=0).posted
+        relabelled = simulate(layout, Stage.RELABEL, client, EMOTIONS6, seed=PANEL_SEED).posted
         pull(layout, client, EMOTIONS6)
         log(f"relabel: {relabelled} fresh annotations (by annotators who had not seen the items)")
         decide_labels(layout, EMOTIONS6)  # the ties become the expert's queue
         push(layout, Stage.EXPERT, client, EMOTIONS6, min_agreement=0.5)
-        simulate(layout, Stage.EXPERT, client, EMOTIONS6, seed=0)
+        simulate(layout, Stage.EXPERT, client, EMOTIONS6, seed=PANEL_SEED)
         pull(layout, client, EMOTIONS6)
         result = decide_labels(layout, EMOTIONS6)
         labels = result.labels.to_pandas()
@@ -108,6 +125,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
             label_counts=labels["label"].value_counts().sort_index().to_dict(),
             decided_by=labels["decided_by"].value_counts().to_dict(),
             server_url=handle.config.url,
+            excluded=excluded,
         )
     finally:
         stop(handle.config)

@@ -218,7 +218,7 @@ def test_attack_4_a_deleted_annotation_stops_counting(lab):
 def test_attack_5_second_votes_other_groups_own_items_and_a_load_test(lab):
     own = lab.task_of("label", "A1")
     lab.tokens["A1"].annotate(own["id"], "Neutral", lab.users["A1"])  # the "+" button: a second annotation
-    b_member = next(a for a, g in sorted(lab.groups.items()) if g not in (None, lab.groups["A1"]))
+    b_member = next(a for a, g in sorted(lab.groups.items()) if isinstance(g, str) and g != lab.groups["A1"])
     lab.tokens["A1"].annotate(lab.task_of("label", b_member)["id"], "Neutral", lab.users["A1"])  # another group
     push(lab.layout, "crosscheck", lab.admin, EMOTIONS6, votes_per_item=2)
     own_items = next(p for k, p in load_projects(lab.layout).items() if k.startswith(f"crosscheck/{lab.groups['A1']}/"))
@@ -271,6 +271,21 @@ def test_the_expert_queue_returns_items_whose_experts_disagree(lab):
     votes = read_vote_table(lab.layout)
     mine = votes[(votes["stage"] == "expert") & (votes["video_id"] == vid)]
     assert sorted(mine["status"]) == ["kept", "kept", "superseded", "superseded"]
+
+
+def test_the_second_cross_check_round_goes_to_eyes_that_have_not_seen_the_items(lab):
+    push(lab.layout, "crosscheck2", lab.admin, EMOTIONS6, votes_per_item=2)
+    plans = {k: p for k, p in load_projects(lab.layout).items() if p["stage"] == "crosscheck2"}
+    groups = sorted({g for g in lab.groups.values() if isinstance(g, str)})  # experts have none
+    for plan in plans.values():  # three groups: a group that did neither the labels nor the first cross-check
+        assert plan["group"] == groups[(groups.index(plan["items_of"]) + 2) % 3] == lab.groups[plan["annotator"]]
+    simulate(lab.layout, "crosscheck2", lab.admin, EMOTIONS6, seed=4)
+    report = pull(lab.layout, lab.admin, EMOTIONS6)
+    votes = read_vote_table(lab.layout)
+    second = votes[votes["stage"] == "crosscheck2"]
+    earlier = votes[votes["stage"] != "crosscheck2"].groupby("video_id")["annotator_id"].agg(set)
+    assert len(second) == report.n_new > 0
+    assert not any(r.annotator_id in earlier.get(r.video_id, set()) for r in second.itertuples())
 
 
 def test_attack_8_move_keeps_votes_drop_revokes_reset_ends_old_password(lab, ls_server, tmp_path):
