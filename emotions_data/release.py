@@ -12,7 +12,8 @@ import re
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,21 @@ def release_name_problem(name: str) -> str | None:
     return None
 
 
+def public_source(source: str, source_kind: str) -> str:
+    """What a release may say about where a video came from. A local file (or a `file://` URL) is named by its file
+    name only: its folder is the importer's machine (home folder, user name) and means nothing to anyone else. A
+    URL loses any user name and password; the rest, query included, is the platform's public address."""
+    parts = urlsplit(source)
+    if source_kind == "file" or parts.scheme == "file":
+        return PurePosixPath(unquote(parts.path) if parts.scheme == "file" else source.replace("\\", "/")).name
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port}" if parts.port is not None else ""
+        return urlunsplit(parts._replace(netloc=netloc))
+    return source
+
+
 def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Taxonomy) -> pd.DataFrame:
     """One release row per labelled ok video (all variants share it), with its counted votes and the per-item
     agreement the labels step recorded in `labels.parquet`. Raises ValueError naming `labels.parquet` when a label
@@ -65,6 +81,8 @@ def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Ta
     rows["label_index"] = rows["label"].map(taxonomy.index)
     rows["polarity"] = rows["label"].map(taxonomy.polarity)
     rows["duration_s"] = rows["media_duration_s"].fillna(rows["duration_s"])
+    kinds = rows["source_kind"] if "source_kind" in rows.columns else pd.Series("url", index=rows.index)
+    rows["source"] = [public_source(str(src), str(kind)) for src, kind in zip(rows["source"], kinds, strict=True)]
     if "agreement" not in rows.columns:  # labels written before the labels step recorded per-item agreement
         rows["agreement"] = np.nan
     if votes is not None and len(votes):

@@ -124,3 +124,19 @@ def test_an_import_never_silently_replaces_a_datasets_labels_or_splits(corpus, t
     assert proc.returncode == 0, proc.stderr
     assert set(pd.read_parquet(manifests / "splits.parquet")["variant"]) == {"official", "full", "balanced",
                                                                              "test_oriented"}  # fmt: skip
+
+
+def test_a_release_of_local_files_carries_no_local_path(corpus, tmp_path):
+    root = authors_layout(corpus, tmp_path / "home" / "alice" / "eMotions")
+    ds = tmp_path / "ds"
+    assert run("import-official", str(root), "--out", str(ds)).returncode == 0
+    assert run("split", str(ds)).returncode == 0
+    proc = run("release", str(ds), "--version", "1.0.0")
+    assert proc.returncode == 0, proc.stderr
+    release = ds / "releases" / "1.0.0"
+    for path in [*release.rglob("*"), *(ds / "data_cards").rglob("*")]:
+        if path.is_file():
+            data = path.read_bytes()
+            assert str(tmp_path).encode() not in data and b"alice" not in data, path
+    full = pd.read_parquet(release / "data" / "full" / "train.parquet")
+    assert full["source"].str.fullmatch(r"[a-z]+_\d\.mp4").all(), full["source"].tolist()

@@ -66,3 +66,16 @@ def test_existing_versions_bad_versions_and_leaks_are_refused_without_writing(tm
     with pytest.raises(LeakageError):
         write_release(layout, "0.2.0", votes=votes)
     assert sorted(p.name for p in (layout.root / "releases").iterdir()) == ["0.1.0"]
+
+
+def test_public_source_names_local_files_by_name_and_drops_url_credentials():
+    from emotions_data.release import public_source
+
+    assert public_source("/home/alice/data/Fear/fear 0.mp4", "file") == "fear 0.mp4"
+    assert public_source("file:///home/alice/x%20y.mp4", "url") == "x y.mp4"
+    assert public_source("C:\\Users\\bob\\clip.mp4", "file") == "clip.mp4"
+    assert (
+        public_source("https://u:pw@www.douyin.com:8443/video/1?x=1", "url")
+        == "https://www.douyin.com:8443/video/1?x=1"
+    )
+    assert public_source("https://www.tiktok.com/@bob/video/7", "url") == "https://www.tiktok.com/@bob/video/7"
