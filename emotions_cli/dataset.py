@@ -266,6 +266,7 @@ def import_official_cmd(
     replace_labels: Annotated[
         bool, typer.Option("--replace-labels", help="replace final labels the dataset already holds")
     ] = False,
+    fold: Annotated[int | None, typer.Option(help="which fold of split lists to import [default: 1]", min=1)] = None,
 ) -> None:
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""
@@ -277,8 +278,10 @@ def import_official_cmd(
     try:
         settings = load_settings(config, workers=workers)
         with progress_bars() as progress, make_executor(executor, settings.workers, ray_address) as pool:
-            report, found = import_official(path, out, resolve_taxonomy(taxonomy), settings, executor=pool,
-                                            progress=ProgressBar(progress), replace_labels=replace_labels)  # fmt: skip
+            report, found = import_official(
+                path, out, resolve_taxonomy(taxonomy), settings, executor=pool, progress=ProgressBar(progress),
+                replace_labels=replace_labels, fold=fold,
+            )  # fmt: skip
     except (ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
     print_report(report)

@@ -118,14 +118,37 @@ def _stem(entry: str) -> str:
     return name[: -len(suffix)] if suffix in VIDEO_EXTENSIONS else name
 
 
-def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
+_LIST_NAME = re.compile(r"(train|val|validation|test)list(\d*)\.txt", re.IGNORECASE)
+
+
+def list_files(root: Path, fold: int | None = None) -> list[Path]:
+    """The split list files of one fold under `root`. UCF101-style layouts ship several folds
+    (`trainlist01.txt` .. `testlist03.txt`), each a complete split of the same videos: merging them would put
+    every video in train. A name without a number counts as fold 1; without `fold`, fold 1 is read. Raises
+    ValueError naming the folds there are when `fold` is not among them."""
+    found: dict[int, list[Path]] = {}
+    for path in sorted(Path(root).glob("*list*.txt")):
+        match = _LIST_NAME.fullmatch(path.name)
+        if match:
+            found.setdefault(int(match.group(2) or 1), []).append(path)
+    if not found:
+        return []
+    chosen = 1 if fold is None else fold
+    if chosen not in found:
+        there = ", ".join(f"{n:02d}" for n in sorted(found))
+        raise ValueError(f"{root}: no split lists of fold {chosen:02d} (folds there: {there}); choose one with --fold")
+    return found[chosen]
+
+
+def discover(root: Path, taxonomy: Taxonomy, fold: int | None = None) -> OfficialLayout:
     """Find the videos, their classes and the published split under `root`.
 
     Text files are read as UTF-8 (a byte-order mark is fine). Raises ValueError naming the file (and line or video
     id): unreadable, not UTF-8 or not JSON; a class outside `taxonomy`; a list entry naming no video or another
     class than its folder; a video put in two different splits (by two lists, or a list and the JSON); an
     ActivityNet-style JSON whose `database` or entries are not objects, or whose subset is unknown. A JSON entry
-    without a subset puts its video in no split."""
+    without a subset puts its video in no split. Of several folds of split lists, only `fold` (default 1) is
+    read (`list_files`)."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder")
@@ -148,10 +171,9 @@ def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
 
     splits: dict[str, str] = {}
     where: dict[str, str] = {}  # video_id -> the file (and line) that put it in its split
-    for path in sorted(root.glob("*list*.txt")):
-        kind = re.match(r"(train|val|validation|test)list", path.name)
-        if not kind:
-            continue
+    for path in list_files(root, fold):
+        kind = _LIST_NAME.fullmatch(path.name)
+        assert kind is not None  # list_files only returns list names
         for n, line in enumerate(read_text(path).splitlines(), start=1):
             entry = _list_entry(line)
             if not entry:
@@ -161,7 +183,7 @@ def discover(root: Path, taxonomy: Taxonomy) -> OfficialLayout:
                 raise ValueError(f"{path}: line {n}: {entry!r} names no video under {root}")
             if "/" in entry and _canonical(entry.split("/")[0], taxonomy, f"{path}: line {n}") != labels[vid]:
                 raise ValueError(f"{path}: line {n}: {entry!r} disagrees with the folder's class {labels[vid]}")
-            split = _LIST_SPLIT[kind.group(1)]
+            split = _LIST_SPLIT[kind.group(1).lower()]
             if vid in splits and splits[vid] != split:
                 raise ValueError(f"{path}: line {n}: {entry!r} is also in the {splits[vid]} split ({where[vid]})")
             splits[vid], where[vid] = split, f"{path.name}: line {n}"
@@ -232,9 +254,11 @@ def import_official(
     settings: IngestSettings | None = None,
     *,
     replace_labels: bool = False,
+    fold: int | None = None,
     **ingest_args: object,
 ) -> tuple[IngestReport, OfficialLayout]:
-    """Ingest the official layout under `root` into the dataset folder `out`, with labels and split.
+    """Ingest the official layout under `root` into the dataset folder `out`, with labels and split (of `fold`,
+    default 1, when the layout ships several).
 
     The published labels replace `labels.parquet` and the published split becomes the `official` variant of
     `splits.parquet`; the other variants are kept, unless labels they were built from were replaced (then they and
@@ -243,7 +267,7 @@ def import_official(
     Raises ValueError, before anything is fetched or written, when `out` already holds final labels that the
     import would change or drop (decided by the annotation workflow, or another import) unless `replace_labels`
     is set; the message names the file and what would be lost."""
-    found = discover(root, taxonomy)
+    found = discover(root, taxonomy, fold)
     layout = DatasetLayout(out)
     recover_commits(layout.root)
     rows = [

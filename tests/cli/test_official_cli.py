@@ -140,3 +140,29 @@ def test_a_release_of_local_files_carries_no_local_path(corpus, tmp_path):
             assert str(tmp_path).encode() not in data and b"alice" not in data, path
     full = pd.read_parquet(release / "data" / "full" / "train.parquet")
     assert full["source"].str.fullmatch(r"[a-z]+_\d\.mp4").all(), full["source"].tolist()
+
+
+def test_a_layout_with_three_folds_imports_one_fold_and_says_which_there_are(corpus, tmp_path):
+    root = authors_layout(corpus, tmp_path / "ucf")
+    for path in (root / "trainlist01.txt", root / "testlist01.txt", root / "emotions.json"):
+        path.unlink()
+    videos = ["Excitation/excitation_0.mp4", "Excitation/excitation_1.mp4", "Sad/sad_0.mp4", "Sad/sad_1.mp4"]
+    for fold in (1, 2, 3):  # each fold holds out another pair: merged, every video would be train
+        test = videos[fold - 1 :: 3] if fold < 3 else videos[2:]
+        (root / f"trainlist0{fold}.txt").write_text("".join(f"{v}\n" for v in videos if v not in test))
+        (root / f"testlist0{fold}.txt").write_text("".join(f"{v}\n" for v in test))
+    found = discover(root, EMOTIONS6)
+    assert {v for v, s in found.splits.items() if s == "test"} == {"excitation_0", "sad_1"}
+    assert {v for v, s in discover(root, EMOTIONS6, 3).splits.items() if s == "test"} == {"sad_0", "sad_1"}
+    proc = run("import-official", str(root), "--out", str(tmp_path / "ds"), "--fold", "4")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "fold 04" in proc.stderr and "01, 02, 03" in proc.stderr
+    proc = run("import-official", str(root), "--out", str(tmp_path / "ds"), "--fold", "2")
+    assert proc.returncode == 0, proc.stderr
+    splits = pd.read_parquet(tmp_path / "ds" / "manifests" / "splits.parquet").set_index("video_id")["split"]
+    assert {v for v, s in splits.items() if s == "test"} == {"excitation_1"}
+    # a video in both lists of one fold names both files and lines
+    (root / "testlist02.txt").write_text("Excitation/excitation_1.mp4\nSad/sad_0.mp4\n")
+    with pytest.raises(ValueError) as caught:
+        discover(root, EMOTIONS6, 2)
+    assert "trainlist02.txt: line 2" in str(caught.value) and "testlist02.txt: line 2" in str(caught.value)
