@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from annotation.labelstudio.interface import COMMENT, parse_result
+from annotation.labelstudio.interface import parse_annotation
 from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
 from emotions_data.taxonomy import Taxonomy
 
@@ -122,14 +122,6 @@ def _flag(value: Any) -> bool:
 
 def _text(value: Any) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-
-
-def parse_annotation(result: list[dict[str, Any]]) -> tuple[str | None, bool, str | None]:
-    """(label, unsure, comment) of an annotation's result list; the comment box's lines joined, None when empty."""
-    label, unsure = parse_result(result)
-    lines = [str(t) for region in result or [] if region.get("from_name") == COMMENT
-             for t in (region.get("value") or {}).get("text") or []]  # fmt: skip
-    return label, unsure, "\n".join(lines).strip() or None
 
 
 def _timestamp(text: str | None) -> datetime | None:

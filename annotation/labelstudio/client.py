@@ -17,7 +17,7 @@ import urllib.request
 from typing import Any
 
 from annotation.labelstudio.config import ServerConfig, ServerError
-from annotation.labelstudio.interface import COMMENT, annotation_result
+from annotation.labelstudio.interface import annotation_result
 
 PAGE_SIZE = 100
 
@@ -194,10 +194,11 @@ class LabelStudio:
         """Post one annotation on behalf of `user_id`: `completed_by` is client-supplied in Label Studio, which
         records this client's account as the writer (`updated_by`), so such a vote counts only when this client is
         the toolkit's admin (a simulated panel) or the annotator themselves."""
-        result = annotation_result(label, unsure)
-        if comment:
-            result.append({"from_name": COMMENT, "to_name": "video", "type": "textarea", "value": {"text": [comment]}})
-        payload = {"result": result, "completed_by": user_id, "lead_time": lead_time_s}
+        payload = {
+            "result": annotation_result(label, unsure, comment),
+            "completed_by": user_id,
+            "lead_time": lead_time_s,
+        }
         return self.call("POST", f"/api/tasks/{task_id}/annotations/", payload)
 
     def export_snapshot(self, project_id: int, timeout_s: float = 300.0) -> list[dict[str, Any]]:

@@ -261,8 +261,13 @@ def test_the_expert_queue_returns_items_whose_experts_disagree(lab):
     other = next(c for c in EMOTIONS6.classes if c != ex_label)
     lab.admin.call("PATCH", f"/api/annotations/{int(ey['ls_annotation_id'])}", {"result": annotation_result(other)})
     pull(lab.layout, lab.admin, EMOTIONS6)
+    now = read_vote_table(lab.layout)
+    now = now[(now["stage"] == "expert") & (now["status"] == "kept")]
+    disputed = set(now.groupby("video_id")["label"].nunique().loc[lambda n: n > 1].index)
+    assert vid in disputed  # the simulated experts (97 % accurate) may disagree on another item too
     report = push(lab.layout, "expert", lab.admin, EMOTIONS6, min_agreement=1.01)
-    assert report.returned == {"expert/EX": 1, "expert/EY": 1}, "both experts see the item again"
+    n = len(disputed)
+    assert report.returned == {"expert/EX": n, "expert/EY": n}, "both experts see every disputed item again"
     back = [t for t in lab.admin.tasks(lab.project_of("expert", "EX")["id"]) if t["data"]["video_id"] == vid]
     latest = max(back, key=lambda t: t["data"]["round"])
     assert latest["data"]["round"] == 2 and f"EY: {other}" in latest["data"]["previous_votes"]
@@ -270,7 +275,7 @@ def test_the_expert_queue_returns_items_whose_experts_disagree(lab):
     pull(lab.layout, lab.admin, EMOTIONS6)
     votes = read_vote_table(lab.layout)
     mine = votes[(votes["stage"] == "expert") & (votes["video_id"] == vid)]
-    assert sorted(mine["status"]) == ["kept", "kept", "superseded", "superseded"]
+    assert sorted(mine["status"]) == ["kept", "kept", "superseded", "superseded"], "round 2 supersedes round 1"
 
 
 def test_the_second_cross_check_round_goes_to_eyes_that_have_not_seen_the_items(lab):

@@ -215,7 +215,7 @@ def _login(url: str, email: str, password: str) -> dict:
     return json.loads(opener.open(f"{url}/api/current-user/whoami").read())
 
 
-def test_one_time_passwords_let_annotators_log_in(workflow, ls_server, tmp_path):
+def test_issued_passwords_let_annotators_log_in(workflow, ls_server, tmp_path):
     import csv
     import stat
     import urllib.error
