@@ -108,7 +108,7 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
 
     report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir), resolve_taxonomy(taxonomy)))
     out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
-              f"their annotator, {report.n_deleted} deleted in Label Studio)")  # fmt: skip
+              f"their annotator, {report.n_deleted} deleted in Label Studio)", soft_wrap=True)  # fmt: skip
     print_pull_report(report)
 
 
@@ -124,7 +124,7 @@ def print_pull_report(report) -> None:
     if report.excluded:
         summary = ", ".join(f"{reason}: {n}" for reason, n in report.summary().items())
         out.print(f"not counted: {len(report.excluded)} annotation(s) ({summary}); details in {report.path}",
-                  highlight=False)  # fmt: skip
+                  highlight=False, soft_wrap=True)  # fmt: skip
     for item in report.excluded:
         out.print(f"  not counted ({item.reason}): {item.detail} [{item.video_id}, project {item.project}, "
                   f"annotation {item.ls_annotation_id}]", highlight=False, soft_wrap=True)  # fmt: skip

@@ -188,9 +188,19 @@ def test_annotate_commands_through_the_cli(workflow, ls_server):
 
     pulled = run("pull", str(layout.root), "--data-dir", data_dir)
     assert pulled.returncode == 0 and "votes:" in pulled.stdout, pulled.stderr
+    # the skip, the foreign label and the stranger posted above: summed up, one line each, the file named
+    assert "not counted: 3 annotation(s)" in pulled.stdout and "pull_report.json" in pulled.stdout
+    assert "not counted (unknown_account)" in pulled.stdout
     checked = run("consistency", str(layout.root), "--threshold", "0.99")
     assert checked.returncode == 0 and "vs cross-check" in checked.stdout and "annotate drop" in checked.stdout
-    assert run("drop", str(layout.root), "A2", "--data-dir", data_dir).returncode == 0
+    dropped = run("drop", str(layout.root), "A2", "--data-dir", data_dir)
+    assert dropped.returncode == 0 and "account deactivated, token and sessions revoked" in dropped.stdout
+    revoked = run("revoke", str(layout.root), "A4", "--data-dir", data_dir)
+    assert revoked.returncode == 0 and "A4: account deactivated" in revoked.stdout, revoked.stderr
+    issued = run("credentials", str(layout.root), "--annotator", "A4", "--data-dir", data_dir)
+    assert issued.returncode == 0 and "annotator-credentials.csv" in issued.stdout, issued.stderr
+    again = run("credentials", str(layout.root), "--annotator", "A2", "--data-dir", data_dir)
+    assert again.returncode == 1 and "A2 was dropped" in again.stderr
     labels = subprocess.run([emotions, "labels", str(layout.root)], capture_output=True, text=True, timeout=120)
     assert labels.returncode == 0 and "dropped annotators not counted" in labels.stderr
     missing = run("pull", str(layout.root), "--data-dir", str(layout.root / "no-server"))
