@@ -156,8 +156,37 @@ def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
     )
 
 
+PACKET_PROBE = ("-show_entries", "packet=stream_index,pts_time,duration_time")
+
+
+def with_packet_durations(data: dict, packets: dict) -> dict:
+    """Pure: ffprobe's format/streams JSON with the durations its headers lack measured from the packets (each
+    stream's last presentation time plus that packet's duration, relative to its first), e.g. a WebM written to a
+    pipe, whose header could not be rewritten with a duration. Durations the headers give are kept."""
+    first: dict[int, float] = {}
+    end: dict[int, float] = {}
+    for packet in packets.get("packets", []):
+        pts = _float(packet.get("pts_time"))
+        if pts is None or "stream_index" not in packet:
+            continue
+        index = int(packet["stream_index"])
+        first[index] = min(first.get(index, pts), pts)
+        end[index] = max(end.get(index, pts), pts + (_float(packet.get("duration_time")) or 0.0))
+    streams = [dict(s) for s in data.get("streams", [])]
+    for stream in streams:
+        index = stream.get("index")
+        if _float(stream.get("duration")) is None and index in end:
+            stream["duration"] = str(round(end[index] - first[index], 6))
+    fmt = dict(data.get("format", {}))
+    measured = [float(s["duration"]) for s in streams if _float(s.get("duration")) is not None]
+    if _float(fmt.get("duration")) is None and measured:
+        fmt["duration"] = str(max(measured))
+    return {**data, "format": fmt, "streams": streams}
+
+
 def probe_file(path: Path) -> ProbeFacts:
-    """Probe one file; raises ProbeError when it is not readable media."""
+    """Probe one file; raises ProbeError when it is not readable media. When the container or a stream states no
+    duration, it is measured from the packets (no decoding)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -165,7 +194,12 @@ def probe_file(path: Path) -> ProbeFacts:
         raise ProbeError(f"cannot read file: {exc.strerror}") from exc
     if size == 0:
         raise ProbeError("empty file (0 bytes)")
-    return facts_from_ffprobe(run_ffprobe(path), size)
+    data = run_ffprobe(path)
+    stated = [data.get("format", {}).get("duration")]
+    stated += [s.get("duration") for s in data.get("streams", []) if s.get("codec_type") in ("video", "audio")]
+    if any(_float(value) is None for value in stated):
+        data = with_packet_durations(data, run_ffprobe(path, PACKET_PROBE))
+    return facts_from_ffprobe(data, size)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -57,8 +57,8 @@ PROBE_FIELDS = [
     pa.field("sha256", pa.string()),
     pa.field("size_bytes", pa.int64()),
     pa.field("container", pa.string()),
-    pa.field("duration_s", pa.float64()),
-    pa.field("video_duration_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),  # the container's (or, when it states none, measured from packets)
+    pa.field("video_duration_s", pa.float64()),  # the picture's: what the duration filters judge
     pa.field("audio_duration_s", pa.float64()),
     pa.field("has_video", pa.bool_()),
     pa.field("width", pa.int32()),  # as displayed: after rotation and sample aspect ratio

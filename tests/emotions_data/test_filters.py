@@ -81,3 +81,13 @@ def test_filters_silent_clip_passes_when_audio_not_required():
     assert _reason({"has_audio": False}, settings) is None
     assert _reason({"has_audio": False, "duration_s": 0.2}, settings) == Reason.TOO_SHORT
     assert _reason({"has_video": False}, settings) == Reason.NO_VIDEO
+
+
+def test_filters_judge_the_pictures_length_not_the_containers():
+    # 0.5 s of picture with 4 s of sound: the container says 4 s, the clip shows half a second
+    reason, message = check_filters({**GOOD_FACTS, "duration_s": 4.0, "video_duration_s": 0.5}, FilterSettings())
+    assert reason == Reason.TOO_SHORT and message.startswith("picture 0.50 s")
+    reason, message = check_filters({**GOOD_FACTS, "duration_s": 2.0, "video_duration_s": 400.0}, FilterSettings())
+    assert reason == Reason.TOO_LONG and message.startswith("picture 400.00 s")
+    assert _reason({"duration_s": 4.0, "video_duration_s": 3.9}) is None
+    assert _reason({"duration_s": 0.5, "video_duration_s": None}) == Reason.TOO_SHORT  # no stream duration: container

@@ -156,3 +156,24 @@ def test_ffprobe_command_takes_the_arguments():
     assert ffprobe_command(path) == ["ffprobe", "-v", "error", "-print_format", "json", *FULL_PROBE, "clip.mp4"]
     entries = ["-show_entries", "stream=width"]
     assert ffprobe_command(path, entries) == ["ffprobe", "-v", "error", "-print_format", "json", *entries, "clip.mp4"]
+
+
+def test_durations_missing_from_the_headers_are_measured_from_the_packets():
+    from emotions_data.probe import with_packet_durations
+
+    data = {"format": {"format_name": "matroska,webm"}, "streams": [
+        {"index": 0, "codec_type": "video"}, {"index": 1, "codec_type": "audio", "duration": "2.5"}]}  # fmt: skip
+    packets = {"packets": [
+        {"stream_index": 0, "pts_time": "0.040", "duration_time": "0.040"},
+        {"stream_index": 0, "pts_time": "2.960", "duration_time": "0.040"},
+        {"stream_index": 0, "pts_time": "1.000"},
+        {"stream_index": 1, "pts_time": "9.0", "duration_time": "0.02"},
+        {"stream_index": 0, "pts_time": "N/A"},
+    ]}  # fmt: skip
+    filled = with_packet_durations(data, packets)
+    assert filled["streams"][0]["duration"] == "2.96"  # last end minus first start
+    assert filled["streams"][1]["duration"] == "2.5"  # stated durations are kept
+    assert filled["format"]["duration"] == "2.96"
+    assert "duration" not in data["streams"][0]  # pure: the input is not changed
+    facts = facts_from_ffprobe(filled, 100)
+    assert facts.duration_s == facts.video_duration_s == 2.96

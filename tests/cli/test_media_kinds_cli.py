@@ -1,0 +1,58 @@
+"""Real phone and pipeline media through `emotions ingest`: containers written to a pipe (no duration in any
+header) and audio that runs on after the picture ends."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emotions_data.loopback import serve
+from tests.support.commands import run_cli
+
+FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+
+
+def _to_pipe(path: Path, video_s: float, audio_s: float, fmt: str, vcodec: str, acodec: str, src: str) -> Path:
+    """Encode to stdout, as a phone app or a streaming recorder does: the muxer cannot seek back to write durations."""
+    cmd = [*FF, "-f", "lavfi", "-i", f"{src}=s=320x240:r=25:d={video_s}", "-f", "lavfi",
+           "-i", f"sine=f=330:d={audio_s}", "-c:v", vcodec, "-b:v", "300k", "-c:a", acodec,
+           "-f", fmt, "pipe:1"]  # fmt: skip
+    with open(path, "wb") as handle:
+        subprocess.run(cmd, stdout=handle, check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("media-kinds")
+    # different pictures, so none is a near-duplicate of another
+    _to_pipe(folder / "piped.webm", 3, 3, "webm", "libvpx", "libopus", "testsrc2")
+    _to_pipe(folder / "piped.mkv", 3, 3, "matroska", "libx264", "aac", "testsrc")
+    subprocess.run([*FF, "-f", "lavfi", "-i", "smptebars=s=320x240:r=25:d=0.5", "-f", "lavfi", "-i",
+                    "sine=f=440:d=4", "-c:v", "libx264", "-c:a", "aac", str(folder / "long_audio.mp4")],
+                   check=True)  # fmt: skip
+    _to_pipe(folder / "long_audio_piped.webm", 0.5, 4, "webm", "libvpx", "libopus", "smptehdbars")
+    return folder
+
+
+def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
+    with serve(media) as server:
+        urls = tmp_path / "urls.txt"
+        names = ["piped.webm", "piped.mkv", "long_audio.mp4", "long_audio_piped.webm"]
+        urls.write_text("".join(f"{server.url(n)}\n" for n in names))
+        proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
+    rows = {Path(r.source).name: r for r in frame.itertuples()}
+    for name in ("piped.webm", "piped.mkv"):  # no header states a duration: measured from the packets
+        row = rows[name]
+        assert row.status == "ok", (name, row.reason, row.reason_detail)
+        assert row.duration_s == pytest.approx(3.0, abs=0.1) and row.video_duration_s == pytest.approx(3.0, abs=0.1)
+        assert row.media_duration_s == pytest.approx(3.0, abs=0.15)
+    for name in ("long_audio.mp4", "long_audio_piped.webm"):  # 0.5 s of picture, 4 s of sound: too short
+        row = rows[name]
+        assert (row.status, row.reason) == ("rejected", "too_short"), (name, row.reason_detail)
+        assert row.reason_detail.startswith("picture 0.5") and row.duration_s == pytest.approx(4.0, abs=0.1)
