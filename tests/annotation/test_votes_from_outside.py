@@ -56,3 +56,30 @@ def test_undefined_statistics_say_why_and_nothing_agreed_is_disputed():
                           "label": ["Fear", "Fear", "Fear", "Fear", "Tension", "Fear"]})  # fmt: skip
     report = agreement_report(mixed, list(EMOTIONS6.classes), n_bootstrap=0)
     assert report.cohen_kappa_pairs == 2 and "1 of 3 pair(s) left out (a-b)" in report.undefined["cohen_kappa_mean"]
+
+
+def test_a_version_1_vote_table_is_still_read_and_counts(tmp_path):
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from annotation.vetting import Accounts, vet
+    from annotation.workflow import counted_votes, read_vote_table
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.schema import VOTES_SCHEMA
+
+    layout = DatasetLayout(tmp_path)
+    layout.manifests.mkdir(parents=True)
+    v1 = pa.table({"video_id": ["v1", "v1"], "annotator_id": ["a1", "a2"], "stage": ["label", "label"],
+                   "group": ["A", "A"], "label": ["Fear", "Tension"], "unsure": [False, False],
+                   "lead_time_s": [3.0, 4.0], "created_at": pa.array([None, None], pa.timestamp("s", tz="UTC")),
+                   "ls_task_id": [1, 1], "ls_annotation_id": [7, 8]})  # fmt: skip
+    pq.write_table(v1, layout.votes)
+    votes = read_vote_table(layout)
+    assert list(votes.columns) == VOTES_SCHEMA.names and set(votes["status"]) == {"kept"}
+    assert len(counted_votes(layout, votes)) == 2 and len(read_votes(layout.votes)) == 2
+    people = pd.DataFrame({"annotator_id": ["a1", "a2"], "role": ["annotator"] * 2, "group": ["A", "A"],
+                           "active": [True, True], "ls_user_id": [11, 12]})  # fmt: skip
+    adopted = vet(votes, {}, people, Accounts({}, 1), {"v1"}, EMOTIONS6, ("ls-x", "http://x"), datetime.now(UTC))
+    assert set(adopted.votes["server_id"]) == {"ls-x"} and adopted.n_deleted == 0, "no project answered: nothing gone"
