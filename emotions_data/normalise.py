@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from emotions_data import fingerprint as fp
 from emotions_data.faults import as_local_fault, local_fault_in_text
-from emotions_data.probe import ProbeError, probe_file, sha256_file
+from emotions_data.probe import ProbeError, peak_frame_rate, probe_file, sha256_file
 from emotions_data.settings import FilterSettings, NormaliseSettings
 from emotions_data.storage import commit_file, temp_path_for
 
@@ -46,6 +46,7 @@ class SourceVideo:
     duration_s: float  # of the video stream: the output is cut to exactly this
     has_audio: bool
     vfr: bool = False
+    peak_fps: float | None = None  # a variable-rate source's fastest stretch (probe.peak_frame_rate)
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,24 @@ STANDARD_RATES = tuple(
 )
 
 
-def target_fps(fps: float | None, max_fps: float, vfr: bool = False) -> Fraction:
-    """The source's average rate (NTSC rates kept exact), capped; 25 when unknown. A variable-rate
-    source gets the nearest standard rate at or above its average, so no motion is dropped."""
+def target_fps(fps: float | None, max_fps: float, vfr: bool = False, peak_fps: float | None = None) -> Fraction:
+    """The source's average rate (NTSC rates kept exact), capped; 25 when unknown. A variable-rate source gets
+    the nearest standard rate at or above its peak rate (its average when the peak is unknown), up to the cap,
+    so its fastest stretch keeps every frame: 2 s at 30 fps then 10 fps averages under 24 fps, and encoding it
+    at 23.976 would drop a fifth of the fast part."""
     cap = Fraction(max_fps).limit_denominator(1001)
     if not fps or fps <= 0:
         return min(Fraction(25), cap)
     rate = Fraction(fps).limit_denominator(1001)
     if vfr:
-        rate = next((r for r in STANDARD_RATES if r >= rate), rate)
+        if peak_fps and peak_fps > fps:
+            rate = Fraction(peak_fps).limit_denominator(1001)
+        # Timestamps measure a rate to about half a percent, which cannot tell 29.97 from 30: of the standard
+        # rates that close, the higher one is taken (a duplicated frame, never a dropped one).
+        low, high = rate * Fraction(995, 1000), rate * Fraction(1005, 1000)
+        above = [r for r in STANDARD_RATES if r >= low]
+        near = [r for r in above if r <= high]
+        rate = max(near) if near else above[0] if above else rate
     return min(rate, cap)
 
 
@@ -104,7 +114,7 @@ def build_command(
 ) -> list[str]:
     """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference)."""
     out_w, out_h = target_size(source.width, source.height, settings.max_short_side)
-    rate = target_fps(source.fps, settings.max_fps, source.vfr)
+    rate = target_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps)
     duration_s = source.duration_s
     video = f"[0:v:0]scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
     if with_thumbnails:
@@ -152,6 +162,11 @@ def normalise(
         raise as_local_fault(exc, dst.parent) from None
     tmp = temp_path_for(dst)
     duration_s = source.duration_s
+    if source.vfr and source.peak_fps is None:
+        try:
+            source = replace(source, peak_fps=peak_frame_rate(src))
+        except ProbeError:
+            pass  # the average then decides, as for a source whose timestamps cannot be read
     cmd = build_command(src, tmp, source, settings)
     try:
         try:

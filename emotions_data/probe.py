@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 FFPROBE_TIMEOUT_S = 120
 
 
@@ -182,6 +184,26 @@ def with_packet_durations(data: dict, packets: dict) -> dict:
     if _float(fmt.get("duration")) is None and measured:
         fmt["duration"] = str(max(measured))
     return {**data, "format": fmt, "streams": streams}
+
+
+def peak_rate(pts: Sequence[float], window: int = 15) -> float | None:
+    """Pure: the frame rate of the fastest stretch of a video's presentation times (seconds, any order): the
+    most frames per second over `window` consecutive frame intervals, so one short gap (a duplicated timestamp,
+    jitter) does not count as a burst. None with fewer than two frames."""
+    times = np.unique(np.asarray([t for t in pts if t == t], dtype=np.float64))
+    if len(times) < 2:
+        return None
+    span = min(window, len(times) - 1)
+    widths = times[span:] - times[:-span]
+    widths = widths[widths > 0]
+    return float(span / widths.min()) if len(widths) else None
+
+
+def peak_frame_rate(path: Path) -> float | None:
+    """The peak frame rate (`peak_rate`) of `path`'s first video stream, from its packets' timestamps (no
+    decoding). Raises ProbeError like `run_ffprobe`."""
+    data = run_ffprobe(path, ("-select_streams", "v:0", "-show_entries", "packet=pts_time"))
+    return peak_rate([t for p in data.get("packets", []) if (t := _float(p.get("pts_time"))) is not None])
 
 
 def probe_file(path: Path) -> ProbeFacts:

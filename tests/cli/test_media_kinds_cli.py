@@ -35,13 +35,19 @@ def media(tmp_path_factory) -> Path:
                     "sine=f=440:d=4", "-c:v", "libx264", "-c:a", "aac", str(folder / "long_audio.mp4")],
                    check=True)  # fmt: skip
     _to_pipe(folder / "long_audio_piped.webm", 0.5, 4, "webm", "libvpx", "libopus", "smptehdbars")
+    # a phone's variable rate: 2 s at 30 fps, then 2 s at 10 fps (averaging about 21 fps)
+    subprocess.run([*FF, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=2", "-f", "lavfi", "-i",
+                    "rgbtestsrc=s=320x240:r=10:d=2", "-f", "lavfi", "-i", "sine=f=300:d=4", "-filter_complex",
+                    "[0:v]settb=1/1000,format=yuv420p[a];[1:v]settb=1/1000,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0[v]",
+                    "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-fps_mode", "vfr", "-c:a", "aac",
+                    str(folder / "variable_rate.mp4")], check=True)  # fmt: skip
     return folder
 
 
 def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
     with serve(media) as server:
         urls = tmp_path / "urls.txt"
-        names = ["piped.webm", "piped.mkv", "long_audio.mp4", "long_audio_piped.webm"]
+        names = ["piped.webm", "piped.mkv", "long_audio.mp4", "long_audio_piped.webm", "variable_rate.mp4"]
         urls.write_text("".join(f"{server.url(n)}\n" for n in names))
         proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
@@ -56,3 +62,12 @@ def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
         row = rows[name]
         assert (row.status, row.reason) == ("rejected", "too_short"), (name, row.reason_detail)
         assert row.reason_detail.startswith("picture 0.5") and row.duration_s == pytest.approx(4.0, abs=0.1)
+
+    row = rows["variable_rate.mp4"]
+    assert row.status == "ok" and row.vfr, (row.reason, row.reason_detail)
+    assert row.media_fps == pytest.approx(30.0), "the target covers the fast stretch, not the ~21 fps average"
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
+         str(tmp_path / "ds" / row.media_path)], capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert sum(float(t) < 2.0 - 1e-6 for t in out) >= 60, "every frame of the 30 fps part is kept"

@@ -183,3 +183,18 @@ def test_build_command_settings_are_applied():
     assert _after(cmd, "-threads") == "3"
     assert "anullsrc=r=48000:cl=stereo" in cmd
     assert "aresample=48000" in graph
+
+
+@pytest.mark.parametrize(
+    ("fps", "peak", "cap", "expected"),
+    [
+        (21.2, 30.0, 60.0, Fraction(30)),  # 30 fps then 10 fps: the fast part decides
+        (21.2, 30.06, 60.0, Fraction(30)),  # timestamp noise above 30 is still 30, not 50
+        (21.2, 29.97, 60.0, Fraction(30)),  # 29.97 and 30 cannot be told apart: the higher
+        (21.2, 44.0, 60.0, Fraction(50)),
+        (21.2, 90.0, 60.0, Fraction(60)),  # capped
+        (21.2, 12.0, 60.0, Fraction(24000, 1001)),  # a peak under the average is noise: the average decides
+    ],
+)
+def test_target_fps_of_a_variable_rate_source_covers_its_peak(fps, peak, cap, expected):
+    assert target_fps(fps, cap, True, peak) == expected

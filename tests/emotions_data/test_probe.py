@@ -177,3 +177,15 @@ def test_durations_missing_from_the_headers_are_measured_from_the_packets():
     assert "duration" not in data["streams"][0]  # pure: the input is not changed
     facts = facts_from_ffprobe(filled, 100)
     assert facts.duration_s == facts.video_duration_s == 2.96
+
+
+def test_peak_rate_finds_the_fastest_stretch_not_the_average():
+    from emotions_data.probe import peak_rate
+
+    fast = [i / 30 for i in range(60)]  # 2 s at 30 fps
+    slow = [2 + i / 10 for i in range(20)]  # then 2 s at 10 fps
+    assert peak_rate(slow + fast) == pytest.approx(30.0)  # order does not matter
+    jitter = [i / 25 for i in range(50)]
+    jitter[10] = jitter[9] + 0.001  # one near-duplicate timestamp is no burst
+    assert peak_rate(jitter) == pytest.approx(25.0, rel=0.08)
+    assert peak_rate([1.0]) is None and peak_rate([]) is None
