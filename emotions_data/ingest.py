@@ -316,7 +316,7 @@ def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | N
     source = SourceVideo(
         width=facts["width"], height=facts["height"], fps=facts["fps"],
         duration_s=facts["video_duration_s"] or facts["duration_s"], has_audio=bool(facts["has_audio"]),
-        vfr=bool(facts["vfr"]),
+        vfr=bool(facts["vfr"]), transfer=facts.get("color_transfer"), primaries=facts.get("color_primaries"),
     )  # fmt: skip
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),

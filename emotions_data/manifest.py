@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotions_data.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from emotions_data.schema import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, SCHEMA_VERSION_KEY
 
 
 class ManifestVersionError(ValueError):
@@ -25,15 +25,16 @@ def _version_key(version: str) -> tuple[int, ...] | None:
 
 
 def check_schema_version(path: Path, schema: pa.Schema) -> None:
-    """Refuse a manifest whose schema version (Parquet metadata key `emotions.schema_version`) is not this
-    toolkit's. A file without the key (written before versioning, or by hand) is accepted.
+    """Refuse a manifest whose schema version (Parquet metadata key `emotions.schema_version`) this toolkit does
+    not read: a newer one, or one not in `READABLE_SCHEMA_VERSIONS`. Older readable versions and a file without the
+    key (written before versioning, or by hand) are accepted.
 
     Raises `ManifestVersionError` naming `path` and both versions."""
     raw = (schema.metadata or {}).get(SCHEMA_VERSION_KEY)
     if raw is None:
         return
     version = raw.decode(errors="replace")
-    if version == SCHEMA_VERSION:
+    if version in READABLE_SCHEMA_VERSIONS:  # this version or an older one this toolkit still reads
         return
     found, ours = _version_key(version), _version_key(SCHEMA_VERSION)
     if found is not None and ours is not None and found > ours:

@@ -47,6 +47,8 @@ class SourceVideo:
     has_audio: bool
     vfr: bool = False
     peak_fps: float | None = None  # a variable-rate source's fastest stretch (probe.peak_frame_rate)
+    transfer: str | None = None  # colour transfer (ffprobe's name); HDR ones are tone-mapped
+    primaries: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,14 +111,36 @@ def thumbnail_rate(duration_s: float) -> float:
     return min(8.0, max(1.0, 2 * fp.N_FRAMES / max(duration_s, 0.1)))
 
 
+#: HDR transfer functions (ffprobe's names): PQ (SMPTE ST 2084) and HLG (ARIB STD-B67).
+HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
+# zscale's names for the source primaries it converts from; anything else is taken as BT.2020, which HDR uses.
+_ZSCALE_PRIMARIES = {"bt2020": "2020", "bt709": "709", "smpte432": "smpte432", "smpte431": "smpte431"}
+
+
+def tone_map_filter(transfer: str | None, primaries: str | None) -> str:
+    """The filter chain that turns an HDR picture into BT.709 SDR ("" for any other transfer): linear light from
+    the source's transfer (explicit, since tags can be missing from the decoded frames), BT.709 primaries, Hable's
+    filmic curve with the common 100-nit reference, then the BT.709 transfer and matrix in limited range, 8-bit.
+    The recipe of the widely used zscale + tonemap chain (ffmpeg's filter documentation)."""
+    if transfer not in HDR_TRANSFERS:
+        return ""
+    pin = _ZSCALE_PRIMARIES.get(primaries or "", "2020")
+    return (
+        f"zscale=tin={transfer}:pin={pin}:t=linear:npl=100,format=gbrpf32le,zscale=p=709,"
+        "tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=tv,format=yuv420p,"
+    )
+
+
 def build_command(
     src: Path, dst: Path, source: SourceVideo, settings: NormaliseSettings, *, with_thumbnails: bool = True
 ) -> list[str]:
-    """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference)."""
+    """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference). An HDR source is
+    tone-mapped to BT.709 SDR and its output tagged so (`tone_map_filter`)."""
     out_w, out_h = target_size(source.width, source.height, settings.max_short_side)
     rate = target_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps)
     duration_s = source.duration_s
-    video = f"[0:v:0]scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
+    tone_map = tone_map_filter(source.transfer, source.primaries)
+    video = f"[0:v:0]{tone_map}scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
     if with_thumbnails:
         size = fp.FRAME_SIZE
         video += (
@@ -137,8 +161,10 @@ def build_command(
         "-c:v", "libx264", "-preset", settings.preset, "-crf", str(settings.crf),
         "-pix_fmt", "yuv420p", "-profile:v", "high", "-fps_mode", "cfr",
         "-c:a", "aac", "-b:a", settings.audio_bitrate, "-ac", "2",
-        "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(dst),
     ]  # fmt: skip
+    if tone_map:
+        cmd += ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv"]
+    cmd += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(dst)]
     if with_thumbnails:
         cmd += ["-map", "[thumbs]", "-f", "rawvideo", "pipe:1"]
     return cmd

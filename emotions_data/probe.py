@@ -35,6 +35,8 @@ class ProbeFacts:
     fps: float | None
     vfr: bool
     video_codec: str | None
+    color_transfer: str | None  # ffprobe's names: smpte2084 (PQ) and arib-std-b67 (HLG) are HDR
+    color_primaries: str | None
     has_audio: bool
     audio_sample_rate: int | None
     audio_channels: int | None
@@ -148,6 +150,8 @@ def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
         fps=round(fps, 6) if fps else None,
         vfr=vfr,
         video_codec=video.get("codec_name") if video else None,
+        color_transfer=video.get("color_transfer") if video else None,
+        color_primaries=video.get("color_primaries") if video else None,
         has_audio=audio is not None,
         audio_sample_rate=int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
         audio_channels=audio.get("channels") if audio else None,

@@ -10,7 +10,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: the source's colour transfer and primaries in the probe facts
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")  # older manifests are read; columns they lack are null
 SCHEMA_VERSION_KEY = b"emotions.schema_version"
 
 
@@ -70,6 +71,8 @@ PROBE_FIELDS = [
     pa.field("audio_sample_rate", pa.int32()),
     pa.field("audio_channels", pa.int32()),
     pa.field("video_codec", pa.string()),
+    pa.field("color_transfer", pa.string()),  # ffprobe's name: bt709, smpte2084 (PQ), arib-std-b67 (HLG), ...
+    pa.field("color_primaries", pa.string()),
     pa.field("audio_codec", pa.string()),
     pa.field("bit_rate", pa.int64()),
 ]

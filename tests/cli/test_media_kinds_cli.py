@@ -3,6 +3,7 @@ header) and audio that runs on after the picture ends."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -71,3 +72,50 @@ def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
          str(tmp_path / "ds" / row.media_path)], capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert sum(float(t) < 2.0 - 1e-6 for t in out) >= 60, "every frame of the 30 fps part is kept"
+
+
+def _hdr_clip(path: Path, transfer: str, src: str) -> Path:
+    """A phone's HDR clip: 10-bit HEVC tagged BT.2020 with the PQ or HLG transfer."""
+    params = f"colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc:log-level=error"
+    subprocess.run([*FF, "-f", "lavfi", "-i", f"{src}=s=320x240:r=25:d=2", "-f", "lavfi", "-i", "sine=d=2",
+                    "-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", params, "-c:a", "aac", str(path)],
+                   check=True)  # fmt: skip
+    return path
+
+
+def _stream(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=pix_fmt,color_transfer,color_primaries,color_space", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)["streams"][0]
+
+
+def _mean_luma(path: Path) -> float:
+    out = subprocess.run(
+        [*FF, "-i", str(path), "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-",
+         "-frames:v", "1", "-f", "null", "-"], capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1].split("=")[1])
+
+
+def test_hdr_sources_are_tone_mapped_to_bt709_sdr(tmp_path):
+    folder = tmp_path / "hdr"
+    folder.mkdir()
+    _hdr_clip(folder / "pq.mp4", "smpte2084", "testsrc2")
+    _hdr_clip(folder / "hlg.mp4", "arib-std-b67", "smptebars")
+    with serve(folder) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{server.url('pq.mp4')}\n{server.url('hlg.mp4')}\n")
+        proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
+    for row in frame.itertuples():
+        name = Path(row.source).name
+        assert row.status == "ok", (name, row.reason_detail)
+        assert row.color_transfer == {"pq.mp4": "smpte2084", "hlg.mp4": "arib-std-b67"}[name]  # the source's
+        media = tmp_path / "ds" / row.media_path
+        assert _stream(media) == {"pix_fmt": "yuv420p", "color_space": "bt709", "color_transfer": "bt709",
+                                  "color_primaries": "bt709"}  # fmt: skip
+        assert 40 < _mean_luma(media) < 200, "tone-mapped, neither crushed to black nor blown out"

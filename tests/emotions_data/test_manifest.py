@@ -27,12 +27,25 @@ def test_the_current_version_and_an_unversioned_file_are_read(tmp_path, version)
     assert read_manifest(tmp_path / "videos.parquet")["video_id"].tolist() == ["a", "b"]
 
 
+def test_an_older_readable_version_is_read_and_its_missing_columns_are_null(tmp_path):
+    from emotions_data.schema import READABLE_SCHEMA_VERSIONS, VIDEOS_SCHEMA
+
+    assert READABLE_SCHEMA_VERSIONS[-1] == SCHEMA_VERSION and "1.0" in READABLE_SCHEMA_VERSIONS
+    _write(tmp_path / "videos.parquet", "1.0")
+    table = read_versioned_table(tmp_path / "videos.parquet")
+    assert table.column_names == ["video_id", "status"]
+    widened = pq.read_table(
+        tmp_path / "videos.parquet", schema=pa.schema([*table.schema, VIDEOS_SCHEMA.field("color_transfer")])
+    )
+    assert widened["color_transfer"].to_pylist() == [None, None]
+
+
 def test_a_hand_written_pandas_manifest_is_read(tmp_path):
     pd.DataFrame({"video_id": ["a"], "status": ["ok"]}).to_parquet(tmp_path / "videos.parquet")
     assert len(read_manifest(tmp_path / "videos.parquet")) == 1
 
 
-@pytest.mark.parametrize("version", ["1.1", "2.0", "10.0", "1.0.1"])
+@pytest.mark.parametrize("version", ["1.2", "2.0", "10.0", "1.1.1"])
 def test_a_newer_version_is_refused_naming_the_file_and_both_versions(tmp_path, version):
     _write(tmp_path / "videos.parquet", version)
     with pytest.raises(ManifestVersionError) as caught:
