@@ -442,7 +442,9 @@ def _plan(
     crowd = active[active["role"] == "annotator"]
     assignments = load_assignments(layout)
     groups = sorted(assignments["group"].unique())
-    existing = {k: p for k, p in load_projects(layout).items() if p["stage"] == stage}
+    # A project without an annotator is a group project of a dataset pushed before projects were per annotator: its
+    # votes are still pulled, and the stage's items are planned anew in per-annotator projects.
+    existing = {k: p for k, p in load_projects(layout).items() if p["stage"] == stage and p.get("annotator")}
     votes = read_vote_table(layout)
     seen: dict[str, set[str]] = {}  # anyone with a vote on the item, or planned for it in an earlier stage
     for vid, ann in votes[["video_id", "annotator_id"]].itertuples(index=False):
@@ -455,6 +457,10 @@ def _plan(
     for p in existing.values():
         for vid in p.get("videos") or {}:
             planned.setdefault(vid, set()).add(p["annotator"])
+    if stage != Stage.EXPERT:  # votes of the stage already cast (in a legacy group project, say) fill places too
+        cast = votes[(votes["stage"] == stage) & (votes["status"] == VoteStatus.KEPT)]
+        for vid, ann in cast[["video_id", "annotator_id"]].itertuples(index=False):
+            planned.setdefault(vid, set()).add(ann)
     plan = {k: {**p, "videos": dict(p.get("videos") or {})} for k, p in existing.items()}
 
     def add(key: str, title: str, items_of: str | None, group: str | None, ann: str, vids: dict[str, int]) -> None:
@@ -659,7 +665,7 @@ class PullReport:
 def _drift(remote: dict[str, Any], plan: dict[str, Any], taxonomy: Taxonomy) -> list[str]:
     """The settings of a project that differ from what push set (push restores them)."""
     wanted = {"title": plan["title"], "label_config": labeling_config(taxonomy, plan["stage"] == Stage.EXPERT),
-              "maximum_annotations": 1, **PROJECT_SETTINGS}  # fmt: skip
+              **({"maximum_annotations": 1} if plan.get("annotator") else {}), **PROJECT_SETTINGS}  # fmt: skip
     return sorted(k for k, v in wanted.items() if remote.get(k) != v)
 
 
