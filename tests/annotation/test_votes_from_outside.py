@@ -83,3 +83,31 @@ def test_a_version_1_vote_table_is_still_read_and_counts(tmp_path):
                            "active": [True, True], "ls_user_id": [11, 12]})  # fmt: skip
     adopted = vet(votes, {}, people, Accounts({}, 1), {"v1"}, EMOTIONS6, ("ls-x", "http://x"), datetime.now(UTC))
     assert set(adopted.votes["server_id"]) == {"ls-x"} and adopted.n_deleted == 0, "no project answered: nothing gone"
+
+
+def test_a_dataset_with_group_projects_is_planned_per_annotator_without_second_votes(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from annotation.workflow import _plan
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, Stage
+
+    layout = DatasetLayout(tmp_path)
+    layout.manifests.mkdir(parents=True)
+    pq.write_table(pa.table({"video_id": ["v1", "v2"], "status": ["ok", "ok"], "media_path": ["m/1", "m/2"]}),
+                   layout.videos_manifest)  # fmt: skip
+    pq.write_table(pa.Table.from_pylist([{"video_id": "v1", "group": "A"}, {"video_id": "v2", "group": "A"}],
+                                        schema=ASSIGNMENTS_SCHEMA), layout.assignments)  # fmt: skip
+    people = [{"annotator_id": a, "role": "annotator", "group": "A", "active": True, "ls_user_id": i}
+              for i, a in enumerate(["A1", "A2"], start=2)]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(people, schema=ANNOTATORS_SCHEMA), layout.annotators)
+    (layout.manifests / "ls_projects.json").write_text(json.dumps(
+        {"label/A": {"id": 1, "stage": "label", "items_of": "A", "title": "ds · label · group A"}}))  # fmt: skip
+    pd.DataFrame({"video_id": ["v1"], "annotator_id": ["A1"], "stage": ["label"], "group": ["A"], "label": ["Fear"],
+                  "ls_annotation_id": [5]}).to_parquet(layout.votes)  # fmt: skip
+    plan = _plan(layout, Stage.LABEL, "ds", 2, 0.5)
+    assert plan["label/A/A1"]["videos"] == {"v2": 2}, "A1 voted on v1 in the group project already"
+    assert plan["label/A/A2"]["videos"] == {"v1": 2, "v2": 2}
