@@ -17,10 +17,33 @@ class Candidate:
     duration_s: float
     pixels: int  # width * height of the normalised media
     fingerprint: str
+    source_pixels: int = 0  # width * height of the original (0: unknown, the media's count instead)
+    bits_per_pixel: float = 0.0  # the original's bit rate per pixel and frame: quality for its size
+    has_audio: bool = True
+    source_duration_s: float = 0.0  # the original's picture length
 
     def preference(self) -> tuple:
-        """Lower sorts first: the copy to keep is the largest picture, then the earliest input."""
-        return (-self.pixels, self.input_index)
+        """Lower sorts first. The copy to keep is the best one: the largest original picture, then the most bits
+        per pixel and frame (a re-compressed re-upload of the same size has fewer), then one with sound, then the
+        longest, then the earliest input."""
+        return (
+            -(self.source_pixels or self.pixels),
+            -round(self.bits_per_pixel, 4),
+            not self.has_audio,
+            -round(self.source_duration_s, 1),
+            self.input_index,
+        )
+
+
+def bits_per_pixel(
+    bit_rate: float | None, size_bytes: int | None, duration_s: float | None, pixels: int, fps: float | None
+) -> float:
+    """Bits per pixel and frame of an original: its bit rate (or its size over its duration) over pixels times
+    frames per second; 0.0 when unknown. Re-encoding to save space lowers it; rescaling alone does not."""
+    rate = float(bit_rate) if bit_rate else (8.0 * size_bytes / duration_s if size_bytes and duration_s else 0.0)
+    if not rate or not pixels or not fps:
+        return 0.0
+    return rate / (pixels * fps)
 
 
 def exact_duplicates(items: list[tuple[str, int, str]]) -> dict[str, str]:

@@ -332,14 +332,26 @@ def _near_duplicates(
     recipe: str,
     settings: IngestSettings,
 ) -> dict[str, str]:
-    candidates = [
-        dedup.Candidate(
+    def candidate(vid: str, row: dict) -> dedup.Candidate:
+        facts = fetched[vid]
+        pixels = (facts.get("width") or 0) * (facts.get("height") or 0)
+        length = facts.get("video_duration_s") or facts.get("duration_s")
+        return dedup.Candidate(
             vid,
             by_id[vid]["input_index"],
             row["media_duration_s"],
             (row["media_width"] or 0) * (row["media_height"] or 0),
             row["fingerprint"],
+            source_pixels=pixels,
+            bits_per_pixel=dedup.bits_per_pixel(
+                facts.get("bit_rate"), facts.get("size_bytes"), length, pixels, facts.get("fps")
+            ),
+            has_audio=bool(facts.get("has_audio")),
+            source_duration_s=float(length or 0.0),
         )
+
+    candidates = [
+        candidate(vid, row)
         for vid, row in made.items()
         if vid in wanted_ids
         and row["status"] == Status.OK

@@ -119,3 +119,24 @@ def test_hdr_sources_are_tone_mapped_to_bt709_sdr(tmp_path):
         assert _stream(media) == {"pix_fmt": "yuv420p", "color_space": "bt709", "color_transfer": "bt709",
                                   "color_primaries": "bt709"}  # fmt: skip
         assert 40 < _mean_luma(media) < 200, "tone-mapped, neither crushed to black nor blown out"
+
+
+def test_the_best_copy_of_a_near_duplicate_cluster_is_kept(tmp_path):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    original = folder / "original.mp4"
+    subprocess.run([*FF, "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=3", "-f", "lavfi", "-i", "sine=d=3",
+                    "-c:v", "libx264", "-crf", "16", "-c:a", "aac", str(original)], check=True)  # fmt: skip
+    # a re-upload of the same size, heavily re-compressed, listed first: it must not win over its original
+    subprocess.run([*FF, "-i", str(original), "-c:v", "libx264", "-crf", "42", "-c:a", "aac", "-b:a", "48k",
+                    str(folder / "reupload.mp4")], check=True)  # fmt: skip
+    with serve(folder) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{server.url('reupload.mp4')}\n{server.url('original.mp4')}\n")
+        proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
+    rows = {Path(r.source).name: r for r in frame.itertuples()}
+    assert rows["original.mp4"].status == "ok"
+    assert (rows["reupload.mp4"].status, rows["reupload.mp4"].reason) == ("rejected", "near_duplicate")
+    assert rows["reupload.mp4"].dup_of == rows["original.mp4"].video_id

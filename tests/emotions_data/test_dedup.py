@@ -113,3 +113,21 @@ def test_near_duplicates_huge_threshold_merges_unrelated(clip_frames):
     base, _, unrelated = clip_frames
     candidates = [_cand("a", 0, 10.0, 100, base), _cand("b", 1, 10.0, 200, unrelated[0])]
     assert near_duplicates(candidates, DedupSettings(near_duplicate_threshold=1.0)) == {"a": "b"}
+
+
+def test_the_best_copy_is_preferred_resolution_then_quality_then_sound_then_length_then_input():
+    from emotions_data.dedup import Candidate, bits_per_pixel
+
+    def c(vid, index, **kw):
+        return Candidate(vid, index, 3.0, 1280 * 720, "p1:" + "0" * 256, **kw)
+
+    big = c("big", 5, source_pixels=1920 * 1080, bits_per_pixel=0.01)
+    sharp = c("sharp", 4, source_pixels=1280 * 720, bits_per_pixel=0.2)
+    smeared = c("smeared", 0, source_pixels=1280 * 720, bits_per_pixel=0.02)
+    silent = c("silent", 1, source_pixels=1280 * 720, bits_per_pixel=0.2, has_audio=False)
+    longer = c("longer", 3, source_pixels=1280 * 720, bits_per_pixel=0.2, source_duration_s=9.0)
+    order = sorted([smeared, silent, sharp, big, longer], key=Candidate.preference)
+    assert [x.video_id for x in order] == ["big", "longer", "sharp", "silent", "smeared"]
+    assert bits_per_pixel(2_000_000, None, 10.0, 1280 * 720, 25.0) == pytest.approx(2e6 / (1280 * 720 * 25))
+    assert bits_per_pixel(None, 1_000_000, 4.0, 100, 25.0) == pytest.approx(8e6 / 4 / 2500)
+    assert bits_per_pixel(None, None, None, 100, 25.0) == 0.0
