@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from annotation.labelstudio.client import LabelStudio
 from annotation.workflow import load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
+from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import Stage
 from emotions_data.taxonomy import Taxonomy
 
@@ -65,7 +65,7 @@ class SimulationReport:
 
 def truth_of(layout: DatasetLayout, taxonomy: Taxonomy) -> dict[str, str]:
     """video_id -> the class the panel takes as true: the manifest's `true_label`, else one chosen by a hash."""
-    table = pq.read_table(layout.videos_manifest)
+    table = read_versioned_table(layout.videos_manifest)
     ids = table["video_id"].to_pylist()
     given = table["true_label"].to_pylist() if "true_label" in table.column_names else [None] * len(ids)
     return {

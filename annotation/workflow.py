@@ -58,6 +58,7 @@ from annotation.roster import read_roster
 from annotation.vetting import Accounts, Exclusion, Reason, vet
 from annotation.votes import write_votes
 from emotions_data.layout import DatasetLayout
+from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import (
     ANNOTATORS_SCHEMA,
     ASSIGNMENTS_SCHEMA,
@@ -66,7 +67,7 @@ from emotions_data.schema import (
     Stage,
     VoteStatus,
 )
-from emotions_data.storage import write_bytes_atomic, write_table_atomic
+from emotions_data.storage import recover_commits, write_bytes_atomic, write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
 ACCOUNT_DOMAIN = "annotators.invalid"  # Label Studio logins are pseudonymous: e-mails stay in the roster
@@ -110,7 +111,7 @@ def load_assignments(layout: DatasetLayout) -> pd.DataFrame:
 
 
 def _ok_videos(layout: DatasetLayout) -> pd.DataFrame:
-    frame = pq.read_table(layout.videos_manifest).to_pandas()
+    frame = read_versioned_table(layout.videos_manifest).to_pandas()
     return frame[frame["status"] == "ok"]
 
 
@@ -496,6 +497,7 @@ def _plan(
         experts = sorted(active.loc[active["role"] == "expert", "annotator_id"])
         counted = counted_votes(layout, votes)
         earlier = expert_candidates(counted, min_agreement) if len(counted) else {}
+        recover_commits(layout.root)  # needs_expert.parquet changes together with labels.parquet (the labels step)
         needs = pq.read_table(layout.needs_expert).to_pandas() if layout.needs_expert.exists() else pd.DataFrame()
         for row in needs.itertuples() if len(needs) else []:
             earlier.setdefault(row.video_id, row.votes or "")
@@ -683,7 +685,7 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     by_user = {int(u): (a, r) for a, r, u in annotators[["annotator_id", "role", "ls_user_id"]].dropna(
         subset=["ls_user_id"]).itertuples(index=False)}  # fmt: skip
     accounts = Accounts(by_user, int(client.whoami()["id"]))
-    known_videos = set(pq.read_table(layout.videos_manifest, columns=["video_id"])["video_id"].to_pylist())
+    known_videos = set(read_versioned_table(layout.videos_manifest, ["video_id"])["video_id"].to_pylist())
     report = PullReport()
     exports = {}
     for key, plan in sorted(load_projects(layout).items()):
