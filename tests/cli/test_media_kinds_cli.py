@@ -67,10 +67,7 @@ def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
     row = rows["variable_rate.mp4"]
     assert row.status == "ok" and row.vfr, (row.reason, row.reason_detail)
     assert row.media_fps == pytest.approx(30.0), "the target covers the fast stretch, not the ~21 fps average"
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
-         str(tmp_path / "ds" / row.media_path)], capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    out = _video_probe(tmp_path / "ds" / row.media_path, "packet=pts_time", "csv=p=0").split()
     assert sum(float(t) < 2.0 - 1e-6 for t in out) >= 60, "every frame of the 30 fps part is kept"
 
 
@@ -83,13 +80,16 @@ def _hdr_clip(path: Path, transfer: str, src: str) -> Path:
     return path
 
 
+def _video_probe(path: Path, entries: str, output: str) -> str:
+    """ffprobe's `entries` of the first video stream of `path`, printed as `output`."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", entries, "-of", output, str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
 def _stream(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=pix_fmt,color_transfer,color_primaries,color_space", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return json.loads(out)["streams"][0]
+    return json.loads(_video_probe(path, "stream=pix_fmt,color_transfer,color_primaries,color_space", "json"))[
+        "streams"
+    ][0]
 
 
 def _mean_luma(path: Path) -> float:
