@@ -34,7 +34,7 @@ system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null && \
 	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] || \
 	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    --no-install-recommends ffmpeg strace chromium fonts-liberation )
+	    ffmpeg strace chromium fonts-liberation )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
