@@ -23,6 +23,10 @@ from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA
 from emotions_data.storage import TMP_MARK, StageLog
 from tests.support.corpus import CORPUS, settings, url_table
 
+# One token for the whole session: Ray reads RAY_AUTH_TOKEN once, when it is first imported, and keeps it, so a
+# second module's instance started with a fresh token would refuse this process's own driver.
+RAY_TOKEN = secrets.token_hex(32)
+
 
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
@@ -30,7 +34,7 @@ def ray_address(tmp_path_factory):
     saved_env = dict(os.environ)
     # No usage reports; Ray's default token authentication with a token of our own rather than one it would
     # write to ~/.ray (the CLI's driver below inherits it). Set before Ray is imported: it reads them then.
-    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=RAY_TOKEN)
     import ray
 
     # Ray's Unix sockets live under its temp folder and their paths may not exceed 107 bytes.
