@@ -86,16 +86,19 @@ def cache(
     _need_torch()
     from baselines.cache import CacheSettings, build_release_cache
     from baselines.recipes import damaged_line
-    from emotions_data.executor import ExecutorError, make_executor
+    from emotions_data.executor import ExecutorError, make_executor, placement_line
 
     try:
         with progress_bars() as progress, make_executor(executor, workers, ray_address) as pool:
             report = build_release_cache(release_dir, CacheSettings(), pool, variant=variant, splits=split,
                                          progress=ProgressBar(progress))  # fmt: skip
+            placement = placement_line(pool)
     except (ValueError, OSError, ExecutorError) as exc:
         raise fail(str(exc)) from None
     for result in report.damaged:
         _warn(damaged_line(result.damaged, result.status))
+    if placement:
+        console.print(placement, highlight=False)
     console.print(f"cache: {report.cache_dir}  built {report.built}, current {report.current}, "
                   f"failed {len(report.failed)}", highlight=False)  # fmt: skip
     for failure in report.failed:

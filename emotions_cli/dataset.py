@@ -71,7 +71,7 @@ def ingest(
     """Fetch, probe, filter, deduplicate and normalise videos into DATASET_DIR/manifests/videos.parquet.
 
     Cookies for yt-dlp come from $EMOTIONS_COOKIES_FILE or the config file, never from the command line."""
-    from emotions_data.executor import ExecutorError, make_executor
+    from emotions_data.executor import ExecutorError, make_executor, placement_line
     from emotions_data.ingest import ingest as run_ingest
     from emotions_data.layout import local_dataset_dir
     from emotions_data.settings import load_settings
@@ -101,11 +101,14 @@ def ingest(
             report = run_ingest(
                 sources, out, settings, executor=pool, progress=ProgressBar(progress), retry_permanent=retry_permanent
             )
+            placement = placement_line(pool)
     except (SourceError, ValueError, RuntimeError, ExecutorError) as exc:  # LocalFault is a RuntimeError
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. --out below a file: the library names what it could not do
         raise fail(os_error_text(exc)) from None
     print_report(report)
+    if placement:
+        console.print(placement, highlight=False)
     console.print(f"manifest: {out / 'manifests' / 'videos.parquet'}", highlight=False)
 
 

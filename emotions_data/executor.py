@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -122,9 +123,12 @@ def import_ray() -> Any:
     return ray
 
 
-def _call(fn: Callable[[Job], Result], job: Job) -> Result:
-    """The Ray task: any picklable callable runs, as in the process pool (`ray.remote` takes only functions)."""
-    return fn(job)
+def _call(fn: Callable[[Job], Result], job: Job) -> tuple[str, Result]:
+    """The Ray task: any picklable callable runs, as in the process pool (`ray.remote` takes only functions).
+    Returns the id of the node that ran it with the result, so a run can say where its jobs went."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), fn(job)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -167,6 +171,7 @@ class RayExecutor(_Closing):
         self.init_options = dict(init_options or {})
         self._ray: Any = None
         self._started = False
+        self.jobs_per_node: Counter[str] = Counter()  # finished jobs by Ray node id (a re-run counts where it ended)
 
     def _connect(self) -> Any:
         if self._ray is None:
@@ -215,8 +220,13 @@ class RayExecutor(_Closing):
         def wait_any(refs: list) -> tuple[list, list]:
             return ray.wait(refs, num_returns=1)
 
+        def result(ref: Any) -> Result:
+            node, value = ray.get(ref)
+            self.jobs_per_node[node] += 1
+            return value
+
         try:
-            yield from _bounded_map(jobs, self.workers * 2, submit, wait_any, ray.get, ray.cancel)
+            yield from _bounded_map(jobs, self.workers * 2, submit, wait_any, result, ray.cancel)
         except ray.exceptions.RayTaskError as exc:
             # The job itself raised: re-raise its own exception, as the other backends do.
             raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from exc
@@ -225,6 +235,17 @@ class RayExecutor(_Closing):
                 f"Ray lost a job ({type(exc).__name__}, after {self.max_retries} retries); "
                 "finished work is kept, re-run to resume"
             ) from exc
+
+
+def placement_line(executor: object) -> str | None:
+    """Where a Ray run's jobs went, e.g. `ray: 12 jobs on 2 nodes (3f2a9c01: 7, 9be41d77: 5)` (node ids
+    shortened to 8 hex digits); None for the other backends, which run on this machine, or when no job ran."""
+    counts = getattr(executor, "jobs_per_node", None) if isinstance(executor, RayExecutor) else None
+    if not counts:
+        return None
+    nodes = ", ".join(f"{node[:8]}: {n}" for node, n in counts.most_common())
+    total, k = sum(counts.values()), len(counts)
+    return f"ray: {total} job{'s' * (total != 1)} on {k} node{'s' * (k != 1)} ({nodes})"
 
 
 def make_executor(

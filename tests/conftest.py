@@ -13,7 +13,7 @@ from emotions_data.demo_corpus import ClipSpec, make_clip, make_near_duplicate
 from emotions_data.loopback import serve
 from tests.support.corpus import CORPUS
 from tests.support.ls_fixtures import ls_data_dir, ls_server, ls_template  # noqa: F401  (a real Label Studio, once per session)
-from tests.support.ray_cluster import ray_address, reference, reference_ds, urls  # noqa: F401  (Ray, per module)
+from tests.support.ray_cluster import ray_address, reference, reference_ds, two_node_cluster, urls  # noqa: F401  (Ray, per module)
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 

@@ -6,11 +6,17 @@ tests/conftest.py imports the fixtures for every module; they are module-scoped:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -88,3 +94,98 @@ def assert_logs_hold_each_item_once(ds: Path) -> None:
     for folder, schema in ((layout.fetch_log, PROBE_STAGE_SCHEMA), (layout.normalise_log, NORMALISE_STAGE_SCHEMA)):
         ids = StageLog(folder, schema).load_table()["video_id"].to_pylist()
         assert len(ids) == len(set(ids)), folder
+
+
+class TwoNodeCluster:
+    """A head and a worker node, each started by its own `ray start` process (its own raylet, object store and
+    CPUs) on this machine: what `ray start --head` on one host and `ray start --address` on another make.
+
+    Each `ray start` runs in a session of its own, so a node is its process group (raylet, GCS, agents) and the worker
+    processes its raylet started: killing them all at once is what losing the machine does."""
+
+    def __init__(self, root: Path, cpus_per_node: int = 1) -> None:
+        self.ray = str(Path(sys.executable).with_name("ray"))
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        # Token authentication, as a cluster on a network should run; a failed node is noticed within ~2 s rather
+        # than Ray's default ~15 s (the health-check settings are read by the head's GCS).
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN,
+                    "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3"}  # fmt: skip
+        common = [f"--num-cpus={cpus_per_node}", "--object-store-memory=200000000", "--disable-usage-stats"]
+        self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
+                                 f"--temp-dir={root}", *common])  # fmt: skip
+        self.worker = self._start([f"--address={self.address}", *common])
+        self._wait_for_nodes(2)
+
+    def _start(self, args: list[str]) -> int:
+        """Runs `ray start ARGS` in a new session; returns that session's id (the node's process group)."""
+        proc = subprocess.Popen([self.ray, "start", *args], env=self.env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        return proc.pid
+
+    def _wait_for_nodes(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = subprocess.run([self.ray, "status", f"--address={self.address}"], env=self.env,
+                                    capture_output=True, text=True, timeout=60)  # fmt: skip
+            if status.stdout.count("node_") >= n:
+                return
+            assert time.monotonic() < deadline, status.stdout + status.stderr
+            time.sleep(0.5)
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, int, bytes]]:
+        """pid -> (parent pid, process group, command line) of every process on this machine."""
+        table = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    table[int(entry.name)] = (int(fields[1]), int(fields[2]), (entry / "cmdline").read_bytes())
+                except (OSError, IndexError, ValueError):
+                    continue  # gone meanwhile
+        return table
+
+    def node_pids(self, node: int) -> dict[int, bytes]:
+        """The node's processes: its process group (raylet, agents) and their children (Ray puts each worker
+        process in a group of its own, under the raylet)."""
+        table = self._processes()
+        group = {pid for pid, (_, pgid, _) in table.items() if pgid == node}
+        return {pid: cmd for pid, (ppid, pgid, cmd) in table.items() if pid in group or ppid in group}
+
+    def busy_jobs(self, node: int) -> int:
+        """How many of the node's Ray workers are running a shard job now (Ray titles them `ray::run_shard`)."""
+        return sum(cmd.startswith(b"ray::run_shard") for cmd in self.node_pids(node).values())
+
+    def kill_worker_node(self) -> None:
+        """SIGKILLs every process of the worker node at once, as a lost machine would go."""
+        for pid in self.node_pids(self.worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        for node in (self.worker, self.head):
+            for pid in self.node_pids(node):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    """A free TCP port outside Ray's worker port range (10002-19999): the kernel's ephemeral range is above it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    root = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))  # socket paths <= 107 B
+    cluster = TwoNodeCluster(root)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
