@@ -12,7 +12,7 @@ LS_VENV    ?= .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 
-.PHONY: demo test setup ls-server system-deps lint clean
+.PHONY: demo test setup ls-server system-deps lint clean bench-peers
 
 demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
@@ -51,5 +51,17 @@ $(LS_STAMP): constraints-ls.txt
 	@rm -f $(LS_VENV)/.installed-label-studio-*
 	@touch $@
 
+# Only for benchmarks/ingest_peers.py: video2dataset in a virtualenv of its own (it pins torch and NumPy 1), so it
+# never touches the project's. Not needed by `make test` or `make demo`.
+PEERS_VENV  ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+
+bench-peers: setup $(PEERS_STAMP)
+
+$(PEERS_STAMP): constraints-peers.txt
+	@[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q -c constraints-peers.txt video2dataset
+	@touch $@
+
 clean:
-	rm -rf $(VENV) $(LS_VENV) demo-dataset .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) $(PEERS_VENV) demo-dataset .pytest_cache
