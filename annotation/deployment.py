@@ -44,13 +44,13 @@ def resolve_server(
     with the configured token); the toolkit's server in the default data folder. Raises ServerError (one line)
     when that server is not running, or a server by URL has no token; ValueError for a damaged server record."""
     config = load_config(config_file, data_dir=data_dir, url=url)
-    if data_dir is not None:
-        return connect(config)
+    if data_dir is not None:  # the toolkit's server there, whatever URL the environment names
+        return connect(dataclasses.replace(config, base_url=None))
     if config.base_url is not None:
         return _by_url(config, f"from --url, {URL_ENV} or the config file ({CONFIG_ENV})")
     known = load_server(layout) if layout is not None else None
     if known is not None and known.get("data_dir"):
-        managed = dataclasses.replace(config, data_dir=Path(known["data_dir"]))
+        managed = dataclasses.replace(config, data_dir=Path(known["data_dir"]), base_url=None)
         try:
             return connect(managed)
         except ServerError:
