@@ -94,13 +94,13 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
     votes = votes[votes["status"] == VoteStatus.KEPT]
     durations = _durations(layout)
     report_path = layout.manifests / "pull_report.json"
-    pulled_at = None
+    report: dict[str, Any] = {}
     if report_path.exists():
         try:
-            pulled_at = json.loads(report_path.read_text()).get("pulled_at")
+            report = json.loads(report_path.read_text())
         except (OSError, ValueError):
-            pulled_at = None
-    progress = CampaignProgress(pulled_at=pulled_at, server=load_server(layout))
+            report = {}
+    progress = CampaignProgress(pulled_at=report.get("pulled_at"), server=load_server(layout))
     order = sorted(projects.items(), key=lambda kv: (STAGE_ORDER.index(Stage(kv[1]["stage"])), kv[0]))
     for _, plan in order:
         ann, stage = plan["annotator"], plan["stage"]
@@ -127,6 +127,16 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
             assigned, done = sum(r.assigned for r in rows), sum(r.done for r in rows)
             progress.stages.append(StageProgress(str(stage), assigned, done, remaining, remaining == 0))
     _blockers_and_next(progress, dataset, layout, people)
+    for key, project in sorted((report.get("projects") or {}).items()):  # what the last pull found on the server
+        if project.get("status") == "deleted":
+            progress.blocked.append(f"project {key} was deleted in Label Studio: its items wait for nobody")
+        elif project.get("drift"):
+            fields, stage = ", ".join(project["drift"]), key.split("/")[0]
+            progress.blocked.append(f"project {key}: settings changed in Label Studio ({fields}); "
+                                    f"emotions annotate push {dataset} --stage {stage} restores them")  # fmt: skip
+    if report.get("excluded"):
+        progress.blocked.append(f"{len(report['excluded'])} annotation(s) not counted at the last pull (see "
+                                f"{report_path})")  # fmt: skip
     return progress
 
 

@@ -136,10 +136,13 @@ def load_config(
 
 
 def normalize_url(url: str, what: str) -> str:
-    """`url` without a trailing slash; ServerError unless it is an http(s) URL with a host (and no query)."""
+    """`url` without a trailing slash; ServerError unless it is an http(s) URL with a host, and no query or user
+    name and password (which would be secrets outside the environment)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url.strip())
+    if parts.username is not None or parts.password is not None:  # a secret in a URL ends up in argv and logs
+        raise ServerError(f"{what} must not carry a user name or password: give secrets through the environment")
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ServerError(f"{what} must be an http:// or https:// URL with a host, not {url!r}")
     return url.strip().rstrip("/")

@@ -35,6 +35,8 @@ def test_the_url_and_both_token_kinds_come_from_the_environment_or_the_config_fi
     for bad in ("ftp://host", "labelstudio.lab.example", "http://host/?token=x"):
         with pytest.raises(ServerError, match="http:// or https:// URL"):
             load_config(None, url=bad)
+    with pytest.raises(ServerError, match="must not carry a user name or password"):
+        load_config(None, url="https://admin:secret@ls.lab.example")
     monkeypatch.setenv("EMOTIONS_LS_TOKEN", "short")
     with pytest.raises(ServerError, match=r"legacy token .* or a personal access token"):
         load_config(None)

@@ -35,7 +35,9 @@ def _dataset(root, votes: list[tuple], active_b2: bool = True) -> DatasetLayout:
     frame = pd.DataFrame(votes, columns=["annotator_id", "video_id", "lead_time_s"])
     frame["stage"], frame["label"], frame["status"] = "label", "Fear", "kept"
     frame.to_parquet(layout.votes)
-    (layout.manifests / "pull_report.json").write_text(json.dumps({"pulled_at": "2026-01-02T03:04:05+00:00"}))
+    report = {"pulled_at": "2026-01-02T03:04:05+00:00", "excluded": [{"reason": "cancelled"}],
+              "projects": {"label/A/B1": {"status": "ok", "drift": ["maximum_annotations"]}}}  # fmt: skip
+    (layout.manifests / "pull_report.json").write_text(json.dumps(report))
     return layout
 
 
@@ -48,7 +50,12 @@ def test_done_remaining_lead_times_blockers_and_next(tmp_path):
     assert (rows["B2"].done, rows["B2"].remaining) == (1, 2)
     (stage,) = progress.stages
     assert (stage.assigned, stage.done, stage.remaining, stage.complete) == (6, 4, 2, False)
-    assert progress.blocked == ["label: 2 vote(s) to cast, by B2 (2)"]
+    assert progress.blocked == [
+        "label: 2 vote(s) to cast, by B2 (2)",
+        "project label/A/B1: settings changed in Label Studio (maximum_annotations); "
+        f"emotions annotate push {layout.root} --stage label restores them",
+        f"1 annotation(s) not counted at the last pull (see {layout.manifests / 'pull_report.json'})",
+    ]
     assert progress.next_command.startswith(f"emotions annotate pull {layout.root}")
     assert "2026-01-02T03:04:05" in progress.next_command
 
