@@ -51,12 +51,22 @@ class StageProgress:
     complete: bool
 
 
+@dataclass(frozen=True)
+class GroupProgress:
+    stage: str
+    group: str  # the voting group ("" for experts)
+    assigned: int
+    done: int
+    remaining: int  # of active annotators
+
+
 @dataclass
 class CampaignProgress:
-    """The whole campaign: `annotators` one row per project, `stages` summed, `blocked` one line per thing that
-    holds the campaign up, `next_command` what to run now, `pulled_at` when the votes were last pulled."""
+    """The whole campaign: `annotators` one row per project, `groups` and `stages` summed, `blocked` one line per
+    thing that holds the campaign up, `next_command` what to run now, `pulled_at` when the votes were last pulled."""
 
     annotators: list[AnnotatorProgress] = field(default_factory=list)
+    groups: list[GroupProgress] = field(default_factory=list)
     stages: list[StageProgress] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     next_command: str = ""
@@ -126,6 +136,11 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
             remaining = sum(r.remaining for r in rows if r.active)
             assigned, done = sum(r.assigned for r in rows), sum(r.done for r in rows)
             progress.stages.append(StageProgress(str(stage), assigned, done, remaining, remaining == 0))
+            for group in sorted({r.group for r in rows}):
+                mine = [r for r in rows if r.group == group]
+                progress.groups.append(GroupProgress(
+                    str(stage), group, sum(r.assigned for r in mine), sum(r.done for r in mine),
+                    sum(r.remaining for r in mine if r.active)))  # fmt: skip
     _blockers_and_next(progress, dataset, layout, people)
     for key, project in sorted((report.get("projects") or {}).items()):  # what the last pull found on the server
         if project.get("status") == "deleted":

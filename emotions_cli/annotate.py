@@ -212,6 +212,9 @@ def status(
                           "" if r.median_lead_s is None else f"{r.median_lead_s:.1f}",
                           str(r.shorter_than_clip) if r.shorter_than_clip else "")  # fmt: skip
         out.print(table)
+        groups = [g for g in progress.groups if g.stage == stage.stage]
+        out.print("  " + "; ".join(f"group {g.group or '(experts)'}: {g.done}/{g.assigned} done, {g.remaining} "
+                                   "remaining" for g in groups), highlight=False, soft_wrap=True)  # fmt: skip
     for line in progress.blocked:
         out.print(f"blocked: {line}", highlight=False, soft_wrap=True)
     out.print(f"next: {progress.next_command}", highlight=False, soft_wrap=True)

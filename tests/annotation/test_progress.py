@@ -50,6 +50,7 @@ def test_done_remaining_lead_times_blockers_and_next(tmp_path):
     assert (rows["B2"].done, rows["B2"].remaining) == (1, 2)
     (stage,) = progress.stages
     assert (stage.assigned, stage.done, stage.remaining, stage.complete) == (6, 4, 2, False)
+    assert [(g.group, g.assigned, g.done, g.remaining) for g in progress.groups] == [("A", 6, 4, 2)]
     assert progress.blocked == [
         "label: 2 vote(s) to cast, by B2 (2)",
         "project label/A/B1: settings changed in Label Studio (maximum_annotations); "
