@@ -226,3 +226,17 @@ def test_media_from_a_base_url_and_tasks_repointed_when_it_moves(plain, dataset)
         assert again.returncode == 0 and "now load" not in again.stdout, "nothing moved: nothing re-pointed"
     finally:
         files.stop()
+
+
+def test_the_toolkits_server_starts_on_loopback_whatever_url_the_environment_names(ls_data_dir):
+    import dataclasses
+
+    from annotation.labelstudio.process import start, stop
+
+    elsewhere = dataclasses.replace(ls_data_dir, base_url="https://labelstudio.lab.example")
+    handle = start(elsewhere)
+    try:
+        assert handle.config.base_url is None and handle.url.startswith("http://127.0.0.1:")
+        assert LabelStudio(handle.config).whoami()["email"]
+    finally:
+        stop(handle.config)
