@@ -156,9 +156,11 @@ class LabelStudio:
             transient = status == 0 or status == 429 or status >= 500
             if not transient or attempt == self.attempts:
                 if status == 401:
+                    said = str(body.get("detail"))[:200] if isinstance(body, dict) and body.get("detail") else ""
                     raise ServerError(
                         f"Label Studio at {self.config.url} refused the {self.config.token_kind} API token "
-                        f"(HTTP 401 on {method} {path}): set the token of an account of that server"
+                        f"(HTTP 401 on {method} {path}{f': {said}' if said else ''}): set the token of an account "
+                        "of that server"
                         + (" (legacy tokens may be disabled there: use a personal access token)"
                            if self.config.token_kind == "legacy" else "")
                     )  # fmt: skip
