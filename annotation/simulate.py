@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from annotation.labelstudio.client import LabelStudio
-from annotation.workflow import load_annotators, load_projects
+from annotation.workflow import check_server, load_annotators, load_projects
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import Stage
@@ -91,13 +91,15 @@ def simulate(
     simulated panel's answers, posted by the toolkit's admin on the annotator's behalf. `careless` names an annotator
     who also votes a second time on one of their items and once in another annotator's project of the stage (what
     `pull` must report and never count). `votes_per_item` is kept for the command line; each project's items already
-    carry their vote count. Raises ValueError for an unknown stage or a careless annotator without a project."""
+    carry their vote count. Raises ValueError for an unknown stage, a careless annotator without a project, or
+    another server than the dataset's (its project ids would name someone else's projects)."""
     del votes_per_item  # allocation decided it at push
     try:
         stage = Stage(stage)
     except ValueError:
         raise ValueError(f"unknown stage {stage!r}") from None
     settings = settings or PanelSettings()
+    check_server(layout, client)
     people = load_annotators(layout)
     crowd = people[(people["role"] == "annotator")]
     accuracy = panel_accuracy(list(crowd["annotator_id"]), settings, seed)

@@ -49,10 +49,10 @@ import pyarrow.parquet as pq
 
 from annotation.agreement import item_agreement
 from annotation.allocation import allocate_annotators, assign_videos, balance_table, crosscheck_group
+from annotation.labelstudio.accounts import AdminSession
 from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.interface import instructions, labeling_config
-from annotation.labelstudio.process import change_accounts
 from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
 from annotation.vetting import Accounts, Exclusion, Reason, vet
@@ -195,10 +195,27 @@ def _server_path(layout: DatasetLayout) -> Path:
 
 
 def load_server(layout: DatasetLayout) -> dict[str, str] | None:
-    """The Label Studio server the dataset's projects and votes live on ({"server_id", "url"}), None before the
-    first contact."""
+    """The Label Studio server the dataset's projects and votes live on ({"server_id", "url"}, and "data_dir" for a
+    server the toolkit started on this machine), None before the first contact. Raises ValueError for a damaged
+    file."""
     path = _server_path(layout)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("server_id"), str) or not record.get("url"):
+        raise ValueError(f"{path}: not a server record (server_id and url)")
+    return record
+
+
+def _server_record(client: LabelStudio, identity: str) -> dict[str, str]:
+    config = client.config
+    record = {"server_id": identity, "url": config.url}
+    if config.base_url is None:  # a server the toolkit runs: its data folder holds its admin's credentials
+        record["data_dir"] = str(config.data_dir)
+    return record
 
 
 def check_server(layout: DatasetLayout, client: LabelStudio) -> tuple[str, str]:
@@ -214,8 +231,9 @@ def check_server(layout: DatasetLayout, client: LabelStudio) -> tuple[str, str]:
             f"{known['server_id']} ({known['url']}), but {url} is another server ({identity}); to move the dataset "
             f"to it, run 'emotions annotate migrate-server {layout.root}'"
         )
-    if known is None or known["url"] != url:
-        write_bytes_atomic(_server_path(layout), json.dumps({"server_id": identity, "url": url}, indent=2).encode())
+    record = _server_record(client, identity)
+    if known != record:
+        write_bytes_atomic(_server_path(layout), json.dumps(record, indent=2).encode())
     return identity, url
 
 
@@ -233,7 +251,7 @@ def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationRepor
     recorded, and the new server becomes the dataset's. Votes keep the server they were cast on (their `server_id`),
     so no old vote is ever matched with a new server's annotation or user ids. The next `push` makes the projects."""
     old = load_server(layout)
-    identity, url = client.server_identity(), client.config.url
+    identity = client.server_identity()
     archived = None
     if _projects_path(layout).exists():
         archived = layout.manifests / f"ls_projects.{old['server_id'] if old else 'unknown'}.json"
@@ -245,7 +263,7 @@ def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationRepor
         layout.annotators,
         pa.Table.from_pandas(people[ANNOTATORS_SCHEMA.names], schema=ANNOTATORS_SCHEMA, preserve_index=False),
     )
-    new = {"server_id": identity, "url": url}
+    new = _server_record(client, identity)
     write_bytes_atomic(_server_path(layout), json.dumps(new, indent=2).encode())
     return MigrationReport(old, new, archived, len(people))
 
@@ -284,14 +302,25 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
 # ---------------------------------------------------------------- accounts and credentials
 
 
+def _account_ids(layout: DatasetLayout, annotators: list[str]) -> dict[str, int]:
+    """annotator id -> Label Studio user id; ValueError for one allocated without an account."""
+    people = load_annotators(layout).set_index("annotator_id")
+    missing = [a for a in annotators if pd.isna(people.loc[a, "ls_user_id"])]
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: no Label Studio account (allocated with --no-accounts)")
+    return {a: int(people.loc[a, "ls_user_id"]) for a in annotators}
+
+
 def issue_credentials(
-    layout: DatasetLayout, server_config: ServerConfig, data_dir: Path, annotators: list[str] | None = None
+    layout: DatasetLayout, server_config: ServerConfig, out_dir: Path, annotators: list[str] | None = None
 ) -> Path:
     """New passwords for `annotators` (default: every active roster member with an account), set in Label Studio
-    and written to a 0600 CSV in the server's data folder (a secret, like the admin's credentials): the lead hands
-    each person theirs. Issuing again is a reset: the old password, API tokens and browser sessions of those
-    accounts stop working at once. Nothing forces a change at first login (Label Studio Community cannot), so these
-    are ordinary passwords, not one-time ones. Raises ValueError for an unknown or dropped annotator."""
+    over HTTP (`annotation.labelstudio.accounts`, as the server's admin) and written to a 0600 CSV in `out_dir` (a
+    secret, like the admin's credentials): the lead hands each person theirs. Issuing again is a reset: the old
+    password, legacy API token and browser sessions of those accounts stop working at once. Nothing forces a change
+    at first login (Label Studio Community cannot), so these are ordinary passwords, not one-time ones. Raises
+    ValueError for an unknown or dropped annotator or another server than the dataset's, ServerError when the
+    server refuses."""
     import secrets
 
     people = load_annotators(layout)
@@ -302,25 +331,31 @@ def issue_credentials(
             raise ValueError(f"unknown annotator {a!r}")
         if not known[a]:
             raise ValueError(f"{a} was dropped: their account stays deactivated")
-    logins = {account_email(a): secrets.token_urlsafe(12) for a in chosen}
-    change_accounts(server_config, passwords=logins)
-    path = data_dir / "annotator-credentials.csv"
-    text = "annotator_id,login,password\n" + "".join(f"{a},{account_email(a)},{logins[account_email(a)]}\n"
-                                                     for a in chosen)  # fmt: skip
+    ids = _account_ids(layout, chosen)
+    check_server(layout, LabelStudio(server_config))
+    session = AdminSession(server_config)
+    passwords = {a: secrets.token_urlsafe(12) for a in chosen}
+    for a in chosen:
+        session.set_password(ids[a], passwords[a])
+    path = out_dir / "annotator-credentials.csv"
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = "annotator_id,login,password\n" + "".join(f"{a},{account_email(a)},{passwords[a]}\n" for a in chosen)
     write_bytes_atomic(path, text.encode(), mode=0o600)
     return path
 
 
 def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annotator_id: str) -> bool:
-    """Deactivate the annotator's Label Studio account and end its API tokens and sessions (their votes on record
-    stay). False when the annotator has no account (allocated without one). Raises ValueError for an unknown
-    annotator."""
+    """Deactivate the annotator's Label Studio account over HTTP (as the server's admin), which ends its
+    password, sessions and API tokens of both kinds (their votes on record stay). False when the annotator has no
+    account (allocated without one). Raises ValueError for an unknown annotator or another server than the
+    dataset's, ServerError when the server refuses."""
     people = load_annotators(layout).set_index("annotator_id")
     if annotator_id not in people.index:
         raise ValueError(f"unknown annotator {annotator_id!r}")
     if pd.isna(people.loc[annotator_id, "ls_user_id"]):
         return False
-    change_accounts(server_config, deactivate=[account_email(annotator_id)])
+    check_server(layout, LabelStudio(server_config))
+    AdminSession(server_config).deactivate(int(people.loc[annotator_id, "ls_user_id"]))
     return True
 
 
@@ -350,8 +385,27 @@ def drop(layout: DatasetLayout, annotator_id: str, server_config: ServerConfig |
 # ---------------------------------------------------------------- push
 
 
-def _media_url(layout: DatasetLayout, media_path: str, document_root: Path) -> str:
+def _media_url(layout: DatasetLayout, media_path: str, config: ServerConfig) -> str:
+    """The URL the annotator's browser loads a clip from: under the configured media base URL (any static file
+    server or bucket serving the dataset's `media/` folder), else through Label Studio's local files, relative to
+    the server's document root. Raises ValueError for media outside the dataset's `media/` folder (base URL) or
+    outside the document root (local files)."""
+    from urllib.parse import quote
+
     absolute = (layout.root / media_path).resolve()
+    if config.media_base_url:
+        try:
+            relative = absolute.relative_to(layout.media.resolve())
+        except ValueError:
+            raise ValueError(f"{absolute} is not in the dataset's media folder {layout.media}") from None
+        return f"{config.media_base_url}/{quote(relative.as_posix())}"
+    document_root = config.document_root
+    if document_root is None:
+        raise ValueError(
+            f"Label Studio at {config.url} has no media source: start the toolkit's server with --document-root at "
+            "(or above) the dataset folder, or set a media base URL (EMOTIONS_MEDIA_BASE_URL or the config file's "
+            "media_base_url) where the dataset's media/ folder is served"
+        )
     try:
         relative = absolute.relative_to(document_root.resolve())
     except ValueError:
@@ -359,7 +413,7 @@ def _media_url(layout: DatasetLayout, media_path: str, document_root: Path) -> s
             f"{absolute} is not under the server's document root {document_root}: start the server with "
             "--document-root at (or above) the dataset folder"
         ) from None
-    return f"/data/local-files/?d={relative.as_posix()}"
+    return f"/data/local-files/?d={quote(relative.as_posix())}"
 
 
 def _summaries(votes: pd.DataFrame) -> dict[str, str]:
@@ -396,6 +450,8 @@ class PushReport:
     imported: dict[str, int] = field(default_factory=dict)  # project key -> new tasks
     returned: dict[str, int] = field(default_factory=dict)  # expert project key -> items sent back (a new round)
     refreshed: dict[str, int] = field(default_factory=dict)  # expert project key -> earlier votes refreshed
+    repointed: dict[str, int] = field(default_factory=dict)  # project key -> tasks whose media URL moved
+    missing_media: dict[str, str] = field(default_factory=dict)  # video_id -> its media file, absent: not pushed
     invite_link_disabled: bool = False
 
 
@@ -521,9 +577,9 @@ def _plan(
     return plan
 
 
-def _task_data(layout: DatasetLayout, videos: pd.DataFrame, document_root: Path, vid: str, plan: dict, round_: int
+def _task_data(layout: DatasetLayout, videos: pd.DataFrame, config: ServerConfig, vid: str, plan: dict, round_: int
                ) -> dict[str, Any]:  # fmt: skip
-    data = {"video": _media_url(layout, videos.loc[vid, "media_path"], document_root), "video_id": vid,
+    data = {"video": _media_url(layout, videos.loc[vid, "media_path"], config), "video_id": vid,
             "stage": plan["stage"], "items_of": plan.get("items_of") or ""}  # fmt: skip
     if plan["stage"] == Stage.EXPERT:
         data |= {"previous_votes": plan["earlier"].get(vid, ""), "round": round_}
@@ -543,15 +599,18 @@ def push(
     """Create or update the stage's per-annotator projects and import the tasks they lack (idempotent); restore the
     settings the toolkit owns on existing projects and disable the organization's invite link. For the expert
     stage, an item whose earlier votes changed (or whose experts disagree) is refreshed in place when the expert has
-    not voted on it yet, else sent back as a new round. `stage` is a Stage or its value. Raises ValueError for an
-    unknown stage, another server than the dataset's, a server without a document root or media outside it."""
+    not voted on it yet, else sent back as a new round. Media go under the configured media base URL, else through
+    Label Studio's local files (a storage over the dataset's `media/` folder); a task whose media URL changed (the
+    dataset or the base URL moved) is pointed at the new one, and a clip whose file is missing is not pushed but
+    reported by name (`PushReport.missing_media`). `stage` is a Stage or its value. Raises ValueError for an
+    unknown stage, another server than the dataset's, no media source, or media outside it."""
     try:
         stage = Stage(stage)
     except ValueError:
         raise ValueError(f"unknown stage {stage!r} (choose: {', '.join(Stage)})") from None
-    document_root = client.config.document_root
-    if document_root is None:
-        raise ValueError("the Label Studio server has no document root: start it with --document-root")
+    config_ = client.config
+    if config_.media_base_url is None and config_.document_root is None:
+        _media_url(layout, "media", config_)  # raises: no media source
     check_server(layout, client)
     name = dataset_name or layout.root.resolve().name
     videos = _ok_videos(layout).set_index("video_id")
@@ -561,7 +620,11 @@ def push(
     if client.invite_link_enabled():
         client.disable_invite_link()
         report.invite_link_disabled = True
-    media_dir = str((layout.root / "media").resolve())
+    media_dir = str(layout.media.resolve())
+    for vid, media_path in videos["media_path"].items():
+        if not (layout.root / media_path).is_file():
+            report.missing_media[str(vid)] = str(layout.root / media_path)
+    videos = videos.drop(index=list(report.missing_media))
     kept = read_vote_table(layout)
     kept = kept[kept["status"] == VoteStatus.KEPT]
     config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
@@ -580,15 +643,24 @@ def push(
         earlier = entry.pop("earlier", None)
         projects[key] = {**entry, "id": project["id"]}
         _save_projects(layout, projects)
-        client.ensure_local_storage(project["id"], media_dir)
+        if config_.media_base_url is None:
+            client.ensure_local_storage(project["id"], media_dir)
         tasks = client.tasks(project["id"])
+        for t in tasks:  # a moved dataset (or base URL): the browser loads the clip from where it is now
+            vid = t["data"].get("video_id")
+            if vid in videos.index:
+                url = _media_url(layout, videos.loc[vid, "media_path"], config_)
+                if t["data"].get("video") != url:
+                    client.update_task_data(t["id"], {**t["data"], "video": url})
+                    t["data"]["video"] = url
+                    report.repointed[key] = report.repointed.get(key, 0) + 1
         latest: dict[str, dict] = {}
         for t in tasks:
             vid = t["data"].get("video_id")
             if vid not in latest or int(t["data"].get("round") or 1) > int(latest[vid]["data"].get("round") or 1):
                 latest[vid] = t
         entry["earlier"] = earlier or {}
-        new = [{"data": _task_data(layout, videos, Path(document_root), v, entry, 1)}
+        new = [{"data": _task_data(layout, videos, config_, v, entry, 1)}
                for v in sorted(entry["videos"]) if v not in latest and v in videos.index]  # fmt: skip
         if stage == Stage.EXPERT:
             mine = kept[(kept["stage"] == Stage.EXPERT) & (kept["annotator_id"] == entry["annotator"])]
@@ -599,7 +671,7 @@ def push(
                     continue
                 round_ = int(task["data"].get("round") or 1)
                 if (vid, round_) in voted or int(task.get("total_annotations") or 0) > 0:
-                    new.append({"data": _task_data(layout, videos, Path(document_root), vid, entry, round_ + 1)})
+                    new.append({"data": _task_data(layout, videos, config_, vid, entry, round_ + 1)})
                     report.returned[key] = report.returned.get(key, 0) + 1
                 else:
                     client.update_task_data(task["id"], {**task["data"], "previous_votes": text})

@@ -1,6 +1,7 @@
-"""`emotions annotate allocate | push | pull | simulate | consistency | drop | move | credentials | revoke |
-migrate-server`: thin commands over `annotation.workflow`. Server secrets come from the environment or the config
-file (see `emotions annotate server`), never from options, and passwords only ever go to a 0600 file."""
+"""`emotions annotate allocate | push | pull | simulate | status | consistency | drop | move | credentials | revoke |
+migrate-server`: thin commands over `annotation.workflow`. The server is any Label Studio (`annotation.deployment`:
+the dataset remembers it); its secrets come from the environment or the config file (see `emotions annotate
+server`), never from options, and passwords only ever go to a 0600 file."""
 
 from __future__ import annotations
 
@@ -17,16 +18,28 @@ workflow_app = typer.Typer(no_args_is_help=True)
 
 DatasetArg = Annotated[Path, typer.Argument(help="dataset folder")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Label Studio data folder of the running server")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="data folder of a server the toolkit runs (default: the dataset's)")
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="another Label Studio's base URL (its token from EMOTIONS_LS_TOKEN or the config)"),
+]
 TaxonomyOpt = Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")]
 
 
-def _client(config: Path | None, data_dir: Path | None):
-    from annotation.labelstudio.client import LabelStudio
-    from annotation.labelstudio.config import load_config
-    from annotation.labelstudio.process import connect
+def _server(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None):
+    """The server config for a command on `dataset` (see `annotation.deployment.resolve_server`)."""
+    from annotation.deployment import resolve_server
+    from emotions_data.layout import DatasetLayout
 
-    return LabelStudio(connect(load_config(config, data_dir=data_dir)))
+    return resolve_server(DatasetLayout(dataset) if dataset is not None else None, config, data_dir, url)
+
+
+def _client(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None = None):
+    from annotation.labelstudio.client import LabelStudio
+
+    return LabelStudio(_server(dataset, config, data_dir, url))
 
 
 def _run(fn):
@@ -48,13 +61,14 @@ def allocate(
     no_accounts: Annotated[bool, typer.Option("--no-accounts", help="do not create Label Studio accounts")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Split annotators into balanced groups, share the videos out, create the accounts."""
     from annotation.workflow import allocate as run
     from emotions_data.layout import DatasetLayout
 
     report = _run(lambda: run(DatasetLayout(dataset), roster, groups, seed,
-                              None if no_accounts else _client(config, data_dir)))  # fmt: skip
+                              None if no_accounts else _client(dataset, config, data_dir, url)))  # fmt: skip
     table = Table(
         title=f"balance per group (imbalance {report.imbalance:.2f}; random split ~{report.random_imbalance:.2f})"
     )
@@ -79,34 +93,44 @@ def push(
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Create or update the stage's Label Studio projects and import the missing tasks."""
     from annotation.workflow import push as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
-    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(config, data_dir), resolve_taxonomy(taxonomy),
-                              votes_per_item=votes_per_item, min_agreement=min_agreement))  # fmt: skip
+    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
+                              resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
+                              min_agreement=min_agreement))  # fmt: skip
     for key, n in report.imported.items():
         out.print(f"{key}: {n} new task(s)")
     for key, n in report.returned.items():
         out.print(f"{key}: {n} item(s) back to the expert (a new round: their earlier votes changed or experts differ)")
     for key, n in report.refreshed.items():
         out.print(f"{key}: earlier votes refreshed on {n} item(s) not yet decided")
+    for key, n in report.repointed.items():
+        out.print(f"{key}: {n} task(s) now load their clip from the dataset's current place")
     if report.invite_link_disabled:
         out.print("the organization's invite link was enabled: disabled")
+    for vid, path in report.missing_media.items():
+        out.print(f"missing media file, not pushed: {path} ({vid})", highlight=False, soft_wrap=True)
+    if report.missing_media:
+        raise fail(f"{len(report.missing_media)} clip(s) not pushed: their media file is missing (listed above)")
 
 
 @workflow_app.command()
 def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: ConfigOpt = None,
-         data_dir: DataDirOpt = None) -> None:  # fmt: skip
+         data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Export every project into manifests/votes.parquet (idempotent); what is not counted, and why, goes to
     manifests/pull_report.json and is summed up here."""
     from annotation.workflow import pull as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
-    report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir), resolve_taxonomy(taxonomy)))
+    report = _run(
+        lambda: run(DatasetLayout(dataset), _client(dataset, config, data_dir, url), resolve_taxonomy(taxonomy))
+    )
     out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
               f"their annotator, {report.n_deleted} deleted in Label Studio)", soft_wrap=True)  # fmt: skip
     print_pull_report(report)
@@ -140,6 +164,7 @@ def simulate(
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Answer the stage's tasks with a simulated panel, through the Label Studio API (the next pull reports what
     a --careless annotator did and does not count it)."""
@@ -147,11 +172,52 @@ def simulate(
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
-    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(config, data_dir), resolve_taxonomy(taxonomy),
-                              votes_per_item=votes_per_item, seed=seed, careless=careless))  # fmt: skip
+    report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
+                              resolve_taxonomy(taxonomy), votes_per_item=votes_per_item, seed=seed,
+                              careless=careless))  # fmt: skip
     out.print(f"posted {report.posted} annotation(s); weaker simulated annotators: {', '.join(report.weak) or 'none'}")
     for slip in report.careless:
         out.print(f"careless: {slip}", highlight=False)
+
+
+@workflow_app.command()
+def status(
+    dataset: DatasetArg,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object, for scripts")] = False,
+) -> None:
+    """Campaign progress as of the last pull, per stage, group and annotator: done, remaining, median lead time,
+    votes submitted sooner than the clip lasts; what holds the campaign up, and the next command to run."""
+    import json
+
+    from annotation.progress import campaign_progress
+    from emotions_data.layout import DatasetLayout
+
+    progress = _run(lambda: campaign_progress(DatasetLayout(dataset)))
+    if as_json:
+        print(json.dumps(progress.to_dict()))
+        return
+    server = progress.server
+    out.print(f"server: {server['url']} ({server['server_id']})" if server else "server: none contacted yet",
+              highlight=False)  # fmt: skip
+    out.print(f"votes as of the pull at {progress.pulled_at}" if progress.pulled_at else "never pulled",
+              highlight=False)  # fmt: skip
+    for stage in progress.stages:
+        table = Table(title=f"{stage.stage}: {stage.done}/{stage.assigned} done, {stage.remaining} remaining"
+                      + (" (complete)" if stage.complete else ""))  # fmt: skip
+        for col in ("group", "annotator", "done", "remaining", "median lead s", "shorter than clip"):
+            table.add_column(col)
+        for r in (r for r in progress.annotators if r.stage == stage.stage):
+            group = r.group + (f" (items of {r.items_of})" if r.items_of else "")
+            table.add_row(group, r.annotator + ("" if r.active else " (dropped)"), str(r.done), str(r.remaining),
+                          "" if r.median_lead_s is None else f"{r.median_lead_s:.1f}",
+                          str(r.shorter_than_clip) if r.shorter_than_clip else "")  # fmt: skip
+        out.print(table)
+        groups = [g for g in progress.groups if g.stage == stage.stage]
+        out.print("  " + "; ".join(f"group {g.group or '(experts)'}: {g.done}/{g.assigned} done, {g.remaining} "
+                                   "remaining" for g in groups), highlight=False, soft_wrap=True)  # fmt: skip
+    for line in progress.blocked:
+        out.print(f"blocked: {line}", highlight=False, soft_wrap=True)
+    out.print(f"next: {progress.next_command}", highlight=False, soft_wrap=True)
 
 
 @workflow_app.command()
@@ -197,14 +263,13 @@ def consistency(
 
 @workflow_app.command()
 def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], config: ConfigOpt = None,
-         data_dir: DataDirOpt = None) -> None:  # fmt: skip
+         data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Drop an annotator: no new tasks, their votes stop counting, and their Label Studio account is deactivated
     with its token and sessions revoked."""
-    from annotation.labelstudio.config import load_config
     from annotation.workflow import drop as run
     from emotions_data.layout import DatasetLayout
 
-    server = _run(lambda: load_config(config, data_dir=data_dir))
+    server = _run(lambda: _server(dataset, config, data_dir, url))
     deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server))
     out.print(f"{annotator} dropped" + ("; account deactivated, token and sessions revoked" if deactivated else
                                          " (no Label Studio account)"))  # fmt: skip
@@ -227,42 +292,47 @@ def credentials(
     annotator: Annotated[list[str] | None, typer.Option("--annotator", help="only these (default: all active)")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Issue (or reset) the annotators' passwords; writes them to a 0600 file, never to the screen. A reset ends
     the old password, API tokens and browser sessions at once."""
-    from annotation.labelstudio.config import load_config
+    from annotation.labelstudio.config import default_data_dir
     from annotation.workflow import issue_credentials
     from emotions_data.layout import DatasetLayout
 
-    server = _run(lambda: load_config(config, data_dir=data_dir))
-    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, server.data_dir, annotator))
+    server = _run(lambda: _server(dataset, config, data_dir, url))
+    # next to the admin's own credentials: the data folder of a server the toolkit runs, else the user's own folder
+    out_dir = server.data_dir if server.base_url is None else default_data_dir().parent / "annotator-credentials"
+    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, out_dir, annotator))
     out.print(f"logins and passwords: {path} (readable by you only); hand each annotator theirs. Each logs in and "
               "opens the project titled '<dataset> · <stage> · <their id> ...'")  # fmt: skip
 
 
 @workflow_app.command()
 def revoke(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], config: ConfigOpt = None,
-           data_dir: DataDirOpt = None) -> None:  # fmt: skip
+           data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Deactivate an annotator's Label Studio account and revoke its token and sessions (votes stay counted;
     `credentials --annotator ID` gives the account back)."""
-    from annotation.labelstudio.config import load_config
     from annotation.workflow import revoke_credentials
     from emotions_data.layout import DatasetLayout
 
-    server = _run(lambda: load_config(config, data_dir=data_dir))
+    server = _run(lambda: _server(dataset, config, data_dir, url))
     if not _run(lambda: revoke_credentials(DatasetLayout(dataset), server, annotator)):
         raise fail(f"{annotator} has no Label Studio account")
     out.print(f"{annotator}: account deactivated, token and sessions revoked")
 
 
 @workflow_app.command("migrate-server")
-def migrate_server(dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def migrate_server(
+    dataset: DatasetArg, config: ConfigOpt = None, data_dir: DataDirOpt = None, url: UrlOpt = None
+) -> None:
     """Move the dataset to the running server (another Label Studio database): votes keep the server they were cast
     on, the accounts are made there, and the next push makes the projects."""
     from annotation.workflow import migrate_server as run
     from emotions_data.layout import DatasetLayout
 
-    report = _run(lambda: run(DatasetLayout(dataset), _client(config, data_dir)))
+    # the server to move to: given explicitly, else the toolkit's own; never the one the dataset recorded
+    report = _run(lambda: run(DatasetLayout(dataset), _client(None, config, data_dir, url)))
     was = f"{report.old['server_id']} ({report.old['url']})" if report.old else "none recorded"
     out.print(f"server: {was} -> {report.new['server_id']} ({report.new['url']}); {report.accounts} account(s)",
               highlight=False)  # fmt: skip

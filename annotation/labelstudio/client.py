@@ -38,28 +38,46 @@ PROJECT_SETTINGS: dict[str, Any] = {
 
 # --- HTTP ----------------------------------------------------------------------------------------------------
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+_LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+_OPENER = urllib.request.build_opener()  # elsewhere: the environment's proxy settings (https_proxy, no_proxy)
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def http(
-    url: str, *, token: str | None = None, method: str = "GET", payload: Any = None, timeout: float = 10.0
-) -> tuple[int, Any]:
-    """(status, decoded JSON or text) of one request with an optional API token and JSON `payload`; `timeout` in
-    seconds. Never raises for a failed request: status 0 when nothing answered."""
+    url: str, *, token: str | None = None, method: str = "GET", payload: Any = None, timeout: float = 10.0,
+    authorization: str | None = None,
+) -> tuple[int, Any]:  # fmt: skip
+    """(status, decoded JSON or text) of one request with an optional legacy API token (or a whole
+    `authorization` header value, "Bearer ..." say) and JSON `payload`; `timeout` in seconds. Never raises for a
+    failed request: status 0 when nothing answered."""
     headers = {"Accept": "application/json"}
     data = None
-    if token is not None:
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    elif token is not None:
         headers["Authorization"] = f"Token {token}"
     if payload is not None:
         data = json.dumps(payload).encode()
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with (_LOOPBACK_OPENER if _is_loopback(url) else _OPENER).open(request, timeout=timeout) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError):  # ValueError: a malformed URL
         return 0, None
     try:
         return status, json.loads(body) if body else None
@@ -69,7 +87,10 @@ def http(
 
 def api(config: ServerConfig, method: str, path: str, payload: Any = None, *, token: str | None = None) -> Any:
     """Call Label Studio's REST API with the configured token; raises ServerError unless it answers 2xx."""
-    status, body = http(config.url + path, token=token or config.token, method=method, payload=payload)
+    if token is not None or config.token_kind != "personal":
+        status, body = http(config.url + path, token=token or config.token, method=method, payload=payload)
+    else:
+        status, body = LabelStudio(config, attempts=1)._request(method, path, payload)
     if not 200 <= status < 300:
         detail = None
         if isinstance(body, dict):
@@ -81,8 +102,10 @@ def api(config: ServerConfig, method: str, path: str, payload: Any = None, *, to
 
 
 class LabelStudio:
-    """A client for one server. Transient failures (no answer, 5xx, 429) are retried with backoff;
-    then a ServerError says what failed."""
+    """A client for one server, with either kind of token Label Studio issues: a legacy API token (sent as
+    `Token <key>`) or a personal access token, a JWT refresh token that `/api/token/refresh/` exchanges for a
+    short-lived access token (sent as `Bearer <access>`, exchanged again when it expires). Transient failures (no
+    answer, 5xx, 429) are retried with backoff; then a ServerError says what failed."""
 
     def __init__(
         self, config: ServerConfig, attempts: int = 4, backoff_s: float = 0.5, timeout_s: float = 30.0
@@ -91,22 +114,60 @@ class LabelStudio:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self._access: str | None = None  # the current access token of a personal access token
+
+    def _refresh_access(self) -> str:
+        """A fresh access token for the configured personal access token; ServerError when it is refused."""
+        status, body = http(
+            self.config.url + "/api/token/refresh/", method="POST", payload={"refresh": self.config.token},
+            timeout=self.timeout_s,
+        )  # fmt: skip
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("access"), str):
+            self._access = body["access"]
+            return self._access
+        if status == 0:
+            raise ServerError(
+                f"Label Studio at {self.config.url}: no answer (is the server running and the URL right?)"
+            )
+        raise ServerError(
+            f"Label Studio at {self.config.url} refused the personal access token (HTTP {status}): it is revoked, "
+            "expired or of another server, or personal access tokens are disabled in its organization settings"
+        )
+
+    def _request(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> tuple[int, Any]:
+        """One request with the configured token; a personal access token's expired access token is renewed once."""
+        url, timeout = self.config.url + path, timeout or self.timeout_s
+        if self.config.token_kind != "personal":
+            return http(url, token=self.config.token, method=method, payload=payload, timeout=timeout)
+        access = self._access or self._refresh_access()
+        status, body = http(url, authorization=f"Bearer {access}", method=method, payload=payload, timeout=timeout)
+        if status == 401:
+            access = self._refresh_access()
+            status, body = http(url, authorization=f"Bearer {access}", method=method, payload=payload, timeout=timeout)
+        return status, body
 
     def call(self, method: str, path: str, payload: Any = None) -> Any:
         """The decoded answer to `method` on `path` (e.g. "/api/projects") with the JSON `payload`; ServerError
         once the attempts are used up or at the first non-transient failure (4xx other than 429)."""
         for attempt in range(1, self.attempts + 1):
-            status, body = http(
-                self.config.url + path, token=self.config.token, method=method, payload=payload, timeout=self.timeout_s
-            )
+            status, body = self._request(method, path, payload)
             if 200 <= status < 300:
                 return body
             transient = status == 0 or status == 429 or status >= 500
             if not transient or attempt == self.attempts:
+                if status == 401:
+                    said = str(body.get("detail"))[:200] if isinstance(body, dict) and body.get("detail") else ""
+                    raise ServerError(
+                        f"Label Studio at {self.config.url} refused the {self.config.token_kind} API token "
+                        f"(HTTP 401 on {method} {path}{f': {said}' if said else ''}): set the token of an account "
+                        "of that server"
+                        + (" (legacy tokens may be disabled there: use a personal access token)"
+                           if self.config.token_kind == "legacy" else "")
+                    )  # fmt: skip
                 detail = ""
                 if isinstance(body, dict):
                     detail = str(body.get("validation_errors") or body.get("detail") or "")[:300]
-                what = "no answer (is the server running?)" if status == 0 else f"HTTP {status}"
+                what = "no answer (is the server running and the URL right?)" if status == 0 else f"HTTP {status}"
                 raise ServerError(f"Label Studio at {self.config.url}: {method} {path}: {what} {detail}".strip())
             time.sleep(self.backoff_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
@@ -125,7 +186,7 @@ class LabelStudio:
 
     def project(self, project_id: int) -> dict[str, Any] | None:
         """The project, or None when the server has no such project (deleted in Label Studio, say)."""
-        status, body = http(f"{self.config.url}/api/projects/{project_id}", token=self.config.token)
+        status, body = self._request("GET", f"/api/projects/{project_id}")
         if status == 404:
             return None
         if not 200 <= status < 300:

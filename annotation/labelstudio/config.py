@@ -27,6 +27,8 @@ USERNAME_ENV = "EMOTIONS_LS_USERNAME"
 PASSWORD_ENV = "EMOTIONS_LS_PASSWORD"
 TOKEN_ENV = "EMOTIONS_LS_TOKEN"
 CONFIG_ENV = "EMOTIONS_CONFIG"
+URL_ENV = "EMOTIONS_LS_URL"  # a Label Studio the toolkit did not start (any deployment), by its base URL
+MEDIA_URL_ENV = "EMOTIONS_MEDIA_BASE_URL"  # where the dataset's media/ is served to remote annotators
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -37,6 +39,10 @@ CREDENTIALS_FILE = "credentials.json"  # in the data folder, mode 0600
 # Label Studio's Token model is a 40-character key, and it ignores tokens of 5 characters or fewer (printing them).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
 _CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable"}
+# A server reached by URL: its base URL (http or https, any path prefix) and the media base URL.
+_REMOTE_KEYS = {"url", "media_base_url"}
+# A personal access token is a JWT refresh token: three base64url parts, the first one a JSON header ("eyJ...").
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class ServerError(RuntimeError):
@@ -66,10 +72,20 @@ class ServerConfig:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    base_url: str | None = None  # a server given by URL (`url` in the config file); None: host and port
+    media_base_url: str | None = None  # task media under this URL instead of Label Studio's local files
 
     @property
     def url(self) -> str:
-        return server_url(self.host, self.port)
+        return self.base_url or server_url(self.host, self.port)
+
+    @property
+    def token_kind(self) -> str:
+        """ "personal" for a personal access token (a JWT refresh token, exchanged for short-lived access tokens),
+        "legacy" for a legacy API token, "none" without a token."""
+        if self.token is None:
+            return "none"
+        return "personal" if _JWT_RE.fullmatch(self.token) else "legacy"
 
 
 def load_config(
@@ -79,6 +95,7 @@ def load_config(
     host: str | None = None,
     port: int | None = None,
     document_root: Path | None = None,
+    url: str | None = None,
 ) -> ServerConfig:
     """Defaults, then the config file's `[label_studio]` table (`config_file`, else $EMOTIONS_CONFIG), then the
     secrets' environment variables, then the explicit arguments (None values are ignored). Paths come back
@@ -90,13 +107,19 @@ def load_config(
             table = dict(tomllib.loads(Path(path).read_text()).get("label_studio", {}))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ServerError(f"{path}: cannot read config: {exc}") from None
-        unknown = set(table) - _CONFIG_KEYS
+        unknown = set(table) - _CONFIG_KEYS - _REMOTE_KEYS
         if unknown:
             raise ServerError(f"{path}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
-    for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token")):
+    for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token"),
+                     (URL_ENV, "url"), (MEDIA_URL_ENV, "media_base_url")):  # fmt: skip
         if os.environ.get(env):
             table[key] = os.environ[env]
-    for key, value in (("data_dir", data_dir), ("host", host), ("port", port), ("document_root", document_root)):
+    if "url" in table:
+        table["base_url"] = normalize_url(str(table.pop("url")), "the Label Studio URL")
+    if table.get("media_base_url") is not None:
+        table["media_base_url"] = normalize_url(str(table["media_base_url"]), "the media base URL")
+    for key, value in (("data_dir", data_dir), ("host", host), ("port", port), ("document_root", document_root),
+                       ("base_url", normalize_url(url, "--url") if url else None)):  # fmt: skip
         if value is not None:
             table[key] = value
     for key in ("data_dir", "document_root", "executable"):
@@ -112,13 +135,30 @@ def load_config(
     return config
 
 
+def normalize_url(url: str, what: str) -> str:
+    """`url` without a trailing slash; ServerError unless it is an http(s) URL with a host, and no query or user
+    name and password (which would be secrets outside the environment)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.username is not None or parts.password is not None:  # a secret in a URL ends up in argv and logs
+        raise ServerError(f"{what} must not carry a user name or password: give secrets through the environment")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ServerError(f"{what} must be an http:// or https:// URL with a host, not {url!r}")
+    return url.strip().rstrip("/")
+
+
 def validate_config(config: ServerConfig) -> None:
-    """Raise ServerError when the port is outside 0-65535, the token is not 8-40 characters Label Studio accepts,
-    the password is empty or the username is not an e-mail address."""
+    """Raise ServerError when the port is outside 0-65535, the token is neither a legacy token (8-40 characters
+    Label Studio accepts) nor a personal access token (a JWT), the password is empty or the username is not an
+    e-mail address."""
     if not 0 <= config.port <= 65535:
         raise ServerError(f"port {config.port} is out of range (0 picks a free port)")
-    if config.token is not None and not _TOKEN_RE.fullmatch(config.token):
-        raise ServerError("the API token must be 8-40 characters of letters, digits, '_', '-' or '.'")
+    if config.token is not None and not (_TOKEN_RE.fullmatch(config.token) or _JWT_RE.fullmatch(config.token)):
+        raise ServerError(
+            "the API token must be a legacy token (8-40 characters of letters, digits, '_', '-' or '.') or a "
+            "personal access token (a JWT, 'eyJ...')"
+        )
     if config.password is not None and not config.password:
         raise ServerError("the admin password is empty")
     if config.username is not None and "@" not in config.username:

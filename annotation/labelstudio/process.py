@@ -360,7 +360,10 @@ def start(
                 )
             (data_dir / PID_FILE).unlink(missing_ok=True)  # stale: that process is gone
         executable = find_executable(config)
-        config = dataclasses.replace(with_stored_credentials(config), data_dir=data_dir, document_root=root)
+        # base_url: a server elsewhere (EMOTIONS_LS_URL) is never the one this start runs
+        config = dataclasses.replace(
+            with_stored_credentials(config), data_dir=data_dir, document_root=root, base_url=None
+        )
         ls_data = data_dir / LS_DATA
         first = not (ls_data / LS_DATABASE).exists()
         generated = ensure_secrets(config, first)
@@ -519,59 +522,6 @@ def _run_shell(config: ServerConfig, script: str, done: str) -> str:
         reason = f"no account for {', '.join(json.loads(missing.group(1)))}" if missing else "see the server log"
         raise ServerError(f"could not change accounts in {data_dir}: {reason}")
     return proc.stdout
-
-
-# Every account change also ends the account's API tokens (legacy tokens and JWT refresh tokens) and its browser
-# sessions: a reset or revoked credential must stop working at once, not when a session expires.
-_ACCOUNT_SCRIPT = """import json
-from django.contrib.sessions.models import Session
-from rest_framework.authtoken.models import Token
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from users.models import User
-data = json.loads({payload})
-emails = list(data["passwords"]) + data["deactivate"]
-missing = [e for e in emails if not User.objects.filter(email=e).exists()]
-print('MISSING', json.dumps(missing)) if missing else None
-def end_access(user):
-    Token.objects.filter(user=user).delete()
-    for outstanding in OutstandingToken.objects.filter(user=user):
-        BlacklistedToken.objects.get_or_create(token=outstanding)
-    for session in Session.objects.all():
-        if session.get_decoded().get('_auth_user_id') == str(user.pk):
-            session.delete()
-for email, password in ([] if missing else data["passwords"].items()):
-    user = User.objects.get(email=email)
-    end_access(user)
-    Token.objects.create(user=user)  # a new one: the account's own token page keeps working
-    user.set_password(password)
-    user.is_active = True
-    user.save()
-for email in ([] if missing else data["deactivate"]):
-    user = User.objects.get(email=email)
-    end_access(user)
-    user.set_unusable_password()
-    user.is_active = False
-    user.save()
-print('ACCOUNTS-CHANGED', 0 if missing else len(emails))
-"""
-
-
-def change_accounts(
-    config: ServerConfig, passwords: dict[str, str] | None = None, deactivate: list[str] | None = None
-) -> None:
-    """Set passwords (keyed by login e-mail; the account is active afterwards) and deactivate accounts, through Label
-    Studio's Django shell on the server's database. Either way the account's API tokens and browser sessions end,
-    so a reset password or a revoked account stops working at once. Raises ServerError when an e-mail has no
-    account (nothing is changed then) or the shell fails."""
-    passwords, deactivate = dict(passwords or {}), list(deactivate or [])
-    payload = json.dumps(json.dumps({"passwords": passwords, "deactivate": deactivate}))
-    _run_shell(config, _ACCOUNT_SCRIPT.replace("{payload}", payload),
-               f"ACCOUNTS-CHANGED {len(passwords) + len(deactivate)}")  # fmt: skip
-
-
-def set_passwords(config: ServerConfig, passwords: dict[str, str]) -> None:
-    """Set account passwords (keyed by login e-mail); see `change_accounts`."""
-    change_accounts(config, passwords=passwords)
 
 
 def connect(config: ServerConfig) -> ServerConfig:

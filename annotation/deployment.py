@@ -1,0 +1,70 @@
+"""Which Label Studio a dataset's commands talk to, and with which secrets.
+
+Any deployment works: the server the toolkit starts (`emotions annotate server start`, found through its data
+folder), or any other Label Studio given by its base URL (`url` in the config file's `[label_studio]` table,
+`EMOTIONS_LS_URL`, or `--url`): one started by hand, one in Docker, an institution's behind HTTPS. Its API token
+(a legacy token or a personal access token) comes from `EMOTIONS_LS_TOKEN` or the config file, never from the
+command line.
+
+The dataset remembers its server (`manifests/ls_server.json`, written at the first contact: the server's identity,
+its URL and, for a server the toolkit runs, its data folder), so after the first command none needs `--data-dir`
+or `--url` again. Nothing here starts a server or creates a database: a server that is not running is an error
+that says how to start it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from annotation.labelstudio.config import CONFIG_ENV, TOKEN_ENV, URL_ENV, ServerConfig, ServerError, load_config
+from annotation.labelstudio.process import connect
+from annotation.workflow import load_server
+from emotions_data.layout import DatasetLayout
+
+
+def _by_url(config: ServerConfig, whence: str) -> ServerConfig:
+    if config.token is None:
+        raise ServerError(
+            f"no API token for the Label Studio at {config.url} ({whence}): set {TOKEN_ENV} or the config file's "
+            "[label_studio] token (a legacy token or a personal access token from its Account & Settings page)"
+        )
+    return config
+
+
+def resolve_server(
+    layout: DatasetLayout | None,
+    config_file: Path | None = None,
+    data_dir: Path | None = None,
+    url: str | None = None,
+) -> ServerConfig:
+    """The server config for a command on `layout` (None: no dataset), in this order: an explicit `data_dir` (the
+    toolkit's server there, which must be running); a URL (`url`, else $EMOTIONS_LS_URL, else the config file's
+    `url`) with its token; the server the dataset recorded (its data folder when the toolkit runs it, else its URL
+    with the configured token); the toolkit's server in the default data folder. Raises ServerError (one line)
+    when that server is not running, or a server by URL has no token; ValueError for a damaged server record."""
+    config = load_config(config_file, data_dir=data_dir, url=url)
+    if data_dir is not None:  # the toolkit's server there, whatever URL the environment names
+        return connect(dataclasses.replace(config, base_url=None))
+    if config.base_url is not None:
+        return _by_url(config, f"from --url, {URL_ENV} or the config file ({CONFIG_ENV})")
+    known = load_server(layout) if layout is not None else None
+    if known is not None and known.get("data_dir"):
+        managed = dataclasses.replace(config, data_dir=Path(known["data_dir"]), base_url=None)
+        try:
+            return connect(managed)
+        except ServerError:
+            raise ServerError(
+                f"the dataset's Label Studio ({known['url']}, data folder {known['data_dir']}) is not running: start "
+                f"it with 'emotions annotate server start --data-dir {known['data_dir']}'"
+            ) from None
+    if known is not None:
+        return _by_url(dataclasses.replace(config, base_url=known["url"]), "recorded in manifests/ls_server.json")
+    try:
+        return connect(config)
+    except ServerError:
+        raise ServerError(
+            f"no Label Studio known for this dataset and none running for {config.data_dir}: start one with "
+            f"'emotions annotate server start', or give another by URL ({URL_ENV} or the config file's url, with "
+            f"{TOKEN_ENV})"
+        ) from None
