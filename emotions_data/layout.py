@@ -133,6 +133,11 @@ class DatasetLayout:
     def info_json(self, video_id: str) -> Path:
         return self.platform_info / f"{video_id}.info.json"
 
+    @property
+    def release_key(self) -> Path:
+        """The secret key of the uploaders' pseudonyms in releases, when no environment variable gives one."""
+        return self.root / ".keys" / "release-pseudonyms.key"
+
     def media_file(self, video_id: str) -> Path:
         return self.media / f"{video_id}.mp4"
 

@@ -338,6 +338,9 @@ RELEASE_SCHEMA = pa.schema(
         pa.field("polarity", pa.string()),
         pa.field("source", pa.string()),
         pa.field("platform", pa.string()),
+        pa.field("platform_video_id", pa.string()),  # the platform's own id of the video
+        pa.field("webpage_url", pa.string()),  # its canonical page
+        pa.field("uploader", pa.string()),  # a keyed pseudonym (release.uploader_pseudonym) unless asked otherwise
         pa.field("sha256", pa.string()),  # of the original
         pa.field("media_sha256", pa.string()),  # of the normalised file, to check a local copy
         pa.field("duration_s", pa.float64()),
