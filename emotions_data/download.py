@@ -298,33 +298,49 @@ def resolve(
     check_url_allowed(url, settings)
     import yt_dlp
 
-    plugins_findable()
-    workdir.mkdir(parents=True, exist_ok=True)
-    with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:  # loads the plugin extractors
-        for _ in range(4):  # a share link leads to a page that leads to the video: a few hops at most
-            ie = _extractor_for(url)
-            key = ie.ie_key() if ie is not None else None
-            platform = platform_of_extractor(key)
-            if ie is None or platform is None:
-                return None
-            if key not in _REDIRECTING_EXTRACTORS:
-                video_id = ie.get_temp_id(url)
-                return Resolved(platform, str(video_id), url, key) if video_id else None
-            if before_request is not None:
-                before_request()
-            try:
-                info = ydl.extract_info(url, download=False, process=False)
-            except Exception as exc:  # yt-dlp raises many kinds
-                raise _failure(exc) from None
-            if not info:
-                return None
-            if info.get("_type") in ("url", "url_transparent") and info.get("url"):
-                url = info["url"]
-                continue
-            if info.get("id"):
-                return Resolved(platform, str(info["id"]), info.get("webpage_url") or url, key)
+    _load_plugins()
+    for _ in range(4):  # a share link leads to a page that leads to the video: a few hops at most
+        ie = _extractor_for(url)
+        key = ie.ie_key() if ie is not None else None
+        platform = platform_of_extractor(key)
+        if ie is None or platform is None:
             return None
+        if key not in _REDIRECTING_EXTRACTORS:
+            video_id = ie.get_temp_id(url)
+            return Resolved(platform, str(video_id), url, key) if video_id else None
+        if before_request is not None:
+            before_request()
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            # A YoutubeDL costs about 0.2 s to make: only URLs that lead elsewhere need one.
+            with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+                info = ydl.extract_info(url, download=False, process=False)
+        except Exception as exc:  # yt-dlp raises many kinds
+            raise _failure(exc) from None
+        if not info:
+            return None
+        if info.get("_type") in ("url", "url_transparent") and info.get("url"):
+            url = info["url"]
+            continue
+        if info.get("id"):
+            return Resolved(platform, str(info["id"]), info.get("webpage_url") or url, key)
+        return None
     return None
+
+
+def _load_plugins() -> None:
+    """Register the plugin extractors with yt-dlp, as making a `YoutubeDL` does (once per process)."""
+    plugins_findable()
+    try:
+        from yt_dlp.globals import all_plugins_loaded
+        from yt_dlp.plugins import load_all_plugins
+    except ImportError:  # a yt-dlp without the plugin globals: making a YoutubeDL loads them
+        import yt_dlp
+
+        yt_dlp.YoutubeDL({"quiet": True}).close()
+        return
+    if not all_plugins_loaded.value:
+        load_all_plugins()
 
 
 def _download_once(

@@ -3,7 +3,11 @@ per platform video, and fetch logs committed before the platform columns existed
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,3 +78,21 @@ def test_fetch_rows_committed_before_the_platform_columns_load_with_them_null(tm
     pq.write_table(pa.Table.from_pylist([row], schema=old), tmp_path / "fetch" / f"{1:020d}-old.parquet")
     loaded = log.load_table().to_pylist()
     assert loaded[0]["video_id"] == "a" and loaded[0]["platform_video_id"] is None and loaded[0]["tags"] is None
+
+
+def test_the_plugin_extractors_are_found_when_their_folder_is_not_on_sys_path(tmp_path):
+    """An editable install leaves `yt_dlp_plugins` in the source tree, whose folder is not on `sys.path` (the
+    editable finder maps package names only): the downloader adds it before yt-dlp loads its plugins."""
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        f"import emotions_data.download as d\n"
+        f"sys.path[:] = [p for p in sys.path if p not in ({str(repo)!r}, '')]\n"
+        "d._load_plugins()\n"
+        "from yt_dlp.extractor import gen_extractor_classes\n"
+        "print(sorted(c.ie_key() for c in gen_extractor_classes() if 'emotions plugin' in (c.IE_DESC or '')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['DouyinPage', 'DouyinShare', 'Kuaishou', 'KuaishouShare']"
