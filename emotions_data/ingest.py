@@ -430,7 +430,7 @@ def compose_manifest(
             keeper = same_video[vid]
             _set_outcome(row, Status.REJECTED, Reason.DUPLICATE,
                          f"same {found['resolved_platform']} video ({found['platform_video_id']}) as {keeper}",
-                         dup_of=keeper, processed_at=found["processed_at"])  # fmt: skip
+                         dup_of=keeper, processed_at=found["processed_at"], attempts=found["attempts"])  # fmt: skip
             rows.append(row)
             continue
         facts = fetched.get(vid)

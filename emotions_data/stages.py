@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,14 +94,21 @@ def _resolve_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -
         if settings.download.max_requests_per_minute:
             throttle(item["source"], layout.rate_locks, settings.download.max_requests_per_minute)
 
-    try:
-        found = resolve(item["source"], workdir, settings.download, before_request)
-    except DownloadFailure as exc:
-        row.update(status=str(Status.FAILED), reason=exc.reason, reason_detail=str(exc), retryable=exc.retryable)
-        return row
-    finally:
-        with contextlib.suppress(OSError):
-            workdir.rmdir()
+    tries = max(1, settings.download.attempts)
+    for attempt in range(1, tries + 1):  # transient failures are retried with backoff, as downloads are
+        row["attempts"] = (item.get("attempts") or 0) + attempt
+        try:
+            found = resolve(item["source"], workdir, settings.download, before_request)
+        except DownloadFailure as exc:
+            if exc.retryable and attempt < tries:
+                time.sleep(settings.download.backoff_s * 2 ** (attempt - 1))
+                continue
+            row.update(status=str(Status.FAILED), reason=exc.reason, reason_detail=str(exc), retryable=exc.retryable)
+            return row
+        finally:
+            with contextlib.suppress(OSError):
+                workdir.rmdir()
+        break
     row.update(status=str(Status.OK), retryable=False)
     if found is not None:
         row.update(resolved_platform=found.platform, platform_video_id=found.platform_video_id,

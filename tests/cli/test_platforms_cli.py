@@ -32,6 +32,7 @@ URLS = [
     "https://v.douyin.com/iRNBho6/",
     f"https://www.douyin.com/vsdetail/{DY_ID}",
     f"https://www.douyin.com/jingxuan?modal_id={DY_ID}",
+    "https://v.douyin.com/rT429x/?utm_source=copy",  # another share link of the same video: 429 once, then served
 ]
 
 
@@ -60,6 +61,7 @@ def _routes() -> dict:
         ),
         "www.kuaishou.com/short-video/3xbrokenpage00": captcha_page(),
         "v.douyin.com/iRNBho6/": redirect(dy_landing),
+        "v.douyin.com/rT429x/": redirect(dy_landing),
         f"www.iesdouyin.com/share/video/{DY_ID}/": captcha_page(),  # the landing page's body is never read
         f"www.douyin.com/aweme/v1/web/aweme/detail/?aweme_id={DY_ID}": douyin_detail(
             DY_ID,
@@ -86,7 +88,7 @@ def ingested(tmp_path_factory):
     _clip(root / "video" / "tos" / "d1.mp4", "smptebars", 550)
     urls = root / "urls.txt"
     urls.write_text("".join(f"{u}\n" for u in URLS))
-    with serve(root, routes=_routes(), tls=True) as server:
+    with serve(root, {"/rT429x/": [429]}, routes=_routes(), tls=True) as server:
         config = root / "emotions.toml"
         config.write_text(
             f'[ingest.download]\nproxy = "{server.proxy_url}"\ncheck_certificates = false\nattempts = 3\n'
@@ -109,10 +111,11 @@ def test_each_platform_video_is_one_item_whatever_url_reached_it(ingested):
     ks, dy = rows.iloc[0], rows.iloc[4]
     assert (ks.status, ks.platform_video_id, ks.extractor) == ("ok", KS_ID, "Kuaishou")
     assert (dy.status, dy.platform_video_id, dy.extractor) == ("ok", DY_ID, "Douyin")
-    for position, keeper in ((1, ks), (2, ks), (5, dy), (6, dy)):
+    for position, keeper in ((1, ks), (2, ks), (5, dy), (6, dy), (7, dy)):
         row = rows.iloc[position]
         assert (row.status, row.reason, row.dup_of) == ("rejected", "duplicate", keeper.video_id), row.reason_detail
         assert row.platform_video_id == keeper.platform_video_id and pd.isna(row.original_path)
+    assert rows.iloc[7].attempts == 2, "a transient failure of a share link is retried"
     assert ingested["media_hits"] == {"upic/2026/k1.mp4": 1, "video/tos/d1.mp4": 1}, "each video downloaded once"
     # the mobile page and the vsdetail/modal shapes are resolved from the URL alone: no request for them
     assert not [e for e in ingested["log"] if e.startswith(("v.m.chenzhongtech.com", "www.douyin.com/vsdetail"))]
