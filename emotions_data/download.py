@@ -47,6 +47,9 @@ _WRITING_OUTPUT = re.compile(
 # The words the platform extractors shipped with emotions (yt_dlp_plugins/extractor/emotions_platforms.py) use for a
 # page they cannot read; retrying the same request at once does not help.
 _NOT_RECOGNISED = re.compile(r"(?P<platform>[a-z]+): page structure not recognised", re.IGNORECASE)
+# yt-dlp's own words when a platform gives no video data where its extractor expects it (Douyin's web detail API
+# answers an empty document to clients without fresh cookies): the same kind of failure, for the same remedies.
+_NO_VIDEO_DATA = {"douyin": re.compile(r"\[Douyin\].*fresh cookies", re.IGNORECASE)}
 UNRECOGNISED_PAGE = "unrecognised_page"  # schema.Reason.UNRECOGNISED_PAGE
 DOWNLOAD_ERROR = "download_error"  # schema.Reason.DOWNLOAD_ERROR
 _WHAT_TO_TRY = (
@@ -206,6 +209,10 @@ def _failure(exc: BaseException, attempts: int = 1) -> DownloadFailure:
     if found:
         text = message[found.start() :] + _WHAT_TO_TRY
         return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
+    for platform, words in _NO_VIDEO_DATA.items():
+        if words.search(message):
+            text = f"{platform}: page structure not recognised (no video data: {message})" + _WHAT_TO_TRY
+            return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
     return DownloadFailure(message, retryable, attempts)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emotions_data.loopback import serve
+from emotions_data.loopback import Route, serve
 from tests.support.commands import run_cli
 from tests.support.platform_pages import captcha_page, douyin_detail, kuaishou_page, redirect
 
@@ -33,6 +33,7 @@ URLS = [
     f"https://www.douyin.com/vsdetail/{DY_ID}",
     f"https://www.douyin.com/jingxuan?modal_id={DY_ID}",
     "https://v.douyin.com/rT429x/?utm_source=copy",  # another share link of the same video: 429 once, then served
+    "https://www.douyin.com/video/7309999999999999999",  # the detail API gives no video (Douyin wants cookies)
 ]
 
 
@@ -62,6 +63,9 @@ def _routes() -> dict:
         "www.kuaishou.com/short-video/3xbrokenpage00": captcha_page(),
         "v.douyin.com/iRNBho6/": redirect(dy_landing),
         "v.douyin.com/rT429x/": redirect(dy_landing),
+        "www.douyin.com/aweme/v1/web/aweme/detail/?aweme_id=7309999999999999999": Route(
+            200, body=b'{"status_code": 0, "aweme_detail": null}', content_type="application/json"
+        ),
         f"www.iesdouyin.com/share/video/{DY_ID}/": captcha_page(),  # the landing page's body is never read
         f"www.douyin.com/aweme/v1/web/aweme/detail/?aweme_id={DY_ID}": douyin_detail(
             DY_ID,
@@ -149,12 +153,17 @@ def test_the_info_json_is_kept_without_headers_cookies_signatures_or_local_paths
         assert not any(key.startswith("_") for key in info)
 
 
-def test_an_unrecognised_page_fails_once_with_its_own_reason(ingested):
-    row = ingested["frame"].set_index("source").loc[URLS[3]]
+@pytest.mark.parametrize(
+    ("position", "platform", "request_"),
+    [(3, "kuaishou", "www.kuaishou.com/short-video/3xbrokenpage00"),
+     (8, "douyin", "www.douyin.com/aweme/v1/web/aweme/detail/?aweme_id=7309999999999999999")],
+)  # fmt: skip
+def test_an_unrecognised_page_fails_once_with_its_own_reason(ingested, position, platform, request_):
+    row = ingested["frame"].set_index("source").loc[URLS[position]]
     assert (row.status, row.reason, row.retryable) == ("failed", "unrecognised_page", False)
-    assert row.reason_detail.startswith("kuaishou: page structure not recognised") and "\n" not in row.reason_detail
+    assert row.reason_detail.startswith(f"{platform}: page structure not recognised") and "\n" not in row.reason_detail
     assert "EMOTIONS_COOKIES_FILE" in row.reason_detail and "max_requests_per_minute" in row.reason_detail
-    assert ingested["log"].count("www.kuaishou.com/short-video/3xbrokenpage00") == 1, "no blind retries"
+    assert ingested["log"].count(request_) == 1, "no blind retries"
 
 
 def test_a_second_run_asks_the_platforms_nothing(ingested):
