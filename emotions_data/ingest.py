@@ -421,7 +421,8 @@ def compose_manifest(
         found = resolved.get(vid)
         if found is not None and found["status"] == Status.OK and found["platform_video_id"]:
             row.update(platform_video_id=found["platform_video_id"], webpage_url=found["resolved_url"])
-        if found is not None and found["status"] != Status.OK:
+        fetched_ok = (fetched.get(vid) or {}).get("status") == Status.OK  # e.g. before resolving existed
+        if found is not None and found["status"] != Status.OK and not fetched_ok:
             row.update({k: found[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts",
                                               "processed_at")})  # fmt: skip
             rows.append(row)
