@@ -29,7 +29,7 @@ from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout, local_dataset_dir
 from emotions_data.manifest import check_schema_version, read_versioned_table
 from emotions_data.normalise import SourceVideo, recipe_id
-from emotions_data.platforms import uploader_group
+from emotions_data.platforms import platform_of_extractor, uploader_group
 from emotions_data.schema import (
     INPUTS_SCHEMA,
     NORMALISE_STAGE_SCHEMA,
@@ -442,7 +442,9 @@ def compose_manifest(
             continue
         row.update({k: v for k, v in facts.items() if k in row and k != "video_id" and not (v is None and row[k])})
         if row["uploader"] is None:
-            row["uploader"] = uploader_group(row["platform"], facts.get("uploader_id"), facts.get("uploader_handle"))
+            # the platform as its extractor names it: a mobile host and the canonical one are one platform
+            platform = platform_of_extractor(facts.get("extractor")) or row["platform"]
+            row["uploader"] = uploader_group(platform, facts.get("uploader_id"), facts.get("uploader_handle"))
         if facts["status"] != Status.OK:
             rows.append(row)
             continue

@@ -138,6 +138,7 @@ def test_the_platform_metadata_is_kept_and_gives_uploader_groups(ingested):
     assert dy.description == "#一起看海 出现在你的夏日里" and dy.upload_time == pd.Timestamp("2021-05-13 11:37:19Z")
     assert (dy.like_count, dy.comment_count, dy.repost_count, dy.platform_duration_s) == (1200, 45, 30, 2.0)
     assert ks.status == dy.status == "ok" and ks.media_path and dy.media_path
+    assert list(rows["platform"]) == ["kuaishou"] * 4 + ["douyin"] * 5, "mobile and share hosts name their platform"
 
 
 def test_the_info_json_is_kept_without_headers_cookies_signatures_or_local_paths(ingested):
