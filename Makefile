@@ -29,12 +29,14 @@ setup: system-deps $(STAMP)
 # ffmpeg/ffprobe from Debian; strace for the crash tests (they kill commands at each commit point from outside);
 # Debian's chromium (with fonts-liberation, so text has metrics) for the browser test, which drives this system
 # browser through Playwright: `playwright install` would download browsers, which CI's network does not allow.
+# openssl makes the loopback proxy's throwaway TLS certificate (platform fixtures served over HTTPS).
 # Skipped when already installed.
 system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null && \
+	  command -v openssl >/dev/null && \
 	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] || \
 	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    ffmpeg strace chromium fonts-liberation )
+	    ffmpeg strace chromium fonts-liberation openssl )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)

@@ -227,6 +227,13 @@ def release(
     version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
     name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
+    include_uploaders: Annotated[
+        bool,
+        typer.Option(
+            "--include-uploaders",
+            help="publish the uploaders as they are [default: keyed pseudonyms, key from EMOTIONS_RELEASE_KEY]",
+        ),
+    ] = False,
 ) -> None:
     """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
     from annotation.workflow import read_counted_votes
@@ -244,7 +251,10 @@ def release(
     try:
         tax = resolve_taxonomy(taxonomy)
         votes = read_counted_votes(layout, tax)
-        folder = write_release(layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout))
+        folder = write_release(
+            layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout),
+            include_uploaders=include_uploaders,
+        )  # fmt: skip
         info = ReleaseInfo.from_directory(folder)
     except LeakageError as exc:
         raise leak_failure(exc, f"release {version} not written") from None

@@ -13,6 +13,7 @@ import fcntl
 import ipaddress
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from emotions_data.faults import as_local_fault, local_fault
+from emotions_data.platforms import platform_of_extractor
 from emotions_data.settings import DownloadSettings
 from emotions_data.storage import TMP_MARK, commit_file
 
@@ -42,14 +44,34 @@ _WRITING_OUTPUT = re.compile(
 )
 
 
-class DownloadFailure(RuntimeError):
-    """A URL that could not be fetched: `retryable` when the next try may succeed. Plain values only (it pickles)."""
+# The words the platform extractors shipped with emotions (yt_dlp_plugins/extractor/emotions_platforms.py) use for a
+# page they cannot read; retrying the same request at once does not help.
+_NOT_RECOGNISED = re.compile(r"(?P<platform>[a-z]+): page structure not recognised", re.IGNORECASE)
+# yt-dlp's own words when a platform gives no video data where its extractor expects it (Douyin's web detail API
+# answers an empty document to clients without fresh cookies): the same kind of failure, for the same remedies.
+_NO_VIDEO_DATA = {"douyin": re.compile(r"\[Douyin\].*fresh cookies", re.IGNORECASE)}
+UNRECOGNISED_PAGE = "unrecognised_page"  # schema.Reason.UNRECOGNISED_PAGE
+DOWNLOAD_ERROR = "download_error"  # schema.Reason.DOWNLOAD_ERROR
+_WHAT_TO_TRY = (
+    "; try a cookies file from a logged-in browser (EMOTIONS_COOKIES_FILE) and fewer requests "
+    "(download.max_requests_per_minute), see the README"
+)
+# Extractors that only lead to another URL (share links, pages that open a video elsewhere): resolving one asks the
+# extractor where it leads; any other extractor names its video in the URL itself.
+_REDIRECTING_EXTRACTORS = frozenset({"DouyinShare", "DouyinPage", "KuaishouShare", "TikTokVM"})
 
-    def __init__(self, message: str, retryable: bool, attempts: int = 1) -> None:
-        super().__init__(message, retryable, attempts)
+
+class DownloadFailure(RuntimeError):
+    """A URL that could not be fetched: `retryable` when the next try may succeed; `reason` the manifest's reason
+    code (`download_error`, or `unrecognised_page` for a platform page of unknown structure). Plain values only (it
+    pickles)."""
+
+    def __init__(self, message: str, retryable: bool, attempts: int = 1, reason: str = DOWNLOAD_ERROR) -> None:
+        super().__init__(message, retryable, attempts, reason)
         self.message = message
         self.retryable = retryable
         self.attempts = attempts
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message
@@ -61,6 +83,18 @@ class Downloaded:
     extractor: str | None
     downloader_version: str
     attempts: int = 1
+    info: dict | None = None  # yt-dlp's info dict, sanitised (no private keys); see emotions_data.platforms
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Which platform video a URL names, found before downloading: `url` is what to download (a share link's
+    target, else the URL itself)."""
+
+    platform: str
+    platform_video_id: str
+    url: str
+    extractor: str
 
 
 def downloader_version() -> str:
@@ -159,10 +193,37 @@ def classify(exc: BaseException) -> tuple[str, bool]:
     message = " ".join(str(exc).replace("ERROR: ", "").split())
     if "did not get any data blocks" in message.lower():
         return "empty response: the server sent 0 bytes", False
+    if _NOT_RECOGNISED.search(message):
+        return message, False
     status = _http_status(exc)
     if status is not None:
         return message, status in _TRANSIENT_STATUS
     return message, bool(_TRANSIENT_TEXT.search(message))
+
+
+def _failure(exc: BaseException, attempts: int = 1) -> DownloadFailure:
+    """The `DownloadFailure` a yt-dlp error becomes: a page of unknown structure gets its own reason and a message
+    that starts with the platform and says what to try."""
+    message, retryable = classify(exc)
+    found = _NOT_RECOGNISED.search(message)
+    if found:
+        text = message[found.start() :] + _WHAT_TO_TRY
+        return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
+    for platform, words in _NO_VIDEO_DATA.items():
+        if words.search(message):
+            text = f"{platform}: page structure not recognised (no video data: {message})" + _WHAT_TO_TRY
+            return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
+    return DownloadFailure(message, retryable, attempts)
+
+
+def plugins_findable() -> None:
+    """Make the yt-dlp plugin extractors shipped with emotions (the `yt_dlp_plugins` package beside
+    `emotions_data`) findable. yt-dlp looks for plugin packages in the folders of `sys.path`: an installed wheel puts
+    them in site-packages, which is there already; an editable install (`pip install -e`) leaves them in the source
+    tree, whose folder is then added once, at the end of `sys.path`."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "yt_dlp_plugins" / "extractor").is_dir() and str(root) not in sys.path:
+        sys.path.append(str(root))
 
 
 class _QuietLogger:
@@ -174,7 +235,7 @@ class _QuietLogger:
     def error(self, msg: str) -> None: ...
 
 
-def _throttle(url: str, lock_dir: Path, per_minute: float) -> None:
+def throttle(url: str, lock_dir: Path, per_minute: float) -> None:
     """Space request starts to the same host across all local workers (a lock file per host)."""
     host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(url).hostname or "unknown")
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -222,23 +283,89 @@ def _ydl_options(settings: DownloadSettings, workdir: Path) -> dict:
         options["proxy"] = settings.proxy
     if settings.cookies_file:
         options["cookiefile"] = settings.cookies_file
+    if not settings.check_certificates:
+        options["nocheckcertificate"] = True
     return options
+
+
+def _extractor_for(url: str):  # type: ignore[no-untyped-def]
+    from yt_dlp.extractor import gen_extractor_classes
+
+    return next((ie for ie in gen_extractor_classes() if ie.suitable(url)), None)
+
+
+def resolve(
+    url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None] | None = None
+) -> Resolved | None:
+    """Which platform video `url` names, without downloading it: None when no platform extractor knows the URL (a
+    plain file URL, read by yt-dlp's generic extractor). A URL whose extractor names the video in the URL itself
+    costs no request; a share link costs one (`before_request` is called first: throttling).
+
+    Raises `DownloadFailure` (classified like a download's) when a share link cannot be followed."""
+    check_url_allowed(url, settings)
+    import yt_dlp
+
+    _load_plugins()
+    for _ in range(4):  # a share link leads to a page that leads to the video: a few hops at most
+        ie = _extractor_for(url)
+        key = ie.ie_key() if ie is not None else None
+        platform = platform_of_extractor(key)
+        if ie is None or platform is None:
+            return None
+        if key not in _REDIRECTING_EXTRACTORS:
+            video_id = ie.get_temp_id(url)
+            return Resolved(platform, str(video_id), url, key) if video_id else None
+        if before_request is not None:
+            before_request()
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            # A YoutubeDL costs about 0.2 s to make: only URLs that lead elsewhere need one.
+            with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+                info = ydl.extract_info(url, download=False, process=False)
+        except Exception as exc:  # yt-dlp raises many kinds
+            raise _failure(exc) from None
+        if not info:
+            return None
+        if info.get("_type") in ("url", "url_transparent") and info.get("url"):
+            url = info["url"]
+            continue
+        if info.get("id"):
+            return Resolved(platform, str(info["id"]), info.get("webpage_url") or url, key)
+        return None
+    return None
+
+
+def _load_plugins() -> None:
+    """Register the plugin extractors with yt-dlp, as making a `YoutubeDL` does (once per process)."""
+    plugins_findable()
+    try:
+        from yt_dlp.globals import all_plugins_loaded
+        from yt_dlp.plugins import load_all_plugins
+    except ImportError:  # a yt-dlp without the plugin globals: making a YoutubeDL loads them
+        import yt_dlp
+
+        yt_dlp.YoutubeDL({"quiet": True}).close()
+        return
+    if not all_plugins_loaded.value:
+        load_all_plugins()
 
 
 def _download_once(
     url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None]
-) -> tuple[Path, str | None]:
+) -> tuple[Path, str | None, dict]:
     import yt_dlp
-    from yt_dlp.extractor import gen_extractor_classes
 
+    plugins_findable()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
         # Match the URL against the extractors now (compiling their patterns takes a while the first
         # time), so that throttling spaces the requests themselves rather than this set-up.
-        next((ie for ie in gen_extractor_classes() if ie.suitable(url)), None)
+        _extractor_for(url)
         before_request()
         info = ydl.extract_info(url, download=True)
+        if info is not None:
+            info = ydl.sanitize_info(info, remove_private_keys=True)
     if info is None:
         raise DownloadFailure("yt-dlp returned no result", retryable=True)
     downloads = info.get("requested_downloads") or []
@@ -248,7 +375,7 @@ def _download_once(
         if len(files) != 1:
             raise DownloadFailure("yt-dlp finished without a media file", retryable=True)
         path = files[0]
-    return path, info.get("extractor_key") or info.get("extractor")
+    return path, info.get("extractor_key") or info.get("extractor"), info
 
 
 def download(
@@ -266,19 +393,19 @@ def download(
 
         def before_request() -> None:
             if settings.max_requests_per_minute and rate_dir is not None:
-                _throttle(url, rate_dir, settings.max_requests_per_minute)
+                throttle(url, rate_dir, settings.max_requests_per_minute)
 
         try:
-            path, extractor = _download_once(url, workdir, settings, before_request)
+            path, extractor, info = _download_once(url, workdir, settings, before_request)
         except DownloadFailure as exc:
-            message, retryable = exc.message, exc.retryable
+            failure = exc
         except Exception as exc:  # yt-dlp raises many kinds (DownloadError, RequestError, ValueError, OSError)
             # An error writing the output is ours even when it names no file (a failed write() names none).
             fault = local_fault(exc, workdir, None if _WRITING_OUTPUT.search(str(exc)) else ours)
             if fault is not None:
                 shutil.rmtree(workdir, ignore_errors=True)  # a partial download only takes space
                 raise fault from None
-            message, retryable = classify(exc)
+            failure = _failure(exc)
         else:
             try:
                 final = _keep(path, dest_stem)
@@ -286,10 +413,10 @@ def download(
                 raise as_local_fault(exc, dest_stem.parent) from None
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            return Downloaded(final, extractor, downloader_version(), attempt)
-        if not retryable or attempt == attempts:
+            return Downloaded(final, extractor, downloader_version(), attempt, info)
+        if not failure.retryable or attempt == attempts:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise DownloadFailure(message, retryable, attempt)
+            raise DownloadFailure(failure.message, failure.retryable, attempt, failure.reason)
         time.sleep(settings.backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 

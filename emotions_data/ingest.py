@@ -1,5 +1,5 @@
-"""The ingest pipeline: sources -> fetch and probe -> filters -> exact duplicates -> normalise and
-fingerprint -> near-duplicates -> `manifests/videos.parquet`.
+"""The ingest pipeline: sources -> resolve (which platform video) -> fetch and probe -> filters -> exact duplicates
+-> normalise and fingerprint -> near-duplicates -> `manifests/videos.parquet`.
 
 The two expensive stages (fetch/probe, normalise) run as shard jobs on an `Executor`; each job
 commits its rows to a `StageLog` when it finishes. Filters and duplicate decisions are cheap pure
@@ -29,10 +29,12 @@ from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout, local_dataset_dir
 from emotions_data.manifest import check_schema_version, read_versioned_table
 from emotions_data.normalise import SourceVideo, recipe_id
+from emotions_data.platforms import platform_of_extractor, uploader_group
 from emotions_data.schema import (
     INPUTS_SCHEMA,
     NORMALISE_STAGE_SCHEMA,
     PROBE_STAGE_SCHEMA,
+    RESOLVE_STAGE_SCHEMA,
     VIDEOS_SCHEMA,
     Reason,
     Status,
@@ -40,7 +42,7 @@ from emotions_data.schema import (
 )
 from emotions_data.settings import IngestSettings
 from emotions_data.sources import InputItem, SourceError, read_sources
-from emotions_data.stages import FETCH, NORMALISE, ShardJob, run_shard
+from emotions_data.stages import FETCH, NORMALISE, RESOLVE, ShardJob, run_shard
 from emotions_data.storage import (
     StageLog,
     exclusive_lock,
@@ -253,19 +255,35 @@ def _ingest_locked(
             register_inputs(layout, items)
         inputs = pq.read_table(layout.inputs, columns=INPUTS_SCHEMA.names).to_pylist()
         by_id = {i["video_id"]: i for i in inputs}
-        processed = {FETCH: 0, NORMALISE: 0}
+        processed = {RESOLVE: 0, FETCH: 0, NORMALISE: 0}
+
+        resolve_log = StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
+        resolved = {r["video_id"]: r for r in resolve_log.load_table().to_pylist()}
+        todo = [
+            {**i, "attempts": (resolved.get(i["video_id"]) or {}).get("attempts")}
+            for i in inputs
+            if i["source_kind"] == "url" and _needs_fetch(resolved.get(i["video_id"]), retry_permanent)
+        ]
+        processed[RESOLVE] = _run_stage(RESOLVE, todo, layout, settings, executor, progress, resolve_log)
+        resolved = {r["video_id"]: r for r in resolve_log.load_table().to_pylist()}
+        same_video = platform_duplicates(inputs, resolved)
 
         fetch_log = StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)
         fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
         todo = [
-            {**i, "attempts": (fetched.get(i["video_id"]) or {}).get("attempts")}
+            {**i, "attempts": (fetched.get(i["video_id"]) or {}).get("attempts"),
+             "fetch_url": (resolved.get(i["video_id"]) or {}).get("resolved_url")}
             for i in inputs
-            if _needs_fetch(fetched.get(i["video_id"]), retry_permanent)
-        ]
+            if i["video_id"] not in same_video
+            and (resolved.get(i["video_id"]) or {}).get("status", Status.OK) == Status.OK
+            and _needs_fetch(fetched.get(i["video_id"]), retry_permanent)
+        ]  # fmt: skip
         processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress, fetch_log)
         fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
 
-        rejections, exact, wanted = _candidates_for_media(inputs, fetched, settings)
+        rejections, exact, wanted = _candidates_for_media(
+            [i for i in inputs if i["video_id"] not in same_video], fetched, settings
+        )
         media_log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
         recipe = recipe_id(settings.normalise)
         wanted_ids = {i["video_id"] for i in wanted}
@@ -287,12 +305,12 @@ def _ingest_locked(
             processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress, media_log)
         made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
         near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
-        table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe)
+        table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe, resolved, same_video)
         with _writing(layout.manifests):
             write_table_atomic(layout.videos_manifest, table)
         with _writing(layout.media):
             _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
-        for log in (fetch_log, media_log):
+        for log in (resolve_log, fetch_log, media_log):
             with _writing(log.folder):
                 log.compact()
 
@@ -361,6 +379,24 @@ def _near_duplicates(
     return dedup.near_duplicates(candidates, settings.dedup)
 
 
+def platform_duplicates(inputs: list[dict], resolved: dict[str, dict]) -> dict[str, str]:
+    """{video_id: the item it repeats} for inputs that name the same platform video (same platform and platform
+    video id, whatever URL shape reached it) as an earlier input: the earliest input is the item, the others are
+    never downloaded."""
+    first: dict[tuple[str, str], str] = {}
+    repeats: dict[str, str] = {}
+    for inp in sorted(inputs, key=lambda i: i["input_index"]):
+        row = resolved.get(inp["video_id"])
+        if not row or row["status"] != Status.OK or not row["platform_video_id"]:
+            continue
+        key = (row["resolved_platform"], row["platform_video_id"])
+        if key in first:
+            repeats[inp["video_id"]] = first[key]
+        else:
+            first[key] = inp["video_id"]
+    return repeats
+
+
 def compose_manifest(
     layout: DatasetLayout,
     inputs: list[dict],
@@ -370,21 +406,45 @@ def compose_manifest(
     made: dict[str, dict],
     near: dict[str, str],
     recipe: str,
+    resolved: dict[str, dict] | None = None,
+    same_video: dict[str, str] | None = None,
 ) -> pa.Table:
-    """Exactly one row per registered input, with the outcome of every stage folded in."""
+    """Exactly one row per registered input, with the outcome of every stage folded in. An input without an
+    `uploader` of its own gets its platform account (`platforms.uploader_group`)."""
     rows = []
+    resolved, same_video = resolved or {}, same_video or {}
     media_cols = [f.name for f in NORMALISE_STAGE_SCHEMA if f.name.startswith("media_")] + ["fingerprint"]
     for inp in sorted(inputs, key=lambda i: i["input_index"]):
         vid = inp["video_id"]
         row = empty_row(VIDEOS_SCHEMA)
         row.update({k: inp[k] for k in INPUTS_SCHEMA.names})
+        found = resolved.get(vid)
+        if found is not None and found["status"] == Status.OK and found["platform_video_id"]:
+            row.update(platform_video_id=found["platform_video_id"], webpage_url=found["resolved_url"])
+        fetched_ok = (fetched.get(vid) or {}).get("status") == Status.OK  # e.g. before resolving existed
+        if found is not None and found["status"] != Status.OK and not fetched_ok:
+            row.update({k: found[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts",
+                                              "processed_at")})  # fmt: skip
+            rows.append(row)
+            continue
+        if vid in same_video:
+            keeper = same_video[vid]
+            _set_outcome(row, Status.REJECTED, Reason.DUPLICATE,
+                         f"same {found['resolved_platform']} video ({found['platform_video_id']}) as {keeper}",
+                         dup_of=keeper, processed_at=found["processed_at"], attempts=found["attempts"])  # fmt: skip
+            rows.append(row)
+            continue
         facts = fetched.get(vid)
         if facts is None:
             _set_outcome(row, Status.FAILED, Reason.NOT_PROCESSED, "not processed yet (interrupted run)",
                          retryable=True, attempts=0)  # fmt: skip
             rows.append(row)
             continue
-        row.update({k: v for k, v in facts.items() if k in row and k != "video_id"})
+        row.update({k: v for k, v in facts.items() if k in row and k != "video_id" and not (v is None and row[k])})
+        if row["uploader"] is None:
+            # the platform as its extractor names it: a mobile host and the canonical one are one platform
+            platform = platform_of_extractor(facts.get("extractor")) or row["platform"]
+            row["uploader"] = uploader_group(platform, facts.get("uploader_id"), facts.get("uploader_handle"))
         if facts["status"] != Status.OK:
             rows.append(row)
             continue

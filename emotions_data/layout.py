@@ -88,6 +88,10 @@ class DatasetLayout:
         return self.work / "inputs.parquet"
 
     @property
+    def resolve_log(self) -> Path:
+        return self.work / "resolve"
+
+    @property
     def fetch_log(self) -> Path:
         return self.work / "fetch"
 
@@ -119,6 +123,20 @@ class DatasetLayout:
             for path in self.originals.iterdir()
             if path.name.startswith(prefix) and (ext := path.name[len(prefix) :]) and "." not in ext
         ]
+
+    @property
+    def platform_info(self) -> Path:
+        """The platform's own description of each downloaded video (`<video_id>.info.json`, see
+        `emotions_data.platforms`)."""
+        return self.root / "platform_info"
+
+    def info_json(self, video_id: str) -> Path:
+        return self.platform_info / f"{video_id}.info.json"
+
+    @property
+    def release_key(self) -> Path:
+        """The secret key of the uploaders' pseudonyms in releases, when no environment variable gives one."""
+        return self.root / ".keys" / "release-pseudonyms.key"
 
     def media_file(self, video_id: str) -> Path:
         return self.media / f"{video_id}.mp4"

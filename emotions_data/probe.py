@@ -190,6 +190,48 @@ def with_packet_durations(data: dict, packets: dict) -> dict:
     return {**data, "format": fmt, "streams": streams}
 
 
+#: Containers whose timestamps may jump inside one file: MPEG-TS and MPEG-PS (a recording joined from parts, a
+#: broadcast capture with a discontinuity), FLV. ffmpeg's demuxers flag these formats as discontinuous and ffmpeg
+#: re-times the jumps away when it decodes, so their content is as long as their packets, not as their timestamps' span.
+DISCONTINUOUS_FORMATS = frozenset({"mpegts", "mpeg", "flv"})
+_JUMP_TOLERANCE_S = 0.5
+
+
+def with_content_durations(data: dict, packets: dict) -> dict:
+    """Pure: ffprobe's format/streams JSON with each stream's duration replaced by the sum of its packets' durations
+    where that differs from the stated one (the span of its timestamps) by more than half a second and 5 %: the
+    timestamps jumped (forward: the span overstates the content, which was then judged truncated; backward, a
+    second part starting again from zero: the span understates it, and the second part was cut off). The format's
+    duration becomes the longest stream's. Streams with a packet of unknown duration keep what was stated."""
+    total: dict[int, float] = {}
+    unknown: set[int] = set()
+    for packet in packets.get("packets", []):
+        if "stream_index" not in packet:
+            continue
+        index = int(packet["stream_index"])
+        length = _float(packet.get("duration_time"))
+        if length is None:
+            unknown.add(index)
+        else:
+            total[index] = total.get(index, 0.0) + length
+    streams = [dict(s) for s in data.get("streams", [])]
+    changed = False
+    for stream in streams:
+        index = stream.get("index")
+        stated = _float(stream.get("duration"))
+        if index in unknown or index not in total or stated is None:
+            continue
+        content = total[index]
+        if abs(content - stated) > max(_JUMP_TOLERANCE_S, 0.05 * max(content, stated)):
+            stream["duration"] = str(round(content, 6))
+            changed = True
+    if not changed:
+        return data
+    fmt = dict(data.get("format", {}))
+    fmt["duration"] = str(max(float(s["duration"]) for s in streams if _float(s.get("duration")) is not None))
+    return {**data, "format": fmt, "streams": streams}
+
+
 def peak_rate(pts: Sequence[float], window: int = 15) -> float | None:
     """Pure: the frame rate of the fastest stretch of a video's presentation times (seconds, any order): the
     most frames per second over `window` consecutive frame intervals, so one short gap (a duplicated timestamp,
@@ -212,7 +254,8 @@ def peak_frame_rate(path: Path) -> float | None:
 
 def probe_file(path: Path) -> ProbeFacts:
     """Probe one file; raises ProbeError when it is not readable media. When the container or a stream states no
-    duration, it is measured from the packets (no decoding)."""
+    duration, it is measured from the packets (no decoding); so is the content of a format whose timestamps may
+    jump (`with_content_durations`)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -223,8 +266,12 @@ def probe_file(path: Path) -> ProbeFacts:
     data = run_ffprobe(path)
     stated = [data.get("format", {}).get("duration")]
     stated += [s.get("duration") for s in data.get("streams", []) if s.get("codec_type") in ("video", "audio")]
+    packets = None
     if any(_float(value) is None for value in stated):
-        data = with_packet_durations(data, run_ffprobe(path, PACKET_PROBE))
+        packets = run_ffprobe(path, PACKET_PROBE)
+        data = with_packet_durations(data, packets)
+    if set(str(data.get("format", {}).get("format_name", "")).split(",")) & DISCONTINUOUS_FORMATS:
+        data = with_content_durations(data, packets or run_ffprobe(path, PACKET_PROBE))
     return facts_from_ffprobe(data, size)
 
 

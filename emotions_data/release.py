@@ -7,8 +7,12 @@ a release whose splits are stale or whose leakage gate fails is not written. See
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +38,28 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+")
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
 SUBSET = {Split.TRAIN: "training", Split.VAL: "validation", Split.TEST: "testing"}  # ActivityNet-style subset names
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
+#: The key of the uploaders' pseudonyms in releases (any text; keep it secret and the same across releases).
+PSEUDONYM_KEY_ENV = "EMOTIONS_RELEASE_KEY"
+
+
+def pseudonym_key(layout: DatasetLayout) -> bytes:
+    """The secret key of the uploaders' pseudonyms: the `EMOTIONS_RELEASE_KEY` environment variable, else the
+    dataset's own key file (`layout.release_key`, 32 random bytes made at the first release that needs it, mode
+    0600). Never written into a release. Raises OSError when the key file cannot be read or made."""
+    text = os.environ.get(PSEUDONYM_KEY_ENV)
+    if text:
+        return text.encode("utf-8")
+    path = layout.release_key
+    if not path.exists():
+        write_bytes_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
+    return path.read_bytes().strip()
+
+
+def uploader_pseudonym(uploader: str, key: bytes) -> str:
+    """A keyed pseudonym of an uploader (``u-`` + the first 20 hex digits of HMAC-SHA256(key, uploader), RFC 2104):
+    the same uploader gets the same pseudonym in every release made with the same key, so users can still keep an
+    uploader's videos in one split; without the key it cannot be reversed by trying known handles."""
+    return "u-" + hmac.new(key, uploader.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
 
 
 def release_name_problem(name: str) -> str | None:
@@ -64,10 +90,16 @@ def public_source(source: str, source_kind: str) -> str:
     return source
 
 
-def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Taxonomy) -> pd.DataFrame:
+def release_rows(
+    layout: DatasetLayout,
+    votes: pd.DataFrame | None,
+    taxonomy: Taxonomy,
+    *,
+    include_uploaders: bool = False,
+) -> pd.DataFrame:
     """One release row per labelled ok video (all variants share it), with its counted votes and the per-item
-    agreement the labels step recorded in `labels.parquet`. Raises ValueError naming `labels.parquet` when a label
-    is not in `taxonomy`."""
+    agreement the labels step recorded in `labels.parquet`. `uploader` is a keyed pseudonym (`uploader_pseudonym`)
+    unless `include_uploaders`. Raises ValueError naming `labels.parquet` when a label is not in `taxonomy`."""
     videos = read_versioned_table(layout.videos_manifest).to_pandas()  # refuses a newer schema
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels).to_pandas()
@@ -83,6 +115,11 @@ def release_rows(layout: DatasetLayout, votes: pd.DataFrame | None, taxonomy: Ta
     rows["duration_s"] = rows["media_duration_s"].fillna(rows["duration_s"])
     kinds = rows["source_kind"] if "source_kind" in rows.columns else pd.Series("url", index=rows.index)
     rows["source"] = [public_source(str(src), str(kind)) for src, kind in zip(rows["source"], kinds, strict=True)]
+    if "webpage_url" in rows.columns:  # a file:// URL's page is the importer's file: its name only, like `source`
+        rows["webpage_url"] = [public_source(str(u), "url") if pd.notna(u) else None for u in rows["webpage_url"]]
+    if "uploader" in rows.columns and not include_uploaders and rows["uploader"].notna().any():
+        key = pseudonym_key(layout)
+        rows["uploader"] = [uploader_pseudonym(str(u), key) if pd.notna(u) else None for u in rows["uploader"]]
     if "agreement" not in rows.columns:  # labels written before the labels step recorded per-item agreement
         rows["agreement"] = np.nan
     if votes is not None and len(votes):
@@ -154,10 +191,12 @@ def write_release(
     name: str | None = None,
     license_id: str = LICENSE,
     card: CardWriter | None = None,
+    include_uploaders: bool = False,
 ) -> Path:
     """Write `releases/<version>/` and, with `card`, the card's copy in `data_cards/<name>-<version>/`: both
-    appear together or not at all. `name` defaults to the dataset folder's name. Raises ValueError (bad or existing
-    version, unsafe name, missing inputs, splits stale against the labels, labels outside `taxonomy`) or
+    appear together or not at all. `name` defaults to the dataset folder's name. Uploaders are keyed pseudonyms
+    (`release_rows`) unless `include_uploaders`. Raises ValueError (bad or existing version, unsafe name, missing
+    inputs, splits stale against the labels, labels outside `taxonomy`), OSError (the pseudonyms' key file) or
     LeakageError; nothing is written then."""
     if not _VERSION.fullmatch(version):
         raise ValueError(f"version {version!r} must look like X.Y.Z")
@@ -179,7 +218,7 @@ def write_release(
     for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
 
-    rows = release_rows(layout, votes, taxonomy)
+    rows = release_rows(layout, votes, taxonomy, include_uploaders=include_uploaders)
     splits = pq.read_table(layout.splits).to_pandas()
     labels = pq.read_table(layout.labels).to_pandas()
     try:

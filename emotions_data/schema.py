@@ -10,8 +10,9 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"  # 1.1: the source's colour transfer and primaries in the probe facts
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")  # older manifests are read; columns they lack are null
+# 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS)
+SCHEMA_VERSION = "1.2"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")  # older manifests are read; columns they lack are null
 SCHEMA_VERSION_KEY = b"emotions.schema_version"
 
 
@@ -38,6 +39,7 @@ class Reason(StrEnum):
     NEAR_DUPLICATE = "near_duplicate"
     NORMALISE_ERROR = "normalise_error"
     NOT_PROCESSED = "not_processed"  # an interrupted run left the item pending; the next run does it
+    UNRECOGNISED_PAGE = "unrecognised_page"  # the platform's page is not of a structure the extractor knows
 
 
 #: One row per input item: what the user asked for. Written by `sources`, read by `ingest`.
@@ -85,6 +87,25 @@ DOWNLOAD_FIELDS = [
     pa.field("extractor", pa.string()),
 ]
 
+#: What the platform says about a downloaded video (`emotions_data.platforms`); null for local files and for what a
+#: platform does not give.
+PLATFORM_FIELDS = [
+    pa.field("platform_video_id", pa.string()),  # the platform's own id; with `platform`, one item per video
+    pa.field("webpage_url", pa.string()),  # the video's canonical page
+    pa.field("uploader_id", pa.string()),  # the account's stable id on the platform
+    pa.field("uploader_handle", pa.string()),  # its handle or shown name (pseudonymised in releases)
+    pa.field("title", pa.string()),
+    pa.field("description", pa.string()),
+    pa.field("tags", pa.list_(pa.string())),
+    pa.field("upload_time", pa.timestamp("s", tz="UTC")),
+    pa.field("platform_duration_s", pa.float64()),  # as the platform states it, not measured
+    pa.field("view_count", pa.int64()),
+    pa.field("like_count", pa.int64()),
+    pa.field("comment_count", pa.int64()),
+    pa.field("repost_count", pa.int64()),
+    pa.field("info_json_path", pa.string()),  # platform_info/<video_id>.info.json, relative to the dataset folder
+]
+
 #: Facts about the normalised file, produced by the normalise stage.
 MEDIA_FIELDS = [
     pa.field("media_path", pa.string()),  # relative to the dataset folder
@@ -105,9 +126,28 @@ OUTCOME_FIELDS = [
     pa.field("processed_at", pa.timestamp("s", tz="UTC")),
 ]
 
+#: The resolve stage's committed rows (internal, under `.work/`): which platform video a URL names, found before
+#: anything is downloaded.
+RESOLVE_STAGE_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        *OUTCOME_FIELDS,
+        pa.field("resolved_platform", pa.string()),  # none: no platform extractor knows the URL (a plain file URL)
+        pa.field("platform_video_id", pa.string()),
+        pa.field("resolved_url", pa.string()),  # the URL the fetch stage downloads (a share link's target)
+        pa.field("extractor", pa.string()),
+    ]
+)
+
 #: The fetch-and-probe stage's committed rows (internal, under `.work/`).
 PROBE_STAGE_SCHEMA = pa.schema(
-    [pa.field("video_id", pa.string(), nullable=False), *OUTCOME_FIELDS, *PROBE_FIELDS, *DOWNLOAD_FIELDS]
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        *OUTCOME_FIELDS,
+        *PROBE_FIELDS,
+        *DOWNLOAD_FIELDS,
+        *PLATFORM_FIELDS,
+    ]
 )
 
 #: The normalise stage's committed rows (internal, under `.work/`).
@@ -136,6 +176,7 @@ VIDEOS_SCHEMA = pa.schema(
         *PROBE_FIELDS,
         *DOWNLOAD_FIELDS,
         *MEDIA_FIELDS,
+        *PLATFORM_FIELDS,
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 
@@ -297,6 +338,9 @@ RELEASE_SCHEMA = pa.schema(
         pa.field("polarity", pa.string()),
         pa.field("source", pa.string()),
         pa.field("platform", pa.string()),
+        pa.field("platform_video_id", pa.string()),  # the platform's own id of the video
+        pa.field("webpage_url", pa.string()),  # its canonical page
+        pa.field("uploader", pa.string()),  # a keyed pseudonym (release.uploader_pseudonym) unless asked otherwise
         pa.field("sha256", pa.string()),  # of the original
         pa.field("media_sha256", pa.string()),  # of the normalised file, to check a local copy
         pa.field("duration_s", pa.float64()),

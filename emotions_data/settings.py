@@ -64,6 +64,7 @@ class DownloadSettings:
     user_agent: str | None = None
     format: str = "bv*+ba/b"
     allow_file_urls: bool = False  # file:// reads local files: off unless asked for
+    check_certificates: bool = True  # false only behind a TLS-intercepting proxy you trust (the tests' loopback)
     cookies_file: str | None = field(default=None, repr=False)
     proxy: str | None = field(default=None, repr=False)
 

@@ -23,7 +23,9 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".3gp", ".ts", ".mpg", ".mpeg", ".wmv"}
 )
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_PLATFORMS = {"douyin": "douyin", "iesdouyin": "douyin", "kuaishou": "kuaishou", "tiktok": "tiktok"}
+# host name labels of each platform, its mobile and share hosts included (v.m.chenzhongtech.com serves Kuaishou)
+_PLATFORMS = {"douyin": "douyin", "iesdouyin": "douyin", "kuaishou": "kuaishou", "gifshow": "kuaishou",
+              "chenzhongtech": "kuaishou", "tiktok": "tiktok"}  # fmt: skip
 
 
 class SourceError(ValueError):

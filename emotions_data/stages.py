@@ -14,20 +14,30 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emotions_data.download import DOWNLOADER, DownloadFailure, download
+from emotions_data.download import DOWNLOADER, DownloadFailure, download, resolve, throttle
 from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.layout import DatasetLayout
 from emotions_data.normalise import NormaliseError, normalise, recipe_id
+from emotions_data.platforms import platform_facts, write_info_json
 from emotions_data.probe import ProbeError, probe_file, sha256_file
-from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA, Reason, Status, empty_row
+from emotions_data.schema import (
+    NORMALISE_STAGE_SCHEMA,
+    PROBE_STAGE_SCHEMA,
+    RESOLVE_STAGE_SCHEMA,
+    Reason,
+    Status,
+    empty_row,
+)
 from emotions_data.settings import IngestSettings
 from emotions_data.storage import StageLog
 
+RESOLVE = "resolve"
 FETCH = "fetch"
 NORMALISE = "normalise"
 
@@ -74,6 +84,46 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
+def _resolve_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
+    """Which platform video a URL item names (no download): a share link is followed, once."""
+    row = empty_row(RESOLVE_STAGE_SCHEMA)
+    row.update(video_id=item["video_id"], processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)
+    workdir = layout.downloads / item["video_id"]
+
+    def before_request() -> None:
+        if settings.download.max_requests_per_minute:
+            throttle(item["source"], layout.rate_locks, settings.download.max_requests_per_minute)
+
+    tries = max(1, settings.download.attempts)
+    for attempt in range(1, tries + 1):  # transient failures are retried with backoff, as downloads are
+        row["attempts"] = (item.get("attempts") or 0) + attempt
+        try:
+            found = resolve(item["source"], workdir, settings.download, before_request)
+        except DownloadFailure as exc:
+            if exc.retryable and attempt < tries:
+                time.sleep(settings.download.backoff_s * 2 ** (attempt - 1))
+                continue
+            row.update(status=str(Status.FAILED), reason=exc.reason, reason_detail=str(exc), retryable=exc.retryable)
+            return row
+        finally:
+            with contextlib.suppress(OSError):
+                workdir.rmdir()
+        break
+    row.update(status=str(Status.OK), retryable=False)
+    if found is not None:
+        row.update(resolved_platform=found.platform, platform_video_id=found.platform_video_id,
+                   resolved_url=found.url, extractor=found.extractor)  # fmt: skip
+    return row
+
+
+def _resolve_failed(item: dict, settings: IngestSettings, detail: str) -> dict:
+    row = empty_row(RESOLVE_STAGE_SCHEMA)
+    row.update(video_id=item["video_id"], status=str(Status.FAILED), reason=str(Reason.DOWNLOAD_ERROR),
+               reason_detail=detail, retryable=False, processed_at=_now(),
+               attempts=(item.get("attempts") or 0) + 1)  # fmt: skip
+    return row
+
+
 def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> dict:
     row = empty_row(PROBE_STAGE_SCHEMA)
     row.update(video_id=item["video_id"], processed_at=_now(), attempts=(item.get("attempts") or 0) + 1)
@@ -90,7 +140,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             raise as_local_fault(exc, layout.originals) from None
         try:
             got = download(
-                item["source"],
+                item.get("fetch_url") or item["source"],  # a share link's target, found by the resolve stage
                 layout.originals / item["video_id"],
                 layout.downloads / item["video_id"],
                 settings.download,
@@ -98,7 +148,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             )
         except DownloadFailure as exc:
             row["attempts"] = (item.get("attempts") or 0) + exc.attempts
-            return outcome(Status.FAILED, Reason.DOWNLOAD_ERROR, str(exc), exc.retryable)
+            return outcome(Status.FAILED, Reason(exc.reason), str(exc), exc.retryable)
         path = got.path
         row["attempts"] = (item.get("attempts") or 0) + got.attempts
         row.update(
@@ -107,6 +157,14 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             downloader_version=got.downloader_version,
             extractor=got.extractor,
         )
+        if got.info is not None:
+            row.update(platform_facts(got.info, got.extractor))
+            info_path = layout.info_json(item["video_id"])
+            try:
+                write_info_json(info_path, got.info)
+            except OSError as exc:
+                raise as_local_fault(exc, layout.platform_info) from None
+            row["info_json_path"] = layout.relative(info_path)
     else:
         path = Path(item["source"])
         problem = source_problem(path)
@@ -180,6 +238,7 @@ ProcessItem = Callable[[DatasetLayout, dict, IngestSettings], dict]
 FailedRow = Callable[[dict, IngestSettings, str], dict]
 
 _STAGES: dict[str, tuple[ProcessItem, FailedRow, Callable[[DatasetLayout], StageLog]]] = {
+    RESOLVE: (_resolve_item, _resolve_failed, lambda layout: StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA)),
     FETCH: (_fetch_item, _fetch_failed, lambda layout: StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)),
     NORMALISE: (
         _normalise_item,

@@ -92,6 +92,9 @@ class CardMetadata:
         default_factory=lambda: [
             "Videos may show faces and voices of uploaders and bystanders; the media are not redistributed.",
             "Annotators appear only under pseudonymous ids; names and contacts never leave the roster.",
+            "Uploaders appear under keyed pseudonyms (`uploader`: HMAC-SHA256 with a key the publisher keeps) unless "
+            "the release was made with --include-uploaders; titles, descriptions and the platforms' raw metadata are "
+            "not released.",
         ]
     )
     maintenance: str = (

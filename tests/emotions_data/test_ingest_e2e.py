@@ -136,7 +136,7 @@ def test_near_duplicate_points_at_its_source_and_lookalikes_survive(url_run):
 def test_rerun_skips_finished_work_and_yields_the_same_manifest(url_run):
     ds, report, report2, (hits, hits_after), _ = url_run
     assert report.n_processed["fetch"] == len(CORPUS) + 1
-    assert report2.n_processed == {"fetch": 0, "normalise": 0}
+    assert report2.n_processed == {"resolve": 0, "fetch": 0, "normalise": 0}
     assert hits_after == hits, "a permanent failure (404) is not retried"
     first = pq.read_table(ds / "manifests" / "videos.parquet")
     ingest([url_run[4]], ds, settings(), executor=make_executor("serial", 1))
