@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,7 @@ PICTURE_BANDS_PER_FRAME = 4
 PICTURE_BAND_BITS = 16
 SOUND_BAND_BITS = 16
 _BAND_SEED = 20240601
+SEARCH_THREADS = 2
 
 
 def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
@@ -109,21 +111,36 @@ def _duration_buckets(durations: np.ndarray, settings: DedupSettings) -> np.ndar
     return np.floor(linear + above).astype(np.int64)
 
 
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixing function (the finaliser of SplitMix64, Steele, Lea & Flood 2014), element-wise."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def _run_pairs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (a, b), a < b, of every pair of equal neighbours-in-run of a sorted key array."""
-    n = len(sorted_keys)
-    if n < 2:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    """Positions (a, b), a < b, of every pair of equal entries of a sorted key array."""
+    empty = np.empty(0, np.int64), np.empty(0, np.int64)
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    if not same.any():
+        return empty
+    where = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # entries in runs of two or more
+    keys = sorted_keys[where]
+    n = len(keys)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], n]
-    run_end = np.repeat(ends, ends - starts)
-    later = run_end - np.arange(n) - 1  # members after each position in its run
+    later = np.repeat(ends, ends - starts) - np.arange(n) - 1  # members after each position in its run
     total = int(later.sum())
-    if total == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     a = np.repeat(np.arange(n), later)
     offsets = np.arange(total) - np.repeat(np.cumsum(later) - later, later)
-    return a, a + 1 + offsets
+    return where[a], where[a + 1 + offsets]
+
+
+def _picture_bound(threshold: float) -> int:
+    """Differing picture bits, counted over the frames informative on both sides, that a pair within `threshold`
+    can have at most: the picture distance is (those bits / 35 + 0.5 per frame informative on one side) over at
+    most 16 frames, so at least those bits / 560, and the clip distance is at least the picture distance."""
+    return int(np.floor(threshold * fp.N_FRAMES * fp.BITS_PER_FRAME + 1e-9))
 
 
 def indexed_pairs(
@@ -141,47 +158,59 @@ def indexed_pairs(
     returned is one the exact search returns; a pair is missed only when no band agrees (recall: README, measured
     by benchmarks/dedup.py). Returns (i, j, distance) arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
     n = len(fps)
-    buckets = _duration_buckets(durations, settings)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    version_bit = (fps.version.astype(np.uint64) & np.uint64(1)) << np.uint64(40)
-    routes = [(fps.picture, fps.informative, _PICTURE_MASKS, PICTURE_BANDS_PER_FRAME),
-              (fps.sound, fps.sounding, _SOUND_MASKS, 1)]  # fmt: skip
-    found_i, found_j, found_d = [], [], []
-    ids = np.arange(n, dtype=np.int64)
-    for words, valid, masks, per_slot in routes:
-        for band, mask in enumerate(masks):
-            slot = band // per_slot
-            members = ids[valid[:, slot]]
-            if len(members) < 2:
-                continue
-            key = (words[members, slot] & mask) | version_bit[members]
-            home = (buckets[members].astype(np.uint64) << np.uint64(42)) | key
-            ghost = ((buckets[members] + 1).astype(np.uint64) << np.uint64(42)) | key
-            keys = np.concatenate([home, ghost])
-            who = np.concatenate([members, members])
-            is_ghost = np.r_[np.zeros(len(members), bool), np.ones(len(members), bool)]
-            order = np.argsort(keys)
-            a, b = _run_pairs(keys[order])
-            if len(a) == 0:
-                continue
-            a, b = order[a], order[b]
-            keep = ~(is_ghost[a] & is_ghost[b])
-            i, j = who[a[keep]], who[b[keep]]
-            i, j = np.minimum(i, j), np.maximum(i, j)
-            short, long = np.minimum(durations[i], durations[j]), np.maximum(durations[i], durations[j])
-            keep = _within_window(short, long, settings)
-            i, j = i[keep], j[keep]
-            if len(i) == 0:
-                continue
-            dist = fp.pair_distances(fps, i, j)[0]
-            keep = dist <= settings.near_duplicate_threshold
-            found_i.append(i[keep])
-            found_j.append(j[keep])
-            found_d.append(dist[keep])
-    if not found_i:
+    buckets = _duration_buckets(durations, settings).astype(np.uint64)
+    version = fps.version.astype(np.uint64)
+    bound = _picture_bound(settings.near_duplicate_threshold)
+    idx_bits = max(1, (n - 1).bit_length())
+    if idx_bits > 40:
+        raise ValueError(f"{n} clips: more than the index can number")
+    ids = np.arange(n, dtype=np.uint64)
+    informative_words = np.where(fps.informative, ~np.uint64(0), np.uint64(0))
+    jobs = [(fps.picture, fps.informative, mask, band // PICTURE_BANDS_PER_FRAME, band)
+            for band, mask in enumerate(_PICTURE_MASKS)]  # fmt: skip
+    jobs += [(fps.sound, fps.sounding, mask, seg, len(_PICTURE_MASKS) + seg) for seg, mask in enumerate(_SOUND_MASKS)]
+
+    def band_pairs(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        words, valid, mask, slot, band = job
+        members = ids[valid[:, slot]]
+        # One sortable word per entry: a hash of (band bits, version, duration bucket), a ghost flag, the clip
+        # number. Each clip is entered in its own bucket and, as a ghost, in the next one, so clips of adjacent
+        # buckets meet; ghost-ghost meetings repeat a home-home one and are dropped. A hash collision only adds
+        # a candidate, which the exact distance then rejects.
+        key = (words[members, slot] & mask) | (version[members] << np.uint64(40)) | (np.uint64(band) << np.uint64(44))
+        low = idx_bits + 1
+        home = _mix(key ^ _mix(buckets[members] + np.uint64(1))) >> np.uint64(low) << np.uint64(low)
+        ghost = _mix(key ^ _mix(buckets[members] + np.uint64(2))) >> np.uint64(low) << np.uint64(low)
+        entries = np.sort(np.concatenate([home | members, ghost | (np.uint64(1) << np.uint64(idx_bits)) | members]))
+        a, b = _run_pairs(entries >> np.uint64(low))
+        flag = np.uint64(1) << np.uint64(idx_bits)
+        keep = ((entries[a] & flag) == 0) | ((entries[b] & flag) == 0)
+        number = flag - np.uint64(1)
+        i = (entries[a[keep]] & number).astype(np.int64)
+        j = (entries[b[keep]] & number).astype(np.int64)
+        i, j = np.minimum(i, j), np.maximum(i, j)
+        keep = (i != j) & _within_window(
+            np.minimum(durations[i], durations[j]), np.maximum(durations[i], durations[j]), settings
+        )
+        i, j = i[keep], j[keep]
+        # Differing bits over the frames informative on both sides never exceed what the clip distance allows
+        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance.
+        both = np.take(informative_words, i, axis=0) & np.take(informative_words, j, axis=0)
+        differing = np.bitwise_count((np.take(fps.picture, i, axis=0) ^ np.take(fps.picture, j, axis=0)) & both)
+        keep = differing.sum(axis=1, dtype=np.int64) <= bound
+        i, j = i[keep], j[keep]
+        dist = fp.pair_distances(fps, i, j)[0]
+        keep = dist <= settings.near_duplicate_threshold
+        return i[keep], j[keep], dist[keep]
+
+    # numpy's sorts and array operations release the GIL: two threads keep two cores busy.
+    with ThreadPoolExecutor(max_workers=SEARCH_THREADS) as pool:
+        found = list(pool.map(band_pairs, jobs))
+    i, j, d = (np.concatenate([f[k] for f in found]) for k in range(3))
+    if len(i) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    i, j, d = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
     codes, first = np.unique(i * n + j, return_index=True)
     return codes // n, codes % n, d[first]
 
