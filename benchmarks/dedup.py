@@ -9,9 +9,11 @@ Prints time and peak memory of each search, their ratio, the recall of the plant
 or silent, by picture distance), and the pairs the indexed search found beyond the planted ones that the exact search
 does not have (none by construction: every candidate is verified exactly).
 
-Run: python benchmarks/dedup.py --n 30000 --exact      (both searches, recall against the exact search)
+Run: python benchmarks/dedup.py --real                 (distances of real copies made with ffmpeg, then exits)
+     python benchmarks/dedup.py --n 30000 --exact      (both searches, recall against the exact search)
      python benchmarks/dedup.py --n 1000000            (the indexed search alone; target <= 60 s, <= 4 GB)
-Each search runs in a fresh process so peak memory is its own.
+Each search runs in a fresh process so peak memory is its own. CPU seconds are printed beside wall seconds: on a
+shared machine, CPU / 2 is what two free cores would take.
 """
 
 from __future__ import annotations
@@ -60,12 +62,65 @@ def planted(n: int, max_picture: float, seed: int = 0) -> tuple[list[Candidate],
 def _timed(args: tuple) -> tuple[float, float, list]:
     n, max_picture, method = args
     candidates, _, _ = planted(n, max_picture)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     pairs = near_duplicate_pairs(candidates, DedupSettings(), method=method)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return elapsed, peak, before, [(i, j) for i, j, _ in pairs]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu
+    return elapsed, usage.ru_maxrss / 1024, before, cpu, [(i, j) for i, j, _ in pairs]
+
+
+SOURCES = {
+    "life": "life=s=60x34:seed=3:ratio=0.35:rate=25:mold=10,scale=640:360:flags=neighbor",
+    "testsrc2": "testsrc2=s=640x360:r=25",
+    "mandelbrot": "mandelbrot=s=640x360:r=25",
+}
+COPIES = {
+    "re-encode (half size, crf 35)": ("scale=iw/2:ih/2", "35"),
+    "crop 8 %": ("crop=iw*0.92:ih*0.92", "28"),
+    "crop 15 %": ("crop=iw*0.85:ih*0.85", "28"),
+    "watermark (a quarter of the width)": ("drawbox=x=8:y=8:w=iw/4:h=ih/10:color=white@0.8:t=fill", "28"),
+    "re-upload (crop 8 %, 75 %, small watermark)": (
+        "crop=iw*0.92:ih*0.92,scale=trunc(iw*0.75/2)*2:trunc(ih*0.75/2)*2,drawbox=x=8:y=8:w=iw/5:h=ih/14:"
+        "color=white@0.7:t=fill",
+        "28",
+    ),
+    "mirrored (a different clip to the fingerprint)": ("hflip", "28"),
+}
+
+
+def real_copies() -> None:
+    """Fingerprint distances of copies made with the real ffmpeg, through the normalising pass ingest runs."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from emotions_data.normalise import SourceVideo, normalise
+    from emotions_data.probe import probe_file
+    from emotions_data.settings import FilterSettings, NormaliseSettings
+
+    ffmpeg = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+
+    def fingerprint(path: Path) -> str:
+        facts = probe_file(path)
+        source = SourceVideo(facts.width, facts.height, facts.fps, facts.video_duration_s or 0.0, facts.has_audio)
+        return normalise(path, path.with_suffix(".out.mp4"), source, NormaliseSettings(), FilterSettings()).fingerprint
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name, video in SOURCES.items():
+            src = Path(folder) / f"{name}.mp4"
+            sound = "sine=f=330:sample_rate=44100,tremolo=f=3:d=0.8"
+            subprocess.run([*ffmpeg, "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", sound, "-t", "8",
+                            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                            str(src)], check=True)  # fmt: skip
+            original = fingerprint(src)
+            for k, (copy, (vf, crf)) in enumerate(COPIES.items()):
+                dst = Path(folder) / f"{name}-{k}.mp4"
+                subprocess.run([*ffmpeg, "-i", str(src), "-vf", vf, "-c:v", "libx264", "-crf", crf, "-preset",
+                                "veryfast", "-c:a", "aac", "-b:a", "64k", str(dst)], check=True)  # fmt: skip
+                print(f"{name:10s} {copy:48s} {fp.describe_distance(original, fingerprint(dst))}")
 
 
 def main() -> None:
@@ -73,7 +128,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30_000)
     parser.add_argument("--exact", action="store_true", help="run the exact search too (quadratic: keep n small)")
     parser.add_argument("--max-picture", type=float, default=0.28)
+    parser.add_argument("--real", action="store_true", help="distances of real ffmpeg copies, then exit")
     args = parser.parse_args()
+    if args.real:
+        real_copies()
+        return
     ctx = mp.get_context("spawn")
     runs = {}
     for method in ["indexed"] + (["exact"] if args.exact else []):
@@ -83,14 +142,14 @@ def main() -> None:
     candidates, _, _ = planted(args.n, args.max_picture)
     fps = fp.decode_many([c.fingerprint for c in candidates])
     with_sound = fps.sounding[truth[:, 0]].any(1) & fps.sounding[truth[:, 1]].any(1)
-    found = {tuple(p) for p in runs["indexed"][3]}
+    found = {tuple(p) for p in runs["indexed"][4]}
     hit = np.array([tuple(sorted(p)) in found for p in truth.tolist()])
     print(f"{args.n:,} clips, {len(truth):,} planted copies (picture distance 0-{args.max_picture}), 2 cores")
-    for method, (elapsed, peak, before, pairs) in runs.items():
-        print(f"{method:8s}: {elapsed:7.2f} s, peak memory {peak:6.0f} MB (data alone {before:.0f} MB), "
-              f"{len(pairs):,} pairs")  # fmt: skip
+    for method, (elapsed, peak, before, cpu, pairs) in runs.items():
+        print(f"{method:8s}: {elapsed:7.2f} s wall, {cpu:7.2f} s CPU, peak memory {peak:6.0f} MB (data alone "
+              f"{before:.0f} MB), {len(pairs):,} pairs")  # fmt: skip
     if "exact" in runs:
-        exact = {tuple(p) for p in runs["exact"][3]}
+        exact = {tuple(p) for p in runs["exact"][4]}
         print(f"ratio exact / indexed: {runs['exact'][0] / runs['indexed'][0]:.1f}x")
         print(
             f"pairs of the exact search found by the indexed one: {len(found & exact) / max(1, len(exact)):.4f} "
