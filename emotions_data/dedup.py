@@ -73,7 +73,7 @@ class _UnionFind:
 #: Up to this many clips, or with a threshold above `INDEXED_MAX_THRESHOLD`, the exact search runs.
 EXACT_UP_TO = 2000
 INDEXED_MAX_THRESHOLD = 0.35
-PICTURE_BANDS_PER_FRAME = 4
+PICTURE_BANDS_PER_FRAME = 8
 PICTURE_BAND_BITS = 16
 SOUND_BAND_BITS = 16
 _BAND_SEED = 20240601
@@ -102,13 +102,15 @@ def _within_window(short: np.ndarray, long: np.ndarray, settings: DedupSettings)
 
 def _duration_buckets(durations: np.ndarray, settings: DedupSettings) -> np.ndarray:
     """Bucket numbers such that two clips within the duration window are in the same or adjacent buckets: on a scale
-    where the window is one unit wide (linear below tolerance_s / tolerance_ratio seconds, logarithmic above)."""
+    where the window is at most one unit wide (linear below tolerance_s / tolerance_ratio seconds, logarithmic
+    above; the log part is up to ratio / log1p(ratio) < 1 + ratio times steeper where they meet, hence the
+    division)."""
     tol = max(settings.duration_tolerance_s, 1e-3)
     ratio = settings.duration_tolerance_ratio
     knee = tol / ratio if ratio > 0 else np.inf
     linear = np.minimum(durations, knee) / tol
     above = np.log(np.maximum(durations, knee) / knee) / np.log1p(ratio) if ratio > 0 else 0.0
-    return np.floor(linear + above).astype(np.int64)
+    return np.floor((linear + above) / (1.0 + ratio + 1e-6)).astype(np.int64)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -194,3 +194,17 @@ def test_real_media_black_clips_with_tone_or_pink_noise_stay_apart_and_a_reencod
     candidates = [Candidate(n, k, 2.0, 0, f) for k, (n, f) in
                   enumerate([("bt", black_tone), ("bp", black_pink), ("o", original), ("c", copy)])]  # fmt: skip
     assert near_duplicates(candidates, DedupSettings()) == {"c": "o"}
+
+
+@pytest.mark.parametrize("tol, ratio", [(1.0, 0.05), (1.0, 0.07), (0.5, 0.3), (2.0, 0.0), (0.0, 0.1)])
+def test_clips_within_the_duration_window_share_or_neighbour_a_bucket(tol, ratio):
+    from emotions_data.dedup import _duration_buckets, _within_window
+
+    settings = DedupSettings(duration_tolerance_s=tol, duration_tolerance_ratio=ratio)
+    knee = tol / ratio if ratio else 10.0  # where the window stops being tol and becomes ratio * duration
+    short = np.r_[np.geomspace(0.2, 4000, 20_000), np.linspace(max(knee - tol, 0.1), knee, 20_000)]
+    for share in (1.0, 0.999, 0.5):  # at the edge of the window, just inside, half way
+        long = short + share * np.maximum(tol, ratio * short)
+        assert _within_window(short, long, settings).all()
+        gap = _duration_buckets(long, settings) - _duration_buckets(short, settings)
+        assert ((gap >= 0) & (gap <= 1)).all()
