@@ -170,20 +170,30 @@ def pairwise_cohen(enc: EncodedVotes, min_common: int = 2) -> dict[tuple[int, in
     key, position = ordered // n_votes, ordered % n_votes
     last = position[np.r_[key[1:] != key[:-1], True]]
     item, ann, label = enc.item[last], enc.annotator[last], enc.label[last]
-    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
+    # Every pair of votes on one item is (v, v + d) for some offset d within the item; the votes with at least d
+    # more votes after them in their item are the first `at_least[d]` of them ordered by that count, so the pairs
+    # at each offset come without building them all at once.
+    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]]) if len(item) else np.empty(0, np.int64)
     sizes = np.diff(np.r_[starts, len(item)])
-    later = np.repeat(starts + sizes, sizes) - np.arange(len(item)) - 1
-    a = np.repeat(np.arange(len(item)), later)
-    b = a + 1 + np.arange(len(a)) - np.repeat(np.cumsum(later) - later, later)
-    # Within an item the votes are sorted by annotator, so vote a's annotator is the pair's first.
+    after = np.repeat(starts + sizes, sizes) - np.arange(len(item)) - 1
+    narrow = after.astype(np.int16) if len(after) and after.max() < 2**15 else after  # radix-sortable
+    by_after = np.argsort(-narrow, kind="stable")
+    at_least = np.cumsum(np.bincount(after, minlength=1)[::-1])[::-1]
+    # Within an item the votes are sorted by annotator, so vote v's annotator is the pair's first.
     cells = n_labels * n_labels
     if n_ann * n_ann * cells <= 50_000_000:  # every possible pair's matrix fits: count straight into it
         pair_keys = np.arange(n_ann * n_ann)
-        code = (ann * (n_ann * cells) + label * n_labels)[a] + (ann * cells + label)[b]
+        left, right = ann * (n_ann * cells) + label * n_labels, ann * cells + label
+        flat = np.zeros(len(pair_keys) * cells, np.int64)
+        for d in range(1, len(at_least)):
+            v = by_after[: at_least[d]]
+            flat += np.bincount(left[v] + right[v + d], minlength=len(flat))
     else:
-        pair_keys, pair = np.unique(ann[a] * n_ann + ann[b], return_inverse=True)
-        code = pair * cells + label[a] * n_labels + label[b]
-    confusion = np.bincount(code, minlength=len(pair_keys) * cells).reshape(len(pair_keys), n_labels, n_labels)
+        v = np.concatenate([by_after[: at_least[d]] for d in range(1, len(at_least))] or [np.empty(0, np.int64)])
+        w = v + np.concatenate([np.full(at_least[d], d) for d in range(1, len(at_least))] or [np.empty(0, np.int64)])
+        pair_keys, pair = np.unique(ann[v] * n_ann + ann[w], return_inverse=True)
+        flat = np.bincount(pair * cells + label[v] * n_labels + label[w], minlength=len(pair_keys) * cells)
+    confusion = flat.reshape(len(pair_keys), n_labels, n_labels)
     n_common = confusion.sum(axis=(1, 2))
     agreeing = np.trace(confusion, axis1=1, axis2=2)
     chance = (confusion.sum(axis=2) * confusion.sum(axis=1)).sum(axis=1)  # sum_l rows_l * columns_l
