@@ -23,6 +23,8 @@ import pandas as pd
 from annotation.plurality import TIE, unique_plurality
 
 ITEM, ANNOTATOR, LABEL = "video_id", "annotator_id", "label"
+#: Up to this many cells, Cohen's kappa counts every possible annotator pair's confusion matrix in one array.
+DENSE_PAIR_CELLS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def pairwise_cohen(enc: EncodedVotes, min_common: int = 2) -> dict[tuple[int, in
     at_least = np.cumsum(np.bincount(after, minlength=1)[::-1])[::-1]
     # Within an item the votes are sorted by annotator, so vote v's annotator is the pair's first.
     cells = n_labels * n_labels
-    if n_ann * n_ann * cells <= 50_000_000:  # every possible pair's matrix fits: count straight into it
+    if n_ann * n_ann * cells <= DENSE_PAIR_CELLS:  # every possible pair's matrix fits: count straight into it
         pair_keys = np.arange(n_ann * n_ann)
         left, right = ann * (n_ann * cells) + label * n_labels, ann * cells + label
         flat = np.zeros(len(pair_keys) * cells, np.int64)

@@ -88,3 +88,16 @@ def test_pairwise_cohen_counts_a_repeated_vote_once_with_its_last_label():
     enc = encode(pd.concat([votes, other]))
     ((kappa, n),) = pairwise_cohen(enc).values()
     assert n == 4 and math.isclose(kappa, cohen_kappa_score(["x", "x", "x", "y"], ["x", "x", "x", "y"]))
+
+
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_pairwise_cohen_is_the_same_when_too_many_annotators_for_one_array(seed, monkeypatch):
+    import annotation.agreement as agreement
+
+    enc = encode(random_table(seed))
+    dense = pairwise_cohen(enc)
+    monkeypatch.setattr(agreement, "DENSE_PAIR_CELLS", 0)
+    sparse = pairwise_cohen(enc)
+    assert list(sparse) == list(dense)
+    for key, (kappa, n) in dense.items():
+        assert sparse[key][1] == n and (sparse[key][0] == kappa or (math.isnan(kappa) and math.isnan(sparse[key][0])))
