@@ -1,8 +1,9 @@
 """Transcode one video to the browser-safe target and fingerprint it in the same decoding pass.
 
 One ffmpeg process decodes the source once (ffmpeg applies rotation metadata while decoding, so
-the output is upright and carries no rotation), encodes the MP4 and, through a second branch of the
-filter graph, writes small grey thumbnails to stdout for the fingerprint.
+the output is upright and carries no rotation), encodes the MP4 and, through further branches of the
+filter graph, writes small grey thumbnails to stdout and the output's sound, mono at `fp.AUDIO_RATE` Hz, to a
+temporary file: what the fingerprint is made of.
 """
 
 from __future__ import annotations
