@@ -229,7 +229,9 @@ def normalise(
             raise NormaliseError("cannot decode: no video frame decoded", corrupt=True)
         thumbs = np.frombuffer(proc.stdout[: n_thumbs * frame_bytes], np.uint8)
         thumbs = thumbs.reshape(n_thumbs, fp.FRAME_SIZE, fp.FRAME_SIZE)
-        sound = np.fromfile(sound_tmp, np.int16).astype(np.float32) / 32768.0 if source.has_audio else None
+        sound = None  # a source without sound, or an output whose sound branch wrote nothing: no sound to compare
+        if source.has_audio and sound_tmp.exists():
+            sound = np.fromfile(sound_tmp, np.int16).astype(np.float32) / 32768.0
         try:
             out = probe_file(tmp)
         except ProbeError as exc:
