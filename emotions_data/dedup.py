@@ -246,22 +246,31 @@ def exact_pairs(
     return codes // n, codes % n, d[first]
 
 
+def fingerprint_pairs(
+    fingerprints: list[str], durations: np.ndarray, settings: DedupSettings, *, method: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) arrays (i < j) of clips whose fingerprints are within the threshold and whose lengths
+    (`durations`, seconds) are within the duration window (`_within_window`). `method`: "indexed"
+    (`indexed_pairs`), "exact" (`exact_pairs`) or "auto": exact up to `EXACT_UP_TO` clips or above
+    `INDEXED_MAX_THRESHOLD` (a threshold the bands were not designed for), indexed otherwise. Raises ValueError for
+    a fingerprint this version cannot read."""
+    if len(fingerprints) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    fps = fp.decode_many(fingerprints)
+    durations = np.asarray(durations, dtype=np.float64)
+    if method == "auto":
+        small = len(fingerprints) <= EXACT_UP_TO or settings.near_duplicate_threshold > INDEXED_MAX_THRESHOLD
+        method = "exact" if small else "indexed"
+    search = {"exact": exact_pairs, "indexed": indexed_pairs}[method]
+    return search(fps, durations, settings)
+
+
 def near_duplicate_pairs(
     candidates: list[Candidate], settings: DedupSettings, *, method: str = "auto"
 ) -> list[tuple[int, int, float]]:
-    """(i, j, distance) index pairs (i < j) of candidates whose fingerprints are within the threshold and whose
-    lengths are within the duration window (`_within_window`). `method`: "indexed" (`indexed_pairs`), "exact"
-    (`exact_pairs`) or "auto": exact up to `EXACT_UP_TO` clips or above `INDEXED_MAX_THRESHOLD` (a threshold the
-    bands were not designed for), indexed otherwise. Raises ValueError for a fingerprint this version cannot read."""
-    if len(candidates) < 2:
-        return []
-    fps = fp.decode_many([c.fingerprint for c in candidates])
+    """`fingerprint_pairs` of the candidates' fingerprints and lengths, as (i, j, distance) tuples."""
     durations = np.array([c.duration_s for c in candidates], dtype=np.float64)
-    if method == "auto":
-        small = len(candidates) <= EXACT_UP_TO or settings.near_duplicate_threshold > INDEXED_MAX_THRESHOLD
-        method = "exact" if small else "indexed"
-    search = {"exact": exact_pairs, "indexed": indexed_pairs}[method]
-    i, j, d = search(fps, durations, settings)
+    i, j, d = fingerprint_pairs([c.fingerprint for c in candidates], durations, settings, method=method)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, d, strict=True)]
 
 
