@@ -2,8 +2,8 @@
 
 `data/agreement_reports.json` holds the reports the earlier implementation (a dense annotators x items grid for
 Cohen's kappa, per-category loops, a bootstrap drawing items one by one) wrote for the tables of
-`agreement_tables.random_table`. Every statistic must be the same; the bootstrap intervals come from another random
-stream of the same resampling distribution, so they must agree within Monte Carlo error."""
+`tests.support.agreement_tables.random_table`. Every statistic must be the same; the bootstrap intervals come from
+another random stream of the same resampling distribution, so they must agree within Monte Carlo error."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from annotation.agreement import _kinds, agreement_report, bootstrap_counts, encode, pairwise_cohen
-from tests.annotation.agreement_tables import SEEDS, random_table
+from tests.support.agreement_tables import SEEDS, random_table
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "agreement_reports.json").read_text())
 INTERVALS = {"alpha_ci", "fleiss_kappa_ci"}
