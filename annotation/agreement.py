@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,8 @@ import pandas as pd
 from annotation.plurality import TIE, unique_plurality
 
 ITEM, ANNOTATOR, LABEL = "video_id", "annotator_id", "label"
+#: Up to this many cells, Cohen's kappa counts every possible annotator pair's confusion matrix in one array.
+DENSE_PAIR_CELLS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,14 @@ class EncodedVotes:
     @property
     def counts(self) -> np.ndarray:
         """N: (items, labels) vote counts."""
-        n = np.zeros((len(self.items), len(self.labels)), dtype=np.int64)
-        np.add.at(n, (self.item, self.label), 1)
-        return n
+        n_labels = len(self.labels)
+        flat = np.bincount(self.item * n_labels + self.label, minlength=len(self.items) * n_labels)
+        return flat.reshape(len(self.items), n_labels).astype(np.int64)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """The column as strings (ids typed as numbers in a spreadsheet become their text); string columns as they are."""
+    return column if pd.api.types.is_string_dtype(column) else column.astype(str)
 
 
 def encode(votes: pd.DataFrame, labels: list[str] | None = None) -> EncodedVotes:
@@ -52,21 +58,23 @@ def encode(votes: pd.DataFrame, labels: list[str] | None = None) -> EncodedVotes
     if missing:
         raise ValueError(f"vote table lacks column(s): {', '.join(sorted(missing))}")
     frame = votes[[ITEM, ANNOTATOR, LABEL]].dropna()
-    frame = frame.astype(str)
+    label_codes, label_names = pd.factorize(_as_text(frame[LABEL]))
+    label_names = [str(name) for name in label_names]
     if labels is None:
-        labels = sorted(frame[LABEL].unique())
-    unknown = sorted(set(frame[LABEL]) - set(labels))
+        labels = sorted(label_names)
+    unknown = sorted(set(label_names) - set(labels))
     if unknown:
         raise ValueError(f"label(s) outside the taxonomy: {', '.join(unknown)}")
-    item_codes, items = pd.factorize(frame[ITEM], sort=True)
-    annotator_codes, annotators = pd.factorize(frame[ANNOTATOR], sort=True)
+    item_codes, items = pd.factorize(_as_text(frame[ITEM]), sort=True)
+    annotator_codes, annotators = pd.factorize(_as_text(frame[ANNOTATOR]), sort=True)
     label_index = {name: i for i, name in enumerate(labels)}
+    to_label = np.array([label_index[name] for name in label_names], dtype=np.int64)
     return EncodedVotes(
         item=item_codes.astype(np.int64),
         annotator=annotator_codes.astype(np.int64),
-        label=frame[LABEL].map(label_index).to_numpy(np.int64),
-        items=list(items),
-        annotators=list(annotators),
+        label=to_label[label_codes] if len(label_codes) else np.empty(0, np.int64),
+        items=[str(i) for i in items.tolist()],
+        annotators=[str(a) for a in annotators.tolist()],
         labels=list(labels),
     )
 
@@ -106,6 +114,16 @@ def per_class_alpha(counts: np.ndarray) -> np.ndarray:
     return result
 
 
+def _class_terms(counts: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`_alpha_terms` of each category against the rest, [c, m - c] per item, for all categories at once."""
+    pairable = m >= 2
+    rest = m[:, None] - counts
+    same = counts * (counts - 1) + rest * (rest - 1)  # per item and category, integers
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diag = np.where(pairable[:, None], same / (m - 1)[:, None], 0.0).T.copy()  # (C, U), rows contiguous
+    return [(diag[c], np.stack([counts[:, c], rest[:, c]], axis=1) * pairable[:, None]) for c in range(counts.shape[1])]
+
+
 # ---------------------------------------------------------------- Fleiss' and Cohen's kappa
 
 
@@ -142,17 +160,52 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, n_labels: int) -> float:
 
 
 def pairwise_cohen(enc: EncodedVotes, min_common: int = 2) -> dict[tuple[int, int], tuple[float, int]]:
-    """{(annotator i, annotator j): (kappa, items in common)} for pairs sharing >= min_common items.
-    An annotator who voted twice on an item counts with their last vote."""
-    grid = np.full((len(enc.annotators), len(enc.items)), -1, dtype=np.int64)
-    grid[enc.annotator, enc.item] = enc.label
-    rated = grid >= 0
+    """{(annotator i, annotator j): (kappa, items in common)} for pairs (i < j, in that order) sharing >= min_common
+    items. An annotator who voted twice on an item counts with their last vote.
+
+    One confusion matrix per co-rating pair, counted from the pairs of votes on each item (so the cost follows the
+    votes, not annotators x items); kappa from it is `cohen_kappa`'s formula."""
+    n_ann, n_labels = len(enc.annotators), len(enc.labels)
+    # The last vote of each (item, annotator): sorting (item, annotator, position in the table) as one integer.
+    n_votes = len(enc.item)
+    ordered = np.sort((enc.item * n_ann + enc.annotator) * n_votes + np.arange(n_votes))
+    key, position = ordered // n_votes, ordered % n_votes
+    last = position[np.r_[key[1:] != key[:-1], True]]
+    item, ann, label = enc.item[last], enc.annotator[last], enc.label[last]
+    # Every pair of votes on one item is (v, v + d) for some offset d within the item; the votes with at least d
+    # more votes after them in their item are the first `at_least[d]` of them ordered by that count, so the pairs
+    # at each offset come without building them all at once.
+    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]]) if len(item) else np.empty(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(item)])
+    after = np.repeat(starts + sizes, sizes) - np.arange(len(item)) - 1
+    narrow = after.astype(np.int16) if len(after) and after.max() < 2**15 else after  # radix-sortable
+    by_after = np.argsort(-narrow, kind="stable")
+    at_least = np.cumsum(np.bincount(after, minlength=1)[::-1])[::-1]
+    # Within an item the votes are sorted by annotator, so vote v's annotator is the pair's first.
+    cells = n_labels * n_labels
+    if n_ann * n_ann * cells <= DENSE_PAIR_CELLS:  # every possible pair's matrix fits: count straight into it
+        pair_keys = np.arange(n_ann * n_ann)
+        left, right = ann * (n_ann * cells) + label * n_labels, ann * cells + label
+        flat = np.zeros(len(pair_keys) * cells, np.int64)
+        for d in range(1, len(at_least)):
+            v = by_after[: at_least[d]]
+            flat += np.bincount(left[v] + right[v + d], minlength=len(flat))
+    else:
+        v = np.concatenate([by_after[: at_least[d]] for d in range(1, len(at_least))] or [np.empty(0, np.int64)])
+        w = v + np.concatenate([np.full(at_least[d], d) for d in range(1, len(at_least))] or [np.empty(0, np.int64)])
+        pair_keys, pair = np.unique(ann[v] * n_ann + ann[w], return_inverse=True)
+        flat = np.bincount(pair * cells + label[v] * n_labels + label[w], minlength=len(pair_keys) * cells)
+    confusion = flat.reshape(len(pair_keys), n_labels, n_labels)
+    n_common = confusion.sum(axis=(1, 2))
+    agreeing = np.trace(confusion, axis1=1, axis2=2)
+    chance = (confusion.sum(axis=2) * confusion.sum(axis=1)).sum(axis=1)  # sum_l rows_l * columns_l
     result = {}
-    for i, j in combinations(range(len(enc.annotators)), 2):
-        common = rated[i] & rated[j]
-        n_common = int(common.sum())
-        if n_common >= min_common:
-            result[(i, j)] = (cohen_kappa(grid[i, common], grid[j, common], len(enc.labels)), n_common)
+    for p in np.flatnonzero(n_common >= min_common):
+        n = int(n_common[p])
+        p_o = int(agreeing[p]) / n
+        p_e = float(chance[p]) / n**2
+        kappa = (p_o - p_e) / (1 - p_e) if p_e < 1 else math.nan
+        result[(int(pair_keys[p] // n_ann), int(pair_keys[p] % n_ann))] = (kappa, n)
     return result
 
 
@@ -177,9 +230,11 @@ def leave_one_out(enc: EncodedVotes, counts: np.ndarray) -> pd.DataFrame:
     others_same = counts[enc.item, enc.label] - 1
     has_others = others_total > 0
     share = np.where(has_others, others_same / np.maximum(others_total, 1), np.nan)
-    others = counts[enc.item].copy()
-    others[np.arange(len(enc.label)), enc.label] -= 1
-    winner = unique_plurality(others)
+    # The others' winner depends only on the item's counts and this vote's label: found once per kind of item.
+    first, _, kind_of = _kinds(counts)
+    kinds, n_labels = counts[first], counts.shape[1]
+    removed = np.repeat(kinds, n_labels, axis=0) - np.tile(np.eye(n_labels, dtype=counts.dtype), (len(kinds), 1))
+    winner = unique_plurality(removed).reshape(len(kinds), n_labels)[kind_of[enc.item], enc.label]
     decided = has_others & (winner != TIE)
     matches = np.where(decided, winner == enc.label, np.nan)
     frame = pd.DataFrame({"annotator": enc.annotator, "share": share, "match": matches})
@@ -198,12 +253,28 @@ def leave_one_out(enc: EncodedVotes, counts: np.ndarray) -> pd.DataFrame:
 # ---------------------------------------------------------------- bootstrap
 
 
-def bootstrap_weights(n_items: int, n_resamples: int, rng: np.random.Generator, chunk: int = 100):
-    """Yield (chunk, n_items) matrices: how often each item is drawn in each resample."""
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        draws = rng.integers(0, n_items, size=(size, n_items)) + np.arange(size)[:, None] * n_items
-        yield np.bincount(draws.ravel(), minlength=size * n_items).reshape(size, n_items).astype(np.float64)
+def bootstrap_counts(kinds: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, T) draw counts of T kinds of items, one row per bootstrap resample of all the items.
+
+    `kinds` (T,) holds how many items are of each kind, items of one kind having the same terms (the same vote
+    counts). Drawing n items with replacement, uniformly, and counting the draws per kind is a multinomial draw over
+    the kinds with probabilities kinds / n (the draws per item are multinomial, and sums of multinomial cells are
+    multinomial): the same resampling distribution as the item-level bootstrap (Efron & Tibshirani 1993, ch. 6),
+    at a cost that follows the number of kinds, not of items."""
+    n = int(kinds.sum())
+    return rng.multinomial(n, kinds / n, size=n_resamples).astype(np.float64)
+
+
+def _kinds(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kinds of items (distinct rows of an (items, labels) count matrix): (first item of each kind (T,), items
+    of each kind (T,), each item's kind (items,))."""
+    base = int(counts.max(initial=0)) + 1
+    if counts.shape[1] * math.log2(base) < 62:  # one integer per row
+        keys = counts @ (base ** np.arange(counts.shape[1], dtype=np.int64))
+        _, first, kind_of, freq = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    else:
+        _, first, kind_of, freq = np.unique(counts, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    return first, freq, kind_of.ravel()
 
 
 def _percentile_ci(values: np.ndarray, confidence: float) -> list[float] | None:
@@ -291,8 +362,7 @@ def agreement_report(
 
     diag, n_uc = _alpha_terms(counts)
     alpha = float(_alpha_from_sums(diag.sum(), n_uc.sum(axis=0)))
-    binary = [np.hstack([counts[:, [c]], (m - counts[:, c])[:, None]]) for c in range(n_labels)]
-    class_terms = [_alpha_terms(b) for b in binary]
+    class_terms = _class_terms(counts, m)
     class_alpha = [float(_alpha_from_sums(d.sum(), n.sum(axis=0))) for d, n in class_terms]
 
     fleiss_ok = n_items > 0 and m.min() == m.max() and m[0] >= 2
@@ -308,15 +378,16 @@ def agreement_report(
             else f"every item has {low} vote(s); Fleiss' kappa needs at least 2"
         )
 
-    # Every statistic above is a function of per-item sums, so one matrix of per-item terms times
-    # the resampling weights gives all of them for a whole chunk of resamples in one BLAS call.
-    blocks = [diag[:, None], n_uc] + [part for d, n in class_terms for part in (d[:, None], n)]
+    # Every statistic above is a function of per-item sums, and items with the same vote counts have the same
+    # terms: each resample is its draw counts per kind of item times the kinds' terms, all in one matrix product.
+    first, freq, _ = _kinds(counts)
+    blocks = [diag[first, None], n_uc[first]] + [part for d, n in class_terms for part in (d[first, None], n[first])]
     if fleiss_ok:
-        blocks += [p_item[:, None], counts]
+        blocks += [p_item[first, None], counts[first]]
     terms = np.hstack(blocks).astype(np.float64)
     alpha_samples, fleiss_samples, class_samples = [], [], []
-    for w in bootstrap_weights(n_items, n_bootstrap, rng) if n_items and n_bootstrap else []:
-        sums = w @ terms
+    if n_items and n_bootstrap:
+        sums = bootstrap_counts(freq, n_bootstrap, rng) @ terms
         alpha_samples.append(_alpha_from_sums(sums[:, 0], sums[:, 1 : 1 + n_labels]))
         col = 1 + n_labels
         batch = []
@@ -347,8 +418,13 @@ def agreement_report(
         )
     loo = leave_one_out(enc, counts)
     per_annotator = {}
+    kappas_of: list[list[float]] = [[] for _ in enc.annotators]
+    for (i, j), (k, _) in pairs.items():  # in pair order, as the means have always been summed
+        if math.isfinite(k):
+            kappas_of[i].append(k)
+            kappas_of[j].append(k)
     for a, name in enumerate(enc.annotators):
-        mine = [k for (i, j), (k, _) in pairs.items() if a in (i, j) and math.isfinite(k)]
+        mine = kappas_of[a]
         row = loo.loc[name] if name in loo.index else None
         per_annotator[name] = {
             "n_votes": int(row["n_votes"]) if row is not None else 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,24 +70,208 @@ class _UnionFind:
         self.parent[self.find(i)] = self.find(j)
 
 
-def near_duplicate_pairs(candidates: list[Candidate], settings: DedupSettings) -> list[tuple[int, int, float]]:
-    """Index pairs whose fingerprints are within the threshold. Only clips of about the same
-    length are compared (sorted sweep over duration), which keeps this far below n² in practice."""
-    if len(candidates) < 2:
-        return []
-    order = np.argsort([c.duration_s for c in candidates], kind="stable")
-    durations = np.array([candidates[i].duration_s for i in order])
-    bits = np.stack([fp.decode(candidates[i].fingerprint).ravel() for i in order])
-    pairs = []
-    for pos in range(len(order) - 1):
-        window = max(settings.duration_tolerance_s, settings.duration_tolerance_ratio * durations[pos])
-        end = int(np.searchsorted(durations, durations[pos] + window, side="right"))
-        if end <= pos + 1:
+#: Up to this many clips, or with a threshold above `INDEXED_MAX_THRESHOLD`, the exact search runs.
+EXACT_UP_TO = 2000
+INDEXED_MAX_THRESHOLD = 0.35
+PICTURE_BANDS_PER_FRAME = 8
+PICTURE_BAND_BITS = 16
+SOUND_BAND_BITS = 16
+_BAND_SEED = 20240601
+SEARCH_THREADS = 2
+
+
+def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
+    """(n_bands,) uint64 masks, each selecting `bits` random bit positions of a `width`-bit word."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros(n_bands, np.uint64)
+    for b in range(n_bands):
+        for pos in rng.choice(width, bits, replace=False):
+            masks[b] |= np.uint64(1) << np.uint64(pos)
+    return masks
+
+
+_PICTURE_MASKS = _band_masks(fp.N_FRAMES * PICTURE_BANDS_PER_FRAME, fp.BITS_PER_FRAME, PICTURE_BAND_BITS, _BAND_SEED)
+_SOUND_MASKS = _band_masks(fp.N_SEGMENTS, fp.BITS_PER_SEGMENT, SOUND_BAND_BITS, _BAND_SEED + 1)
+
+
+def _within_window(short: np.ndarray, long: np.ndarray, settings: DedupSettings) -> np.ndarray:
+    """The duration rule: the longer clip is at most max(tolerance_s, tolerance_ratio * shorter) longer."""
+    window = np.maximum(settings.duration_tolerance_s, settings.duration_tolerance_ratio * short)
+    return np.abs(long - short) <= window + 1e-9
+
+
+def _duration_buckets(durations: np.ndarray, settings: DedupSettings) -> np.ndarray:
+    """Bucket numbers such that two clips within the duration window are in the same or adjacent buckets: on a scale
+    where the window is at most one unit wide (linear below tolerance_s / tolerance_ratio seconds, logarithmic
+    above; the log part is up to ratio / log1p(ratio) < 1 + ratio times steeper where they meet, hence the
+    division)."""
+    tol = max(settings.duration_tolerance_s, 1e-3)
+    ratio = settings.duration_tolerance_ratio
+    knee = tol / ratio if ratio > 0 else np.inf
+    linear = np.minimum(durations, knee) / tol
+    above = np.log(np.maximum(durations, knee) / knee) / np.log1p(ratio) if ratio > 0 else 0.0
+    return np.floor((linear + above) / (1.0 + ratio + 1e-6)).astype(np.int64)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixing function (the finaliser of SplitMix64, Steele, Lea & Flood 2014), element-wise."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _run_pairs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (a, b), a < b, of every pair of equal entries of a sorted key array."""
+    empty = np.empty(0, np.int64), np.empty(0, np.int64)
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    if not same.any():
+        return empty
+    where = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # entries in runs of two or more
+    keys = sorted_keys[where]
+    n = len(keys)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], n]
+    later = np.repeat(ends, ends - starts) - np.arange(n) - 1  # members after each position in its run
+    total = int(later.sum())
+    a = np.repeat(np.arange(n), later)
+    offsets = np.arange(total) - np.repeat(np.cumsum(later) - later, later)
+    return where[a], where[a + 1 + offsets]
+
+
+def _picture_bound(threshold: float) -> int:
+    """Differing picture bits, counted over the frames informative on both sides, that a pair within `threshold`
+    can have at most: the picture distance is (those bits / 35 + 0.5 per frame informative on one side) over at
+    most 16 frames, so at least those bits / 560, and the clip distance is at least the picture distance."""
+    return int(np.floor(threshold * fp.N_FRAMES * fp.BITS_PER_FRAME + 1e-9))
+
+
+def indexed_pairs(
+    fps: fp.Decoded, durations: np.ndarray, settings: DedupSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Near-duplicate pairs by banded locality-sensitive hashing (bit sampling; Indyk & Motwani 1998, banding as
+    in Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets", ch. 3) on the fingerprints, then the exact
+    distance on every candidate.
+
+    Bands: `PICTURE_BANDS_PER_FRAME` random `PICTURE_BAND_BITS`-bit subsets of each informative frame's 35 bits,
+    and one `SOUND_BAND_BITS`-bit subset of each sounding segment's 32 bits (sound survives crops, watermarks and
+    re-encodes nearly untouched, so it finds the copies whose picture moved most). Two clips are candidates when
+    they agree on a whole band, have the same fingerprint version and sit in the same or adjacent duration buckets
+    (`_duration_buckets`); candidates are kept when the duration rule and the threshold hold. So every pair
+    returned is one the exact search returns; a pair is missed only when no band agrees (recall: README, measured
+    by benchmarks/dedup.py). Returns (i, j, distance) arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
+    n = len(fps)
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    buckets = _duration_buckets(durations, settings).astype(np.uint64)
+    version = fps.version.astype(np.uint64)
+    bound = _picture_bound(settings.near_duplicate_threshold)
+    idx_bits = max(1, (n - 1).bit_length())
+    if idx_bits > 40:
+        raise ValueError(f"{n} clips: more than the index can number")
+    ids = np.arange(n, dtype=np.uint64)
+    informative_words = np.where(fps.informative, ~np.uint64(0), np.uint64(0))
+    jobs = [(fps.picture, fps.informative, mask, band // PICTURE_BANDS_PER_FRAME, band)
+            for band, mask in enumerate(_PICTURE_MASKS)]  # fmt: skip
+    jobs += [(fps.sound, fps.sounding, mask, seg, len(_PICTURE_MASKS) + seg) for seg, mask in enumerate(_SOUND_MASKS)]
+
+    def band_pairs(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        words, valid, mask, slot, band = job
+        members = ids[valid[:, slot]]
+        # One sortable word per entry: a hash of (band bits, version, duration bucket), a ghost flag, the clip
+        # number. Each clip is entered in its own bucket and, as a ghost, in the next one, so clips of adjacent
+        # buckets meet; ghost-ghost meetings repeat a home-home one and are dropped. A hash collision only adds
+        # a candidate, which the exact distance then rejects.
+        key = (words[members, slot] & mask) | (version[members] << np.uint64(40)) | (np.uint64(band) << np.uint64(44))
+        low = idx_bits + 1
+        home = _mix(key ^ _mix(buckets[members] + np.uint64(1))) >> np.uint64(low) << np.uint64(low)
+        ghost = _mix(key ^ _mix(buckets[members] + np.uint64(2))) >> np.uint64(low) << np.uint64(low)
+        entries = np.sort(np.concatenate([home | members, ghost | (np.uint64(1) << np.uint64(idx_bits)) | members]))
+        a, b = _run_pairs(entries >> np.uint64(low))
+        flag = np.uint64(1) << np.uint64(idx_bits)
+        keep = ((entries[a] & flag) == 0) | ((entries[b] & flag) == 0)
+        number = flag - np.uint64(1)
+        i = (entries[a[keep]] & number).astype(np.int64)
+        j = (entries[b[keep]] & number).astype(np.int64)
+        i, j = np.minimum(i, j), np.maximum(i, j)
+        keep = (i != j) & _within_window(
+            np.minimum(durations[i], durations[j]), np.maximum(durations[i], durations[j]), settings
+        )
+        i, j = i[keep], j[keep]
+        # Differing bits over the frames informative on both sides never exceed what the clip distance allows
+        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance.
+        both = np.take(informative_words, i, axis=0) & np.take(informative_words, j, axis=0)
+        differing = np.bitwise_count((np.take(fps.picture, i, axis=0) ^ np.take(fps.picture, j, axis=0)) & both)
+        keep = differing.sum(axis=1, dtype=np.int64) <= bound
+        i, j = i[keep], j[keep]
+        dist = fp.pair_distances(fps, i, j)[0]
+        keep = dist <= settings.near_duplicate_threshold
+        return i[keep], j[keep], dist[keep]
+
+    # numpy's sorts and array operations release the GIL: two threads keep two cores busy.
+    with ThreadPoolExecutor(max_workers=SEARCH_THREADS) as pool:
+        found = list(pool.map(band_pairs, jobs))
+    i, j, d = (np.concatenate([f[k] for f in found]) for k in range(3))
+    if len(i) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    codes, first = np.unique(i * n + j, return_index=True)
+    return codes // n, codes % n, d[first]
+
+
+def exact_pairs(
+    fps: fp.Decoded, durations: np.ndarray, settings: DedupSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Near-duplicate pairs by comparing every pair of clips within the duration window (a sorted sweep over
+    duration): the reference `indexed_pairs` is measured against. Same return shape. Time: about n times the
+    clips in a window."""
+    n = len(fps)
+    order = np.argsort(durations, kind="stable")
+    sorted_d = durations[order]
+    found_i, found_j, found_d = [], [], []
+    window = np.maximum(settings.duration_tolerance_s, settings.duration_tolerance_ratio * sorted_d)
+    ends = np.searchsorted(sorted_d, sorted_d + window + 1e-9, side="right")
+    for pos in range(n - 1):
+        if ends[pos] <= pos + 1:
             continue
-        dist = np.mean(bits[pos + 1 : end] != bits[pos], axis=1)
-        for offset in np.flatnonzero(dist <= settings.near_duplicate_threshold):
-            pairs.append((int(order[pos]), int(order[pos + 1 + offset]), float(dist[offset])))
-    return pairs
+        others = order[pos + 1 : ends[pos]]
+        mine = np.full(len(others), order[pos])
+        dist = fp.pair_distances(fps, mine, others)[0]
+        hit = dist <= settings.near_duplicate_threshold
+        found_i.append(np.minimum(mine[hit], others[hit]))
+        found_j.append(np.maximum(mine[hit], others[hit]))
+        found_d.append(dist[hit])
+    if not found_i:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    i, j, d = np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+    codes, first = np.unique(i * n + j, return_index=True)
+    return codes // n, codes % n, d[first]
+
+
+def fingerprint_pairs(
+    fingerprints: list[str], durations: np.ndarray, settings: DedupSettings, *, method: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) arrays (i < j) of clips whose fingerprints are within the threshold and whose lengths
+    (`durations`, seconds) are within the duration window (`_within_window`). `method`: "indexed"
+    (`indexed_pairs`), "exact" (`exact_pairs`) or "auto": exact up to `EXACT_UP_TO` clips or above
+    `INDEXED_MAX_THRESHOLD` (a threshold the bands were not designed for), indexed otherwise. Raises ValueError for
+    a fingerprint this version cannot read."""
+    if len(fingerprints) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    fps = fp.decode_many(fingerprints)
+    durations = np.asarray(durations, dtype=np.float64)
+    if method == "auto":
+        small = len(fingerprints) <= EXACT_UP_TO or settings.near_duplicate_threshold > INDEXED_MAX_THRESHOLD
+        method = "exact" if small else "indexed"
+    search = {"exact": exact_pairs, "indexed": indexed_pairs}[method]
+    return search(fps, durations, settings)
+
+
+def near_duplicate_pairs(
+    candidates: list[Candidate], settings: DedupSettings, *, method: str = "auto"
+) -> list[tuple[int, int, float]]:
+    """`fingerprint_pairs` of the candidates' fingerprints and lengths, as (i, j, distance) tuples."""
+    durations = np.array([c.duration_s for c in candidates], dtype=np.float64)
+    i, j, d = fingerprint_pairs([c.fingerprint for c in candidates], durations, settings, method=method)
+    return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, d, strict=True)]
 
 
 def near_duplicates(candidates: list[Candidate], settings: DedupSettings) -> dict[str, str]:

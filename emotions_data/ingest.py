@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotions_data import dedup
+from emotions_data import dedup, fingerprint
 from emotions_data.executor import Executor, make_executor
 from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.filters import check_filters
@@ -462,7 +462,8 @@ def compose_manifest(
             row.update({k: media[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts",
                                               "processed_at")})  # fmt: skip
         elif vid in near:
-            _set_outcome(row, Status.REJECTED, Reason.NEAR_DUPLICATE, f"near-duplicate of {near[vid]}",
+            detail = fingerprint.describe_distance(media["fingerprint"], made[near[vid]]["fingerprint"])
+            _set_outcome(row, Status.REJECTED, Reason.NEAR_DUPLICATE, f"near-duplicate of {near[vid]} ({detail})",
                          dup_of=near[vid], fingerprint=media["fingerprint"])  # fmt: skip
         else:
             row.update({k: media[k] for k in media_cols})

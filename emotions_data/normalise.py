@@ -1,8 +1,9 @@
 """Transcode one video to the browser-safe target and fingerprint it in the same decoding pass.
 
 One ffmpeg process decodes the source once (ffmpeg applies rotation metadata while decoding, so
-the output is upright and carries no rotation), encodes the MP4 and, through a second branch of the
-filter graph, writes small grey thumbnails to stdout for the fingerprint.
+the output is upright and carries no rotation), encodes the MP4 and, through further branches of the
+filter graph, writes small grey thumbnails to stdout and the output's sound, mono at `fp.AUDIO_RATE` Hz, to a
+temporary file: what the fingerprint is made of.
 """
 
 from __future__ import annotations
@@ -132,10 +133,18 @@ def tone_map_filter(transfer: str | None, primaries: str | None) -> str:
 
 
 def build_command(
-    src: Path, dst: Path, source: SourceVideo, settings: NormaliseSettings, *, with_thumbnails: bool = True
+    src: Path,
+    dst: Path,
+    source: SourceVideo,
+    settings: NormaliseSettings,
+    *,
+    with_thumbnails: bool = True,
+    sound_path: Path | None = None,
 ) -> list[str]:
     """The ffmpeg argv. Without thumbnails it is the plain transcode (the benchmark's reference). An HDR source is
-    tone-mapped to BT.709 SDR and its output tagged so (`tone_map_filter`)."""
+    tone-mapped to BT.709 SDR and its output tagged so (`tone_map_filter`). With thumbnails, the grey thumbnails go
+    to stdout and, given `sound_path`, the output's sound as mono 16-bit PCM at `fp.AUDIO_RATE` Hz to that file:
+    what the fingerprint is made of."""
     out_w, out_h = target_size(source.width, source.height, settings.max_short_side)
     rate = target_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps)
     duration_s = source.duration_s
@@ -151,6 +160,12 @@ def build_command(
     audio_in = "0:a:0" if source.has_audio else "1:a"
     # apad + an explicit output duration make the audio exactly as long as the video.
     graph = f"{video};[{audio_in}]aresample={settings.audio_sample_rate},apad[a]"
+    sound = with_thumbnails and sound_path is not None
+    if sound:
+        graph = (
+            graph[: -len("[a]")]
+            + f",asplit=2[a][s];[s]aresample={fp.AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono[sound]"
+        )
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src)]
     if not source.has_audio:
         cmd += ["-f", "lavfi", "-i", f"anullsrc=r={settings.audio_sample_rate}:cl=stereo"]
@@ -167,6 +182,8 @@ def build_command(
     cmd += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(dst)]
     if with_thumbnails:
         cmd += ["-map", "[thumbs]", "-f", "rawvideo", "pipe:1"]
+    if sound:
+        cmd += ["-map", "[sound]", "-t", f"{duration_s:.6f}", "-f", "s16le", str(sound_path)]
     return cmd
 
 
@@ -193,7 +210,8 @@ def normalise(
             source = replace(source, peak_fps=peak_frame_rate(src))
         except ProbeError:
             pass  # the average then decides, as for a source whose timestamps cannot be read
-    cmd = build_command(src, tmp, source, settings)
+    sound_tmp = tmp.with_name(tmp.name + ".pcm")
+    cmd = build_command(src, tmp, source, settings, sound_path=sound_tmp)
     try:
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=120 + 20 * duration_s)
@@ -211,6 +229,9 @@ def normalise(
             raise NormaliseError("cannot decode: no video frame decoded", corrupt=True)
         thumbs = np.frombuffer(proc.stdout[: n_thumbs * frame_bytes], np.uint8)
         thumbs = thumbs.reshape(n_thumbs, fp.FRAME_SIZE, fp.FRAME_SIZE)
+        sound = None  # a source without sound, or an output whose sound branch wrote nothing: no sound to compare
+        if source.has_audio and sound_tmp.exists():
+            sound = np.fromfile(sound_tmp, np.int16).astype(np.float32) / 32768.0
         try:
             out = probe_file(tmp)
         except ProbeError as exc:
@@ -224,7 +245,7 @@ def normalise(
             width=out.width or 0,
             height=out.height or 0,
             fps=out.fps or 0.0,
-            fingerprint=fp.fingerprint_frames(thumbs),
+            fingerprint=fp.fingerprint_clip(thumbs, sound),
         )
         commit_file(tmp, dst)
         return media
@@ -232,3 +253,4 @@ def normalise(
         raise as_local_fault(exc, dst.parent) from None
     finally:
         tmp.unlink(missing_ok=True)
+        sound_tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotions_data.dedup import Candidate, near_duplicate_pairs
+from emotions_data.dedup import fingerprint_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import SPLITS_SCHEMA, Variant
@@ -59,13 +59,9 @@ def _near_duplicate_edges(items: pd.DataFrame, settings: DedupSettings) -> np.nd
     if "fingerprint" not in items.columns:
         return np.empty((0, 2), int)
     rows = items[items["fingerprint"].notna() & items["media_duration_s"].notna()]
-    candidates = [
-        Candidate(r.video_id, int(getattr(r, "input_index", 0) or 0), float(r.media_duration_s), 0, r.fingerprint)
-        for r in rows.itertuples()
-    ]
-    pairs = near_duplicate_pairs(candidates, settings)
+    i, j, _ = fingerprint_pairs(rows["fingerprint"].tolist(), rows["media_duration_s"].to_numpy(float), settings)
     positions = rows.index.to_numpy()
-    return np.array([(positions[i], positions[j]) for i, j, _ in pairs], dtype=int).reshape(-1, 2)
+    return np.stack([positions[i], positions[j]], axis=1).astype(int).reshape(-1, 2)
 
 
 def labels_digest(labelled: pd.DataFrame) -> str:

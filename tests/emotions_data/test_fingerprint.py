@@ -15,7 +15,7 @@ from tests.support.frames import mild_copy, smooth_frames
 def test_fingerprint_format_and_roundtrip_is_bit_exact():
     frames = smooth_frames(np.random.default_rng(1), 40)
     fingerprint = fp.fingerprint_frames(frames)
-    assert re.fullmatch(r"p1:[0-9a-f]{256}", fingerprint)
+    assert re.fullmatch(r"p2:[0-9a-f]{296}", fingerprint)
     bits = fp.decode(fingerprint)
     assert bits.shape == (fp.N_FRAMES, fp.BITS_PER_FRAME) and bits.dtype == bool
     expected = fp.frame_bits(frames[fp.sample_indices(len(frames))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_manifest_schema_ids_and_carried_columns(url_run):
     for row in ok.itertuples():
         assert row.media_path == f"media/{row.video_id}.mp4" and (ds / row.media_path).is_file()
         assert (ds / row.original_path).resolve().is_relative_to(ds.resolve())
-        assert len(row.sha256) == 64 and row.fingerprint.startswith("p1:")
+        assert len(row.sha256) == 64 and row.fingerprint.startswith("p2:")
     # Nothing but the ok rows' media is left in media/, and no temporaries anywhere.
     assert sorted(p.name for p in (ds / "media").iterdir()) == sorted(f"{v}.mp4" for v in ok["video_id"])
     assert not [p for p in ds.rglob(f"{TMP_MARK}*")]
@@ -131,6 +132,10 @@ def test_near_duplicate_points_at_its_source_and_lookalikes_survive(url_run):
 
     assert distance(rows["lookalike_a.mp4"].fingerprint, rows["lookalike_b.mp4"].fingerprint) > 0.35
     assert distance(rows["reupload.mp4"].fingerprint, rows["source.mp4"].fingerprint) < 0.3
+    detail = rows["reupload.mp4"].reason_detail
+    assert re.fullmatch(r"near-duplicate of \S+ \(distance 0\.\d\d \(picture 0\.\d\d, sound 0\.\d\d\)\)", detail), (
+        detail
+    )
 
 
 def test_rerun_skips_finished_work_and_yields_the_same_manifest(url_run):

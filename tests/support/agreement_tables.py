@@ -1,0 +1,28 @@
+"""Random vote tables for the agreement tests: every shape the report handles (missing votes, varying votes per
+item, one annotator only on some items, integer-looking ids)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+LABELS = ["Excitation", "Fear", "Neutral", "Relaxation", "Sadness", "Tension"]
+
+
+def random_table(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    items = int(rng.integers(5, 400))
+    annotators = int(rng.integers(2, 12))
+    n_labels = int(rng.integers(2, 7))
+    truth = rng.integers(0, n_labels, items)
+    accuracy = rng.uniform(0.2, 0.95, annotators)
+    rows = []
+    for u in range(items):
+        k = int(rng.integers(1, min(annotators, 6) + 1)) if seed % 3 else min(annotators, 4)  # every 3rd: fixed
+        for a in rng.choice(annotators, k, replace=False):
+            label = truth[u] if rng.random() < accuracy[a] else rng.integers(0, n_labels)
+            rows.append((f"v{u:04d}" if seed % 2 else str(u), f"a{a}", LABELS[label]))
+    return pd.DataFrame(rows, columns=["video_id", "annotator_id", "label"])
+
+
+SEEDS = list(range(12))
