@@ -102,6 +102,7 @@ def status_command(
         if st.running:
             token = {True: f"accepted for {st.user}", False: "refused", None: "unknown (none configured)"}
             print(f"version {st.version}, started {st.started_at}; API token {token[st.token_ok]}")
+            print(f"database: {describe(cfg)}")
     if not st.healthy:
         raise typer.Exit(1)
 

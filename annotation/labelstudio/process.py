@@ -332,7 +332,7 @@ def _server_env(config: ServerConfig, ls_data: Path, document_root: Path | None)
     env.update(db.label_studio_env() if db else {"DJANGO_DB": "sqlite"})
     if config.public_url:
         public = urlsplit(config.public_url)
-        env[f"{PUBLIC_URL_ENV}"] = config.public_url.rstrip("/")
+        env[PUBLIC_URL_ENV] = config.public_url.rstrip("/")
         env["CSRF_TRUSTED_ORIGINS"] = f"{public.scheme}://{public.netloc}"  # logins posted through the proxy
         if public.scheme == "https":
             env["SESSION_COOKIE_SECURE"] = env["CSRF_COOKIE_SECURE"] = "1"
@@ -473,13 +473,19 @@ def _spawn_and_wait(
         (data_dir / PID_FILE).unlink(missing_ok=True)
         if not isinstance(exc, ServerError):
             raise
-        tail = _log_tail(log_path, offset, (config.token, config.password, config.database_url))
+        tail = _log_tail(log_path, offset, _secrets(config))
         raise ServerError(f"Label Studio (pid {pid}) did not start: {exc}; log {log_path}: {tail}") from None
     ready_s = time.monotonic() - t0
     _, version = http(config.url + "/api/version")
     release = version.get("release") if isinstance(version, dict) else None
     write_json_file(data_dir / PID_FILE, {**record, "version": release, "ready_s": round(ready_s, 2)})
     return ServerHandle(config, pid, config.url, log_path, record["started_at"], ready_s, release, generated)
+
+
+def _secrets(config: ServerConfig) -> tuple[str | None, ...]:
+    """What a log tail we show must never contain."""
+    db = config.database
+    return config.token, config.password, config.database_url, db.password if db else None
 
 
 def _initialize(
@@ -502,7 +508,7 @@ def _initialize(
             raise
         code = None
     if code != 0:
-        tail = _log_tail(log_path, offset, (config.token, config.password, config.database_url))
+        tail = _log_tail(log_path, offset, _secrets(config))
         why = f"exited with code {code}" if code is not None else f"did not finish within {timeout_s:.0f} s"
         raise ServerError(f"label-studio init (migrations, admin account) {why}; log {log_path}: {tail}")
 
