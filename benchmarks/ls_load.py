@@ -5,14 +5,15 @@ For each database: a fresh managed server (PostgreSQL: a cluster of its own made
 tests make it), a dataset of N generated clips (ingested once, shared), A annotators in 3 groups allocated and the
 label stage pushed (each annotator gets their group's clips, one project each). Then A threads each submit their
 votes through the REST API (`POST /api/tasks/{id}/annotations/`, the toolkit's admin posting on the annotator's behalf
-as `emotions annotate simulate` does; no think time), while one thread runs the workflow's `pull` in a loop. Every
-submit is timed. At the end one more pull, and the checks: no error in any thread, every posted annotation exactly
-once in `votes.parquet` (none lost, none duplicated), nothing else there.
+as `emotions annotate simulate` does; `--think` seconds per vote, none by default), while one thread runs the
+workflow's `pull` in a loop. Every submit is timed. At the end one more pull, and the checks: no error in any thread,
+every posted annotation exactly once in `votes.parquet` (none lost, none duplicated), nothing else there.
 
 Prints per database: votes, wall time, submits/s, submit latency p50/p95/max, pulls done meanwhile and their median
 time; then the PostgreSQL / SQLite ratio of p50 and p95. Exit code 1 when a check fails.
 
-    python benchmarks/ls_load.py [--annotators 30] [--clips 12] [--wsgi django|gunicorn] [--only sqlite|postgresql]
+    python benchmarks/ls_load.py [--annotators 30] [--clips 12] [--think 0] [--wsgi django|gunicorn]
+                                 [--only sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def managed_server(kind: str, folder: Path, wsgi: str) -> Iterator[LabelStudio]:
         yield LabelStudio(handle.config)
 
 
-def run(kind: str, folder: Path, clips: Path, annotators: int, wsgi: str) -> dict[str, float] | None:
+def run(kind: str, folder: Path, clips: Path, annotators: int, wsgi: str, think_s: float) -> dict[str, float] | None:
     with managed_server(kind, folder, wsgi) as client:
         root = folder / f"dataset-{kind}"
         ingest([clips], root, load_settings(None), executor=make_executor("local", 2))
@@ -98,6 +99,7 @@ def run(kind: str, folder: Path, clips: Path, annotators: int, wsgi: str) -> dic
             mine = LabelStudio(client.config)
             rng = np.random.default_rng(abs(hash(who)) % 2**32)
             for task in tasks:
+                time.sleep(think_s * rng.uniform(0.5, 1.5))  # watching the clip (0: none)
                 label = str(rng.choice(list(EMOTIONS6.classes)))
                 t0 = time.perf_counter()
                 try:
@@ -164,6 +166,7 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=12, help="clips in the dataset (each group gets a third)")
     parser.add_argument("--wsgi", choices=["django", "gunicorn"], default="gunicorn")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds an annotator takes per vote (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ls-load-") as tmp:
         folder = Path(tmp)
@@ -172,10 +175,10 @@ def main() -> int:
             label = EMOTIONS6.classes[i % len(EMOTIONS6.classes)]
             spec = ClipSpec(label=label, seed=1000 + i, duration_s=2.0, tone_shift=1 + i / 50)
             make_clip(spec, clips / f"c{i:03d}.mp4")
-        print(f"{args.annotators} annotators, {args.clips} clips, {GROUPS} groups, {args.wsgi}", flush=True)
+        print(f"{args.annotators} annotators, {args.clips} clips, {GROUPS} groups, {args.wsgi}, think {args.think} s")
         results = {}
         for kind in [args.only] if args.only else ["sqlite", "postgresql"]:
-            results[kind] = run(kind, folder, clips, args.annotators, args.wsgi)
+            results[kind] = run(kind, folder, clips, args.annotators, args.wsgi, args.think)
     if any(r is None for r in results.values()):
         print("FAILED: an error, or a lost or duplicated vote")
         return 1
