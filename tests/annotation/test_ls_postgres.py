@@ -176,3 +176,15 @@ def test_backup_stop_wipe_restore_brings_every_vote_back(pg_cluster, pg_server, 
     with pytest.raises(ServerError, match="set EMOTIONS_LS_DATABASE_URL"):  # a start without the database is refused
         is_first_start(ServerConfig(data_dir=config.data_dir))  # before it would create an empty SQLite one
     assert status(ServerConfig(data_dir=config.data_dir)).healthy
+
+    # a restore over a database that holds data: only with --replace, in one transaction, the backup's state after
+    project = back.projects()[0]["id"]
+    back.call("DELETE", f"/api/projects/{project}")
+    assert emotions("annotate", "server", "stop", "--data-dir", data_dir, env=env).returncode == 0
+    replaced = emotions("annotate", "restore", str(layout.root), "--data-dir", data_dir, "--replace", env=env)
+    assert replaced.returncode == 0 and "replaced: postgresql://emotions@" in replaced.stdout, replaced.stderr
+    started = emotions("annotate", "server", "start", "--data-dir", data_dir, "--port", "0", "--document-root",
+                       docroot, env=env)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    after = LabelStudio(connect(ServerConfig(data_dir=config.data_dir, database_url=config.database_url)))
+    assert annotations_on(after) == before and after.server_identity() == identity
