@@ -31,13 +31,15 @@ setup: system-deps $(STAMP)
 # Debian's chromium (with fonts-liberation, so text has metrics) for the browser test, which drives this system
 # browser through Playwright: `playwright install` would download browsers, which CI's network does not allow.
 # postgresql (initdb, pg_ctl, and the pg_dump/pg_restore/psql that backups use) for the PostgreSQL tests, which make
-# their own cluster; nginx and openssl for the TLS reverse-proxy test. Skipped when already installed.
+# their own cluster; nginx and openssl for the TLS reverse-proxy test; the OpenSSH server and client for the SSH-tunnel
+# test (its sshd runs on a loopback port of its own, never as a service). Skipped when already installed.
 system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null && \
 	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] && \
-	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null || \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null && \
+	  [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null || \
 	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    ffmpeg strace chromium fonts-liberation postgresql nginx openssl )
+	    ffmpeg strace chromium fonts-liberation postgresql nginx openssl openssh-server openssh-client )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
