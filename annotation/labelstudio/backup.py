@@ -103,13 +103,13 @@ def backup(config: ServerConfig, dataset_root: Path) -> Backup:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = backups_dir(dataset_root) / stamp
     partial = target.with_name(f".{stamp}.partial")
+    if db is None and not sqlite_path(data_dir).exists():
+        raise ServerError(f"no Label Studio database in {data_dir} yet: nothing to back up")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
     try:
         if db is None:
             source = sqlite_path(data_dir)
-            if not source.exists():
-                raise ServerError(f"no Label Studio database in {data_dir} yet: nothing to back up")
             dump = partial / "database.sqlite3"
             src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(dump)
             try:

@@ -99,3 +99,5 @@ def test_a_damaged_or_missing_backup_is_refused_and_changes_nothing(ls_data_dir,
     assert "damaged" in line and str(backup.dump) in line
     assert database.read_bytes() == kept
     assert "no such dataset folder" in error_line(annotate("backup", str(tmp_path / "nowhere"), "--data-dir", data_dir))
+    empty = annotate("backup", str(dataset), "--data-dir", str(tmp_path / "no-server"))
+    assert "nothing to back up" in error_line(empty) and len(list_backups(dataset)) == 1
