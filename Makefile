@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Label Studio server pins dependencies that clash with ours (numpy, pyarrow): it gets its own virtualenv and
-# runs as a subprocess (annotation/labelstudio/process.py). The stamp names the version, so changing it reinstalls.
+# runs as a subprocess (annotation/labelstudio/process.py), under Django's development server on loopback or gunicorn
+# (pinned with it) as the production server. The stamp names the version, so changing it reinstalls.
 LS_VENV    ?= .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
@@ -29,14 +30,17 @@ setup: system-deps $(STAMP)
 # ffmpeg/ffprobe from Debian; strace for the crash tests (they kill commands at each commit point from outside);
 # Debian's chromium (with fonts-liberation, so text has metrics) for the browser test, which drives this system
 # browser through Playwright: `playwright install` would download browsers, which CI's network does not allow.
-# openssl makes the loopback proxy's throwaway TLS certificate (platform fixtures served over HTTPS).
-# Skipped when already installed.
+# openssl also makes the loopback proxy's throwaway TLS certificate (platform fixtures served over HTTPS).
+# postgresql (initdb, pg_ctl, and the pg_dump/pg_restore/psql that backups use) for the PostgreSQL tests, which make
+# their own cluster; nginx and openssl for the TLS reverse-proxy test; the OpenSSH server and client for the SSH-tunnel
+# test (its sshd runs on a loopback port of its own, never as a service). Skipped when already installed.
 system-deps:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v strace >/dev/null && \
-	  command -v openssl >/dev/null && \
-	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] || \
+	  [ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/truetype/liberation ] && \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null && \
+	  [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null || \
 	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    ffmpeg strace chromium fonts-liberation openssl )
+	    ffmpeg strace chromium fonts-liberation postgresql nginx openssl openssh-server openssh-client )
 
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -49,7 +53,7 @@ ls-server: $(LS_STAMP)
 $(LS_STAMP): constraints-ls.txt
 	@[ -x $(LS_VENV)/bin/python ] || $(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LS_VENV)/bin/python -m pip install -q -c constraints-ls.txt 'label-studio==$(LS_VERSION)'
+	$(LS_VENV)/bin/python -m pip install -q -c constraints-ls.txt 'label-studio==$(LS_VERSION)' gunicorn
 	@rm -f $(LS_VENV)/.installed-label-studio-*
 	@touch $@
 

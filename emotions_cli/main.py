@@ -9,6 +9,7 @@ from emotions_cli.baseline import baseline_app
 from emotions_cli.dataset import dataset_app
 from emotions_cli.demo import demo_app
 from emotions_cli.labels import labels_app
+from emotions_cli.ls_backup import backup_app
 from emotions_cli.server import server_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(annotate_app, name="annotate")
 for group in (dataset_app, demo_app, labels_app, baseline_app):
     app.registered_commands += group.registered_commands
 annotate_app.registered_commands += workflow_app.registered_commands
+annotate_app.registered_commands += backup_app.registered_commands
 
 if __name__ == "__main__":
     app()

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from annotation.labelstudio.config import CREDENTIALS_FILE, ServerConfig, ServerError, load_config
+from annotation.labelstudio.database import describe
 from annotation.labelstudio.process import DEFAULT_START_TIMEOUT_S, start, status, stop
 from emotions_cli.console import console, fail
 
 server_app = typer.Typer(
     help="Run the local Label Studio server. Secrets come from EMOTIONS_LS_USERNAME / EMOTIONS_LS_PASSWORD / "
-    "EMOTIONS_LS_TOKEN or the config file's `label_studio` table, never from options.",
+    "EMOTIONS_LS_TOKEN or the config file's `label_studio` table, never from options; so does a PostgreSQL database "
+    "(EMOTIONS_LS_DATABASE_URL or `database_url`; SQLite in the data folder otherwise).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -38,21 +40,36 @@ def _config_or_exit(config: Path | None, **overrides: Any) -> ServerConfig:
 def start_command(
     data_dir: DataDirOpt = None,
     port: Annotated[int | None, typer.Option(help="0 picks a free port [default: 8080]")] = None,
-    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="address to bind [default: 127.0.0.1]; any other serves plain HTTP to other machines"),
+    ] = None,
     document_root: Annotated[
         Path | None, typer.Option("--document-root", help="folder served as local files (e.g. the dataset)")
+    ] = None,
+    wsgi: Annotated[
+        str | None,
+        typer.Option(help="django (development server), gunicorn, or auto: gunicorn beyond loopback [default: auto]"),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="the https:// URL annotators open, when a TLS proxy is in front"),
     ] = None,
     config: ConfigOpt = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait until healthy")] = DEFAULT_START_TIMEOUT_S,
 ) -> None:
     """Start Label Studio in the background and wait until it is healthy and accepts the API token."""
-    cfg = _config_or_exit(config, data_dir=data_dir, port=port, host=host, document_root=document_root)
+    cfg = _config_or_exit(
+        config, data_dir=data_dir, port=port, host=host, document_root=document_root, wsgi=wsgi, public_url=public_url
+    )
     try:
         handle = start(cfg, timeout_s=timeout, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
     except (ServerError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
     print(f"Label Studio {handle.version} running at {handle.url} (pid {handle.pid}, ready in {handle.ready_s:.1f} s)")
-    print(f"log: {handle.log_path}")
+    print(f"log: {handle.log_path}; database: {describe(handle.config)}")
+    if handle.config.public_url:
+        print(f"annotators open {handle.config.public_url}")
     if handle.generated:
         print(f"login: {handle.config.username}; generated {' and '.join(handle.generated)} in ", end="")
         print(handle.config.data_dir / CREDENTIALS_FILE)
@@ -85,6 +102,7 @@ def status_command(
         if st.running:
             token = {True: f"accepted for {st.user}", False: "refused", None: "unknown (none configured)"}
             print(f"version {st.version}, started {st.started_at}; API token {token[st.token_ok]}")
+            print(f"database: {describe(cfg)}")
     if not st.healthy:
         raise typer.Exit(1)
 

@@ -9,11 +9,18 @@ changed later is refused by the health check, with a message saying so.
 
 The default data folder is `$XDG_DATA_HOME/emotions/label-studio` (`~/.local/share/emotions/label-studio`): one
 server per user, holding all projects.
+
+Deployment settings (see `load_config`): the database (`database_url`, a `postgresql://` URL from
+`EMOTIONS_LS_DATABASE_URL` or the config file, or Label Studio's own `DJANGO_DB=postgresql` with `POSTGRE_*`; SQLite in
+the data folder otherwise), the WSGI server (`wsgi`: `django`, `gunicorn` or `auto`, which is gunicorn whenever the
+bind address is not loopback), its `workers`, and `public_url`, the address annotators open when the server sits
+behind a proxy (Label Studio's `LABEL_STUDIO_HOST`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -22,6 +29,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 USERNAME_ENV = "EMOTIONS_LS_USERNAME"
 PASSWORD_ENV = "EMOTIONS_LS_PASSWORD"
@@ -29,6 +37,8 @@ TOKEN_ENV = "EMOTIONS_LS_TOKEN"
 CONFIG_ENV = "EMOTIONS_CONFIG"
 URL_ENV = "EMOTIONS_LS_URL"  # a Label Studio the toolkit did not start (any deployment), by its base URL
 MEDIA_URL_ENV = "EMOTIONS_MEDIA_BASE_URL"  # where the dataset's media/ is served to remote annotators
+DATABASE_URL_ENV = "EMOTIONS_LS_DATABASE_URL"
+PUBLIC_URL_ENV = "LABEL_STUDIO_HOST"  # Label Studio's own name for it, honoured as it is
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -38,7 +48,9 @@ CREDENTIALS_FILE = "credentials.json"  # in the data folder, mode 0600
 
 # Label Studio's Token model is a 40-character key, and it ignores tokens of 5 characters or fewer (printing them).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
-_CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable"}
+_CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable",
+                "database_url", "wsgi", "workers", "public_url"}  # fmt: skip
+WSGI_SERVERS = ("auto", "django", "gunicorn")
 # A server reached by URL: its base URL (http or https, any path prefix) and the media base URL.
 _REMOTE_KEYS = {"url", "media_base_url"}
 # A personal access token is a JWT refresh token: three base64url parts, the first one a JSON header ("eyJ...").
@@ -74,6 +86,10 @@ class ServerConfig:
     token: str | None = field(default=None, repr=False)
     base_url: str | None = None  # a server given by URL (`url` in the config file); None: host and port
     media_base_url: str | None = None  # task media under this URL instead of Label Studio's local files
+    database_url: str | None = field(default=None, repr=False)  # None: SQLite in the data folder; may hold a password
+    wsgi: str = "auto"  # "django" (its development server), "gunicorn", or "auto": gunicorn beyond loopback
+    workers: int = 2  # gunicorn worker processes (each with 4 threads)
+    public_url: str | None = None  # the URL annotators open (a proxy in front); None: `url`
 
     @property
     def url(self) -> str:
@@ -87,6 +103,23 @@ class ServerConfig:
             return "none"
         return "personal" if _JWT_RE.fullmatch(self.token) else "legacy"
 
+    @property
+    def database(self) -> PostgresDatabase | None:
+        """The PostgreSQL database the server uses; None for SQLite in the data folder."""
+        return parse_database_url(self.database_url) if self.database_url else None
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the bind address is reachable from this machine only."""
+        return is_loopback(self.host)
+
+    @property
+    def wsgi_server(self) -> str:
+        """ "django" or "gunicorn": what `wsgi` means for this bind address."""
+        if self.wsgi == "auto":
+            return "django" if self.loopback else "gunicorn"
+        return self.wsgi
+
 
 def load_config(
     config_file: Path | None = None,
@@ -96,10 +129,13 @@ def load_config(
     port: int | None = None,
     document_root: Path | None = None,
     url: str | None = None,
+    wsgi: str | None = None,
+    public_url: str | None = None,
 ) -> ServerConfig:
     """Defaults, then the config file's `[label_studio]` table (`config_file`, else $EMOTIONS_CONFIG), then the
-    secrets' environment variables, then the explicit arguments (None values are ignored). Paths come back
-    absolute. Raises ServerError for an unreadable file, an unknown setting or an invalid value."""
+    environment (secrets, `EMOTIONS_LS_DATABASE_URL` or `DJANGO_DB=postgresql` with `POSTGRE_*`, `LABEL_STUDIO_HOST`),
+    then the explicit arguments (None values are ignored). Paths come back absolute. Raises ServerError for an
+    unreadable file, an unknown setting or an invalid value."""
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     table: dict[str, Any] = {}
     if path is not None:
@@ -118,18 +154,21 @@ def load_config(
         table["base_url"] = normalize_url(str(table.pop("url")), "the Label Studio URL")
     if table.get("media_base_url") is not None:
         table["media_base_url"] = normalize_url(str(table["media_base_url"]), "the media base URL")
-    for key, value in (("data_dir", data_dir), ("host", host), ("port", port), ("document_root", document_root),
-                       ("base_url", normalize_url(url, "--url") if url else None)):  # fmt: skip
+    table.update(_deployment_from_env(os.environ))
+    explicit = {"data_dir": data_dir, "host": host, "port": port, "document_root": document_root, "wsgi": wsgi,
+                "public_url": public_url, "base_url": normalize_url(url, "--url") if url else None}  # fmt: skip
+    for key, value in explicit.items():
         if value is not None:
             table[key] = value
     for key in ("data_dir", "document_root", "executable"):
         if table.get(key) is not None:
             table[key] = Path(table[key]).expanduser().absolute()
-    if "port" in table:
-        try:
-            table["port"] = int(table["port"])
-        except (TypeError, ValueError):
-            raise ServerError(f"port must be an integer, not {table['port']!r}") from None
+    for key in ("port", "workers"):
+        if key in table:
+            try:
+                table[key] = int(table[key])
+            except (TypeError, ValueError):
+                raise ServerError(f"{key} must be an integer, not {table[key]!r}") from None
     config = ServerConfig(**table)
     validate_config(config)
     return config
@@ -163,6 +202,16 @@ def validate_config(config: ServerConfig) -> None:
         raise ServerError("the admin password is empty")
     if config.username is not None and "@" not in config.username:
         raise ServerError("the admin username must be an e-mail address (Label Studio logs in by e-mail)")
+    if config.database_url is not None:
+        parse_database_url(config.database_url)
+    if config.wsgi not in WSGI_SERVERS:
+        raise ServerError(f"wsgi must be one of {', '.join(WSGI_SERVERS)}, not {config.wsgi!r}")
+    if not 1 <= config.workers <= 64:
+        raise ServerError(f"workers must be 1-64, not {config.workers}")
+    if config.public_url is not None:
+        public = urlsplit(config.public_url)
+        if public.scheme not in ("http", "https") or not public.hostname or public.query or public.fragment:
+            raise ServerError(f"public_url must be an http(s) URL (https://ls.lab.example), not {config.public_url!r}")
 
 
 # --- JSON files in the data folder ---------------------------------------------------------------------------
@@ -227,3 +276,84 @@ def ensure_secrets(config: ServerConfig, first_start: bool) -> tuple[str, ...]:
         stored[key] = secrets.token_hex(20) if key == "token" else secrets.token_urlsafe(18)
     write_json_file(config.data_dir / CREDENTIALS_FILE, stored, mode=0o600)
     return tuple(missing)
+
+
+# --- deployment: database, bind address, proxy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A PostgreSQL database Label Studio keeps its data in. `label` names it without the password (for messages,
+    manifests and logs); the password reaches Label Studio and the PostgreSQL tools through their environment only."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{self.user}@{host}:{self.port}/{self.name}"
+
+    def label_studio_env(self) -> dict[str, str]:
+        """Label Studio's settings for this database (`DJANGO_DB`, `POSTGRE_*`)."""
+        env = {"DJANGO_DB": "postgresql", "POSTGRE_HOST": self.host, "POSTGRE_PORT": str(self.port),
+               "POSTGRE_NAME": self.name, "POSTGRE_USER": self.user}  # fmt: skip
+        env["POSTGRE_PASSWORD"] = self.password or ""
+        return env
+
+    def libpq_env(self) -> dict[str, str]:
+        """The same for the PostgreSQL client tools (pg_dump, pg_restore, psql): `PG*` variables."""
+        env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": self.name, "PGUSER": self.user}
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+
+def parse_database_url(url: str) -> PostgresDatabase:
+    """`postgresql://USER[:PASSWORD]@HOST[:PORT]/NAME` (also `postgres://`; user and password percent-encoded, port
+    5432 by default) as a PostgresDatabase. Raises ServerError naming the URL without its password when it is not
+    one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise ServerError(f"database_url is not a URL ({exc})") from None
+    shown = f"{parts.scheme}://{parts.username or ''}@{parts.hostname or ''}{parts.path}"
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ServerError(f"database_url must be a postgresql:// URL (SQLite needs none), not {parts.scheme}://...")
+    name = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not parts.username or not name or "/" in name:
+        raise ServerError(f"database_url {shown} must name a user, a host and a database: postgresql://USER@HOST/NAME")
+    password = unquote(parts.password) if parts.password is not None else None
+    return PostgresDatabase(parts.hostname, port, name, unquote(parts.username), password)
+
+
+def _deployment_from_env(environ: Any) -> dict[str, str]:
+    """The deployment settings the environment gives: ours, else Label Studio's own names for them."""
+    found: dict[str, str] = {}
+    if environ.get(DATABASE_URL_ENV):
+        found["database_url"] = environ[DATABASE_URL_ENV]
+    elif environ.get("DJANGO_DB") == "postgresql":
+        user = quote(environ.get("POSTGRE_USER", "postgres"), safe="")
+        password = environ.get("POSTGRE_PASSWORD")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        host = environ.get("POSTGRE_HOST", "localhost")
+        host = f"[{host}]" if ":" in host else host
+        name = quote(environ.get("POSTGRE_NAME", "postgres"), safe="")
+        found["database_url"] = f"postgresql://{auth}@{host}:{environ.get('POSTGRE_PORT', '5432')}/{name}"
+    if environ.get(PUBLIC_URL_ENV):
+        found["public_url"] = environ[PUBLIC_URL_ENV]
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or `localhost`) is a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,13 @@ talks to it over HTTP. One server per data folder (`config.ServerConfig.data_dir
       server.log         Label Studio's stdout and stderr, appended by every start
       credentials.json   mode 0600: the admin e-mail and whichever of password / API token were generated
       server.lock        held while a start or stop is in progress
-      ls-data/           Label Studio's own data: SQLite database, uploads, exports, its secret key
+      database.json      which PostgreSQL database the folder's server was first started on (no secret)
+      ls-data/           Label Studio's own data: SQLite database, uploads, exports, its secret key (.env)
+
+Two WSGI servers run it: Django's development server (`label-studio start`, the default on loopback) and gunicorn
+(the production server, pinned in constraints-ls.txt; the default beyond loopback, or `wsgi = "gunicorn"`), which
+runs `label-studio init` first for the migrations and the admin account that `start` would make. Binding beyond
+loopback serves plain HTTP: `exposure_notice` says so and how to put TLS in front.
 
 The dataset folder is served to it as the local-files document root. Secrets (see `annotation.labelstudio.config`)
 reach Label Studio through its environment only (`LABEL_STUDIO_USERNAME`, `LABEL_STUDIO_PASSWORD`,
@@ -36,11 +42,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from annotation.labelstudio.client import http
 from annotation.labelstudio.config import (
     DEFAULT_HOST,
     DEFAULT_USERNAME,
+    PUBLIC_URL_ENV,
     ServerConfig,
     ServerError,
     ensure_secrets,
@@ -49,6 +57,7 @@ from annotation.labelstudio.config import (
     with_stored_credentials,
     write_json_file,
 )
+from annotation.labelstudio.database import LS_DATA, describe, is_first_start, record_database
 
 BIN_ENV = "EMOTIONS_LABEL_STUDIO_BIN"
 
@@ -58,8 +67,6 @@ STOP_GRACE_S = 10.0
 PID_FILE = "server.json"
 LOG_FILE = "server.log"
 LOCK_FILE = "server.lock"
-LS_DATA = "ls-data"
-LS_DATABASE = "label_studio.sqlite3"  # inside LS_DATA: its presence means the first start has happened
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LS_VENV_BIN = Path(".venv-ls") / "bin" / "label-studio"
@@ -67,6 +74,13 @@ LS_VENV_BIN = Path(".venv-ls") / "bin" / "label-studio"
 # Passed through to the server; everything else in our environment stays out (Label Studio reads unprefixed
 # names such as USERNAME, PASSWORD, HOST, PORT and DEBUG too).
 _ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+# Label Studio's settings for running behind a proxy, passed through as the operator set them (they override what
+# `public_url` implies). The database settings (DJANGO_DB, POSTGRE_*) and LABEL_STUDIO_HOST are read by
+# `config.load_config` instead, so that the toolkit knows which database and address its server has.
+_PROXY_PASSTHROUGH = ("CSRF_TRUSTED_ORIGINS", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_SAMESITE",
+                      "CSRF_COOKIE_SAMESITE", "ALLOWED_HOSTS")  # fmt: skip
+WSGI_APP = "label_studio.core.wsgi:application"
+GUNICORN_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -197,8 +211,8 @@ def _is_our_server(record: dict[str, Any]) -> bool:
     if stat is None or stat[0] == "Z" or stat[1] != ticks:
         return False
     argv = _cmdline(pid)
-    named = any(a == record.get("executable") or Path(a).name == "label-studio" for a in argv)
-    return named and "start" in argv
+    named = any(a == record.get("executable") or Path(a).name in ("label-studio", "gunicorn") for a in argv)
+    return named and ("start" in argv or WSGI_APP in argv)
 
 
 def _listening(pid: int) -> set[tuple[str, int]]:
@@ -299,11 +313,32 @@ def _probe(url: str, token: str | None) -> tuple[bool, bool | None, str | None]:
 # --- start, stop, status -------------------------------------------------------------------------------------
 
 
+def exposure_notice(config: ServerConfig) -> str | None:
+    """What binding `config.host` means when it is not loopback (None on loopback): plain HTTP to every machine that
+    reaches the address, and how to put TLS in front."""
+    if config.loopback:
+        return None
+    return (
+        f"Label Studio will listen on {config.host}:{config.port} for other machines, over plain HTTP: passwords, "
+        "tokens and votes cross the network readable by anyone on the path. Put TLS in front (a reverse proxy such "
+        "as nginx or Caddy on this machine, with the server bound to 127.0.0.1 and --public-url https://...), or "
+        "have annotators use an SSH tunnel; see the README, 'Annotators on other machines'."
+    )
+
+
 def _server_env(config: ServerConfig, ls_data: Path, document_root: Path | None) -> dict[str, str]:
     env = {k: os.environ[k] for k in _ENV_PASSTHROUGH if k in os.environ}
+    db = config.database
+    env.update(db.label_studio_env() if db else {"DJANGO_DB": "sqlite"})
+    if config.public_url:
+        public = urlsplit(config.public_url)
+        env[PUBLIC_URL_ENV] = config.public_url.rstrip("/")
+        env["CSRF_TRUSTED_ORIGINS"] = f"{public.scheme}://{public.netloc}"  # logins posted through the proxy
+        if public.scheme == "https":
+            env["SESSION_COOKIE_SECURE"] = env["CSRF_COOKIE_SECURE"] = "1"
+    env.update({k: os.environ[k] for k in _PROXY_PASSTHROUGH if k in os.environ})
     env.update(
         LABEL_STUDIO_BASE_DATA_DIR=str(ls_data),
-        DJANGO_DB="sqlite",
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",  # a preset token is a "legacy" token in Label Studio >= 1.18
         LATEST_VERSION_CHECK="false",
         COLLECT_ANALYTICS="false",
@@ -312,6 +347,7 @@ def _server_env(config: ServerConfig, ls_data: Path, document_root: Path | None)
         DISABLE_SIGNUP_WITHOUT_LINK="true",  # the admin is the only account unless invited
         LOCAL_FILES_SERVING_ENABLED="true" if document_root else "false",  # set either way: no auto-detection
         PYTHONUNBUFFERED="1",  # a complete log even when the server is killed
+        DJANGO_SETTINGS_MODULE="label_studio.core.settings.label_studio",  # as `label-studio start` sets it
     )
     if document_root:
         env["LOCAL_FILES_DOCUMENT_ROOT"] = str(document_root)
@@ -365,7 +401,7 @@ def start(
             with_stored_credentials(config), data_dir=data_dir, document_root=root, base_url=None
         )
         ls_data = data_dir / LS_DATA
-        first = not (ls_data / LS_DATABASE).exists()
+        first = is_first_start(config)
         generated = ensure_secrets(config, first)
         if generated:
             config = with_stored_credentials(config)
@@ -374,10 +410,16 @@ def start(
             raise ServerError(f"port {port} on {config.host} is in use; choose another with --port (0: any free one)")
         config = dataclasses.replace(config, port=port)
         if log is not None:
+            notice = exposure_notice(config)
+            if notice:
+                log(f"warning: {notice}")
             log(
-                f"starting Label Studio on {config.url} for {data_dir}" + (" (first start: migrating)" if first else "")
+                f"starting Label Studio ({config.wsgi_server}) on {config.url} for {data_dir}, database "
+                f"{describe(config)}" + (" (first start: migrating)" if first else "")
             )
-        return _spawn_and_wait(config, executable, ls_data, generated, timeout_s)
+        handle = _spawn_and_wait(config, executable, ls_data, generated, timeout_s)
+        record_database(config)
+        return handle
 
 
 def _spawn_and_wait(
@@ -387,13 +429,18 @@ def _spawn_and_wait(
     config = dataclasses.replace(config, username=config.username or DEFAULT_USERNAME)
     ls_data.mkdir(exist_ok=True, mode=0o700)
     log_path = data_dir / LOG_FILE
-    argv = [str(executable), "start", "--no-browser", "--internal-host", config.host, "--port", str(config.port)]
     env = _server_env(config, ls_data, config.document_root)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     offset = os.fstat(log_fd).st_size
     t0 = time.monotonic()
     try:
         os.write(log_fd, f"\n=== emotions: starting Label Studio at {datetime.now(UTC).isoformat()} ===\n".encode())
+        if config.wsgi_server == "gunicorn":
+            _initialize(config, executable, env, log_fd, log_path, offset, timeout_s)
+            executable, argv = _gunicorn_argv(config, executable)
+        else:
+            argv = [str(executable), "start", "--no-browser", "--internal-host", config.host, "--port"]
+            argv.append(str(config.port))
         pid = os.posix_spawn(
             argv[0],
             argv,
@@ -429,13 +476,59 @@ def _spawn_and_wait(
         (data_dir / PID_FILE).unlink(missing_ok=True)
         if not isinstance(exc, ServerError):
             raise
-        tail = _log_tail(log_path, offset, (config.token, config.password))
+        tail = _log_tail(log_path, offset, _secrets(config))
         raise ServerError(f"Label Studio (pid {pid}) did not start: {exc}; log {log_path}: {tail}") from None
     ready_s = time.monotonic() - t0
     _, version = http(config.url + "/api/version")
     release = version.get("release") if isinstance(version, dict) else None
     write_json_file(data_dir / PID_FILE, {**record, "version": release, "ready_s": round(ready_s, 2)})
     return ServerHandle(config, pid, config.url, log_path, record["started_at"], ready_s, release, generated)
+
+
+def _secrets(config: ServerConfig) -> tuple[str | None, ...]:
+    """What a log tail we show must never contain."""
+    db = config.database
+    return config.token, config.password, config.database_url, db.password if db else None
+
+
+def _initialize(
+    config: ServerConfig, executable: Path, env: dict[str, str], log_fd: int, log_path: Path, offset: int,
+    timeout_s: float,
+) -> None:  # fmt: skip
+    """`label-studio init`: the migrations and the admin account (from the environment) that `label-studio start`
+    would make before serving, for a WSGI server that only serves. Its output goes to the server log; ServerError
+    with the log's tail when it fails or runs past `timeout_s` seconds (then it is killed, with its group)."""
+    proc = subprocess.Popen(
+        [str(executable), "init", "--quiet", "--no-browser"],
+        stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except BaseException as exc:  # a timeout or Ctrl-C: the migrations stop with us
+        _terminate(proc.pid, grace_s=2.0)
+        proc.wait()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
+        code = None
+    if code != 0:
+        tail = _log_tail(log_path, offset, _secrets(config))
+        why = f"exited with code {code}" if code is not None else f"did not finish within {timeout_s:.0f} s"
+        raise ServerError(f"label-studio init (migrations, admin account) {why}; log {log_path}: {tail}")
+
+
+def _gunicorn_argv(config: ServerConfig, executable: Path) -> tuple[Path, list[str]]:
+    """gunicorn (next to `executable` in Label Studio's virtualenv) serving Label Studio's WSGI application on the
+    configured address: `workers` processes of GUNICORN_THREADS threads (Label Studio's views block on the
+    database, so threads keep a slow export from holding up submissions)."""
+    gunicorn = executable.parent / "gunicorn"
+    packages = sorted(executable.parent.parent.glob("lib/python*/site-packages/label_studio"))
+    if not (gunicorn.is_file() and os.access(gunicorn, os.X_OK)) or not packages:
+        raise ServerError(f"gunicorn or label_studio not found next to {executable}: run `make ls-server`")
+    bind = f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
+    argv = [str(gunicorn), "--bind", bind, "--workers", str(config.workers), "--worker-class", "gthread",
+            "--threads", str(GUNICORN_THREADS), "--timeout", "300", "--graceful-timeout", str(int(STOP_GRACE_S)),
+            "--pythonpath", str(packages[-1]), "--error-logfile", "-", WSGI_APP]  # fmt: skip
+    return gunicorn, argv
 
 
 def _wait_until_healthy(pid: int, config: ServerConfig, t0: float, timeout_s: float) -> None:
@@ -522,6 +615,12 @@ def _run_shell(config: ServerConfig, script: str, done: str) -> str:
         reason = f"no account for {', '.join(json.loads(missing.group(1)))}" if missing else "see the server log"
         raise ServerError(f"could not change accounts in {data_dir}: {reason}")
     return proc.stdout
+
+
+def running_pid(config: ServerConfig) -> int | None:
+    """The pid of the data folder's server when the process we started runs (healthy or not), else None."""
+    record = _pid_record(config.data_dir.expanduser().absolute())
+    return int(record["pid"]) if record is not None and _is_our_server(record) else None
 
 
 def connect(config: ServerConfig) -> ServerConfig:
