@@ -494,12 +494,14 @@ def _append_extra_columns(layout: DatasetLayout, table: pa.Table) -> pa.Table:
 
 
 def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
-    """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip."""
+    """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip. So are temporaries: every
+    job of the run has ended by now, so one left in media/ (a transcode, its sound) is a job's that died mid-way."""
     keep = {p for p in table["media_path"].to_pylist() if p}
     if layout.media.exists():
         for path in layout.media.glob("*.mp4"):
             if layout.relative(path) not in keep:
                 path.unlink(missing_ok=True)
+        sweep_temporaries(layout.media)
 
 
 def public_settings(settings: IngestSettings) -> dict:
