@@ -19,7 +19,7 @@ demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
 
 test: setup ls-server
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,24 +17,6 @@ from tests.support.ray_cluster import ray_address, reference, reference_ds, two_
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
-# Modules that start Ray: one worker runs them all, one after the other (see below).
-RAY_MODULES = frozenset(
-    {"tests.cli.test_ray_cli", "tests.cli.test_ray_multinode_cli", "tests.emotions_data.test_ray_executor"}
-)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). Each module is one group, so it
-    runs whole on one worker and its module fixtures (a Label Studio, a PostgreSQL cluster, a reference ingest) are
-    made once. The Ray modules form a single group, so two Ray instances never run at once: two started at the same
-    time by separate test processes on one machine have refused each other's drivers (authentication errors).
-    """
-    for item in items:
-        module = item.module.__name__ if getattr(item, "module", None) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("ray" if module in RAY_MODULES else module))
-
-
 def _upright_marker(path: Path) -> Path:
     """A portrait clip (white top third) stored sideways with a rotate=90 tag, as phones do."""
     sideways = path.with_name("sideways-" + path.name)

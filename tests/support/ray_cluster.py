@@ -7,6 +7,7 @@ tests/conftest.py imports the fixtures for every module; they are module-scoped:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,20 @@ from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA
 from emotions_data.storage import TMP_MARK, StageLog
 from tests.support.corpus import CORPUS, settings, url_table
 
+
+@contextlib.contextmanager
+def one_ray_at_a_time() -> Iterator[None]:
+    """Held while a module's Ray instance or cluster runs. `make test` runs modules on two pytest-xdist workers, and
+    two Ray instances started at once by separate processes on one machine have refused each other's drivers
+    (authentication errors): a Ray module on the other worker waits here for this one to finish."""
+    with open(Path(tempfile.gettempdir()) / "emotions-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # One token for the whole session: Ray reads RAY_AUTH_TOKEN once, when it is first imported, and keeps it, so a
 # second module's instance started with a fresh token would refuse this process's own driver.
 RAY_TOKEN = secrets.token_hex(32)
@@ -37,24 +53,25 @@ RAY_TOKEN = secrets.token_hex(32)
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
     """A local Ray instance for the module, started in this process; yields its address for other drivers."""
-    saved_env = dict(os.environ)
-    # No usage reports; Ray's default token authentication with a token of our own rather than one it would
-    # write to ~/.ray (the CLI's driver below inherits it). Set before Ray is imported: it reads them then.
-    os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=RAY_TOKEN)
-    import ray
+    with one_ray_at_a_time():
+        saved_env = dict(os.environ)
+        # No usage reports; Ray's default token authentication with a token of our own rather than one it would
+        # write to ~/.ray (the CLI's driver below inherits it). Set before Ray is imported: it reads them then.
+        os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=RAY_TOKEN)
+        import ray
 
-    # Ray's Unix sockets live under its temp folder and their paths may not exceed 107 bytes.
-    base = tmp_path_factory.getbasetemp()
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))
-    info = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
-                    logging_level=logging.WARNING)  # fmt: skip
-    try:
-        yield info.address_info["address"]
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        os.environ.clear()
-        os.environ.update(saved_env)  # ray.init sets RAY_* variables for its children
+        # Ray's Unix sockets live under its temp folder and their paths may not exceed 107 bytes.
+        base = tmp_path_factory.getbasetemp()
+        temp = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))
+        info = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
+                        logging_level=logging.WARNING)  # fmt: skip
+        try:
+            yield info.address_info["address"]
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
+            os.environ.clear()
+            os.environ.update(saved_env)  # ray.init sets RAY_* variables for its children
 
 
 @pytest.fixture(scope="module")
@@ -183,9 +200,10 @@ def _free_port() -> int:
 def two_node_cluster(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     root = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))  # socket paths <= 107 B
-    cluster = TwoNodeCluster(root)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with one_ray_at_a_time():
+        cluster = TwoNodeCluster(root)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+            shutil.rmtree(root, ignore_errors=True)
