@@ -38,7 +38,8 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f"{TMP_MARK}{uuid.uuid4().hex[:12]}-{final.name}")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries durable (a rename or a new file in it survives a power cut), as POSIX asks."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -55,7 +56,7 @@ def commit_file(tmp: Path, final: Path) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 @contextmanager
@@ -201,7 +202,7 @@ def _fsync_path(path: Path) -> None:
                 with open(child, "rb") as handle:
                     os.fsync(handle.fileno())
         for folder in [*sorted(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink()), path]:
-            _fsync_dir(folder)
+            fsync_dir(folder)
     else:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
@@ -240,9 +241,9 @@ def _roll_forward(root: Path, journal: Path) -> None:
             path.unlink(missing_ok=True)
     for folder in parents:
         if folder.is_dir():
-            _fsync_dir(folder)
+            fsync_dir(folder)
     journal.unlink()
-    _fsync_dir(journal.parent)
+    fsync_dir(journal.parent)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -366,7 +367,7 @@ class FileGroup:
             if not os.path.lexists(staged):
                 raise FileNotFoundError(errno.ENOENT, f"nothing was staged for {final}", str(staged))
             _fsync_path(staged)
-        _fsync_dir(self.staging)
+        fsync_dir(self.staging)
         plan = {
             "group": self.id,
             "moves": [[self._relative(src), self._relative(dst), replace] for src, dst, replace in self._moves],
@@ -385,7 +386,7 @@ class FileGroup:
             journal = folder / f"{self.id}{_JOURNAL}"
             os.replace(draft, journal)  # the commit point: from here on the group is rolled forward, never back
             self._journaled = True
-            _fsync_dir(folder)
+            fsync_dir(folder)
             _roll_forward(self.root, journal)
         self._close()
 

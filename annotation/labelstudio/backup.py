@@ -40,6 +40,7 @@ from annotation.labelstudio.database import (
     table_count,
 )
 from annotation.labelstudio.process import running_pid
+from emotions_data.storage import fsync_dir
 
 BACKUPS = Path("backups") / "label-studio"  # under the dataset folder
 META_FILE = "backup.json"
@@ -134,19 +135,11 @@ def backup(config: ServerConfig, dataset_root: Path) -> Backup:
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(partial, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return read_backup(target)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -202,7 +195,7 @@ def restore(config: ServerConfig, source: Backup, *, replace: bool = False) -> R
         for stale in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
             stale.unlink(missing_ok=True)  # a replaced database's journal must not be replayed into the restored one
         os.replace(temporary, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     else:
         if table_count(db) and not replace:
             raise ServerError(f"{db.label} holds a database already: pass --replace to replace it")
