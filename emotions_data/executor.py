@@ -240,7 +240,7 @@ class RayExecutor(_Closing):
 def placement_line(executor: object) -> str | None:
     """Where a Ray run's jobs went, e.g. `ray: 12 jobs on 2 nodes (3f2a9c01: 7, 9be41d77: 5)` (node ids
     shortened to 8 hex digits); None for the other backends, which run on this machine, or when no job ran."""
-    counts = getattr(executor, "jobs_per_node", None) if isinstance(executor, RayExecutor) else None
+    counts = executor.jobs_per_node if isinstance(executor, RayExecutor) else None
     if not counts:
         return None
     nodes = ", ".join(f"{node[:8]}: {n}" for node, n in counts.most_common())

@@ -45,15 +45,20 @@ def media(tmp_path_factory) -> Path:
     return folder
 
 
-def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
-    with serve(media) as server:
+def ingest_served(folder: Path, names: list[str], tmp_path: Path) -> dict[str, object]:
+    """`emotions ingest` of `names` served from `folder` on loopback, in that order; the manifest rows by file name."""
+    with serve(folder) as server:
         urls = tmp_path / "urls.txt"
-        names = ["piped.webm", "piped.mkv", "long_audio.mp4", "long_audio_piped.webm", "variable_rate.mp4"]
         urls.write_text("".join(f"{server.url(n)}\n" for n in names))
         proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
-    rows = {Path(r.source).name: r for r in frame.itertuples()}
+    return {Path(r.source).name: r for r in frame.itertuples()}
+
+
+def test_piped_containers_and_audio_longer_than_video(media, tmp_path):
+    names = ["piped.webm", "piped.mkv", "long_audio.mp4", "long_audio_piped.webm", "variable_rate.mp4"]
+    rows = ingest_served(media, names, tmp_path)
     for name in ("piped.webm", "piped.mkv"):  # no header states a duration: measured from the packets
         row = rows[name]
         assert row.status == "ok", (name, row.reason, row.reason_detail)
@@ -105,14 +110,7 @@ def test_hdr_sources_are_tone_mapped_to_bt709_sdr(tmp_path):
     folder.mkdir()
     _hdr_clip(folder / "pq.mp4", "smpte2084", "testsrc2")
     _hdr_clip(folder / "hlg.mp4", "arib-std-b67", "smptebars")
-    with serve(folder) as server:
-        urls = tmp_path / "urls.txt"
-        urls.write_text(f"{server.url('pq.mp4')}\n{server.url('hlg.mp4')}\n")
-        proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
-    assert proc.returncode == 0, proc.stderr
-    frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
-    for row in frame.itertuples():
-        name = Path(row.source).name
+    for name, row in ingest_served(folder, ["pq.mp4", "hlg.mp4"], tmp_path).items():
         assert row.status == "ok", (name, row.reason_detail)
         assert row.color_transfer == {"pq.mp4": "smpte2084", "hlg.mp4": "arib-std-b67"}[name]  # the source's
         media = tmp_path / "ds" / row.media_path
@@ -130,13 +128,7 @@ def test_the_best_copy_of_a_near_duplicate_cluster_is_kept(tmp_path):
     # a re-upload of the same size, heavily re-compressed, listed first: it must not win over its original
     subprocess.run([*FF, "-i", str(original), "-c:v", "libx264", "-crf", "42", "-c:a", "aac", "-b:a", "48k",
                     str(folder / "reupload.mp4")], check=True)  # fmt: skip
-    with serve(folder) as server:
-        urls = tmp_path / "urls.txt"
-        urls.write_text(f"{server.url('reupload.mp4')}\n{server.url('original.mp4')}\n")
-        proc = run_cli("ingest", str(urls), "--out", str(tmp_path / "ds"), "--workers", "1")
-    assert proc.returncode == 0, proc.stderr
-    frame = pd.read_parquet(tmp_path / "ds" / "manifests" / "videos.parquet")
-    rows = {Path(r.source).name: r for r in frame.itertuples()}
+    rows = ingest_served(folder, ["reupload.mp4", "original.mp4"], tmp_path)
     assert rows["original.mp4"].status == "ok"
     assert (rows["reupload.mp4"].status, rows["reupload.mp4"].reason) == ("rejected", "near_duplicate")
     assert rows["reupload.mp4"].dup_of == rows["original.mp4"].video_id
