@@ -20,6 +20,7 @@ from emotions_cli.console import (
     console,
     error_line,
     fail,
+    local_folder,
     progress_bars,
     stdout,
 )
@@ -74,12 +75,14 @@ def ingest(
     from emotions_data.executor import ExecutorError, make_executor, placement_line
     from emotions_data.ingest import ingest as run_ingest
     from emotions_data.layout import local_dataset_dir
+    from emotions_data.location import open_location
     from emotions_data.objectstore import is_object_url
     from emotions_data.settings import load_settings
     from emotions_data.sources import SourceError
 
     try:
         if not is_object_url(out):  # checked before any executor starts: gs:// and the like are refused
+            open_location(out)
             _check_out(local_dataset_dir(out))
         settings = load_settings(
             config,
@@ -179,7 +182,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 @dataset_app.command()
 def split(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     seed: Annotated[int, typer.Option()] = 0,
     ratios: Annotated[str, typer.Option(help="train,val,test")] = "0.8,0.1,0.1",
     balanced_per_class: Annotated[int | None, typer.Option(help="balanced variant: per class and split")] = None,
@@ -225,7 +228,7 @@ def split(
 
 @dataset_app.command()
 def release(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
     name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",

@@ -19,8 +19,9 @@ def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
         return Path(text)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return Path(unquote(parts.path))
+    url = f"{parts.scheme}://{text[len(parts.scheme) + 1 :].lstrip('/')}"  # as typed, though a Path folds "//"
     raise ValueError(
-        f"{text}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
+        f"{url}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
         "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see the README, Datasets in object storage)"
     )
 

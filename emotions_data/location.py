@@ -190,4 +190,12 @@ def open_location(location: str | os.PathLike[str]) -> LocalLocation:
     for other URL schemes (see `layout.local_dataset_dir`)."""
     if is_object_url(location):
         return ObjectLocation(os.fspath(location))
-    return LocalLocation(local_dataset_dir(location).absolute())  # other hosts have other working folders
+    try:
+        folder = local_dataset_dir(location)
+    except ValueError as exc:
+        url = str(exc).split(": ", 1)[0]
+        raise ValueError(
+            f"{url}: not supported as a dataset location; give a folder, or s3://BUCKET/PREFIX for object storage "
+            "(AWS S3 or an S3-compatible server)"
+        ) from None
+    return LocalLocation(folder.absolute())  # other hosts have other working folders

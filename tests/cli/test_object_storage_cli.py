@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from emotions_data.ingest import read_manifest
 from emotions_data.objectstore import ObjectLock, ObjectStore
@@ -44,6 +45,8 @@ def s3(monkeypatch, tmp_path):
                         "EMOTIONS_LOCK_LEASE_S": str(LEASE_S),
                         "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
+    # moto keeps its buckets per process, not per server: start each test from none
+    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=30).raise_for_status()
     store = ObjectStore("s3://data/ds")
     store.fs.mkdir("data")
     try:
@@ -186,7 +189,13 @@ def test_a_live_lock_is_refused_and_an_expired_one_taken_over(s3, server, tmp_pa
 
 @pytest.mark.parametrize(
     "argv",
-    [["split", "s3://data/ds"], ["labels", "s3://data/ds"], ["release", "s3://data/ds"]],
+    [
+        ["split", "s3://data/ds"],
+        ["labels", "s3://data/ds"],
+        ["release", "s3://data/ds", "--version", "1.0.0"],
+        ["annotate", "push", "s3://data/ds"],
+        ["demo", "--out", "s3://data/ds"],
+    ],
 )
 def test_commands_that_need_a_folder_refuse_object_storage_with_one_line(argv):
     proc = run_cli(*argv)
