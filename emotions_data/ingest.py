@@ -179,11 +179,12 @@ def _candidates_for_media(
     return rejections, exact, [i for i in passing if i["video_id"] not in exact]
 
 
-def _needs_media(location: LocalLocation, row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+def _needs_media(present: set[str], row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+    """`present`: the dataset's media files (`location.files_under`), listed once per pass."""
     if row is None or row["sha256"] != sha or row["recipe"] != recipe:
         return True
     if row["status"] == Status.OK:
-        return not location.has_file(row["media_path"])
+        return row["media_path"] not in present
     return row["status"] == Status.FAILED and (row["retryable"] or retry_permanent)
 
 
@@ -293,12 +294,13 @@ def _ingest_locked(
         for _ in range(2):
             made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
             near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
+            present = location.files_under(layout.media)
             todo = [
                 _media_job(layout, inp, fetched[inp["video_id"]], made.get(inp["video_id"]))
                 for inp in wanted
                 if inp["video_id"] not in near
                 and _needs_media(
-                    location, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
+                    present, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
                 )
             ]
             if not todo:
