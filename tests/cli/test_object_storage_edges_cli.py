@@ -160,6 +160,14 @@ def test_a_malformed_url_is_refused_before_any_request(moto, client, clip, url, 
     assert moto.taken() == [] and objects(client) == {}
 
 
+@pytest.mark.parametrize("argv", [["split", f"s3://AKIAX:{SECRET}@data/ds"], ["ingest", "x.csv", "--out",
+                                  f"gs://AKIAX:{SECRET}@data/ds"]])  # fmt: skip
+def test_other_commands_and_schemes_do_not_repeat_credentials_in_a_url(argv):
+    proc = run_cli(*argv)
+    one_line(proc, "data/ds: ")
+    assert SECRET not in proc.stdout + proc.stderr
+
+
 def test_the_bucket_root_and_a_trailing_slash_name_the_same_dataset(moto, client, clip):
     assert ingest(clip, "s3://data").returncode == 0
     again = ingest(clip, "s3://data/")
