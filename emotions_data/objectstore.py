@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -107,9 +108,21 @@ def _filesystem(s3fs: Any, connect_timeout: float, read_timeout: float, attempts
         config["retries"] = {"mode": "standard", "total_max_attempts": attempts}
     config.update(fsspec.config.conf.get("s3", {}).get("config_kwargs", {}))
     # No listing cache: workers on other hosts add objects, and a cached listing would hide them.
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, config_kwargs=config)
+    import aiobotocore.session
+
+    session = aiobotocore.session.AioSession()
+    session.get_component("event_emitter").register_last("before-call.s3", _no_expect_continue)
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, config_kwargs=config, session=session)
     fs.retries = s3fs_retries  # s3fs's own retry loop around botocore's (a class attribute, not an argument)
     return fs
+
+
+def _no_expect_continue(params: dict, **_: Any) -> None:
+    """Drop the `Expect: 100-continue` botocore puts on every PutObject/UploadPart: aiohttp waits for the interim
+    `100 Continue` before sending the body, and no timeout covers that wait (the read timeout arms only once a read
+    is in flight), so a store that accepts the connection and never answers held a put forever. Without it, a put the
+    store refuses sends its body first (at most one part, s3fs's 50 MiB) before the refusal arrives."""
+    params.get("headers", {}).pop("Expect", None)
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -403,14 +416,22 @@ class ObjectLock:
                 f"{self.what}: {self.store.url_of(self.rel)} is not a lock this emotions wrote (no JSON with "
                 "expires_at); if no run is using the dataset, delete that object and run again"
             ) from None
-        if expires_at != expires_at:  # NaN: no lease to wait for either
-            raise RuntimeError(f"{self.what}: {self.store.url_of(self.rel)} has no valid lease (expires_at is NaN); "
-                               "if no run is using the dataset, delete that object and run again")  # fmt: skip
-        if time.time() < expires_at:
-            until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires_at))
+        if not math.isfinite(expires_at):  # NaN or infinite: no lease that ends
             raise RuntimeError(
-                f"{self.what}: another run holds {self.store.url_of(self.rel)} (host {held.get('host')}, pid "
-                f"{held.get('pid')}, lease until {until}); if that run was killed, run again after its lease ends"
+                f"{self.what}: {self.store.url_of(self.rel)} has no valid lease (expires_at {expires_at}); if no run "
+                "is using the dataset, delete that object and run again"
+            )
+        if time.time() < expires_at:
+            try:
+                until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires_at))
+            except (OverflowError, OSError, ValueError):  # beyond the calendar this platform can show
+                until = f"{expires_at:.0f} (Unix seconds)"
+            host, pid = (
+                " ".join(str(held.get(k)).split())[:80] for k in ("host", "pid")
+            )  # one line, whatever it holds
+            raise RuntimeError(
+                f"{self.what}: another run holds {self.store.url_of(self.rel)} (host {host}, pid "
+                f"{pid}, lease until {until}); if that run was killed, run again after its lease ends"
             )
         self.etag = self.store.replace_if(self.rel, self._body(), etag)
         if self.etag is None:

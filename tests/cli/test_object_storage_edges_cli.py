@@ -107,6 +107,43 @@ def test_an_endpoint_that_never_answers_is_given_up_on(moto, client, clip, monke
     assert SECRET not in proc.stderr
 
 
+@pytest.mark.parametrize("request_", ["put", "list", "read"])
+def test_a_store_that_stops_answering_fails_each_request_in_bounded_time(monkeypatch, request_):
+    """Mid-run, a put waited forever for `100 Continue` from a silent store (no timeout covers that wait); every kind
+    of request now ends in a `LocalFault` after its bounded tries (read timeout cut to 1 s here; the thread's join
+    is only the hang guard)."""
+    import emotions_data.objectstore as objectstore
+    from emotions_data.faults import LocalFault
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.extend(silent.accept()[0] for _ in iter(int, 1)), daemon=True).start()
+    for name, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(objectstore, "_BOUNDS", {**objectstore._BOUNDS, "connect_timeout": 1, "read_timeout": 1})
+    store = ObjectStore("s3://data/ds")
+    call = {"put": lambda: store.put_bytes("x.bin", b"1" * 1000), "list": lambda: store.list("media"),
+            "read": lambda: store.read_bytes("x.bin")}[request_]  # fmt: skip
+    raised: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the test thread
+            raised.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(120)
+    silent.close()
+    assert not worker.is_alive(), f"{request_} still waiting on a silent store"
+    assert len(raised) == 1 and isinstance(raised[0], LocalFault), raised
+    assert "cannot reach the object store" in str(raised[0]) and SECRET not in str(raised[0])
+
+
 def test_refused_credentials_are_named_and_the_secret_never_shown(moto, clip):
     iam = boto3.client("iam", endpoint_url=moto.endpoint, aws_access_key_id="testing",
                        aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
@@ -195,7 +232,9 @@ def test_a_manifest_of_a_newer_schema_version_is_refused_by_url(moto, client, cl
     assert objects(client) == {"ds/manifests/videos.parquet": body.getvalue()}
 
 
-@pytest.mark.parametrize("body", [b"\x00garbage{", b"", b'{"owner": "x"}', b'{"expires_at": NaN}'])
+@pytest.mark.parametrize(
+    "body", [b"\x00garbage{", b"", b"[1]", b'{"owner": "x"}', b'{"expires_at": NaN}', b'{"expires_at": Infinity}']
+)
 def test_a_lock_object_this_emotions_did_not_write_is_refused(moto, client, clip, body):
     client.put_object(Bucket="data", Key="ds/.work/ingest.lock", Body=body)
     one_line(ingest(clip, "s3://data/ds"), "s3://data/ds/.work/ingest.lock", "delete that object")
@@ -264,6 +303,13 @@ def _one_per_shard(tmp_path: Path) -> Path:
     config = tmp_path / "one-per-shard.toml"
     config.write_text("[ingest]\nshard_size = 1\n")
     return config
+
+
+def test_a_lock_with_a_far_lease_and_odd_fields_is_refused_on_one_line(moto, client, clip):
+    body = json.dumps({"expires_at": 1e300, "host": "a\nb\r\nc", "pid": "1\n2"}).encode()
+    client.put_object(Bucket="data", Key="ds/.work/ingest.lock", Body=body)
+    one_line(ingest(clip, "s3://data/ds"), "another run holds s3://data/ds/.work/ingest.lock (host a b c, pid 1 2")
+    assert objects(client) == {"ds/.work/ingest.lock": body}
 
 
 def test_a_lock_held_by_a_live_run_is_still_refused(moto, clip):
