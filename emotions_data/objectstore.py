@@ -57,11 +57,13 @@ DATASET_MARKERS = (".work/", "manifests/videos.parquet")
 #: lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, not an IP address.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_USERINFO = re.compile(r"//[^/@\s]+@")
 #: Request bounds. botocore's default ("legacy") retries and s3fs's own retry loop multiply: an endpoint that
 #: accepts connections and never answers held one request for over six minutes (5 s3fs tries x 5 botocore attempts
 #: x a 15 s read timeout). Here a request is tried at most 2 x 3 times ("standard" mode, which also backs off on
-#: SlowDown/503), so a store that stops answering fails a request within about 1.5 minutes, and a refused
-#: connection within seconds. `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` in the environment still choose botocore's.
+#: SlowDown/503), so a store that stops answering fails a request after about 95 s (puts too: see
+#: `_no_expect_continue`), and a refused connection within seconds. `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` in the
+#: environment still choose botocore's.
 _BOUNDS = {"connect_timeout": 5, "read_timeout": 15, "attempts": 3, "s3fs_retries": 2}
 #: The first request of a run, which decides whether the store can be used at all, is bounded tighter: a store
 #: that does not answer is reported within about 15 s (2 attempts x 5 s read timeout, plus backoff).
@@ -107,11 +109,11 @@ def _filesystem(s3fs: Any, connect_timeout: float, read_timeout: float, attempts
     if not (os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")):
         config["retries"] = {"mode": "standard", "total_max_attempts": attempts}
     config.update(fsspec.config.conf.get("s3", {}).get("config_kwargs", {}))
-    # No listing cache: workers on other hosts add objects, and a cached listing would hide them.
     import aiobotocore.session
 
     session = aiobotocore.session.AioSession()
     session.get_component("event_emitter").register_last("before-call.s3", _no_expect_continue)
+    # No listing cache: workers on other hosts add objects, and a cached listing would hide them.
     fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, config_kwargs=config, session=session)
     fs.retries = s3fs_retries  # s3fs's own retry loop around botocore's (a class attribute, not an argument)
     return fs
@@ -145,11 +147,13 @@ def _refusal(exc: BaseException) -> str | None:
     if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
         return ("no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run "
                 "with an instance role")  # fmt: skip
+    # botocore's messages name the endpoint URL: one line, and never a `user:password@` in it
+    text = _USERINFO.sub("//", " ".join(str(exc).split()))[:160]
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
                 "ProxyConnectionError", "SSLError"):  # fmt: skip
-        return f"cannot reach the object store ({' '.join(str(exc).split())[:160]})"
+        return f"cannot reach the object store ({text})"
     if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp"):
-        return f"the object store refused: {name}: {' '.join(str(exc).split())[:160]}"
+        return f"the object store refused: {name}: {text}"
     return None
 
 
@@ -222,11 +226,10 @@ class ObjectStore:
         under = f"{prefix}/" if prefix else ""
         try:
             first = probe._first_key(bucket, under)
-            if first is None or first.startswith(f"{under}.work/"):
+            if first is None or first.startswith(f"{under}{DATASET_MARKERS[0]}"):
                 return
-            if probe._first_key(bucket, f"{under}.work/") is not None or probe.fs.exists(
-                self.key("manifests/videos.parquet")
-            ):
+            work, manifest = DATASET_MARKERS
+            if probe._first_key(bucket, f"{under}{work}") is not None or probe.fs.exists(self.key(manifest)):
                 return
         except Exception as exc:  # every kind `_refusal` names; others are re-raised
             reason = _refusal(exc)
