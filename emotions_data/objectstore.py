@@ -15,6 +15,11 @@ Object storage has no rename and no file lock, so the guarantees of `emotions_da
   killed without releasing leaves a lock whose lease runs out, and the next run takes it over with a put conditional
   on the stale object's ETag (`If-Match`), so of two runs that find it stale at once exactly one wins.
 
+- Before a run writes anything, :meth:`ObjectStore.check_bucket` refuses, with one line naming the URL and the
+  reason, a store it cannot reach or that refuses the credentials, a missing bucket, and a prefix of other objects
+  (not an emotions dataset); `check_url` refuses malformed URLs before any request. Every request is bounded
+  (`_BOUNDS`, `_PROBE`): an unreachable store is an error, never a hang.
+
 Credentials and the endpoint come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL`, `AWS_PROFILE` ...) or fsspec's configuration, never from the command line.
 """

@@ -306,6 +306,34 @@ def test_ctrl_c_releases_the_lock_and_the_working_folder_and_the_next_run_resume
     assert_no_secret_stored(client)
 
 
+def test_ctrl_c_on_a_local_folder_is_one_line_too(server, tmp_path):
+    """The quiet pool workers and the one-line message are the CLI's, whatever the location."""
+    table = url_table(server, tmp_path / "urls.csv", ["landscape.mp4", "portrait.mp4"])
+    release = threading.Event()
+    plain = server.handler.do_GET
+
+    def do_get(self) -> None:
+        if self.path.split("?", 1)[0] == "/portrait.mp4":
+            release.wait(120)
+        plain(self)
+
+    server.handler.do_GET = do_get
+    out_dir = tmp_path / "ds"
+    argv = [EMOTIONS, "ingest", str(table), "--out", str(out_dir), "--workers", "2", "--max-duration", "6",
+            "--config", str(_one_per_shard(tmp_path))]  # fmt: skip
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any((out_dir / ".work" / "fetch").glob("*.parquet")), 300)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+    one_line(subprocess.CompletedProcess(argv, proc.returncode, out, err), "interrupted: finished work is kept")
+    assert proc.returncode == 130
+    done = run_cli("ingest", str(table), "--out", str(out_dir), *ARGS)
+    assert done.returncode == 0, done.stderr
+
+
 def _one_per_shard(tmp_path: Path) -> Path:
     config = tmp_path / "one-per-shard.toml"
     config.write_text("[ingest]\nshard_size = 1\n")
