@@ -4,9 +4,10 @@ For each N the benchmark builds a finished dataset without downloading anything:
 register written by `ingest.register_inputs`, and the three stage logs committed with `StageLog.commit` (one shard
 each, as a finished run leaves them) holding plausible rows: every item resolved and fetched ok (unique sha256,
 probe facts that pass the default filters), and normalised ok under the default recipe with a random `p2`
-fingerprint, one planted near copy for every 100 clips (`benchmarks/dedup.py`'s generator). The media files are
-empty files: a re-run never opens them, it only checks that each ok row's file exists and deletes the ones no
-manifest row names. Then, each in its own process through the real CLI (`emotions ingest SOURCE --out DS`):
+fingerprint, one planted near copy for every 100 clips (`benchmarks/dedup.py`'s generator); each log's rows in the
+order of shards finishing at random. The media and original files are empty files: a re-run never opens them, it
+checks that each ok row's media file exists, deletes the media no manifest row names and sweeps both folders of
+temporaries. Then, each in its own process through the real CLI (`emotions ingest SOURCE --out DS`):
 
 * `first`: the first run over those logs, which composes the manifest (near-duplicate search included), deletes
   the near copies' media and writes the summary;
@@ -83,6 +84,10 @@ def build(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     candidates, _, _ = planted(n, 0.28, seed)
     durations = np.array([c.duration_s for c in candidates])
     durations = np.clip(durations, 1.5, 290.0)
+    # A finished log holds its rows in the order its shards were committed (jobs finish in any order): blocks of
+    # 16 rows, shuffled, so no lookup can rely on the register's order.
+    blocks = rng.permutation((n + 15) // 16)
+    order = pa.array(np.concatenate([np.arange(b * 16, min(n, b * 16 + 16)) for b in blocks]))
     when = pa.array(np.full(n, np.datetime64("2026-11-01T00:00:00", "s")), pa.timestamp("s", tz="UTC"))
     ok = {"status": "ok", "retryable": False, "attempts": 1, "processed_at": when}
     StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA).commit(_column(RESOLVE_STAGE_SCHEMA, {"video_id": ids, **ok}, n))
@@ -98,7 +103,7 @@ def build(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
         "original_path": [f"originals/{v}.mp4" for v in ids], "downloader": "yt-dlp",
         "downloader_version": "2025.01.01", "extractor": "generic",
     }  # fmt: skip
-    StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA).commit(_column(PROBE_STAGE_SCHEMA, fetched, n))
+    StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA).commit(_column(PROBE_STAGE_SCHEMA, fetched, n).take(order))
     media_short = np.minimum(short, 720)
     made = {
         "video_id": ids, "sha256": sha, "recipe": recipe_id(IngestSettings().normalise), **ok,
@@ -106,10 +111,13 @@ def build(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
         "media_width": media_short * 16 // 9 // 2 * 2, "media_height": media_short, "media_fps": 30.0,
         "fingerprint": [c.fingerprint for c in candidates],
     }  # fmt: skip
-    StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA).commit(_column(NORMALISE_STAGE_SCHEMA, made, n))
-    layout.media.mkdir()
-    for v in ids:  # the re-run only checks that they exist
-        os.close(os.open(layout.media / f"{v}.mp4", os.O_CREAT | os.O_WRONLY, 0o644))
+    StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA).commit(
+        _column(NORMALISE_STAGE_SCHEMA, made, n).take(rng.permutation(n))  # normalise jobs finish in another order
+    )
+    for folder in (layout.media, layout.originals):
+        folder.mkdir()
+        for v in ids:  # a re-run only checks that media exist and lists both folders for temporaries
+            os.close(os.open(folder / f"{v}.mp4", os.O_CREAT | os.O_WRONLY, 0o644))
     assert fp.VERSION  # the fingerprints are of the version this code reads
     return source, layout.root
 
@@ -118,7 +126,8 @@ def run_child(argv: list[str], pythonpath: Path = ROOT) -> tuple[float, float, s
     """(wall s, peak RSS MB, output) of one child: measured by `/usr/bin/time`-like `wait4` on that child alone."""
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "COLUMNS": "200"}
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # -c puts the working folder first on sys.path: run from one without code, so PYTHONPATH decides
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
     chunks = []
     while True:
         chunk = proc.stdout.read(65536)

@@ -10,7 +10,6 @@ started again, or re-run with new filter settings, converges on the same manifes
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -423,6 +422,27 @@ def _probe_source_path(layout: DatasetLayout, inp: dict, fetched: dict) -> str:
     return str(layout.root / fetched["original_path"]) if fetched.get("original_path") else inp["source"]
 
 
+def _surely_passes(fetched: pa.Table, settings: IngestSettings) -> np.ndarray:
+    """Rows that no rule of `filters.check_filters` rejects, column-wise: each condition is the negation of one of
+    its rules (nulls and NaN count as failing, so a row in doubt is left to `check_filters` itself)."""
+    rules = settings.filters
+
+    def number(values: pa.ChunkedArray) -> pa.ChunkedArray:  # present and not NaN
+        return pc.fill_null(pc.invert(pc.is_nan(values)), False)
+
+    video_s = fetched["video_duration_s"]
+    duration = pc.if_else(number(video_s), video_s, fetched["duration_s"])
+    width, height = fetched["width"], fetched["height"]
+    sure = _truthy(fetched["has_video"]) & _np(number(duration))
+    if rules.require_audio:
+        sure &= _truthy(fetched["has_audio"])
+    sure &= _truthy(pc.greater_equal(duration, rules.min_duration_s))
+    sure &= _truthy(pc.less_equal(duration, rules.max_duration_s))
+    sure &= _truthy(pc.not_equal(width, 0)) & _truthy(pc.not_equal(height, 0))
+    sure &= _truthy(pc.greater_equal(pc.min_element_wise(width, height), rules.min_short_side))
+    return sure
+
+
 _FILTER_COLUMNS = ("has_video", "has_audio", "video_duration_s", "duration_s", "width", "height")
 
 
@@ -432,7 +452,7 @@ def _candidates_for_media(
     """Filter rejections, exact duplicates (the earliest input with a sha256 is kept), and the mask of the rows that
     should get media."""
     ok = ~repeat & _is(fetched["status"], str(Status.OK))
-    where = np.flatnonzero(ok)
+    where = np.flatnonzero(ok & ~_surely_passes(fetched, settings))  # the others pass `check_filters` for sure
     facts = fetched.select(list(_FILTER_COLUMNS)).take(pa.array(where)).to_pydict()
     ids = _np(inputs["video_id"])
     rejections: dict[str, tuple[Reason, str]] = {}
@@ -466,7 +486,7 @@ def _needs_media(
     retry = ~stale & _is(made["status"], str(Status.FAILED)) & (_truthy(made["retryable"]) | retry_permanent)
     result = stale | retry
     check = np.flatnonzero(ok)
-    result[check] = ~_media_files_present(layout, made["media_path"].take(pa.array(check)).to_pylist())
+    result[check] = ~_media_files_present(layout, made["media_path"].combine_chunks().take(pa.array(check)))
     return result
 
 
@@ -474,21 +494,23 @@ def _needs_media(
 _LIST_MEDIA_ABOVE = 1000
 
 
-def _media_files_present(layout: DatasetLayout, paths: list[str | None]) -> np.ndarray:
+def _media_files_present(layout: DatasetLayout, paths: pa.Array) -> np.ndarray:
     """Whether each of `paths` (relative to the dataset folder) is a file. Many paths: one listing of `media/`
     instead of a stat per file; a path elsewhere is still looked up on its own."""
     if len(paths) <= _LIST_MEDIA_ABOVE or not layout.media.is_dir():
-        return np.array([p is not None and (layout.root / p).is_file() for p in paths], bool)
+        return np.array([p is not None and (layout.root / p).is_file() for p in paths.to_pylist()], bool)
+    present = _np(pc.fill_null(pc.is_in(paths, value_set=_listed_media(layout, files_only=True)), False))
+    in_media = _np(pc.fill_null(pc.match_substring_regex(paths, r"^media/[^/]+$"), False))
+    for k in np.flatnonzero(~in_media & _np(pc.is_valid(paths))):
+        present[k] = (layout.root / paths[int(k)].as_py()).is_file()
+    return present
+
+
+def _listed_media(layout: DatasetLayout, files_only: bool) -> pa.Array:
+    """`media/<name>` of every entry of the media folder (following links, as `Path.is_file` does)."""
     with os.scandir(layout.media) as entries:
-        listed = {f"media/{entry.name}" for entry in entries if entry.is_file()}
-    return np.array(
-        [
-            p is not None
-            and (p in listed if p.startswith("media/") and "/" not in p[6:] else (layout.root / p).is_file())
-            for p in paths
-        ],
-        bool,
-    )
+        names = [f"media/{e.name}" for e in entries if not files_only or e.is_file()]
+    return pa.array(names, pa.string())
 
 
 @contextmanager
@@ -531,30 +553,34 @@ def _near_duplicates(
     """{near-duplicate id: kept id} among the wanted rows with ok media of this recipe and original.
 
     The search (`dedup.near_duplicates`) is the costly part of a run that has nothing else to do, so its result is
-    kept in `.work/` with the SHA-256 of everything it was computed from: every fact each candidate is built from, in
-    order, the dedup settings and the search's own constants (`dedup.search_identity`). A run whose digest matches
-    reuses it; any change (a new clip, a new fingerprint, another threshold) searches again."""
+    kept in `.work/` with the SHA-256 of everything it was computed from: the facts candidates are built from, of
+    every row in order with a flag saying which rows are candidates, the dedup settings and the search's own
+    constants (`dedup.search_identity`). A run whose digest matches reuses it; any change (a new clip, a new
+    fingerprint, another threshold) searches again."""
     usable = (
         wanted
         & _is(made["status"], str(Status.OK))
         & _is(made["recipe"], recipe)
         & ~_differ(made["sha256"], fetched["sha256"])
     )
-    where = pa.array(np.flatnonzero(usable))
+    # The digest covers every row with a flag, so the common case (most rows usable) copies nothing.
     facts = pa.table(
         {
-            "video_id": inputs["video_id"].take(where),
-            "input_index": inputs["input_index"].take(where),
-            **{name: made[name].take(where) for name in _CANDIDATE_MEDIA},
-            **{name: fetched[name].take(where) for name in _CANDIDATE_FACTS},
+            "candidate": pa.array(usable),
+            "video_id": inputs["video_id"],
+            "input_index": inputs["input_index"],
+            **{name: made[name] for name in _CANDIDATE_MEDIA},
+            **{name: fetched[name] for name in _CANDIDATE_FACTS},
         }
-    ).combine_chunks()
-    digest = _table_digest(facts, f"{dedup.search_identity()} {json.dumps(asdict(settings.dedup), sort_keys=True)}")
+    )
+    context = f"{dedup.search_identity()} {json.dumps(asdict(settings.dedup), sort_keys=True)}"
+    digest = _table_digest(facts, context)
     if digest in memo:
         return memo[digest]
     near = _cached_near_duplicates(layout, digest)
     if near is None:
-        near = dedup.near_duplicates([_candidate(row) for row in facts.to_pylist()], settings.dedup)
+        rows = facts.filter(pa.array(usable)).to_pylist()
+        near = dedup.near_duplicates([_candidate(row) for row in rows], settings.dedup)
         cache = pa.table({"video_id": list(near), "dup_of": list(near.values())}, schema=_NEAR_SCHEMA)
         with _writing(layout.work):
             write_table_atomic(layout.near_duplicates, cache.replace_schema_metadata({_NEAR_DIGEST_KEY: digest}))
@@ -594,28 +620,22 @@ def _cached_near_duplicates(layout: DatasetLayout, digest: str) -> dict[str, str
     return dict(zip(table["video_id"].to_pylist(), table["dup_of"].to_pylist(), strict=True))
 
 
-class _HashSink(io.RawIOBase):
-    """A writable stream that only feeds a hash."""
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:  # type: ignore[override]
-        self.hash.update(data)
-        return len(data)
-
-
 def _table_digest(table: pa.Table, context: str) -> str:
-    """SHA-256 of `context` and the Arrow IPC stream of `table`, which is a faithful serialisation: two tables with
-    the same digest hold the same values in the same order."""
-    sink = _HashSink()
-    sink.hash.update(context.encode() + b"\0")
-    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
-        writer.write_table(table)
-    return sink.hash.hexdigest()
+    """SHA-256 of `context` and of every column's type, lengths and Arrow buffers (each length-prefixed), read in
+    place: two tables with the same digest hold the same values in the same order (the same values laid out in
+    other chunks only give another digest)."""
+    digest = hashlib.sha256(context.encode() + b"\0")
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        digest.update(f"{name}:{column.type}:{column.num_chunks}\0".encode())
+        for chunk in column.chunks:
+            digest.update(f"{len(chunk)}:{chunk.offset}\0".encode())
+            for buffer in chunk.buffers():
+                if buffer is None:
+                    digest.update(b"-\0")
+                else:
+                    digest.update(f"{buffer.size}\0".encode())
+                    digest.update(memoryview(buffer))
+    return digest.hexdigest()
 
 
 def platform_duplicates(inputs: list[dict], resolved: dict[str, dict]) -> dict[str, str]:
@@ -679,64 +699,74 @@ def compose_manifest(
         & _is(made["recipe"], recipe)
         & _is(made["status"], str(Status.OK))
     )
-    parts = [_common_rows(inputs, resolved, fetched, made, common)]
-    others = ~common
-    if others.any():
-        kept = _rows(made.select(["video_id", "fingerprint"]), _in(ids, set(near.values())) & _present(made))
-        fingerprints = {r["video_id"]: r["fingerprint"] for r in kept}
+    table = _common_rows(inputs, resolved, fetched, made)  # right for the common rows, replaced for the others
+    others = np.flatnonzero(~common)
+    if len(others):
+        where = pa.array(others)
+        near_rows = [v for v in ids.take(where).to_pylist() if v in near]
+        wanted = set(near_rows) | {near[v] for v in near_rows}
+        pick = _in(ids, wanted) & _present(made)
+        prints = {r["video_id"]: r["fingerprint"] for r in _rows(made.select(["video_id", "fingerprint"]), pick)}
+        details = fingerprint.describe_distances([prints[v] for v in near_rows], [prints[near[v]] for v in near_rows])
+        near_details = dict(zip(near_rows, details, strict=True))
         rows = [
-            manifest_row(inp, found, facts, media, rejections, exact, near, fingerprints, recipe, same_video)
+            manifest_row(inp, found, facts, media, rejections, exact, near, near_details, recipe, same_video)
             for inp, found, facts, media in zip(
-                _rows(inputs, others),
-                _rows(resolved, others, keep_nulls=True),
-                _rows(fetched, others, keep_nulls=True),
-                _rows(made, others, keep_nulls=True),
+                _rows(inputs, ~common),
+                _rows(resolved, ~common, keep_nulls=True),
+                _rows(fetched, ~common, keep_nulls=True),
+                _rows(made, ~common, keep_nulls=True),
                 strict=True,
             )
         ]
-        parts.append(pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA))
-    table = pa.concat_tables(parts)
-    table = table.take(pc.sort_indices(table["input_index"])).combine_chunks()
-    return _append_extra_columns(layout, table)
+        order = np.arange(table.num_rows)
+        order[others] = table.num_rows + np.arange(len(others))
+        table = pa.concat_tables([table, pa.Table.from_pylist(rows, schema=VIDEOS_SCHEMA)]).take(pa.array(order))
+    return _append_extra_columns(layout, table.combine_chunks())
 
 
-def _common_rows(inputs: pa.Table, resolved: pa.Table, fetched: pa.Table, made: pa.Table, mask: np.ndarray) -> pa.Table:
-    """`manifest_row`'s last case, column-wise: the input's columns, the fetch's facts (a fact it lacks keeps what
-    the resolve stage found), the media's columns and time."""
-    where = pa.array(np.flatnonzero(mask))
-    inp, found, facts, media = (t.take(where) for t in (inputs, resolved, fetched, made))
+def _common_rows(inputs: pa.Table, resolved: pa.Table, fetched: pa.Table, made: pa.Table) -> pa.Table:
+    """`manifest_row`'s last case, column-wise, for every row: the input's columns, the fetch's facts (a fact it
+    lacks keeps what the resolve stage found), the media's columns and time."""
     columns: dict[str, pa.ChunkedArray | pa.Array] = {}
     for name in VIDEOS_SCHEMA.names:
         if name in INPUTS_SCHEMA.names:
-            columns[name] = inp[name]
+            columns[name] = inputs[name]
         elif name in _MEDIA_COLUMNS or name == "processed_at":
-            columns[name] = media[name]
+            columns[name] = made[name]
         elif name in fetched.column_names:
-            columns[name] = facts[name]
+            columns[name] = fetched[name]
         else:
-            columns[name] = pa.nulls(len(where), VIDEOS_SCHEMA.field(name).type)
-    named = pc.and_(pc.equal(found["status"], str(Status.OK)), pc.not_equal(found["platform_video_id"], ""))
-    named = pc.fill_null(named, False)
+            columns[name] = pa.nulls(inputs.num_rows, VIDEOS_SCHEMA.field(name).type)
+    named = pc.fill_null(_truthy_text(resolved["platform_video_id"]), False)
+    named = pc.and_(pc.fill_null(pc.equal(resolved["status"], str(Status.OK)), False), named)
     for name, source in (("platform_video_id", "platform_video_id"), ("webpage_url", "resolved_url")):
-        truthy = pc.and_(named, pc.fill_null(pc.not_equal(found[source], ""), False))
-        columns[name] = pc.coalesce(facts[name], pc.if_else(truthy, found[source], pa.scalar(None, pa.string())))
-    uploader = inp["uploader"]
-    missing = np.flatnonzero(_np(pc.is_null(uploader)))
-    if len(missing):
-        at = pa.array(missing)
-        values = uploader.to_pylist()
-        groups = zip(
-            facts["extractor"].take(at).to_pylist(),
-            inp["platform"].take(at).to_pylist(),
-            facts["uploader_id"].take(at).to_pylist(),
-            facts["uploader_handle"].take(at).to_pylist(),
-            strict=True,
-        )
-        for k, (extractor, platform, account, handle) in zip(missing, groups, strict=True):
-            values[k] = uploader_group(platform_of_extractor(extractor) or platform, account, handle)
-        columns["uploader"] = pa.array(values, pa.string())
+        truthy = pc.and_(named, _truthy_text(resolved[source]))
+        columns[name] = pc.coalesce(fetched[name], pc.if_else(truthy, resolved[source], _NULL_TEXT))
+    columns["uploader"] = pc.coalesce(inputs["uploader"], _uploader_groups(inputs, fetched))
     chunked = {n: c if isinstance(c, pa.ChunkedArray) else pa.chunked_array([c]) for n, c in columns.items()}
     return pa.Table.from_arrays([chunked[n] for n in VIDEOS_SCHEMA.names], schema=VIDEOS_SCHEMA)
+
+
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+def _truthy_text(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Whether each string is truthy in Python (neither null nor empty)."""
+    return pc.fill_null(pc.not_equal(values, ""), False)
+
+
+def _uploader_groups(inputs: pa.Table, fetched: pa.Table) -> pa.ChunkedArray:
+    """`platforms.uploader_group(platform_of_extractor(extractor) or platform, uploader_id, uploader_handle)` for
+    every row, column-wise: the extractor's platform is looked up once per distinct extractor."""
+    extractors = pc.dictionary_encode(fetched["extractor"].combine_chunks())
+    names = pa.array([platform_of_extractor(e) for e in extractors.dictionary.to_pylist()], pa.string())
+    by_extractor = names.take(extractors.indices)
+    platform = pc.if_else(_truthy_text(by_extractor), by_extractor, inputs["platform"])
+    uid, handle = fetched["uploader_id"], fetched["uploader_handle"]
+    account = pc.if_else(_truthy_text(uid), uid, pc.if_else(_truthy_text(handle), handle, _NULL_TEXT))
+    grouped = pc.binary_join_element_wise(platform, account, ":")
+    return pc.if_else(_truthy_text(platform), grouped, account)
 
 
 _MEDIA_COLUMNS = [f.name for f in NORMALISE_STAGE_SCHEMA if f.name.startswith("media_")] + ["fingerprint"]
@@ -750,13 +780,13 @@ def manifest_row(
     rejections: dict[str, tuple[Reason, str]],
     exact: dict[str, str],
     near: dict[str, str],
-    fingerprints: dict[str, str],
+    near_details: dict[str, str],
     recipe: str,
     same_video: dict[str, str],
 ) -> dict:
     """One input's manifest row from its register row and its stage rows (`found`: resolve, `facts`: fetch and
-    probe, `media`: normalise; None where the stage has none). `fingerprints`: the media fingerprints of the
-    near-duplicates' kept items, which the row's detail measures against."""
+    probe, `media`: normalise; None where the stage has none). `near_details`: for each near-duplicate, its
+    fingerprint's distance from its kept item's (`fingerprint.describe_distance`)."""
     vid = inp["video_id"]
     row = empty_row(VIDEOS_SCHEMA)
     row.update({k: inp[k] for k in INPUTS_SCHEMA.names})
@@ -795,7 +825,7 @@ def manifest_row(
         row.update({k: media[k] for k in ("status", "reason", "reason_detail", "retryable", "attempts",
                                           "processed_at")})  # fmt: skip
     elif vid in near:
-        detail = fingerprint.describe_distance(media["fingerprint"], fingerprints[near[vid]])
+        detail = near_details[vid]
         _set_outcome(row, Status.REJECTED, Reason.NEAR_DUPLICATE, f"near-duplicate of {near[vid]} ({detail})",
                      dup_of=near[vid], fingerprint=media["fingerprint"])  # fmt: skip
     else:
@@ -827,13 +857,12 @@ def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
     """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip. So are temporaries: every
     job of the run has ended by now, so one left in media/ (a transcode, its sound) is a job's that died mid-way.
     One listing of media/, its names compared as the manifest writes them (`media/<name>`)."""
-    keep = set(table["media_path"].drop_null().to_pylist())
     if layout.media.exists():
-        with os.scandir(layout.media) as entries:
-            names = [e.name for e in entries if e.name.endswith(".mp4") and not e.name.startswith(".")]
-        for name in names:
-            if f"media/{name}" not in keep:
-                (layout.media / name).unlink(missing_ok=True)
+        listed = _listed_media(layout, files_only=False)
+        mp4 = pc.and_(pc.ends_with(listed, ".mp4"), pc.invert(pc.starts_with(listed, "media/.")))  # as glob("*.mp4")
+        unlisted = pc.and_(mp4, pc.invert(pc.is_in(listed, value_set=table["media_path"].combine_chunks())))
+        for path in listed.filter(unlisted).to_pylist():
+            (layout.root / path).unlink(missing_ok=True)
         sweep_temporaries(layout.media)
 
 
