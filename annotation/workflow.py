@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from annotation.agreement import item_agreement
 from annotation.allocation import allocate_annotators, assign_videos, balance_table, crosscheck_group
-from annotation.labelstudio.accounts import AdminSession
+from annotation.labelstudio.accounts import AdminSession, revoke_personal_tokens
 from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.interface import instructions, labeling_config
@@ -319,10 +319,11 @@ def issue_credentials(
     """New passwords for `annotators` (default: every active roster member with an account), set in Label Studio
     over HTTP (`annotation.labelstudio.accounts`, as the server's admin) and written to a 0600 CSV in `out_dir` (a
     secret, like the admin's credentials): the lead hands each person theirs. Issuing again is a reset: the old
-    password, legacy API token and browser sessions of those accounts stop working at once. Nothing forces a change
-    at first login (Label Studio Community cannot), so these are ordinary passwords, not one-time ones. Raises
-    ValueError for an unknown or dropped annotator or another server than the dataset's, ServerError when the
-    server refuses. The CSV keeps the other accounts' rows (`write_credentials`)."""
+    password, legacy API token, personal access tokens and browser sessions of those accounts stop working at once.
+    Nothing forces a change at first login (Label Studio Community cannot), so these are ordinary passwords, not
+    one-time ones. Raises ValueError for an unknown or dropped annotator, another server than the dataset's or a
+    file at the CSV's path that is not one, ServerError when the server refuses; every password set before a
+    failure is in the CSV all the same. The CSV keeps the other accounts' rows (`write_credentials`)."""
     import secrets
 
     people = load_annotators(layout)
@@ -335,17 +336,38 @@ def issue_credentials(
             raise ValueError(f"{a} was dropped: their account stays deactivated")
     ids = _account_ids(layout, chosen)
     check_server(layout, LabelStudio(server_config))
+    path = out_dir / CREDENTIALS_CSV
+    read_credentials(path)  # a file we could not add to fails before any password changes
     session = AdminSession(server_config)
     passwords = {a: secrets.token_urlsafe(12) for a in chosen}
-    for a in chosen:
-        session.set_password(ids[a], passwords[a], account_email(a))
-    path = out_dir / CREDENTIALS_CSV
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_credentials(path, {account_email(a): (a, passwords[a]) for a in chosen})
+    done: dict[str, tuple[str, str]] = {}
+    try:
+        for a in chosen:
+            session.set_password(ids[a], passwords[a])
+            done[account_email(a)] = (a, passwords[a])
+            revoke_personal_tokens(server_config.url, account_email(a), passwords[a])
+    finally:  # a password set is never lost, whatever fails after it
+        if done:
+            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_credentials(path, done)
     return path
 
 
 CREDENTIALS_CSV = "annotator-credentials.csv"
+
+
+def read_credentials(path: Path) -> dict[str, tuple[str, str]]:
+    """login -> (annotator id, password) from the credentials CSV at `path`, empty when there is none. Raises
+    ValueError naming the file when it is not such a CSV."""
+    import csv
+
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != ["annotator_id", "login", "password"]:
+            raise ValueError(f"{path}: not an annotator credentials file (annotator_id,login,password)")
+        return {r["login"]: (r["annotator_id"], r["password"]) for r in reader}
 
 
 def write_credentials(path: Path, issued: dict[str, tuple[str, str]]) -> None:
@@ -356,13 +378,7 @@ def write_credentials(path: Path, issued: dict[str, tuple[str, str]]) -> None:
     import csv
     import io
 
-    rows: dict[str, tuple[str, str]] = {}
-    if path.exists():
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames != ["annotator_id", "login", "password"]:
-                raise ValueError(f"{path}: not an annotator credentials file (annotator_id,login,password)")
-            rows = {r["login"]: (r["annotator_id"], r["password"]) for r in reader}
+    rows = read_credentials(path)
     rows.update(issued)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

@@ -44,6 +44,7 @@ class _Form(HTMLParser):
         self.checkboxes: set[str] = set()
         self._depth = 0  # inside the form while > 0
         self._select: str | None = None
+        self._chosen = False  # an option of the current select was marked selected: later ones change nothing
         self._textarea: str | None = None
         self._done = False
 
@@ -70,8 +71,12 @@ class _Form(HTMLParser):
                 self.fields.setdefault(name, a.get("value", ""))
         elif tag == "select" and name:
             self._select = name
-        elif tag == "option" and self._select and "selected" in a:
-            self.fields[self._select] = a.get("value", "")
+            self._chosen = False
+        elif tag == "option" and self._select and ("selected" in a or self._select not in self.fields):
+            # a browser submits the selected option, else the first one
+            if not self._chosen:
+                self.fields[self._select] = a.get("value", "")
+            self._chosen = self._chosen or "selected" in a
         elif tag == "textarea" and name:
             self._textarea = name
             self.fields[name] = ""
@@ -188,10 +193,9 @@ class AdminSession(_Browser):
         if not urllib.parse.urlsplit(where).path.endswith(done):
             raise ServerError(f"Label Studio at {self.url}: the admin site did not accept the change at {path}")
 
-    def set_password(self, user_id: int, password: str, email: str | None = None) -> int:
-        """Set the account's password (ending its old password and its browser sessions), activate it, replace its
-        legacy API token and, given its login `email`, revoke its personal access tokens (`revoke_personal_tokens`).
-        Returns how many personal access tokens were revoked."""
+    def set_password(self, user_id: int, password: str) -> None:
+        """Set the account's password (ending its old password and its browser sessions), activate it and replace
+        its legacy API token. Its personal access tokens are `revoke_personal_tokens`'s, with the new password."""
         self._submit(
             f"/admin/users/user/{user_id}/change/", {"is_active": "on", "_save": "Save"}, "/user/", ("is_active",)
         )
@@ -202,7 +206,6 @@ class AdminSession(_Browser):
             ("password1", "password2"),
         )
         self._replace_token(user_id)
-        return revoke_personal_tokens(self.url, email, password, self.timeout_s) if email else 0
 
     def deactivate(self, user_id: int) -> None:
         """Deactivate the account: no login, no session, no API token of either kind works any more."""

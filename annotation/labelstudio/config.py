@@ -82,7 +82,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    document_root: Path | None = None  # local-files document root (e.g. the dataset folder); None: no file serving
+    document_root: Path | None = None  # the dataset, or a folder of datasets, served as local files; None: none
     executable: Path | None = None  # the `label-studio` script; None: found by `process.find_executable`
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)

@@ -424,7 +424,9 @@ def start(
             )
         if root is not None:  # served through links that survive a moved dataset (`media_links`)
             config = dataclasses.replace(config, media_links=links_root(data_dir))
-            repoint_under(config.media_links, root)
+            linked = repoint_under(config.media_links, root)
+            if log is not None:
+                log(f"local files: the datasets under {root}, through {config.media_links} ({len(linked)} linked)")
         handle = _spawn_and_wait(config, executable, ls_data, generated, timeout_s)
         record_database(config)
         return handle

@@ -26,6 +26,8 @@ PASSWORD = f'<form method="post">{CSRF}<input name="new_password1"><input name="
 class _FakeLabelStudio(BaseHTTPRequestHandler):
     pages: ClassVar[dict[str, str]] = {}
     posted: ClassVar[list[str]] = []
+    bodies: ClassVar[list[tuple[str, str]]] = []
+    failing: ClassVar[set[str]] = set()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -39,27 +41,27 @@ class _FakeLabelStudio(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        if self.path in self.failing:
+            return self._send("server error", 500)
         page = self.pages.get(self.path)
         self._send(page, 200) if page is not None else self._send("not found", 404)
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         self.posted.append(self.path)
-        if self.path == "/user/login/":
-            self.send_response(302)
-            self.send_header("Location", "/")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+        self.bodies.append((self.path, body))
+        where = {"/user/login/": "/", "/admin/authtoken/tokenproxy/add/": "/admin/authtoken/tokenproxy/"}
+        for user in ("7", "8"):  # Django admin's answer to a changed password: back to the user's page
+            where[f"/admin/users/user/{user}/password/"] = f"/admin/users/user/{user}/change/"
         self.send_response(302)
-        self.send_header("Location", "/admin/users/user/")
+        self.send_header("Location", where.get(self.path, "/admin/users/user/"))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
 
 @pytest.fixture()
 def fake() -> Iterator[tuple[str, type[_FakeLabelStudio]]]:
-    handler = type("Handler", (_FakeLabelStudio,), {"pages": {}, "posted": []})
+    handler = type("Handler", (_FakeLabelStudio,), {"pages": {}, "posted": [], "bodies": [], "failing": set()})
     handler.pages.update({"/user/login/": LOGIN, "/": "home", "/admin/": "admin", "/admin/users/user/": "users",
                           "/admin/users/user/7/change/": USER, "/admin/users/user/7/password/": PASSWORD})  # fmt: skip
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -117,3 +119,48 @@ def test_the_credentials_file_keeps_other_accounts_and_stays_private(tmp_path):
     with pytest.raises(ValueError, match=r"notes.csv: not an annotator credentials file"):
         write_credentials(other, {"a1@annotators.invalid": ("A1", "pw")})
     assert other.read_text() == "name,phone\nx,1\n"
+
+
+def test_a_password_set_before_a_failure_is_in_the_credentials_file(fake, tmp_path):
+    """Two annotators; the first one's password is set, then listing its personal access tokens fails (HTTP 500):
+    the command fails, and the password it did set is in the file all the same (else nobody could log in)."""
+    import json
+    import urllib.parse
+
+    import pyarrow as pa
+
+    from annotation.workflow import issue_credentials, write_credentials
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.schema import ANNOTATORS_SCHEMA
+    from emotions_data.storage import write_table_atomic
+
+    url, handler = fake
+    real = ('<form method="post">' + CSRF + '<input name="password1"><input name="password2">'
+            '<input name="usable_password"></form>')  # fmt: skip
+    token_form = f'<form method="post">{CSRF}<select name="user"><option value="">-</option></select></form>'
+    handler.pages.update({
+        "/admin/users/user/7/password/": real, "/admin/users/user/8/change/": USER,
+        "/admin/users/user/8/password/": real, "/admin/authtoken/tokenproxy/add/": token_form,
+        "/admin/authtoken/tokenproxy/": "tokens",
+        "/api/organizations/": json.dumps([{"id": 1, "created_at": "2026-01-01T00:00:00.000001Z"}]),
+    })  # fmt: skip
+    handler.failing.add("/api/token/")
+    layout = DatasetLayout(tmp_path / "ds")
+    layout.manifests.mkdir(parents=True)
+    rows = [{"annotator_id": a, "role": "annotator", "group": "A", "active": True, "ls_user_id": u}
+            for a, u in (("A1", 7), ("A2", 8))]  # fmt: skip
+    write_table_atomic(layout.annotators, pa.Table.from_pylist(rows, schema=ANNOTATORS_SCHEMA))
+    config = ServerConfig(base_url=url, token="a-legacy-token-0123456789", username="boss@lab.invalid",
+                          password="an-admin-password")  # fmt: skip
+    out = tmp_path / "secrets"
+    write_credentials(out / "annotator-credentials.csv", {"zz@annotators.invalid": ("ZZ", "kept")})
+    with pytest.raises(ServerError, match=r"personal access tokens of a1@annotators.invalid: HTTP 500"):
+        issue_credentials(layout, config, out)
+    posted = dict(handler.bodies)["/admin/users/user/7/password/"]
+    password = urllib.parse.parse_qs(posted)["password1"][0]
+    assert (out / "annotator-credentials.csv").read_text().splitlines() == [
+        "annotator_id,login,password",
+        f"A1,a1@annotators.invalid,{password}",
+        "ZZ,zz@annotators.invalid,kept",
+    ], "the password set is recorded, the other server's rows kept, and nothing for A2 (not set)"
+    assert "/admin/users/user/8/password/" not in handler.posted

@@ -100,6 +100,7 @@ def test_a_moved_then_copied_dataset_plays_with_no_push_and_a_missing_clip_is_na
     layout = DatasetLayout(moved)
     started = _cli("server", "start", "--data-dir", data_dir, "--port", "0", "--document-root", str(new))
     assert started.returncode == 0, started.stderr
+    assert f"the datasets under {new}" in started.stderr and "(1 linked)" in started.stderr, started.stderr
     try:
         config = connect(ls_data_dir)
         assert os.readlink(config.media_links / name) == str(moved.resolve()), "the start re-pointed the link"
