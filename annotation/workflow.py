@@ -389,16 +389,27 @@ def write_credentials(path: Path, issued: dict[str, tuple[str, str]]) -> None:
 
 def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annotator_id: str) -> bool:
     """Deactivate the annotator's Label Studio account over HTTP (as the server's admin), which ends its
-    password, sessions and API tokens of both kinds (their votes on record stay). False when the annotator has no
+    password, sessions and API tokens of both kinds (their votes on record stay). Its personal access tokens are
+    also revoked for good, so that reactivating the account in Label Studio's admin site brings none of them back:
+    the account gets a random password nobody is told, the toolkit revokes them with it
+    (`revoke_personal_tokens`), and the account is deactivated whatever happened. False when the annotator has no
     account (allocated without one). Raises ValueError for an unknown annotator or another server than the
     dataset's, ServerError when the server refuses."""
+    import secrets
+
     people = load_annotators(layout).set_index("annotator_id")
     if annotator_id not in people.index:
         raise ValueError(f"unknown annotator {annotator_id!r}")
     if pd.isna(people.loc[annotator_id, "ls_user_id"]):
         return False
     check_server(layout, LabelStudio(server_config))
-    AdminSession(server_config).deactivate(int(people.loc[annotator_id, "ls_user_id"]))
+    session, user_id = AdminSession(server_config), int(people.loc[annotator_id, "ls_user_id"])
+    unknown = secrets.token_urlsafe(24)
+    try:
+        session.set_password(user_id, unknown)
+        revoke_personal_tokens(server_config.url, account_email(annotator_id), unknown)
+    finally:
+        session.deactivate(user_id)
     return True
 
 

@@ -231,6 +231,27 @@ def test_a_password_reset_revokes_the_annotators_own_personal_access_token_and_l
     assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": fresh})[0] == 200
 
 
+def test_revoking_an_account_revokes_its_personal_access_token_for_good(plain, dataset):
+    import pyarrow.parquet as pq
+
+    from annotation.labelstudio.accounts import AdminSession
+
+    ds = str(dataset.root)
+    path = plain.home / "emotions" / "annotator-credentials" / load_server(dataset)["server_id"]
+    b3 = next(r for r in csv.DictReader((path / "annotator-credentials.csv").open()) if r["annotator_id"] == "B3")
+    people = pq.read_table(dataset.annotators).to_pandas().set_index("annotator_id")
+    personal, _ = _own_tokens(plain.url, b3["login"], b3["password"])
+    revoked = _cli(plain, "revoke", ds, "B3", EMOTIONS_LS_URL=None)
+    assert revoked.returncode == 0, revoked.stderr
+    assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
+    # someone gives the account back by hand in Label Studio's admin site: the old token stays revoked
+    admin = AdminSession(ServerConfig(base_url=plain.url, username=ADMIN, password=ADMIN_PASSWORD))
+    admin.set_password(int(people.loc["B3", "ls_user_id"]), "given-back-by-hand-1")
+    opener, _ = _session(plain.url, b3["login"], "given-back-by-hand-1")
+    assert json.loads(opener.open(f"{plain.url}/api/current-user/whoami").read())["email"] == b3["login"]
+    assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
+
+
 def test_a_wrong_token_a_dead_url_and_another_server_each_give_one_line(plain, dataset, ls_server):
     ds = str(dataset.root)
     bad_pat = plain.token[:-6] + ("AAAAAA" if not plain.token.endswith("AAAAAA") else "BBBBBB")
