@@ -4,11 +4,11 @@ Label Studio serves a clip as local files (`/data/local-files/?d=PATH`) only whe
 `LOCAL_FILES_DOCUMENT_ROOT`, lies under the absolute `path` of a local-files storage of a project the user may open
 (`io_storages/localfiles` and the `localfiles_data` view of Label Studio 1.23). Both are compared as text, without
 resolving links (Django's `safe_join` and a prefix match), and the file is then opened through whatever links the
-path holds. So the toolkit's server gets a document root of its own that never moves,
-`DATA_DIR/local-files/`, holding one symbolic link per dataset, named by an id the dataset keeps
-(`manifests/ls_media.json`). What is registered in Label Studio, the storage `DATA_DIR/local-files/<link>/media` and
-the task URLs `?d=<link>/media/<clip>`, is relative to that link; moving or copying the dataset only re-points the
-link, which every `server start` (for the datasets at or under its `--document-root`) and every workflow command
+path holds. So the toolkit's server gets a document root of its own that never moves, `DATA_DIR/local-files/`,
+holding one folder per dataset, named by an id the dataset keeps (`manifests/ls_media.json`), with a symbolic link
+`media` to the dataset's `media/`. What is registered in Label Studio, the storage `DATA_DIR/local-files/<link>/media`
+and the task URLs `?d=<link>/media/<clip>`, is relative to that link; moving or copying the dataset only re-points
+the link, which every `server start` (for the datasets at or under its `--document-root`) and every workflow command
 on the dataset does. No push is needed after a move.
 
 A link is made or re-pointed only for a dataset at or under the server's document root, so the server serves no
@@ -63,20 +63,28 @@ def _is_under(path: Path, folder: Path) -> bool:
 
 
 def point_link(root: Path, layout: DatasetLayout, document_root: Path, create: bool = True) -> str | None:
-    """Make or re-point `root/<link>` at the dataset's current folder (atomically: a new link renamed over the old
-    one, so a clip being served never meets a missing link) and return the link's name. None, changing nothing, when
-    the dataset is not at or under `document_root` or (with `create` False) has no link yet."""
-    target = layout.root.resolve()
-    if not _is_under(target, document_root.resolve()):
+    """Make or re-point `root/<link>/media` at the dataset's current `media/` folder (atomically: a new link renamed
+    over the old one, so a clip being served never meets a missing link) and return the link's name. None, changing
+    nothing, when the dataset is not at or under `document_root` or (with `create` False) has no link yet.
+
+    Only `media/` is linked, not the dataset folder: the server then serves nothing else of the dataset, and a
+    server whose data folder sits inside the dataset (the demo's) makes no link back to a folder holding it, which
+    copying tools that follow links would walk forever."""
+    if not _is_under(layout.root.resolve(), document_root.resolve()):
         return None
     name = link_name(layout, create)
     if name is None:
         return None
+    target = layout.media.resolve()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    link = root / name
+    folder = root / name
+    if folder.is_symlink():  # a link to the whole dataset, as an earlier layout made it
+        folder.unlink()
+    folder.mkdir(exist_ok=True, mode=0o700)
+    link = folder / "media"
     if link.is_symlink() and os.readlink(link) == str(target):
         return name
-    temporary = root / f".{name}.{os.getpid()}.tmp"
+    temporary = folder / f".media.{os.getpid()}.tmp"
     temporary.unlink(missing_ok=True)
     os.symlink(target, temporary, target_is_directory=True)
     os.replace(temporary, link)

@@ -103,7 +103,9 @@ def test_a_moved_then_copied_dataset_plays_with_no_push_and_a_missing_clip_is_na
     assert f"the datasets under {new}" in started.stderr and "(1 linked)" in started.stderr, started.stderr
     try:
         config = connect(ls_data_dir)
-        assert os.readlink(config.media_links / name) == str(moved.resolve()), "the start re-pointed the link"
+        assert os.readlink(config.media_links / name / "media") == str(layout.media.resolve()), (
+            "the start re-pointed the link"
+        )
         tasks = _tasks(config, layout, person["annotator_id"])
         prefix = f"/data/local-files/?d={name}/media/"
         assert len(tasks) == len(CLIPS) and all(t["data"]["video"].startswith(prefix) for t in tasks)
@@ -127,7 +129,7 @@ def test_a_moved_then_copied_dataset_plays_with_no_push_and_a_missing_clip_is_na
         shutil.rmtree(moved)
         pulled = _cli("pull", str(copy))
         assert pulled.returncode == 0, pulled.stderr
-        assert os.readlink(config.media_links / name) == str(copy.resolve())
+        assert os.readlink(config.media_links / name / "media") == str((copy / "media").resolve())
         kept = tasks[1]["data"]["video"]
         assert _fetch(opener, config.url + kept) == (200, (copy / "media" / kept.split("/media/", 1)[1]).read_bytes())
     finally:
@@ -142,9 +144,10 @@ def test_a_link_is_made_only_for_a_dataset_under_the_document_root(tmp_path):
     assert point_link(links, outside, root) is None and not links.exists()
     assert not (outside.manifests / "ls_media.json").exists(), "nothing is recorded for a dataset not served"
     name = point_link(links, inside, root)
-    assert os.readlink(links / name) == str(inside.root.resolve())
+    assert os.readlink(links / name / "media") == str(inside.media.resolve()), "only media/ is linked"
     assert point_link(links, inside, root) == name == link_name(inside), "the name stays the dataset's"
-    assert sorted(p.name for p in links.iterdir()) == [name], "no temporary link is left behind"
+    assert sorted(p.name for p in links.iterdir()) == [name]
+    assert sorted(p.name for p in (links / name).iterdir()) == ["media"], "no temporary link is left behind"
 
 
 def test_a_damaged_link_record_is_named(tmp_path):
@@ -169,3 +172,16 @@ def test_a_server_elsewhere_gets_the_storage_at_its_own_path_of_the_files(tmp_pa
         _local_files(DatasetLayout(tmp_path / "elsewhere"), docker)
     with pytest.raises(ValueError, match=r"no media source"):
         _local_files(layout, ServerConfig(base_url="https://ls.lab.example"))
+
+
+def test_a_server_folder_inside_the_dataset_links_back_to_no_folder_holding_it(tmp_path):
+    """The demo keeps its server's data folder inside the dataset: a tool that follows links (`shutil.copytree`,
+    `zip -r`) must not walk into the dataset again through it."""
+    layout = DatasetLayout(tmp_path / "ds")
+    layout.manifests.mkdir(parents=True)
+    (layout.media / "a.mp4").parent.mkdir()
+    (layout.media / "a.mp4").write_bytes(b"clip")
+    links = layout.root / ".label-studio" / "local-files"
+    name = point_link(links, layout, layout.root)
+    copy = shutil.copytree(layout.root, tmp_path / "copy")  # follows links: would never end with a link to ds/
+    assert (copy / ".label-studio" / "local-files" / name / "media" / "a.mp4").read_bytes() == b"clip"
