@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,9 +26,10 @@ import pyarrow.parquet as pq
 
 from emotions_data import dedup, fingerprint
 from emotions_data.executor import Executor, make_executor
-from emotions_data.faults import as_local_fault, local_fault
+from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.filters import check_filters
-from emotions_data.layout import DatasetLayout, local_dataset_dir
+from emotions_data.layout import DatasetLayout
+from emotions_data.location import LocalLocation, ObjectLocation, open_location
 from emotions_data.manifest import check_schema_version, read_versioned_table
 from emotions_data.normalise import SourceVideo, recipe_id
 from emotions_data.platforms import platform_of_extractor, uploader_group
@@ -46,13 +46,7 @@ from emotions_data.schema import (
 from emotions_data.settings import IngestSettings
 from emotions_data.sources import VIDEO_EXTENSIONS, InputItem, SourceError, read_sources
 from emotions_data.stages import FETCH, NORMALISE, RESOLVE, ShardJob, run_shard
-from emotions_data.storage import (
-    StageLog,
-    exclusive_lock,
-    sweep_temporaries,
-    write_bytes_atomic,
-    write_table_atomic,
-)
+from emotions_data.storage import StageLog, write_table_atomic
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, items done, items in stage)
 
@@ -190,7 +184,7 @@ def _shard_size(settings: IngestSettings, n_items: int, workers: int | None = No
 def _run_stage(
     stage: str,
     items: list[dict],
-    layout: DatasetLayout,
+    location: LocalLocation,
     settings: IngestSettings,
     executor: Executor,
     progress: ProgressFn | None,
@@ -200,17 +194,34 @@ def _run_stage(
     size = _shard_size(settings, len(items), workers)
     sequence = log.next_sequence()  # one for the whole batch: items are unique within it
     jobs = [
-        ShardJob(stage, str(layout.root), tuple(items[i : i + size]), settings, sequence)
+        ShardJob(stage, location.url, tuple(items[i : i + size]), settings, sequence)
         for i in range(0, len(items), size)
     ]
-    done = 0
+    done = finished = 0
     if progress:
         progress(stage, 0, len(items))
     for rows in executor.map_unordered(run_shard, jobs):
-        done += len(rows)
+        done, finished = done + len(rows), finished + 1
         if progress:
             progress(stage, done, len(items))
+    _check_batch_visible(location, log, sequence, finished)
     return done
+
+
+def _check_batch_visible(location: LocalLocation, log: StageLog, sequence: int, finished: int) -> None:
+    """Raise `LocalFault` when fewer shards of the batch are visible here than jobs reported committing one: on a
+    cluster the workers then store somewhere other than the driver (a node with its own AWS_ENDPOINT_URL or
+    credentials, or a different filesystem mounted at the dataset's path), and the run would end with its items
+    silently unprocessed."""
+    visible = log.count_batch(sequence) if finished else 0
+    if visible < finished:
+        raise LocalFault(
+            location.url,
+            f"{finished - visible} of {finished} finished jobs committed results this driver cannot see: the workers "
+            "store to another place than the driver",
+            "give every node the same storage settings as the driver (AWS_ENDPOINT_URL and credentials for object "
+            "storage, the same mount for a folder)",
+        )
 
 
 def ingest(
@@ -233,24 +244,27 @@ def ingest(
         with make_executor("local", settings.workers) as own:
             return ingest(sources, dataset_dir, settings, executor=own, progress=progress,
                           retry_permanent=retry_permanent)  # fmt: skip
-    layout = DatasetLayout(local_dataset_dir(dataset_dir).absolute())  # other hosts have other working folders
+    location = open_location(dataset_dir)  # a folder, or s3://bucket/prefix
+    layout = location.layout
     items: list[InputItem] | None = [s for s in sources if isinstance(s, InputItem)]
     digests = None
     if len(items) != len(sources):
         # A SOURCE file registered in full before (same bytes) gives no new item: it is not parsed again. Checked
-        # again under the lock; anything else is read here, so a bad SOURCE fails before the dataset is touched.
+        # again under the lock with the register as stored (this host's copy may be stale in an object store);
+        # anything else is read here, so a bad SOURCE fails before the dataset is touched.
         digests = [source_digest(s) for s in sources]  # type: ignore[arg-type]
         if all(digests) and set(digests) <= registered_digests(layout):  # type: ignore[arg-type]
             items = None
         else:
             items = read_sources(list(sources))  # type: ignore[arg-type]
             digests = [d for d in digests if d]  # type: ignore[misc]
-    if layout.root.exists() and not layout.root.is_dir():
-        raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
-    _check_existing_manifest(layout)
+    if not isinstance(location, ObjectLocation):  # an object store has no folders to be files instead
+        if layout.root.exists() and not layout.root.is_dir():
+            raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
+        _check_existing_manifest(layout)
     try:
         return _ingest_locked(
-            layout, items, settings, executor, progress, retry_permanent, sources=sources, digests=digests
+            location, items, settings, executor, progress, retry_permanent, sources=sources, digests=digests
         )
     except OSError as exc:
         # The driver only writes the dataset's own files: a fault there is the machine's, not an item's.
@@ -271,7 +285,7 @@ def _check_existing_manifest(layout: DatasetLayout) -> None:
 
 
 def _ingest_locked(
-    layout: DatasetLayout,
+    location: LocalLocation,
     items: list[InputItem] | None,
     settings: IngestSettings,
     executor: Executor,
@@ -284,47 +298,51 @@ def _ingest_locked(
     register) is registered already, so the register is not rewritten; when the register no longer says so the
     sources are read here."""
     started = time.perf_counter()
-    layout.work.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(layout.lock, str(layout.root)):
-        swept = sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
+    layout = location.layout
+    with location.lock(location.url):
+        swept = location.sweep()
+        location.pull(layout.videos_manifest)
+        _check_existing_manifest(layout)
+        location.pull(layout.inputs)
         if items is None and not (digests and set(digests) <= registered_digests(layout)):
             items = read_sources(list(sources))
         if items is not None:
             with _writing(layout.work):
                 register_inputs(layout, items, digests)
+            location.push(layout.inputs)
         inputs = _read_inputs(layout)
         ids = inputs["video_id"]
         processed = {RESOLVE: 0, FETCH: 0, NORMALISE: 0}
 
-        resolve_log = StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
+        resolve_log = location.stage_log(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
         resolved = _aligned(resolve_log.load_table(), ids)
         pick = _is(inputs["source_kind"], "url") & _needs_fetch(resolved, retry_permanent)
         todo = _rows(inputs, pick, attempts=resolved["attempts"])
-        processed[RESOLVE] = _run_stage(RESOLVE, todo, layout, settings, executor, progress, resolve_log)
+        processed[RESOLVE] = _run_stage(RESOLVE, todo, location, settings, executor, progress, resolve_log)
         if processed[RESOLVE]:
             resolved = _aligned(resolve_log.load_table(), ids)
         same_video = platform_duplicates_table(inputs, resolved)
         repeat = _in(ids, same_video)
 
-        fetch_log = StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)
+        fetch_log = location.stage_log(layout.fetch_log, PROBE_STAGE_SCHEMA)
         fetched = _aligned(fetch_log.load_table(), ids)
         resolve_ok = pc.fill_null(pc.equal(resolved["status"], str(Status.OK)), True).to_numpy(zero_copy_only=False)
         pick = ~repeat & resolve_ok & _needs_fetch(fetched, retry_permanent)
         todo = _rows(inputs, pick, attempts=fetched["attempts"], fetch_url=resolved["resolved_url"])
-        processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress, fetch_log)
+        processed[FETCH] = _run_stage(FETCH, todo, location, settings, executor, progress, fetch_log)
         if processed[FETCH]:
             fetched = _aligned(fetch_log.load_table(), ids)
 
         rejections, exact, wanted = _candidates_for_media(inputs, fetched, repeat, settings)
-        media_log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
+        media_log = location.stage_log(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
         recipe = recipe_id(settings.normalise)
         made = _aligned(media_log.load_table(), ids)
         memo: dict[str, dict[str, str]] = {}
         # Duplicates' media files are removed, so a later run that makes one of them a cluster's
         # keeper has to normalise it again: hence a second pass when the first changed the clusters.
         for _ in range(2):
-            near = _near_duplicates(layout, inputs, fetched, made, wanted, recipe, settings, memo)
-            pick = wanted & ~_in(ids, near) & _needs_media(layout, made, fetched, recipe, retry_permanent)
+            near = _near_duplicates(location, inputs, fetched, made, wanted, recipe, settings, memo)
+            pick = wanted & ~_in(ids, near) & _needs_media(location, made, fetched, recipe, retry_permanent)
             if not pick.any():
                 break
             todo = [
@@ -333,14 +351,14 @@ def _ingest_locked(
                     _rows(inputs, pick), _rows(fetched, pick), _rows(made, pick, keep_nulls=True), strict=True
                 )
             ]
-            processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress, media_log)
+            processed[NORMALISE] += _run_stage(NORMALISE, todo, location, settings, executor, progress, media_log)
             made = _aligned(media_log.load_table(), ids)
-        near = _near_duplicates(layout, inputs, fetched, made, wanted, recipe, settings, memo)
+        near = _near_duplicates(location, inputs, fetched, made, wanted, recipe, settings, memo)
         table = compose_manifest(layout, inputs, resolved, fetched, made, recipe, rejections, exact, near, same_video)
         with _writing(layout.manifests):
-            write_table_atomic(layout.videos_manifest, table)
+            location.write_table(layout.videos_manifest, table)
         with _writing(layout.media):
-            _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
+            _remove_unlisted_media(location, table)  # after the manifest: it never names a deleted file
         for log in (resolve_log, fetch_log, media_log):
             with _writing(log.folder):
                 log.compact()
@@ -348,7 +366,7 @@ def _ingest_locked(
         report = summarise(table, processed, time.perf_counter() - started, swept)
         report.settings = public_settings(settings)
         with _writing(layout.manifests):
-            write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
+            location.write_bytes(layout.ingest_summary, report.to_json().encode())
         return report
 
 
@@ -477,40 +495,18 @@ def _candidates_for_media(
 
 
 def _needs_media(
-    layout: DatasetLayout, made: pa.Table, fetched: pa.Table, recipe: str, retry_permanent: bool
+    location: LocalLocation, made: pa.Table, fetched: pa.Table, recipe: str, retry_permanent: bool
 ) -> np.ndarray:
     """Rows whose media is missing, of another original or recipe, failed worth another try, or whose ok file is
-    gone."""
+    gone (`location.files_under`: one listing of the media, not a question per file)."""
     stale = ~_present(made) | _differ(made["sha256"], fetched["sha256"]) | _differ(made["recipe"], recipe)
     ok = ~stale & _is(made["status"], str(Status.OK))
     retry = ~stale & _is(made["status"], str(Status.FAILED)) & (_truthy(made["retryable"]) | retry_permanent)
     result = stale | retry
-    check = np.flatnonzero(ok)
-    result[check] = ~_media_files_present(layout, made["media_path"].combine_chunks().take(pa.array(check)))
+    if ok.any():
+        present = pa.array(list(location.files_under(location.layout.media)), pa.string())
+        result |= ok & ~_truthy(pc.is_in(made["media_path"], value_set=present))
     return result
-
-
-#: Up to this many files are looked up one by one; above it one listing of media/ answers for all of them.
-_LIST_MEDIA_ABOVE = 1000
-
-
-def _media_files_present(layout: DatasetLayout, paths: pa.Array) -> np.ndarray:
-    """Whether each of `paths` (relative to the dataset folder) is a file. Many paths: one listing of `media/`
-    instead of a stat per file; a path elsewhere is still looked up on its own."""
-    if len(paths) <= _LIST_MEDIA_ABOVE or not layout.media.is_dir():
-        return np.array([p is not None and (layout.root / p).is_file() for p in paths.to_pylist()], bool)
-    present = _np(pc.fill_null(pc.is_in(paths, value_set=_listed_media(layout, files_only=True)), False))
-    in_media = _np(pc.fill_null(pc.match_substring_regex(paths, r"^media/[^/]+$"), False))
-    for k in np.flatnonzero(~in_media & _np(pc.is_valid(paths))):
-        present[k] = (layout.root / paths[int(k)].as_py()).is_file()
-    return present
-
-
-def _listed_media(layout: DatasetLayout, files_only: bool) -> pa.Array:
-    """`media/<name>` of every entry of the media folder (following links, as `Path.is_file` does)."""
-    with os.scandir(layout.media) as entries:
-        names = [f"media/{e.name}" for e in entries if not files_only or e.is_file()]
-    return pa.array(names, pa.string())
 
 
 @contextmanager
@@ -530,7 +526,7 @@ def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | N
     )  # fmt: skip
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),
-        "source": source, "attempts": (previous or {}).get("attempts"),
+        "original_path": facts.get("original_path"), "source": source, "attempts": (previous or {}).get("attempts"),
     }  # fmt: skip
 
 
@@ -541,7 +537,7 @@ _CANDIDATE_MEDIA = ("media_duration_s", "media_width", "media_height", "fingerpr
 
 
 def _near_duplicates(
-    layout: DatasetLayout,
+    location: LocalLocation,
     inputs: pa.Table,
     fetched: pa.Table,
     made: pa.Table,
@@ -577,13 +573,15 @@ def _near_duplicates(
     digest = _table_digest(facts, context)
     if digest in memo:
         return memo[digest]
-    near = _cached_near_duplicates(layout, digest)
+    near = _cached_near_duplicates(location, digest)
     if near is None:
         rows = facts.filter(pa.array(usable)).to_pylist()
         near = dedup.near_duplicates([_candidate(row) for row in rows], settings.dedup)
         cache = pa.table({"video_id": list(near), "dup_of": list(near.values())}, schema=_NEAR_SCHEMA)
-        with _writing(layout.work):
-            write_table_atomic(layout.near_duplicates, cache.replace_schema_metadata({_NEAR_DIGEST_KEY: digest}))
+        with _writing(location.layout.work):
+            location.write_table(
+                location.layout.near_duplicates, cache.replace_schema_metadata({_NEAR_DIGEST_KEY: digest})
+            )
     memo[digest] = near
     return near
 
@@ -607,11 +605,12 @@ def _candidate(row: dict) -> dedup.Candidate:
     )
 
 
-def _cached_near_duplicates(layout: DatasetLayout, digest: str) -> dict[str, str] | None:
+def _cached_near_duplicates(location: LocalLocation, digest: str) -> dict[str, str] | None:
     """The kept result when it answers `digest`; None when there is none, it answers another input, or it cannot be
     read (it is then searched again and rewritten)."""
     try:
-        table = pq.read_table(layout.near_duplicates)
+        location.pull(location.layout.near_duplicates)
+        table = pq.read_table(location.layout.near_duplicates)
     except (OSError, pa.ArrowException):
         return None
     answers = (table.schema.metadata or {}).get(_NEAR_DIGEST_KEY)
@@ -853,17 +852,10 @@ def _append_extra_columns(layout: DatasetLayout, table: pa.Table) -> pa.Table:
     return table
 
 
-def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
+def _remove_unlisted_media(location: LocalLocation, table: pa.Table) -> None:
     """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip. So are temporaries: every
-    job of the run has ended by now, so one left in media/ (a transcode, its sound) is a job's that died mid-way.
-    One listing of media/, its names compared as the manifest writes them (`media/<name>`)."""
-    if layout.media.exists():
-        listed = _listed_media(layout, files_only=False)
-        mp4 = pc.and_(pc.ends_with(listed, ".mp4"), pc.invert(pc.starts_with(listed, "media/.")))  # as glob("*.mp4")
-        unlisted = pc.and_(mp4, pc.invert(pc.is_in(listed, value_set=table["media_path"].combine_chunks())))
-        for path in listed.filter(unlisted).to_pylist():
-            (layout.root / path).unlink(missing_ok=True)
-        sweep_temporaries(layout.media)
+    job of the run has ended by now, so one left in media/ (a transcode, its sound) is a job's that died mid-way."""
+    location.remove_unlisted_media(set(table["media_path"].drop_null().to_pylist()))
 
 
 def public_settings(settings: IngestSettings) -> dict:

@@ -209,28 +209,9 @@ def test_a_source_file_with_a_bad_row_is_refused_every_time(tmp_path):
     assert ingest_module.source_digest(bad) not in registered_digests(DatasetLayout(ds))
 
 
-def test_media_presence_by_listing_agrees_with_stat(tmp_path, monkeypatch):
-    layout = DatasetLayout(tmp_path / "ds")
-    layout.media.mkdir(parents=True)
-    (layout.media / "a.mp4").touch()
-    (layout.media / "dir.mp4").mkdir()
-    (layout.media / "link.mp4").symlink_to(layout.media / "a.mp4")
-    (layout.media / "dangling.mp4").symlink_to(layout.media / "gone.mp4")
-    (layout.root / "elsewhere").mkdir()
-    (layout.root / "elsewhere" / "b.mp4").touch()
-    paths = ["media/a.mp4", "media/dir.mp4", "media/link.mp4", "media/dangling.mp4", "media/missing.mp4",
-             "elsewhere/b.mp4", "elsewhere/c.mp4", None]  # fmt: skip
-    expected = [True, False, True, False, False, True, False, False]
-    column = pa.array(paths, pa.string())
-    assert ingest_module._media_files_present(layout, column).tolist() == expected  # one stat each
-    monkeypatch.setattr(ingest_module, "_LIST_MEDIA_ABOVE", 0)
-    assert ingest_module._media_files_present(layout, column).tolist() == expected  # one listing
-
-
 def test_a_deleted_media_file_is_noticed_by_the_listing(tmp_path, monkeypatch):
     source, ds = finished_dataset(tmp_path)
     run(source, ds)
-    monkeypatch.setattr(ingest_module, "_LIST_MEDIA_ABOVE", 0)
     gone = next((ds / "media").glob("clip-3-*.mp4"))
     gone.unlink()
     jobs = []
