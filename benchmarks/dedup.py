@@ -97,7 +97,7 @@ def real_copies() -> None:
     import tempfile
     from pathlib import Path
 
-    from emotions_data.normalise import SourceVideo, normalise
+    from emotions_data.normalise import SourceVideo, fingerprint_file, normalise
     from emotions_data.probe import probe_file
     from emotions_data.settings import FilterSettings, NormaliseSettings
 
@@ -116,6 +116,8 @@ def real_copies() -> None:
                             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
                             str(src)], check=True)  # fmt: skip
             original = fingerprint(src)
+            again = fingerprint_file(src.with_suffix(".out.mp4"), 8.0, True)  # how an older fingerprint is upgraded
+            print(f"{name:10s} {'made again from the normalised file':48s} {fp.describe_distance(original, again)}")
             for k, (copy, (vf, crf)) in enumerate(COPIES.items()):
                 dst = Path(folder) / f"{name}-{k}.mp4"
                 subprocess.run([*ffmpeg, "-i", str(src), "-vf", vf, "-c:v", "libx264", "-crf", crf, "-preset",

@@ -1,0 +1,82 @@
+"""A dataset whose fingerprints an older version wrote (``p1``) is upgraded by the next `emotions ingest` without a
+transcode: its normalised media are kept as they are (same file, same inode and modification time), every clip gets
+a current fingerprint (made from its normalised file, or from its original where a near-duplicate's media was
+removed), and the duplicate decisions stay the same."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotions_data import fingerprint as fp
+from emotions_data.layout import DatasetLayout
+from emotions_data.normalise import older_recipes, recipe_id
+from emotions_data.schema import NORMALISE_STAGE_SCHEMA
+from emotions_data.settings import load_settings
+from emotions_data.storage import StageLog
+from tests.support.commands import run_cli
+
+CLIPS = ["landscape.mp4", "source.mp4", "reupload.mp4", "lookalike_a.mp4", "lookalike_b.mp4"]
+
+
+def as_p1(fingerprint: str) -> str:
+    """The ``p1`` fingerprint the previous version wrote for the same picture: 16 frames of 35 bits, each in 8
+    bytes (the picture bits are the same in both versions)."""
+    words = fp.decode_many([fingerprint]).picture[0] << np.uint64(40 - fp.BITS_PER_FRAME)
+    return "p1:" + "".join(int(w).to_bytes(5, "big").hex().ljust(16, "0") for w in words)
+
+
+def test_older_fingerprints_are_made_again_from_the_kept_media(corpus, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in CLIPS:
+        shutil.copy(corpus / name, folder / name)
+    layout = DatasetLayout(tmp_path / "ds")
+    run_cli("ingest", str(folder), "--out", str(layout.root), "--workers", "1", check=True)
+
+    # The dataset as the previous version left it: p1 fingerprints, made under that version's recipe.
+    normalise = load_settings(None).normalise
+    p1_recipe = recipe_id(normalise, "p1")
+    assert p1_recipe in older_recipes(normalise) and p1_recipe != recipe_id(normalise)
+    log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
+    rows = log.load_table().to_pylist()
+    assert {r["recipe"] for r in rows} == {recipe_id(normalise)} and len(rows) == len(CLIPS)
+    made_in_pass = {r["video_id"]: r["fingerprint"] for r in rows}
+    log.commit([{**r, "recipe": p1_recipe, "fingerprint": as_p1(r["fingerprint"])} for r in rows])
+    log.compact()
+    manifest = pq.read_table(layout.videos_manifest)
+    old = manifest.to_pandas().set_index("video_id")
+    fingerprints = [None if f is None else as_p1(f) for f in manifest.column("fingerprint").to_pylist()]
+    names = manifest.schema.names
+    manifest = manifest.set_column(names.index("fingerprint"), "fingerprint", pa.array(fingerprints, pa.string()))
+    pq.write_table(manifest, layout.videos_manifest)
+    assert (old.reason == "near_duplicate").sum() == 1 and (old.status == "ok").sum() == len(CLIPS) - 1
+    media = {p.name: p.stat() for p in layout.media.iterdir()}
+    assert len(media) == len(CLIPS) - 1  # the near-duplicate's media were removed
+
+    proc = run_cli("ingest", str(folder), "--out", str(layout.root), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+
+    for name, before in media.items():
+        after = (layout.media / name).stat()
+        assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert sorted(p.name for p in layout.media.iterdir()) == sorted(media)
+    new = pq.read_table(layout.videos_manifest).to_pandas().set_index("video_id")
+    for col in ("status", "reason", "dup_of", "media_path", "media_sha256"):
+        assert new[col].equals(old[col]), col
+    assert all(f.startswith("p2:") for f in new.fingerprint), "every clip has a current fingerprint"
+    for vid, fingerprint in new.fingerprint.items():
+        # made again from the decoded media (or the original) rather than in the pass: the encoding's loss only
+        assert fp.distance(fingerprint, made_in_pass[vid]) < 0.1, vid
+    rows = {r["video_id"]: r for r in StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA).load_table().to_pylist()}
+    assert {r["recipe"] for r in rows.values()} == {recipe_id(normalise)}
+    summary = json.loads(layout.ingest_summary.read_text())
+    assert summary["n_processed"]["normalise"] == len(CLIPS)
+
+    proc = run_cli("ingest", str(folder), "--out", str(layout.root), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(layout.ingest_summary.read_text())["n_processed"]["normalise"] == 0, "upgraded once"
