@@ -75,9 +75,10 @@ EXACT_UP_TO = 2000
 INDEXED_MAX_THRESHOLD = 0.35
 PICTURE_BANDS_PER_FRAME = 8
 PICTURE_BAND_BITS = 16
-#: More picture bands a frame for the pairs without sound to compare, each of half its bits from one frame and
-#: half from another (README "The search").
+#: More picture bands a frame for the pairs without sound to compare, each of `SILENT_BAND_BITS` bits, half from
+#: one frame and half from another (README "The search").
 SILENT_BANDS_PER_FRAME = 12
+SILENT_BAND_BITS = 15
 SOUND_BAND_BITS = 16
 _BAND_SEED = 20240601
 #: Odd multipliers (2^64 / golden ratio, and xxHash's PRIME64_2): multiplicative hashing (Knuth, TAOCP 6.4).
@@ -97,9 +98,13 @@ def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
 
 _PICTURE_MASKS = _band_masks(fp.N_FRAMES * PICTURE_BANDS_PER_FRAME, fp.BITS_PER_FRAME, PICTURE_BAND_BITS, _BAND_SEED)
 _SOUND_MASKS = _band_masks(fp.N_SEGMENTS, fp.BITS_PER_SEGMENT, SOUND_BAND_BITS, _BAND_SEED + 1)
-_SILENT_MASKS = _band_masks(
-    2 * fp.N_FRAMES * SILENT_BANDS_PER_FRAME, fp.BITS_PER_FRAME, PICTURE_BAND_BITS // 2, _BAND_SEED + 2
-).reshape(-1, 2)
+_SILENT_MASKS = np.stack(
+    [
+        _band_masks(fp.N_FRAMES * SILENT_BANDS_PER_FRAME, fp.BITS_PER_FRAME, bits, _BAND_SEED + 2 + k)
+        for k, bits in enumerate((SILENT_BAND_BITS - SILENT_BAND_BITS // 2, SILENT_BAND_BITS // 2))
+    ],
+    axis=1,
+)
 _SILENT_FRAMES = [(b % fp.N_FRAMES, (b + 1 + b // fp.N_FRAMES % (fp.N_FRAMES - 1)) % fp.N_FRAMES)
                   for b in range(len(_SILENT_MASKS))]  # fmt: skip
 
@@ -180,13 +185,13 @@ def indexed_pairs(
     re-encodes nearly untouched, so it finds the copies whose picture moved most). Two clips are candidates when
     they agree on a whole band, have the same fingerprint version and sit in the same or adjacent duration buckets
     (`_duration_buckets`). A pair in which a clip has no sound (muted, silent, or a ``p1`` fingerprint) has only
-    its picture to be found by, so it gets `SILENT_BANDS_PER_FRAME` more picture bands a frame (each of 8 bits of
-    two frames: bands of one frame fail together on a frame that changed much), which pair the
-    clips without sound with every clip and no two clips with sound (those are the minority: their extra bands
-    cost a fraction of a whole band). Candidates are kept when the duration rule and the threshold hold. So every
-    pair returned is one the exact search returns; a pair is missed only when no band agrees (recall: README,
-    measured by benchmarks/dedup.py). Returns (i, j, distance) arrays, i < j, sorted by (i, j). Memory: O(n) per
-    band."""
+    its picture to be found by, so it gets `SILENT_BANDS_PER_FRAME` more picture bands a frame, each of
+    `SILENT_BAND_BITS` bits of two frames (the bands of one frame fail together on a frame that changed much;
+    shorter bands agree more often). They pair the clips without sound with every clip and no two clips with
+    sound: those clips are the minority, so these bands cost a fraction of a whole band. Candidates are kept when
+    the duration rule and the threshold hold. So every pair returned is one the exact search returns; a pair is
+    missed only when no band agrees (recall: README, measured by benchmarks/dedup.py). Returns (i, j, distance)
+    arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
     n = len(fps)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
@@ -217,13 +222,18 @@ def indexed_pairs(
     shifted = buckets * np.uint64(4) + version
     mixed = {side: _mix(shifted + np.uint64(4 * (side + 1))) for side in (-1, 0, 1)}
 
-    def entry(code: np.ndarray, clips: np.ndarray, side: int, extra: np.ndarray) -> np.ndarray:
-        code = code ^ mixed[side][clips]
-        return code >> np.uint64(low) << np.uint64(low) | extra
+    def entry(code: np.ndarray, clips: np.ndarray | None, side: int, extra: np.ndarray) -> np.ndarray:
+        code = code ^ (mixed[side] if clips is None else mixed[side][clips])
+        code >>= np.uint64(low)
+        code <<= np.uint64(low)
+        code |= extra
+        return code
 
     def band_pairs(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         words, valid, slots, masks, silent_only = job
-        members = ids[valid[:, list(slots)].all(axis=1)]
+        present = valid[:, list(slots)].all(axis=1)
+        every = bool(present.all())  # the common case: no gather of the clips' numbers
+        members = ids if every else ids[present]
         # One sortable word per entry: a hash of (band bits, version, duration bucket), a ghost flag, the clip
         # number. Each clip is entered in its own bucket and, as a ghost, in a neighbouring one, so clips of
         # adjacent buckets meet; a pair with no home entry repeats a home-home one (or is out of the window) and
@@ -232,27 +242,28 @@ def indexed_pairs(
         # and two entries share them when their band bits agree and their (bucket, version) words do.
         masked = np.zeros(len(members), np.uint64)
         for slot, mask, odd in zip(slots, masks, _ODD, strict=False):
-            masked ^= (words[members, slot] & mask) * odd
+            column = words[:, slot] if every else words[members, slot]
+            masked ^= (column & mask) * odd
+        home = entry(masked, None if every else members, 0, members)
         if silent_only:  # every clip at home; the clips without sound also as ghosts on both sides
             quiet = silent[members]
             q = members[quiet]
-            parts = [entry(masked, members, 0, members), entry(masked[quiet], q, -1, q | flag),
-                     entry(masked[quiet], q, 1, q | flag)]  # fmt: skip
+            parts = [home, entry(masked[quiet], q, -1, q | flag), entry(masked[quiet], q, 1, q | flag)]
         else:
-            parts = [entry(masked, members, 0, members), entry(masked, members, 1, members | flag)]
-        entries = np.sort(np.concatenate(parts))
+            parts = [home, entry(masked, None if every else members, 1, members | flag)]
+        entries = np.concatenate(parts)
+        entries.sort()
         a, b = _run_pairs(entries >> np.uint64(low))
-        keep = ((entries[a] & flag) == 0) | ((entries[b] & flag) == 0)
-        i = (entries[a] & number_bits).astype(np.int64)
-        j = (entries[b] & number_bits).astype(np.int64)
+        ea, eb = entries[a], entries[b]
+        keep = ((ea & flag) == 0) | ((eb & flag) == 0)
+        i, j = (ea[keep] & number_bits).astype(np.int64), (eb[keep] & number_bits).astype(np.int64)
         if silent_only:
-            keep &= silent[i] | silent[j]
+            keep = silent[i] | silent[j]
+            i, j = i[keep], j[keep]
+        di, dj = durations[i], durations[j]
+        keep = (i != j) & _within_window(np.minimum(di, dj), np.maximum(di, dj), settings)
         i, j = i[keep], j[keep]
         i, j = np.minimum(i, j), np.maximum(i, j)
-        keep = (i != j) & _within_window(
-            np.minimum(durations[i], durations[j]), np.maximum(durations[i], durations[j]), settings
-        )
-        i, j = i[keep], j[keep]
         # Differing bits over the frames informative on both sides never exceed what the clip distance allows
         # (`_picture_bound`): this cheap test drops most chance collisions before the full distance. Pairs of
         # clips informative throughout (most) count them from the packed bits.
