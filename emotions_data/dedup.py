@@ -245,8 +245,10 @@ def indexed_pairs(
             column = words[:, slot] if every else words[members, slot]
             masked ^= (column & mask) * odd
         home = entry(masked, None if every else members, 0, members)
-        if silent_only:  # every clip at home; the clips without sound also as ghosts on both sides
-            quiet = silent[members]
+        quiet = silent[members] if silent_only else None
+        if silent_only and 2 * np.count_nonzero(quiet) < len(members):
+            # Every clip at home, the clips without sound also as ghosts on both sides: fewer entries than every
+            # clip twice while they are the minority.
             q = members[quiet]
             parts = [home, entry(masked[quiet], q, -1, q | flag), entry(masked[quiet], q, 1, q | flag)]
         else:
