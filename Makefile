@@ -45,7 +45,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline,ray]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline,ray,s3]'
 	@touch $@
 
 ls-server: $(LS_STAMP)

@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import fail
+from emotions_cli.console import fail, local_folder
 from emotions_cli.console import stdout as out
 
 workflow_app = typer.Typer(no_args_is_help=True)
 
-DatasetArg = Annotated[Path, typer.Argument(help="dataset folder")]
+DatasetArg = Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="data folder of a server the toolkit runs (default: the dataset's)")

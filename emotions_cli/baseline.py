@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from emotions_cli.console import ProgressBar, console, fail, progress_bars, say, stdout
+from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 
 baseline_app = typer.Typer()
 
@@ -73,7 +73,7 @@ def print_metrics(metrics: dict) -> None:
 
 @baseline_app.command()
 def cache(
-    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)")],
+    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
     variant: Annotated[str | None, typer.Option(help="only this variant [default: all]")] = None,
     split: Annotated[list[str] | None, typer.Option(help="only these splits (repeat the option)")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
@@ -109,7 +109,7 @@ def cache(
 
 @baseline_app.command()
 def train(
-    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)")],
+    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
     variant: Annotated[str, typer.Option(help="full, balanced, test_oriented (or official)")] = "full",
     config: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (the published recipe)")] = "tiny",
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
@@ -184,7 +184,7 @@ def train(
 @baseline_app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="best.pt (or last.pt) of an `emotions train` run")],
-    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)")],
+    release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     variant: Annotated[str | None, typer.Option(help="[default: the variant the checkpoint was trained on]")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="[default: RUN/eval-VARIANT-SPLIT]")] = None,

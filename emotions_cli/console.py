@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -26,6 +27,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
     error_line(message)
     return typer.Exit(code)
+
+
+def local_folder(value: Path | None) -> Path | None:
+    """Typer's callback for folder arguments: a `file://` URL becomes its path; `s3://` and other URLs are refused
+    with one line (only `emotions ingest` writes to object storage; the others need a folder)."""
+    from emotions_data.layout import local_dataset_dir
+
+    if value is None:
+        return None
+    try:
+        return local_dataset_dir(value)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def say(message: str) -> None:

@@ -20,6 +20,7 @@ from emotions_cli.console import (
     console,
     error_line,
     fail,
+    local_folder,
     progress_bars,
     stdout,
 )
@@ -50,7 +51,7 @@ def ingest(
     sources: Annotated[
         list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
     workers: Annotated[int | None, typer.Option(help="parallel worker processes [default: 2]")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
@@ -74,12 +75,15 @@ def ingest(
     from emotions_data.executor import ExecutorError, make_executor, placement_line
     from emotions_data.ingest import ingest as run_ingest
     from emotions_data.layout import local_dataset_dir
+    from emotions_data.location import open_location
+    from emotions_data.objectstore import is_object_url
     from emotions_data.settings import load_settings
     from emotions_data.sources import SourceError
 
     try:
-        out = local_dataset_dir(out)  # before any executor starts: s3:// and the like are refused
-        _check_out(out)
+        if not is_object_url(out):  # checked before any executor starts: gs:// and the like are refused
+            open_location(out)
+            _check_out(local_dataset_dir(out))
         settings = load_settings(
             config,
             **{
@@ -109,7 +113,8 @@ def ingest(
     print_report(report)
     if placement:
         console.print(placement, highlight=False)
-    console.print(f"manifest: {out / 'manifests' / 'videos.parquet'}", highlight=False)
+    where = f"{out.rstrip('/')}/" if is_object_url(out) else f"{local_dataset_dir(out)}{os.sep}"
+    console.print(f"manifest: {where}manifests/videos.parquet", highlight=False)
 
 
 def _check_out(out: Path) -> None:
@@ -177,7 +182,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 
 @dataset_app.command()
 def split(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     seed: Annotated[int, typer.Option()] = 0,
     ratios: Annotated[str, typer.Option(help="train,val,test")] = "0.8,0.1,0.1",
     balanced_per_class: Annotated[int | None, typer.Option(help="balanced variant: per class and split")] = None,
@@ -223,7 +228,7 @@ def split(
 
 @dataset_app.command()
 def release(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
     name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
@@ -268,7 +273,7 @@ def release(
 @dataset_app.command("import-official")
 def import_official_cmd(
     path: Annotated[Path, typer.Argument(help="the authors' release folder, or a folder per class")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")],
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML (VideoEmotion-8, Ekman-6, ...)")] = (
         "emotions6"
     ),

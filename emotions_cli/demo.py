@@ -18,7 +18,7 @@ import typer
 
 from annotation.agreement import AgreementReport
 from emotions_cli.baseline import print_metrics
-from emotions_cli.console import ProgressBar, console, fail, progress_bars, say, stdout
+from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
 from emotions_data.schema import Stage, VoteStatus
@@ -208,7 +208,9 @@ def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
 
 @demo_app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder")] = Path("demo-dataset"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder", callback=local_folder)] = Path(
+        "demo-dataset"
+    ),
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     annotate: Annotated[bool, typer.Option("--annotate/--no-annotate", help="run the annotation workflow")] = True,
     train: Annotated[bool, typer.Option("--train/--no-train", help="train and evaluate the tiny baseline")] = True,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import console, fail, fmt, stdout
+from emotions_cli.console import console, fail, fmt, local_folder, stdout
 
 labels_app = typer.Typer()
 
@@ -105,7 +105,7 @@ def agreement(
 
 @labels_app.command()
 def labels(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     method: Annotated[str, typer.Option(help="majority or dawid-skene")] = "majority",
     votes: Annotated[Path | None, typer.Option(help="vote table [default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",

@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 
-from emotions_cli.console import fail, say
+from emotions_cli.console import fail, local_folder, say
 
 backup_app = typer.Typer(no_args_is_help=True)
 
-DatasetArg = Annotated[Path, typer.Argument(help="dataset folder (its backups/label-studio/ holds the backups)")]
+DatasetArg = Annotated[
+    Path, typer.Argument(help="dataset folder (its backups/label-studio/ holds the backups)", callback=local_folder)
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="server data folder [default: ~/.local/share/emotions/label-studio]")

@@ -26,7 +26,8 @@ from emotions_data import dedup, fingerprint
 from emotions_data.executor import Executor, make_executor
 from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.filters import check_filters
-from emotions_data.layout import DatasetLayout, local_dataset_dir
+from emotions_data.layout import DatasetLayout
+from emotions_data.location import LocalLocation, ObjectLocation, open_location
 from emotions_data.manifest import check_schema_version, read_versioned_table
 from emotions_data.normalise import SourceVideo, older_recipes, recipe_id
 from emotions_data.platforms import platform_of_extractor, uploader_group
@@ -43,13 +44,7 @@ from emotions_data.schema import (
 from emotions_data.settings import IngestSettings
 from emotions_data.sources import InputItem, SourceError, read_sources
 from emotions_data.stages import FETCH, NORMALISE, RESOLVE, ShardJob, run_shard
-from emotions_data.storage import (
-    StageLog,
-    exclusive_lock,
-    sweep_temporaries,
-    write_bytes_atomic,
-    write_table_atomic,
-)
+from emotions_data.storage import StageLog, write_table_atomic
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, items done, items in stage)
 
@@ -130,7 +125,7 @@ def _shard_size(settings: IngestSettings, n_items: int, workers: int | None = No
 def _run_stage(
     stage: str,
     items: list[dict],
-    layout: DatasetLayout,
+    location: LocalLocation,
     settings: IngestSettings,
     executor: Executor,
     progress: ProgressFn | None,
@@ -140,7 +135,7 @@ def _run_stage(
     size = _shard_size(settings, len(items), workers)
     sequence = log.next_sequence()  # one for the whole batch: items are unique within it
     jobs = [
-        ShardJob(stage, str(layout.root), tuple(items[i : i + size]), settings, sequence)
+        ShardJob(stage, location.url, tuple(items[i : i + size]), settings, sequence)
         for i in range(0, len(items), size)
     ]
     done = 0
@@ -184,11 +179,11 @@ def _candidates_for_media(
     return rejections, exact, [i for i in passing if i["video_id"] not in exact]
 
 
-def _needs_media(layout: DatasetLayout, row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+def _needs_media(location: LocalLocation, row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
     if row is None or row["sha256"] != sha or row["recipe"] != recipe:
         return True
     if row["status"] == Status.OK:
-        return not (layout.root / row["media_path"]).is_file()
+        return not location.has_file(row["media_path"])
     return row["status"] == Status.FAILED and (row["retryable"] or retry_permanent)
 
 
@@ -212,15 +207,17 @@ def ingest(
         with make_executor("local", settings.workers) as own:
             return ingest(sources, dataset_dir, settings, executor=own, progress=progress,
                           retry_permanent=retry_permanent)  # fmt: skip
-    layout = DatasetLayout(local_dataset_dir(dataset_dir).absolute())  # other hosts have other working folders
+    location = open_location(dataset_dir)  # a folder, or s3://bucket/prefix
+    layout = location.layout
     items = [s for s in sources if isinstance(s, InputItem)]
     if len(items) != len(sources):
         items = read_sources(list(sources))  # type: ignore[arg-type]
-    if layout.root.exists() and not layout.root.is_dir():
-        raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
-    _check_existing_manifest(layout)
+    if not isinstance(location, ObjectLocation):  # an object store has no folders to be files instead
+        if layout.root.exists() and not layout.root.is_dir():
+            raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
+        _check_existing_manifest(layout)
     try:
-        return _ingest_locked(layout, items, settings, executor, progress, retry_permanent)
+        return _ingest_locked(location, items, settings, executor, progress, retry_permanent)
     except OSError as exc:
         # The driver only writes the dataset's own files: a fault there is the machine's, not an item's.
         fault = local_fault(exc, layout.root)
@@ -240,7 +237,7 @@ def _check_existing_manifest(layout: DatasetLayout) -> None:
 
 
 def _ingest_locked(
-    layout: DatasetLayout,
+    location: LocalLocation,
     items: list[InputItem],
     settings: IngestSettings,
     executor: Executor,
@@ -248,27 +245,31 @@ def _ingest_locked(
     retry_permanent: bool,
 ) -> IngestReport:
     started = time.perf_counter()
-    layout.work.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(layout.lock, str(layout.root)):
-        swept = sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
+    layout = location.layout
+    with location.lock(location.url):
+        swept = location.sweep()
+        location.pull(layout.videos_manifest)
+        _check_existing_manifest(layout)
+        location.pull(layout.inputs)
         with _writing(layout.work):
             register_inputs(layout, items)
+        location.push(layout.inputs)
         inputs = pq.read_table(layout.inputs, columns=INPUTS_SCHEMA.names).to_pylist()
         by_id = {i["video_id"]: i for i in inputs}
         processed = {RESOLVE: 0, FETCH: 0, NORMALISE: 0}
 
-        resolve_log = StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
+        resolve_log = location.stage_log(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
         resolved = {r["video_id"]: r for r in resolve_log.load_table().to_pylist()}
         todo = [
             {**i, "attempts": (resolved.get(i["video_id"]) or {}).get("attempts")}
             for i in inputs
             if i["source_kind"] == "url" and _needs_fetch(resolved.get(i["video_id"]), retry_permanent)
         ]
-        processed[RESOLVE] = _run_stage(RESOLVE, todo, layout, settings, executor, progress, resolve_log)
+        processed[RESOLVE] = _run_stage(RESOLVE, todo, location, settings, executor, progress, resolve_log)
         resolved = {r["video_id"]: r for r in resolve_log.load_table().to_pylist()}
         same_video = platform_duplicates(inputs, resolved)
 
-        fetch_log = StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)
+        fetch_log = location.stage_log(layout.fetch_log, PROBE_STAGE_SCHEMA)
         fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
         todo = [
             {**i, "attempts": (fetched.get(i["video_id"]) or {}).get("attempts"),
@@ -278,13 +279,13 @@ def _ingest_locked(
             and (resolved.get(i["video_id"]) or {}).get("status", Status.OK) == Status.OK
             and _needs_fetch(fetched.get(i["video_id"]), retry_permanent)
         ]  # fmt: skip
-        processed[FETCH] = _run_stage(FETCH, todo, layout, settings, executor, progress, fetch_log)
+        processed[FETCH] = _run_stage(FETCH, todo, location, settings, executor, progress, fetch_log)
         fetched = {r["video_id"]: r for r in fetch_log.load_table().to_pylist()}
 
         rejections, exact, wanted = _candidates_for_media(
             [i for i in inputs if i["video_id"] not in same_video], fetched, settings
         )
-        media_log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
+        media_log = location.stage_log(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
         recipe = recipe_id(settings.normalise)
         older = older_recipes(settings.normalise)
         wanted_ids = {i["video_id"] for i in wanted}
@@ -298,19 +299,19 @@ def _ingest_locked(
                 for inp in wanted
                 if inp["video_id"] not in near
                 and _needs_media(
-                    layout, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
+                    location, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
                 )
             ]
             if not todo:
                 break
-            processed[NORMALISE] += _run_stage(NORMALISE, todo, layout, settings, executor, progress, media_log)
+            processed[NORMALISE] += _run_stage(NORMALISE, todo, location, settings, executor, progress, media_log)
         made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
         near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
         table = compose_manifest(layout, inputs, fetched, rejections, exact, made, near, recipe, resolved, same_video)
         with _writing(layout.manifests):
-            write_table_atomic(layout.videos_manifest, table)
+            location.write_table(layout.videos_manifest, table)
         with _writing(layout.media):
-            _remove_unlisted_media(layout, table)  # after the manifest: it never names a deleted file
+            _remove_unlisted_media(location, table)  # after the manifest: it never names a deleted file
         for log in (resolve_log, fetch_log, media_log):
             with _writing(log.folder):
                 log.compact()
@@ -318,7 +319,7 @@ def _ingest_locked(
         report = summarise(table, processed, time.perf_counter() - started, swept)
         report.settings = public_settings(settings)
         with _writing(layout.manifests):
-            write_bytes_atomic(layout.ingest_summary, report.to_json().encode())
+            location.write_bytes(layout.ingest_summary, report.to_json().encode())
         return report
 
 
@@ -342,7 +343,7 @@ def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | N
     )  # fmt: skip
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),
-        "source": source, "attempts": (previous or {}).get("attempts"),
+        "original_path": facts.get("original_path"), "source": source, "attempts": (previous or {}).get("attempts"),
         "kept_media": {k: v for k, v in previous.items() if k.startswith("media_")}
         if previous and previous["status"] == Status.OK and previous["sha256"] == facts["sha256"]
         and previous["recipe"] in older else None,
@@ -500,15 +501,10 @@ def _append_extra_columns(layout: DatasetLayout, table: pa.Table) -> pa.Table:
     return table
 
 
-def _remove_unlisted_media(layout: DatasetLayout, table: pa.Table) -> None:
+def _remove_unlisted_media(location: LocalLocation, table: pa.Table) -> None:
     """Media of rows that are not ok (e.g. near-duplicates) are deleted: one copy per clip. So are temporaries: every
     job of the run has ended by now, so one left in media/ (a transcode, its sound) is a job's that died mid-way."""
-    keep = {p for p in table["media_path"].to_pylist() if p}
-    if layout.media.exists():
-        for path in layout.media.glob("*.mp4"):
-            if layout.relative(path) not in keep:
-                path.unlink(missing_ok=True)
-        sweep_temporaries(layout.media)
+    location.remove_unlisted_media({p for p in table["media_path"].to_pylist() if p})
 
 
 def public_settings(settings: IngestSettings) -> dict:

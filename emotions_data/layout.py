@@ -9,9 +9,9 @@ from urllib.parse import unquote, urlsplit
 
 
 def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
-    """The dataset folder named by a path or a `file://` URL. Other fsspec-style URLs (`s3://`, `gs://`)
-    are refused: media go through ffmpeg, commits rely on atomic renames and runs on a lock file,
-    which need a POSIX filesystem (local, or shared such as NFS mounted at the same path everywhere)."""
+    """The dataset folder named by a path or a `file://` URL. Other URLs (`s3://`, `gs://`) are refused with
+    ValueError: a folder is needed (local, or shared such as NFS mounted at the same path everywhere). `emotions
+    ingest` also takes `s3://` (`emotions_data.location`); commands that take only a folder call this."""
     text = os.fspath(location)
     parts = urlsplit(text)
     # `Path("s3://b/x")` reads "s3:/b/x", so a scheme followed by "/" is a URL; "ds:v2" is a folder.
@@ -19,9 +19,10 @@ def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
         return Path(text)
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return Path(unquote(parts.path))
+    url = f"{parts.scheme}://{text[len(parts.scheme) + 1 :].lstrip('/')}"  # as typed, though a Path folds "//"
     raise ValueError(
-        f"{text}: {parts.scheme}:// is not supported for a dataset folder yet; use a local path or a shared "
-        "filesystem mounted at the same path on every node (see the README, Running on a Ray cluster)"
+        f"{url}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
+        "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see the README, Datasets in object storage)"
     )
 
 

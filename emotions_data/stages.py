@@ -23,6 +23,7 @@ from pathlib import Path
 from emotions_data.download import DOWNLOADER, DownloadFailure, download, resolve, throttle
 from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.layout import DatasetLayout
+from emotions_data.location import LocalLocation, open_location
 from emotions_data.normalise import NormaliseError, fingerprint_file, normalise, recipe_id, tone_map_filter
 from emotions_data.platforms import platform_facts, write_info_json
 from emotions_data.probe import ProbeError, probe_file, sha256_file
@@ -260,13 +261,13 @@ def _normalise_failed(item: dict, settings: IngestSettings, detail: str) -> dict
 ProcessItem = Callable[[DatasetLayout, dict, IngestSettings], dict]
 FailedRow = Callable[[dict, IngestSettings, str], dict]
 
-_STAGES: dict[str, tuple[ProcessItem, FailedRow, Callable[[DatasetLayout], StageLog]]] = {
-    RESOLVE: (_resolve_item, _resolve_failed, lambda layout: StageLog(layout.resolve_log, RESOLVE_STAGE_SCHEMA)),
-    FETCH: (_fetch_item, _fetch_failed, lambda layout: StageLog(layout.fetch_log, PROBE_STAGE_SCHEMA)),
+_STAGES: dict[str, tuple[ProcessItem, FailedRow, Callable[[LocalLocation], StageLog]]] = {
+    RESOLVE: (_resolve_item, _resolve_failed, lambda at: at.stage_log(at.layout.resolve_log, RESOLVE_STAGE_SCHEMA)),
+    FETCH: (_fetch_item, _fetch_failed, lambda at: at.stage_log(at.layout.fetch_log, PROBE_STAGE_SCHEMA)),
     NORMALISE: (
         _normalise_item,
         _normalise_failed,
-        lambda layout: StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA),
+        lambda at: at.stage_log(at.layout.normalise_log, NORMALISE_STAGE_SCHEMA),
     ),
 }
 
@@ -288,19 +289,37 @@ def _process(
         return failed(item, settings, f"unexpected error: {_one_line(exc)}")
 
 
+def _store_step(location: LocalLocation, step: Callable[[dict], object], value: dict):
+    """A step that moves files to or from the dataset's store: its failures are this run's storage fault (as a full
+    disk is), never the item's."""
+    try:
+        return step(value)
+    except LocalFault:
+        raise
+    except OSError as exc:
+        raise LocalFault(location.url, f"cannot move files to or from the dataset: {_one_line(exc)}") from None
+
+
 def run_shard(job: ShardJob) -> list[dict]:
     """Process every item of a shard, then commit the shard's rows in one atomic write.
 
     Raises `LocalFault` (plain strings, so it crosses to the driver intact) when this machine cannot store the
     work: the rows finished before it are committed if the disk still takes them, the others are left to the
     next run."""
-    layout = DatasetLayout(Path(job.dataset_dir))
+    location = open_location(job.dataset_dir)
+    layout = location.layout
     process_item, failed, stage_log = _STAGES[job.stage]
-    log = stage_log(layout)
+    log = stage_log(location)
     rows: list[dict] = []
     try:
         for item in job.items:
-            rows.append(_process(process_item, failed, layout, item, job.settings))
+            # A dataset in object storage: the input comes down to this host, the row's files go up before the
+            # shard that names them is committed.
+            local = _store_step(location, location.localise, item)
+            row = _process(process_item, failed, layout, local, job.settings)
+            _store_step(location, location.publish, row)
+            location.discard_local(item)
+            rows.append(row)
     except LocalFault:
         if rows:
             with contextlib.suppress(OSError):  # the same fault may refuse this too; the items are then redone

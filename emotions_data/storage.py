@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,16 +118,39 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class ShardStore(Protocol):
+    """Where a stage log's shards live when they are not local files (`emotions_data.objectstore.ObjectStore`):
+    keys relative to the dataset, each put whole in one request."""
+
+    def list(self, folder: str) -> list[str]: ...
+    def read_table(self, rel: str, schema: pa.Schema | None = None) -> pa.Table: ...
+    def put_file(self, local: Path, rel: str) -> None: ...
+    def delete(self, rels: list[str]) -> None: ...
+
+
 class StageLog:
     """The committed results of one pipeline stage: a folder of Parquet shards, each written
     atomically and named `SEQUENCE-RANDOM.parquet`, so that lexical order is the order in which
     their sequence numbers were handed out. The newest row per key wins, which is how a retried
-    item replaces its earlier failure without rewriting old shards."""
+    item replaces its earlier failure without rewriting old shards.
 
-    def __init__(self, folder: Path, schema: pa.Schema, key: str = "video_id") -> None:
+    With a `store` the shards are objects under `store_folder` (a key relative to the dataset) rather than files in
+    `folder`: each is written to a temporary file in `folder` (node-local) and put whole in one request, so the same
+    names, order and newest-row rule hold; `shards()` then gives paths in `folder` named as the objects are."""
+
+    def __init__(
+        self,
+        folder: Path,
+        schema: pa.Schema,
+        key: str = "video_id",
+        store: ShardStore | None = None,
+        store_folder: str = "",
+    ) -> None:
         self.folder = folder
         self.schema = schema
         self.key = key
+        self.store = store
+        self.store_folder = store_folder
 
     def next_sequence(self) -> int:
         """A sequence number that sorts after every committed shard. The driver takes one per batch
@@ -142,20 +165,37 @@ class StageLog:
         table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=self.schema)
         number = self.next_sequence() if sequence is None else sequence
         path = self.folder / f"{number:020d}-{uuid.uuid4().hex[:8]}.parquet"
-        write_table_atomic(path, table)
+        if self.store is None:
+            write_table_atomic(path, table)
+            return path
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(path)
+        try:
+            pq.write_table(table, tmp)
+            self.store.put_file(tmp, f"{self.store_folder}/{path.name}")  # one put: visible whole or not at all
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def shards(self) -> list[Path]:
+        if self.store is not None:
+            names = (rel.rsplit("/", 1)[-1] for rel in self.store.list(self.store_folder))
+            return sorted(self.folder / n for n in names if n.endswith(".parquet") and not n.startswith(TMP_MARK))
         if not self.folder.exists():
             return []
         return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith(TMP_MARK))
+
+    def _read(self, shard: Path) -> pa.Table:
+        if self.store is not None:
+            return self.store.read_table(f"{self.store_folder}/{shard.name}", schema=self.schema)
+        return pq.read_table(shard, schema=self.schema)
 
     def load_table(self) -> pa.Table:
         """The newest committed row for every key, in first-commit order."""
         shards = self.shards()
         if not shards:
             return self.schema.empty_table()
-        table = pa.concat_tables(pq.read_table(p, schema=self.schema) for p in shards)
+        table = pa.concat_tables(self._read(p) for p in shards)
         last = {key: i for i, key in enumerate(table[self.key].to_pylist())}
         return table.take(list(last.values()))  # a dict keeps first-insertion order
 
@@ -169,6 +209,9 @@ class StageLog:
         if len(shards) <= 1:
             return
         self.commit(self.load_table())
+        if self.store is not None:
+            self.store.delete([f"{self.store_folder}/{p.name}" for p in shards])
+            return
         for path in shards:
             path.unlink(missing_ok=True)
 

@@ -1,5 +1,5 @@
 """Ingest on Ray through the `emotions` command: a driver killed mid-run on a running cluster resumes to the local
-process pool's manifest; an unreachable cluster, an object store or a missing ray extra is a one-line error."""
+process pool's manifest; an unreachable cluster, an unsupported location or a missing ray extra is a one-line error."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ def test_cli_on_a_cluster_survives_a_killed_driver(ray_address, urls, reference,
 
 @pytest.mark.parametrize(
     ("out", "more", "expected"),
-    [(None, ["--ray-address", "127.0.0.1:9"], "127.0.0.1:9"), ("s3://bucket/ds", [], "s3:// is not supported")],
+    [
+        (None, ["--ray-address", "127.0.0.1:9"], "127.0.0.1:9"),
+        ("gs://bucket/ds", [], "gs://bucket/ds: not supported as a dataset location"),
+    ],
 )
-def test_an_unreachable_cluster_or_an_object_store_is_a_one_line_error(tmp_path, corpus, out, more, expected):
+def test_an_unreachable_cluster_or_an_unsupported_location_is_a_one_line_error(tmp_path, corpus, out, more, expected):
     out = out or str(tmp_path / "ds")
     proc = run_cli("ingest", str(corpus / "landscape.mp4"), "--out", out, "--executor", "ray", *more)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

@@ -14,5 +14,5 @@ def test_dataset_dir_takes_paths_and_file_urls_and_refuses_object_storage():
     assert local_dataset_dir("file:///data/my%20ds") == Path("/data/my ds")
     assert local_dataset_dir(Path("file:///data/ds")) == Path("/data/ds")  # a Path folds "//" into "/"
     for url in ("s3://bucket/ds", Path("gs://bucket/ds"), "memory://ds", "file://otherhost/ds"):
-        with pytest.raises(ValueError, match="not supported for a dataset folder yet"):
+        with pytest.raises(ValueError, match="is not a folder; this command needs a local dataset folder"):
             local_dataset_dir(url)

@@ -1,0 +1,201 @@
+"""Where an ingest run keeps a dataset: a local (or shared POSIX) folder, or a prefix in object storage.
+
+The pipeline always makes its files in a local folder, `location.root`, laid out as `layout.DatasetLayout` says. For
+a local dataset that folder is the dataset itself and every method here is what `emotions_data.storage` does on
+disk. For `s3://bucket/prefix` it is a node-local working folder (`objectstore.node_scratch`): finished files are
+uploaded in one put each and the local copies dropped, and the driver reads the stage shards, the input register
+and the old manifest from the store. The ingest driver and the workers call only these methods for dataset I/O, so
+the two kinds of location keep the same guarantees (see `emotions_data.objectstore`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from emotions_data.layout import DatasetLayout, local_dataset_dir
+from emotions_data.objectstore import ObjectLock, ObjectStore, clear_folder, is_object_url, node_scratch
+from emotions_data.storage import (
+    StageLog,
+    exclusive_lock,
+    sweep_temporaries,
+    write_bytes_atomic,
+    write_table_atomic,
+)
+
+#: The stage-row columns that name a file of the dataset (relative to its root): what a worker uploads.
+FILE_COLUMNS = ("original_path", "info_json_path", "media_path")
+
+
+class LocalLocation:
+    """A dataset folder on this machine's filesystem (local, or shared such as NFS at the same path everywhere)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = str(root)
+        self.layout = DatasetLayout(root)
+
+    @contextlib.contextmanager
+    def lock(self, what: str) -> Iterator[None]:
+        """One run at a time (a file lock); a second run fails at once with RuntimeError."""
+        self.layout.work.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.layout.lock, what):
+            yield
+
+    def check_lock(self) -> None:
+        """Raise RuntimeError when this run no longer holds the dataset (a file lock is held until released)."""
+
+    def sweep(self) -> int:
+        """Under the lock: delete the temporaries an interrupted run left; returns how many."""
+        layout = self.layout
+        return sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
+
+    def pull(self, path: Path) -> None:
+        """Make the dataset's current `path` readable locally (nothing to do: it is local)."""
+
+    def push(self, path: Path) -> None:
+        """Publish the local file `path`, already written atomically (nothing more to do here)."""
+
+    def has_file(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def write_table(self, path: Path, table: pa.Table) -> None:
+        write_table_atomic(path, table)
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        write_bytes_atomic(path, data)
+
+    def stage_log(self, folder: Path, schema: pa.Schema) -> StageLog:
+        return StageLog(folder, schema)
+
+    def remove_unlisted_media(self, keep: set[str]) -> None:
+        """Delete media no manifest row names, and the temporaries jobs that died left in media/."""
+        if self.layout.media.exists():
+            for path in self.layout.media.glob("*.mp4"):
+                if self.layout.relative(path) not in keep:
+                    path.unlink(missing_ok=True)
+            sweep_temporaries(self.layout.media)
+
+    def localise(self, item: dict) -> dict:
+        """A job's item with its input file on this machine (it is: the folder is shared)."""
+        return item
+
+    def publish(self, row: dict) -> None:
+        """Make the files a stage row names visible to every host (they are, once written)."""
+
+    def discard_local(self, item: dict) -> None:
+        """Drop a job's local copy of its input (there is none: the folder is the dataset)."""
+
+
+class ObjectLocation(LocalLocation):
+    """A dataset under `s3://bucket/prefix`; files are made under this host's working folder and put whole."""
+
+    def __init__(self, url: str) -> None:
+        self.store = ObjectStore(url)
+        super().__init__(node_scratch(self.store.url))
+        self.url = self.store.url
+        self._lock: ObjectLock | None = None
+
+    def _rel(self, path: Path) -> str:
+        return self.layout.relative(path)
+
+    @contextlib.contextmanager
+    def lock(self, what: str) -> Iterator[None]:
+        """One run at a time (an `ObjectLock` on `.work/ingest.lock` in the store); a second run fails at once."""
+        self.store.check_bucket()
+        lock = ObjectLock(self.store, what)
+        lock.acquire()
+        self._lock = lock
+        try:
+            yield
+        finally:
+            self._lock = None
+            lock.release()
+
+    def check_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.check()
+
+    def sweep(self) -> int:
+        """Under the lock: this host's working folder is emptied (a killed run's downloads and transcodes). The
+        store holds no temporaries: each object is put whole."""
+        clear_folder(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return 0
+
+    def pull(self, path: Path) -> None:
+        """Download the dataset's `path` into the working folder, or remove a stale local copy when absent."""
+        if not self.store.get_file(self._rel(path), path):
+            path.unlink(missing_ok=True)
+
+    def push(self, path: Path) -> None:
+        self.store.put_file(path, self._rel(path))
+
+    def has_file(self, rel: str) -> bool:
+        return self.store.exists(rel)
+
+    def write_table(self, path: Path, table: pa.Table) -> None:
+        self.check_lock()
+        write_table_atomic(path, table)
+        self.push(path)
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        self.check_lock()
+        write_bytes_atomic(path, data)
+        self.push(path)
+
+    def stage_log(self, folder: Path, schema: pa.Schema) -> StageLog:
+        return StageLog(folder, schema, store=self.store, store_folder=self._rel(folder))
+
+    def remove_unlisted_media(self, keep: set[str]) -> None:
+        """Delete media objects no manifest row names: near-duplicates, and those put by a job whose shard never
+        committed (a killed run's)."""
+        self.store.delete([rel for rel in self.store.list(self._rel(self.layout.media)) if rel not in keep])
+
+    def localise(self, item: dict) -> dict:
+        """Download the stored original a normalise job reads (`original_path`) into this host's working folder."""
+        rel = item.get("original_path")
+        if not rel:
+            return item
+        local = self.root / rel
+        if not self.store.get_file(rel, local):
+            raise FileNotFoundError(f"{self.store.url_of(rel)}: the downloaded original is missing from the store")
+        return {**item, "path": str(local)}
+
+    def publish(self, row: dict) -> None:
+        """Upload the files `row` names (original, platform info, media), each in one put, then drop the local
+        copies; the row's shard is committed after this, so it never names a missing object."""
+        for column in FILE_COLUMNS:
+            rel = row.get(column)
+            if rel and (self.root / rel).is_file():
+                self.store.put_file(self.root / rel, rel)
+        for column in FILE_COLUMNS:
+            rel = row.get(column)
+            if rel:
+                (self.root / rel).unlink(missing_ok=True)
+
+    def discard_local(self, item: dict) -> None:
+        """Drop the downloaded copy of a normalise job's original once the job is done with it."""
+        rel = item.get("original_path")
+        if rel:
+            (self.root / rel).unlink(missing_ok=True)
+
+
+def open_location(location: str | os.PathLike[str]) -> LocalLocation:
+    """The dataset location named by a folder, a `file://` URL or an `s3://bucket/prefix` URL. Raises ValueError
+    for other URL schemes (see `layout.local_dataset_dir`)."""
+    if is_object_url(location):
+        return ObjectLocation(os.fspath(location))
+    try:
+        folder = local_dataset_dir(location)
+    except ValueError as exc:
+        url = str(exc).split(": ", 1)[0]
+        raise ValueError(
+            f"{url}: not supported as a dataset location; give a folder, or s3://BUCKET/PREFIX for object storage "
+            "(AWS S3 or an S3-compatible server)"
+        ) from None
+    return LocalLocation(folder.absolute())  # other hosts have other working folders

@@ -1,0 +1,340 @@
+"""A dataset on object storage (`s3://bucket/prefix`, or any S3-compatible server), through fsspec's s3fs.
+
+Object storage has no rename and no file lock, so the guarantees of `emotions_data.storage` are kept differently:
+
+- A finished file becomes visible in one put. Everything is made in a node-local temporary folder first (ffmpeg and
+  yt-dlp never write to the store) and then uploaded with one PutObject, or a multipart upload that becomes visible
+  only when it completes: a reader sees the whole object or none. So no key ever holds a partial file and there is
+  nothing to sweep.
+- A stage shard is one Parquet object named like a local shard (`SEQUENCE-RANDOM.parquet`), so lexical order is
+  commit order; a worker puts its media before the shard that names them, so a committed row never names a missing
+  file. Media put by a job whose shard never committed are named by no row: the next run makes them again (same key,
+  overwritten) or the end of a run deletes them (`ObjectLocation.remove_unlisted_media`).
+- One run at a time: :class:`ObjectLock`, a lock object created with a conditional put (`If-None-Match: *`, which
+  AWS S3 and S3-compatible servers honour) that holds its owner and a lease. The holder renews the lease; a run
+  killed without releasing leaves a lock whose lease runs out, and the next run takes it over with a put conditional
+  on the stale object's ETag (`If-Match`), so of two runs that find it stale at once exactly one wins.
+
+Credentials and the endpoint come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL`, `AWS_PROFILE` ...) or fsspec's configuration, never from the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotions_data.faults import LocalFault
+
+#: URL schemes read as object storage; every other `scheme://` is refused by `layout.local_dataset_dir`.
+SCHEMES = ("s3", "s3a")
+#: How long a lock stays valid without renewal, in seconds; the holder renews it every third of that. A run killed
+#: without releasing its lock blocks the next one for at most this long. `EMOTIONS_LOCK_LEASE_S` overrides it.
+DEFAULT_LEASE_S = 60.0
+LOCK_KEY = ".work/ingest.lock"
+_ADVICE = "check the object store's endpoint, bucket and credentials (AWS_* variables)"
+
+
+def is_object_url(location: str | os.PathLike[str]) -> bool:
+    """Whether `location` names object storage (`s3://bucket/prefix`)."""
+    return urlsplit(os.fspath(location)).scheme.lower() in SCHEMES and "://" in os.fspath(location)
+
+
+def _is_precondition_failure(exc: BaseException) -> bool:
+    """s3fs turns S3's 412 into an OSError; the botocore error it wraps names the failed condition."""
+    if isinstance(exc, FileExistsError):  # s3fs's word for a failed `If-None-Match: *`
+        return True
+    cause = exc.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
+
+
+class ObjectStore:
+    """The objects under one `s3://bucket/prefix`, addressed by keys relative to the prefix (`media/x.mp4`).
+
+    Every method raises `LocalFault` (naming the URL) when the store refuses or cannot be reached: like a full disk,
+    that is no item's fault, so the run stops and committed work is kept."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise ValueError(f"{url}: no bucket named (write s3://BUCKET/PREFIX)")
+        self.url = url.rstrip("/")
+        self.base = f"{parts.netloc}{parts.path}".rstrip("/")
+        self._fs: Any = None
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            try:
+                import s3fs  # an optional dependency: pip install 'emotions[s3]'
+            except ImportError:
+                raise ValueError(
+                    f"{self.url}: object storage needs s3fs; install it with pip install 'emotions[s3]'"
+                ) from None
+            # No listing cache: workers on other hosts add objects, and a cached listing would hide them.
+            self._fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+        return self._fs
+
+    def __getstate__(self) -> dict:  # an s3fs client holds an event loop; each process makes its own
+        return {**self.__dict__, "_fs": None}
+
+    def key(self, rel: str) -> str:
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def url_of(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    @contextlib.contextmanager
+    def _faults(self, rel: str) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, FileNotFoundError) or _is_precondition_failure(exc):
+                raise
+            raise LocalFault(self.url_of(rel), f"the object store refused: {' '.join(str(exc).split())}"[:300],
+                             _ADVICE) from None  # fmt: skip
+        except Exception as exc:  # botocore's own errors (no credentials, endpoint unreachable) are not OSErrors
+            if type(exc).__module__.split(".")[0] not in ("botocore", "aiobotocore", "aiohttp"):
+                raise
+            raise LocalFault(self.url_of(rel), f"the object store cannot be used: {type(exc).__name__}: {exc}"[:300],
+                             _ADVICE) from None  # fmt: skip
+
+    def check_bucket(self) -> None:
+        """Raise `LocalFault` naming the URL when the bucket does not exist or cannot be read."""
+        with self._faults(""):
+            found = self.fs.exists(self.base.split("/", 1)[0])
+        if not found:
+            raise LocalFault(self.url, "no such bucket (or no permission to see it)", "create it or fix the URL")
+
+    def put_file(self, local: Path, rel: str) -> None:
+        """Upload the finished, closed file `local` to `rel`: visible whole when this returns, never in part."""
+        with self._faults(rel):
+            self.fs.put_file(str(local), self.key(rel))
+
+    def put_bytes(self, rel: str, data: bytes) -> None:
+        with self._faults(rel):
+            self.fs.pipe_file(self.key(rel), data)
+
+    def get_file(self, rel: str, local: Path) -> bool:
+        """Download `rel` to `local` (through a temporary sibling, renamed when complete); False when absent."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{local.name}")
+        try:
+            with self._faults(rel):
+                self.fs.get_file(self.key(rel), str(tmp))
+            os.replace(tmp, local)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        with self._faults(rel):
+            try:
+                return self.fs.cat_file(self.key(rel))
+            except FileNotFoundError:
+                return None
+
+    def read_table(self, rel: str, schema: pa.Schema | None = None) -> pa.Table:
+        data = self.read_bytes(rel)
+        if data is None:
+            raise FileNotFoundError(self.url_of(rel))
+        return pq.read_table(pa.BufferReader(data), schema=schema)
+
+    def exists(self, rel: str) -> bool:
+        with self._faults(rel):
+            return bool(self.fs.exists(self.key(rel)))
+
+    def list(self, folder: str) -> list[str]:
+        """The keys under `folder` (recursively), relative to the prefix, sorted."""
+        with self._faults(folder):
+            try:
+                found = self.fs.find(self.key(folder))
+            except FileNotFoundError:
+                return []
+        start = len(self.base) + 1
+        return sorted(k[start:] for k in found if k.startswith(self.base + "/"))
+
+    def delete(self, rels: list[str]) -> None:
+        if rels:
+            with self._faults(rels[0]):
+                self.fs.rm([self.key(r) for r in rels])
+
+    # ------------------------------------------------------------ conditional puts (the lock)
+
+    def create(self, rel: str, data: bytes) -> str | None:
+        """Put `data` at `rel` only if nothing is there (`If-None-Match: *`); its ETag, or None when it exists."""
+        with self._faults(rel):
+            try:
+                return self.fs.pipe_file(self.key(rel), data, mode="create")["ETag"]
+            except OSError as exc:
+                if _is_precondition_failure(exc):
+                    return None
+                raise
+
+    def replace_if(self, rel: str, data: bytes, etag: str) -> str | None:
+        """Put `data` at `rel` only if it still has `etag` (`If-Match`); the new ETag, or None when it changed."""
+        with self._faults(rel):
+            try:
+                return self.fs.pipe_file(self.key(rel), data, IfMatch=etag)["ETag"]
+            except (OSError, FileNotFoundError) as exc:
+                if isinstance(exc, FileNotFoundError) or _is_precondition_failure(exc):
+                    return None
+                raise
+
+    def read_with_etag(self, rel: str) -> tuple[bytes, str] | None:
+        """The object's bytes and the ETag of exactly those bytes (the read is conditional on it); None if absent
+        or replaced while being read."""
+        with self._faults(rel):
+            try:
+                with self.fs.open(self.key(rel), "rb") as handle:
+                    return handle.read(), handle.details["ETag"]
+            except (OSError, FileNotFoundError) as exc:
+                if isinstance(exc, FileNotFoundError) or _is_precondition_failure(exc):
+                    return None
+                raise
+
+    def delete_if(self, rel: str, etag: str) -> bool:
+        """Delete `rel` only if it still has `etag`; False when it changed or is gone."""
+        bucket, _, key = self.key(rel).partition("/")
+        with self._faults(rel):
+            try:
+                self.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
+                return True
+            except (OSError, FileNotFoundError) as exc:
+                if isinstance(exc, FileNotFoundError) or _is_precondition_failure(exc):
+                    return False
+                raise
+
+
+def lease_seconds() -> float:
+    """The lock lease: `EMOTIONS_LOCK_LEASE_S` when set (a positive number of seconds), else `DEFAULT_LEASE_S`."""
+    text = os.environ.get("EMOTIONS_LOCK_LEASE_S")
+    if not text:
+        return DEFAULT_LEASE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"EMOTIONS_LOCK_LEASE_S={text!r}: not a positive number of seconds")
+    return value
+
+
+class ObjectLock:
+    """One run at a time on a dataset in object storage.
+
+    The lock object holds JSON: owner (a random id), host, pid, what, `expires_at` (Unix seconds, the holder's clock)
+    and `lease_s`. The lease rule: a lock whose `expires_at` has passed, by this host's clock, belongs to a run that
+    stopped renewing it (killed, or cut off from the store for a whole lease), and may be taken over; a lock whose
+    lease is running is never touched. Hosts' clocks must agree to well within the lease. The holder renews every
+    `lease_s / 3` seconds with a put conditional on its last ETag; if that condition ever fails another run has taken
+    the lock over, and :meth:`check` raises before the holder commits anything more."""
+
+    def __init__(self, store: ObjectStore, what: str, rel: str = LOCK_KEY, lease_s: float | None = None) -> None:
+        self.store, self.what, self.rel = store, what, rel
+        self.lease_s = lease_s if lease_s is not None else lease_seconds()
+        self.owner = uuid.uuid4().hex
+        self.etag: str | None = None
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
+                           "expires_at": time.time() + self.lease_s, "lease_s": self.lease_s}).encode()  # fmt: skip
+
+    def acquire(self) -> None:
+        """Take the lock, or raise RuntimeError (one line naming the lock, its holder and when its lease ends)."""
+        self.etag = self.store.create(self.rel, self._body())
+        if self.etag is not None:
+            return self._start()
+        found = self.store.read_with_etag(self.rel)
+        if found is None:  # released or replaced between our two requests: one more try, then give up
+            self.etag = self.store.create(self.rel, self._body())
+            if self.etag is not None:
+                return self._start()
+            raise RuntimeError(f"{self.what}: another run holds {self.store.url_of(self.rel)}")
+        data, etag = found
+        try:
+            held = json.loads(data)
+            expires_at = float(held["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            held, expires_at = {}, 0.0  # not our lock object's shape: nothing vouches for it, so it is stale
+        if time.time() < expires_at:
+            until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires_at))
+            raise RuntimeError(
+                f"{self.what}: another run holds {self.store.url_of(self.rel)} (host {held.get('host')}, pid "
+                f"{held.get('pid')}, lease until {until}); if that run was killed, run again after its lease ends"
+            )
+        self.etag = self.store.replace_if(self.rel, self._body(), etag)
+        if self.etag is None:
+            raise RuntimeError(f"{self.what}: another run took over the expired {self.store.url_of(self.rel)} first")
+        return self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._renew, name="emotions-lock-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_s / 3) and self.renew():
+            pass
+
+    def renew(self) -> bool:
+        """Extend the lease by one conditional put; False (and :meth:`check` raises from then on) when another run
+        has taken the lock over. A store unreachable for now is tried again at the next renewal: the lease covers
+        two misses."""
+        try:
+            etag = self.store.replace_if(self.rel, self._body(), self.etag or "")
+        except LocalFault:
+            return True
+        if etag is None:
+            self.lost = f"{self.what}: lost {self.store.url_of(self.rel)} to another run (its lease had expired)"
+            return False
+        self.etag = etag
+        return True
+
+    def check(self) -> None:
+        """Raise RuntimeError when another run has taken the lock over (this run must commit nothing more)."""
+        if self.lost:
+            raise RuntimeError(self.lost)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.etag and not self.lost:
+            self.store.delete_if(self.rel, self.etag)
+        self.etag = None
+
+
+def node_scratch(url: str) -> Path:
+    """This host's working folder for the dataset at `url`: downloads, transcodes and the driver's copies are made
+    here and uploaded when finished. One per dataset and host, so the workers of a host share the download rate
+    locks (`--max-requests-per-minute` holds per host for a dataset in object storage). `EMOTIONS_SCRATCH_DIR`
+    chooses the parent folder (default: the system's temporary folder)."""
+    parent = Path(os.environ.get("EMOTIONS_SCRATCH_DIR") or tempfile.gettempdir())
+    name = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
+    return parent / f"emotions-scratch-{name}"
+
+
+def clear_folder(folder: Path) -> None:
+    """Delete what a killed run left in a scratch folder (only called under the dataset's lock)."""
+    shutil.rmtree(folder, ignore_errors=True)
