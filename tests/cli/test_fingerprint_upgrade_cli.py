@@ -1,7 +1,7 @@
 """A dataset whose fingerprints an older version wrote (``p1``) is upgraded by the next `emotions ingest` without a
 transcode: its normalised media are kept as they are (same file, same inode and modification time), every clip gets
 a current fingerprint (made from its normalised file, or from its original where a near-duplicate's media was
-removed), and the duplicate decisions stay the same."""
+removed), and the duplicate decisions stay the same; on disk and in object storage."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import pyarrow.parquet as pq
 
 from emotions_data import fingerprint as fp
 from emotions_data.layout import DatasetLayout
+from emotions_data.location import open_location
 from emotions_data.normalise import older_recipes, recipe_id
 from emotions_data.schema import NORMALISE_STAGE_SCHEMA
 from emotions_data.settings import load_settings
 from emotions_data.storage import StageLog
+from tests.cli.test_object_storage_cli import s3  # noqa: F401 (the fixture)
 from tests.support.commands import run_cli
 
 CLIPS = ["landscape.mp4", "source.mp4", "reupload.mp4", "lookalike_a.mp4", "lookalike_b.mp4"]
@@ -80,3 +82,52 @@ def test_older_fingerprints_are_made_again_from_the_kept_media(corpus, tmp_path)
     proc = run_cli("ingest", str(folder), "--out", str(layout.root), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(layout.ingest_summary.read_text())["n_processed"]["normalise"] == 0, "upgraded once"
+
+
+def as_older_version(log: StageLog, manifest: pa.Table) -> tuple[dict[str, str], pa.Table]:
+    """Turn an ingested dataset into what the previous version left: its normalise stage log rewritten with ``p1``
+    fingerprints and that version's recipe (returns the fingerprints the pass made), its manifest with ``p1``
+    fingerprints (returned, to be written back)."""
+    normalise = load_settings(None).normalise
+    rows = log.load_table().to_pylist()
+    assert {r["recipe"] for r in rows} == {recipe_id(normalise)} and len(rows) == len(CLIPS)
+    log.commit([{**r, "recipe": recipe_id(normalise, "p1"), "fingerprint": as_p1(r["fingerprint"])} for r in rows])
+    log.compact()
+    fingerprints = [None if f is None else as_p1(f) for f in manifest.column("fingerprint").to_pylist()]
+    at = manifest.schema.names.index("fingerprint")
+    return {r["video_id"]: r["fingerprint"] for r in rows}, manifest.set_column(
+        at, "fingerprint", pa.array(fingerprints, pa.string())
+    )
+
+
+def test_older_fingerprints_in_object_storage_are_made_again_without_touching_the_media(s3, corpus, tmp_path):  # noqa: F811
+    """In object storage the normalised files are not on the worker: the fingerprint is made from the original."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in CLIPS:
+        shutil.copy(corpus / name, folder / name)
+    run_cli("ingest", str(folder), "--out", "s3://data/ds", "--workers", "1", check=True)
+    location = open_location("s3://data/ds")
+    log = location.stage_log(location.layout.normalise_log, NORMALISE_STAGE_SCHEMA)
+    old_manifest = s3.read_table("manifests/videos.parquet")
+    made_in_pass, p1_manifest = as_older_version(log, old_manifest)
+    sink = pa.BufferOutputStream()
+    pq.write_table(p1_manifest, sink)
+    s3.put_bytes("manifests/videos.parquet", sink.getvalue().to_pybytes())
+    media = {rel: s3.fs.info(s3.key(rel)) for rel in s3.list("media")}
+    assert len(media) == len(CLIPS) - 1
+
+    proc = run_cli("ingest", str(folder), "--out", "s3://data/ds", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+
+    for rel, before in media.items():
+        after = s3.fs.info(s3.key(rel))
+        assert (after["ETag"], after["LastModified"]) == (before["ETag"], before["LastModified"]), rel
+    assert sorted(s3.list("media")) == sorted(media)
+    old, new = (t.to_pandas().set_index("video_id") for t in (old_manifest, s3.read_table("manifests/videos.parquet")))
+    for col in ("status", "reason", "dup_of", "media_path", "media_sha256"):
+        assert new[col].equals(old[col]), col
+    assert all(f.startswith("p2:") for f in new.fingerprint)
+    for vid, fingerprint in new.fingerprint.items():
+        assert fp.distance(fingerprint, made_in_pass[vid]) < 0.1, vid
+    assert json.loads(s3.read_bytes("manifests/ingest_summary.json"))["n_processed"]["normalise"] == len(CLIPS)
