@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from emotions_data import dedup, fingerprint
 from emotions_data.executor import Executor, make_executor
-from emotions_data.faults import as_local_fault, local_fault
+from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout
 from emotions_data.location import LocalLocation, ObjectLocation, open_location
@@ -138,14 +138,31 @@ def _run_stage(
         ShardJob(stage, location.url, tuple(items[i : i + size]), settings, sequence)
         for i in range(0, len(items), size)
     ]
-    done = 0
+    done = finished = 0
     if progress:
         progress(stage, 0, len(items))
     for rows in executor.map_unordered(run_shard, jobs):
-        done += len(rows)
+        done, finished = done + len(rows), finished + 1
         if progress:
             progress(stage, done, len(items))
+    _check_batch_visible(location, log, sequence, finished)
     return done
+
+
+def _check_batch_visible(location: LocalLocation, log: StageLog, sequence: int, finished: int) -> None:
+    """Raise `LocalFault` when fewer shards of the batch are visible here than jobs reported committing one: on a
+    cluster the workers then store somewhere other than the driver (a node with its own AWS_ENDPOINT_URL or
+    credentials, or a different filesystem mounted at the dataset's path), and the run would end with its items
+    silently unprocessed."""
+    visible = log.count_batch(sequence) if finished else 0
+    if visible < finished:
+        raise LocalFault(
+            location.url,
+            f"{finished - visible} of {finished} finished jobs committed results this driver cannot see: the workers "
+            "store to another place than the driver",
+            "give every node the same storage settings as the driver (AWS_ENDPOINT_URL and credentials for object "
+            "storage, the same mount for a folder)",
+        )
 
 
 def _needs_fetch(row: dict | None, retry_permanent: bool) -> bool:
@@ -179,11 +196,12 @@ def _candidates_for_media(
     return rejections, exact, [i for i in passing if i["video_id"] not in exact]
 
 
-def _needs_media(location: LocalLocation, row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+def _needs_media(present: set[str], row: dict | None, sha: str, recipe: str, retry_permanent: bool) -> bool:
+    """`present`: the dataset's media files (`location.files_under`), listed once per pass."""
     if row is None or row["sha256"] != sha or row["recipe"] != recipe:
         return True
     if row["status"] == Status.OK:
-        return not location.has_file(row["media_path"])
+        return row["media_path"] not in present
     return row["status"] == Status.FAILED and (row["retryable"] or retry_permanent)
 
 
@@ -294,12 +312,13 @@ def _ingest_locked(
         for _ in range(2):
             made = {r["video_id"]: r for r in media_log.load_table().to_pylist()}
             near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
+            present = location.files_under(layout.media)
             todo = [
                 _media_job(layout, inp, fetched[inp["video_id"]], made.get(inp["video_id"]), older)
                 for inp in wanted
                 if inp["video_id"] not in near
                 and _needs_media(
-                    location, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
+                    present, made.get(inp["video_id"]), fetched[inp["video_id"]]["sha256"], recipe, retry_permanent
                 )
             ]
             if not todo:

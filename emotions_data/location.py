@@ -60,8 +60,17 @@ class LocalLocation:
     def push(self, path: Path) -> None:
         """Publish the local file `path`, already written atomically (nothing more to do here)."""
 
-    def has_file(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+    def files_under(self, folder: Path) -> set[str]:
+        """The files under the dataset's `folder`, recursively, as paths relative to the dataset root: one listing,
+        so that a resumed run asks once which of its finished items' files are there, not once per item."""
+        if not folder.is_dir():
+            return set()
+        base = Path(self.layout.relative(folder))  # resolved once, not per file
+        found: set[str] = set()
+        for parent, _, names in os.walk(folder):
+            under = base / Path(parent).relative_to(folder)
+            found.update((under / name).as_posix() for name in names)
+        return found
 
     def write_table(self, path: Path, table: pa.Table) -> None:
         write_table_atomic(path, table)
@@ -135,8 +144,10 @@ class ObjectLocation(LocalLocation):
     def push(self, path: Path) -> None:
         self.store.put_file(path, self._rel(path))
 
-    def has_file(self, rel: str) -> bool:
-        return self.store.exists(rel)
+    def files_under(self, folder: Path) -> set[str]:
+        """The objects under `folder` in the store: one paginated listing (1,000 keys a request), not a HEAD
+        request per file."""
+        return set(self.store.list(self._rel(folder)))
 
     def write_table(self, path: Path, table: pa.Table) -> None:
         self.check_lock()

@@ -185,6 +185,11 @@ class StageLog:
             return []
         return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith(TMP_MARK))
 
+    def count_batch(self, sequence: int) -> int:
+        """How many shards of the batch numbered `sequence` are committed (one listing): each job of a batch commits
+        one, and a job re-run after its worker died may commit another."""
+        return sum(p.name.startswith(f"{sequence:020d}-") for p in self.shards())
+
     def _read(self, shard: Path) -> pa.Table:
         if self.store is not None:
             return self.store.read_table(f"{self.store_folder}/{shard.name}", schema=self.schema)

@@ -16,14 +16,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import requests
 
 from emotions_data.ingest import read_manifest
 from emotions_data.objectstore import ObjectLock, ObjectStore
-from emotions_data.probe import sha256_file
 from emotions_data.storage import TMP_MARK
 from tests.support.commands import EMOTIONS, _wait_for, run_cli
 from tests.support.corpus import url_table
+from tests.support.objectstore import (
+    assert_every_object_whole,
+    listings,
+    moto_s3,
+    object_requests,
+    stored_manifest,
+)
 
 pytestmark = pytest.mark.slow
 ARGS = ["--workers", "2", "--max-duration", "6"]
@@ -33,53 +38,29 @@ LEASE_S = 3.0
 
 
 @pytest.fixture()
-def s3(monkeypatch, tmp_path):
-    """A moto S3 server on a free loopback port with a bucket `data`; the AWS_* variables point every process at it."""
-    from moto.server import ThreadedMotoServer
+def moto(monkeypatch, tmp_path):
+    """A moto S3 server on loopback with a bucket `data`; the AWS_* variables point every process at it."""
+    with moto_s3("data") as s3:
+        for name, value in {**s3.env, "EMOTIONS_LOCK_LEASE_S": str(LEASE_S),
+                            "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        yield s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-                        "EMOTIONS_LOCK_LEASE_S": str(LEASE_S),
-                        "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    # moto keeps its buckets per process, not per server: start each test from none
-    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=30).raise_for_status()
-    store = ObjectStore("s3://data/ds")
-    store.fs.mkdir("data")
-    try:
-        yield store
-    finally:
-        server.stop()
+
+@pytest.fixture()
+def s3(moto):
+    return ObjectStore("s3://data/ds")
 
 
 def ingest(table: Path, out: str, *more: str) -> subprocess.CompletedProcess:
     return run_cli("ingest", str(table), "--out", out, *ARGS, *more)
 
 
-def stored_manifest(store: ObjectStore) -> pd.DataFrame:
-    return pq.read_table(pa.BufferReader(store.read_bytes("manifests/videos.parquet"))).to_pandas()
-
-
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["processed_at"]).sort_values("video_id").reset_index(drop=True)
 
 
-def assert_every_object_whole(store: ObjectStore, frame: pd.DataFrame, tmp_path: Path) -> None:
-    """Each ok row's media object is there with the bytes the row names; no other media, no temporaries."""
-    keys = store.list("")
-    assert not [k for k in keys if TMP_MARK in k], keys
-    ok = frame[frame["status"] == "ok"]
-    assert sorted(k for k in keys if k.startswith("media/")) == sorted(ok["media_path"])
-    for rel, sha in zip(ok["media_path"], ok["media_sha256"], strict=True):
-        local = tmp_path / "check" / rel
-        assert store.get_file(rel, local) and sha256_file(local) == sha, rel
-    assert not store.exists(".work/ingest.lock"), "the lock is released"
-
-
-def test_a_dataset_in_object_storage_gets_the_same_manifest_as_on_disk(s3, server, tmp_path):
+def test_a_dataset_in_object_storage_gets_the_same_manifest_as_on_disk(moto, s3, server, tmp_path):
     table = url_table(server, tmp_path / "urls.csv", NAMES)
     local = ingest(table, str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
@@ -96,10 +77,16 @@ def test_a_dataset_in_object_storage_gets_the_same_manifest_as_on_disk(s3, serve
     assert summary["status_counts"] == frame["status"].value_counts().to_dict()
 
     downloads = {name: server.hits(name) - hits[name] for name in NAMES}
+    moto.taken()
     again = ingest(table, "s3://data/ds")  # everything is committed: nothing is fetched or made again
     assert again.returncode == 0, again.stderr
     assert {name: server.hits(name) - hits[name] for name in NAMES} == downloads
     pd.testing.assert_frame_equal(comparable(stored_manifest(s3)), expected)
+    # Which finished items still have their media is one listing of media/ (and one more at the end, for the
+    # media no row names), not one request per item.
+    log = moto.taken()
+    assert object_requests(log, "data", "ds/media") == [], object_requests(log, "data", "ds/media")
+    assert len(listings(log, "data", "ds/media")) == 2, listings(log, "data", "ds/media")
 
 
 def _hold(server, name: str) -> threading.Event:

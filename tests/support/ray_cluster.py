@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -120,23 +121,34 @@ class TwoNodeCluster:
     Each `ray start` runs in a session of its own, so a node is its process group (raylet, GCS, agents) and the worker
     processes its raylet started: killing them all at once is what losing the machine does."""
 
-    def __init__(self, root: Path, cpus_per_node: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        cpus_per_node: int = 1,
+        env: Mapping[str, str] | None = None,
+        head_env: Mapping[str, str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`env`: more variables for both nodes and for `self.env` (what a driver runs with); `head_env`,
+        `worker_env`: one node's own. A node's Ray workers run in the environment of its `ray start`, as on a real
+        cluster where each host (or pod) has its own."""
         self.ray = str(Path(sys.executable).with_name("ray"))
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Token authentication, as a cluster on a network should run; a failed node is noticed within ~2 s rather
         # than Ray's default ~15 s (the health-check settings are read by the head's GCS).
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN,
-                    "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3"}  # fmt: skip
+                    "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                    **(env or {})}  # fmt: skip
         common = [f"--num-cpus={cpus_per_node}", "--object-store-memory=200000000", "--disable-usage-stats"]
         self.head = self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
-                                 f"--temp-dir={root}", *common])  # fmt: skip
-        self.worker = self._start([f"--address={self.address}", *common])
+                                 f"--temp-dir={root}", *common], head_env)  # fmt: skip
+        self.worker = self._start([f"--address={self.address}", *common], worker_env)
         self._wait_for_nodes(2)
 
-    def _start(self, args: list[str]) -> int:
+    def _start(self, args: list[str], env: Mapping[str, str] | None = None) -> int:
         """Runs `ray start ARGS` in a new session; returns that session's id (the node's process group)."""
-        proc = subprocess.Popen([self.ray, "start", *args], env=self.env, start_new_session=True,
+        proc = subprocess.Popen([self.ray, "start", *args], env={**self.env, **(env or {})}, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-2000:]
@@ -196,14 +208,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def two_node_cluster(tmp_path_factory):
+@contextlib.contextmanager
+def two_nodes(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[TwoNodeCluster]:
+    """A `TwoNodeCluster(root, **options)` while Ray is this module's, stopped on exit."""
     base = tmp_path_factory.getbasetemp()
     root = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))  # socket paths <= 107 B
     with one_ray_at_a_time():
-        cluster = TwoNodeCluster(root)
+        cluster = TwoNodeCluster(root, **options)
         try:
             yield cluster
         finally:
             cluster.stop()
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory):
+    with two_nodes(tmp_path_factory) as cluster:
+        yield cluster
