@@ -11,16 +11,18 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from emotions_data import fingerprint as fp
 from emotions_data.layout import DatasetLayout
 from emotions_data.location import open_location
 from emotions_data.normalise import older_recipes, recipe_id
+from emotions_data.objectstore import ObjectStore
 from emotions_data.schema import NORMALISE_STAGE_SCHEMA
 from emotions_data.settings import load_settings
 from emotions_data.storage import StageLog
-from tests.cli.test_object_storage_cli import s3  # noqa: F401 (the fixture)
 from tests.support.commands import run_cli
+from tests.support.objectstore import moto_s3
 
 CLIPS = ["landscape.mp4", "source.mp4", "reupload.mp4", "lookalike_a.mp4", "lookalike_b.mp4"]
 
@@ -42,20 +44,11 @@ def test_older_fingerprints_are_made_again_from_the_kept_media(corpus, tmp_path)
 
     # The dataset as the previous version left it: p1 fingerprints, made under that version's recipe.
     normalise = load_settings(None).normalise
-    p1_recipe = recipe_id(normalise, "p1")
-    assert p1_recipe in older_recipes(normalise) and p1_recipe != recipe_id(normalise)
-    log = StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
-    rows = log.load_table().to_pylist()
-    assert {r["recipe"] for r in rows} == {recipe_id(normalise)} and len(rows) == len(CLIPS)
-    made_in_pass = {r["video_id"]: r["fingerprint"] for r in rows}
-    log.commit([{**r, "recipe": p1_recipe, "fingerprint": as_p1(r["fingerprint"])} for r in rows])
-    log.compact()
+    assert recipe_id(normalise, "p1") in older_recipes(normalise)
     manifest = pq.read_table(layout.videos_manifest)
     old = manifest.to_pandas().set_index("video_id")
-    fingerprints = [None if f is None else as_p1(f) for f in manifest.column("fingerprint").to_pylist()]
-    names = manifest.schema.names
-    manifest = manifest.set_column(names.index("fingerprint"), "fingerprint", pa.array(fingerprints, pa.string()))
-    pq.write_table(manifest, layout.videos_manifest)
+    made_in_pass, p1_manifest = as_older_version(StageLog(layout.normalise_log, NORMALISE_STAGE_SCHEMA), manifest)
+    pq.write_table(p1_manifest, layout.videos_manifest)
     assert (old.reason == "near_duplicate").sum() == 1 and (old.status == "ok").sum() == len(CLIPS) - 1
     media = {p.name: p.stat() for p in layout.media.iterdir()}
     assert len(media) == len(CLIPS) - 1  # the near-duplicate's media were removed
@@ -84,6 +77,15 @@ def test_older_fingerprints_are_made_again_from_the_kept_media(corpus, tmp_path)
     assert json.loads(layout.ingest_summary.read_text())["n_processed"]["normalise"] == 0, "upgraded once"
 
 
+@pytest.fixture()
+def s3(monkeypatch, tmp_path):
+    """A bucket `data` on a moto S3 server on loopback; every process is pointed at it."""
+    with moto_s3("data") as server:
+        for name, value in {**server.env, "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():
+            monkeypatch.setenv(name, value)
+        yield ObjectStore("s3://data/ds")
+
+
 def as_older_version(log: StageLog, manifest: pa.Table) -> tuple[dict[str, str], pa.Table]:
     """Turn an ingested dataset into what the previous version left: its normalise stage log rewritten with ``p1``
     fingerprints and that version's recipe (returns the fingerprints the pass made), its manifest with ``p1``
@@ -100,7 +102,7 @@ def as_older_version(log: StageLog, manifest: pa.Table) -> tuple[dict[str, str],
     )
 
 
-def test_older_fingerprints_in_object_storage_are_made_again_without_touching_the_media(s3, corpus, tmp_path):  # noqa: F811
+def test_older_fingerprints_in_object_storage_are_made_again_without_touching_the_media(s3, corpus, tmp_path):
     """In object storage the normalised files are not on the worker: the fingerprint is made from the original."""
     folder = tmp_path / "in"
     folder.mkdir()
