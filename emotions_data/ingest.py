@@ -29,7 +29,7 @@ from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout
 from emotions_data.location import LocalLocation, ObjectLocation, open_location
 from emotions_data.manifest import check_schema_version, read_versioned_table
-from emotions_data.normalise import SourceVideo, recipe_id
+from emotions_data.normalise import SourceVideo, older_recipes, recipe_id
 from emotions_data.platforms import platform_of_extractor, uploader_group
 from emotions_data.schema import (
     INPUTS_SCHEMA,
@@ -305,6 +305,7 @@ def _ingest_locked(
         )
         media_log = location.stage_log(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
         recipe = recipe_id(settings.normalise)
+        older = older_recipes(settings.normalise)
         wanted_ids = {i["video_id"] for i in wanted}
         # Duplicates' media files are removed, so a later run that makes one of them a cluster's
         # keeper has to normalise it again: hence a second pass when the first changed the clusters.
@@ -313,7 +314,7 @@ def _ingest_locked(
             near = _near_duplicates(made, wanted_ids, fetched, by_id, recipe, settings)
             present = location.files_under(layout.media)
             todo = [
-                _media_job(layout, inp, fetched[inp["video_id"]], made.get(inp["video_id"]))
+                _media_job(layout, inp, fetched[inp["video_id"]], made.get(inp["video_id"]), older)
                 for inp in wanted
                 if inp["video_id"] not in near
                 and _needs_media(
@@ -350,7 +351,10 @@ def _writing(folder: Path) -> Iterator[None]:
         raise as_local_fault(exc, folder) from None
 
 
-def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None) -> dict:
+def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None, older: set[str]) -> dict:
+    """A normalise job; `kept_media`: the media fields of `previous` when its media were made from the same original
+    with the same settings under an older fingerprint version (`older`, `older_recipes`): they are kept and only
+    fingerprinted again."""
     source = SourceVideo(
         width=facts["width"], height=facts["height"], fps=facts["fps"],
         duration_s=facts["video_duration_s"] or facts["duration_s"], has_audio=bool(facts["has_audio"]),
@@ -359,6 +363,9 @@ def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | N
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),
         "original_path": facts.get("original_path"), "source": source, "attempts": (previous or {}).get("attempts"),
+        "kept_media": {k: v for k, v in previous.items() if k.startswith("media_")}
+        if previous and previous["status"] == Status.OK and previous["sha256"] == facts["sha256"]
+        and previous["recipe"] in older else None,
     }  # fmt: skip
 
 
