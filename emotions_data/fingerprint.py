@@ -29,8 +29,9 @@ Layout of ``p2:`` + hex: picture bits (16 frames x 5 bytes, 35 bits used, big-en
 
 Version ``p1`` (written before ``p2``; picture bits only, every frame counted) is still read: `decode` maps it onto
 the same arrays with every frame informative and no sound, so `distance` of two ``p1`` fingerprints is exactly their
-old distance. A ``p1`` and a ``p2`` fingerprint are never compared (`comparable`); ingest re-fingerprints a dataset's
-clips when its recipe changes, and the fingerprint's version is part of the recipe.
+old distance. A ``p1`` and a ``p2`` fingerprint are never compared (`comparable`). The fingerprint's version is part
+of the normalising recipe: the next ingest of a dataset with older fingerprints keeps its media and fingerprints
+each clip again from its normalised file (`normalise.fingerprint_file`), without a transcode.
 """
 
 from __future__ import annotations

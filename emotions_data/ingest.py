@@ -31,7 +31,7 @@ from emotions_data.filters import check_filters
 from emotions_data.layout import DatasetLayout
 from emotions_data.location import LocalLocation, ObjectLocation, open_location
 from emotions_data.manifest import check_schema_version, read_versioned_table
-from emotions_data.normalise import SourceVideo, recipe_id
+from emotions_data.normalise import SourceVideo, older_recipes, recipe_id
 from emotions_data.platforms import platform_of_extractor, uploader_group
 from emotions_data.schema import (
     INPUTS_SCHEMA,
@@ -336,6 +336,7 @@ def _ingest_locked(
         rejections, exact, wanted = _candidates_for_media(inputs, fetched, repeat, settings)
         media_log = location.stage_log(layout.normalise_log, NORMALISE_STAGE_SCHEMA)
         recipe = recipe_id(settings.normalise)
+        older = older_recipes(settings.normalise)
         made = _aligned(media_log.load_table(), ids)
         memo: dict[str, dict[str, str]] = {}
         # Duplicates' media files are removed, so a later run that makes one of them a cluster's
@@ -346,7 +347,7 @@ def _ingest_locked(
             if not pick.any():
                 break
             todo = [
-                _media_job(layout, inp, facts, previous)
+                _media_job(layout, inp, facts, previous, older)
                 for inp, facts, previous in zip(
                     _rows(inputs, pick), _rows(fetched, pick), _rows(made, pick, keep_nulls=True), strict=True
                 )
@@ -518,7 +519,10 @@ def _writing(folder: Path) -> Iterator[None]:
         raise as_local_fault(exc, folder) from None
 
 
-def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None) -> dict:
+def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | None, older: set[str]) -> dict:
+    """A normalise job; `kept_media`: the media fields of `previous` when its media were made from the same original
+    with the same settings under an older fingerprint version (`older`, `older_recipes`): they are kept and only
+    fingerprinted again."""
     source = SourceVideo(
         width=facts["width"], height=facts["height"], fps=facts["fps"],
         duration_s=facts["video_duration_s"] or facts["duration_s"], has_audio=bool(facts["has_audio"]),
@@ -527,6 +531,9 @@ def _media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | N
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),
         "original_path": facts.get("original_path"), "source": source, "attempts": (previous or {}).get("attempts"),
+        "kept_media": {k: v for k, v in previous.items() if k.startswith("media_")}
+        if previous and previous["status"] == Status.OK and previous["sha256"] == facts["sha256"]
+        and previous["recipe"] in older else None,
     }  # fmt: skip
 
 
