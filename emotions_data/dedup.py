@@ -86,6 +86,21 @@ _ODD = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 SEARCH_THREADS = 2
 
 
+#: Changes whenever `near_duplicates` may give another answer for the same candidates and settings (a kept result
+#: of an earlier search is reused only under the same identity, see `search_identity`).
+SEARCH_VERSION = "2"  # 2: more picture bands for the pairs without sound
+
+
+def search_identity() -> str:
+    """What, besides the candidates and the settings, decides the search's answer: its version, the fingerprint
+    version and the index's constants."""
+    return (
+        f"dedup {SEARCH_VERSION} fingerprint {fp.VERSION} exact<={EXACT_UP_TO} indexed<={INDEXED_MAX_THRESHOLD} "
+        f"bands {PICTURE_BANDS_PER_FRAME}x{PICTURE_BAND_BITS}+{SILENT_BANDS_PER_FRAME}x{SILENT_BAND_BITS}"
+        f"+{SOUND_BAND_BITS} seed {_BAND_SEED}"
+    )
+
+
 def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
     """(n_bands,) uint64 masks, each selecting `bits` random bit positions of a `width`-bit word."""
     rng = np.random.default_rng(seed)
