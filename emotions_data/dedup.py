@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from emotions_data import fingerprint as fp
 from emotions_data.settings import DedupSettings
@@ -47,13 +50,26 @@ def bits_per_pixel(
     return rate / (pixels * fps)
 
 
+def exact_keepers(sha256: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> np.ndarray:
+    """For files listed in input order (earliest input first), the position of the file each one duplicates
+    exactly: the first with the same sha256, itself for a first. Shape (n,) int64. One hash pass (Arrow's
+    dictionary encoding), so it serves a million inputs; files without a sha256 count as one value."""
+    values = sha256 if isinstance(sha256, (pa.Array, pa.ChunkedArray)) else pa.array(list(sha256), pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not len(values):
+        return np.zeros(0, np.int64)
+    codes = pc.dictionary_encode(pc.fill_null(values, "")).indices.to_numpy(zero_copy_only=False)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first[inverse].astype(np.int64)
+
+
 def exact_duplicates(items: list[tuple[str, int, str]]) -> dict[str, str]:
-    """(video_id, input_index, sha256) triples -> {duplicate id: kept id}; the earliest input is kept."""
-    kept: dict[str, tuple[int, str]] = {}
-    for video_id, index, sha in sorted(items, key=lambda t: t[1]):
-        if sha not in kept:
-            kept[sha] = (index, video_id)
-    return {vid: kept[sha][1] for vid, _, sha in items if kept[sha][1] != vid}
+    """(video_id, input_index, sha256) triples -> {duplicate id: kept id}; the earliest input is kept
+    (`exact_keepers`)."""
+    ordered = sorted(items, key=lambda t: t[1])
+    keepers = exact_keepers([sha for _, _, sha in ordered])
+    return {ordered[k][0]: ordered[int(j)][0] for k, j in enumerate(keepers) if j != k}
 
 
 class _UnionFind:

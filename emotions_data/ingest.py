@@ -483,13 +483,9 @@ def _candidates_for_media(
             passing[where[k]] = False
     # inputs are in input_index order, so the first row with a sha256 is the earliest input
     keep = np.flatnonzero(passing)
-    codes = _np(pc.fill_null(pc.dictionary_encode(fetched["sha256"].take(pa.array(keep)).combine_chunks()).indices, -1))
-    _, first = np.unique(codes, return_index=True)
-    keeper = np.empty(codes.max() + 2 if len(codes) else 1, np.int64)
-    keeper[codes[first]] = keep[first]
-    copies = np.ones(len(keep), bool)
-    copies[first] = False
-    exact = {ids[keep[k]]: ids[keeper[codes[k]]] for k in np.flatnonzero(copies)}
+    keepers = dedup.exact_keepers(fetched["sha256"].take(pa.array(keep)))
+    copies = keepers != np.arange(len(keep))
+    exact = {ids[keep[k]]: ids[keep[keepers[k]]] for k in np.flatnonzero(copies)}
     wanted = passing.copy()
     wanted[keep[copies]] = False
     return rejections, exact, wanted
