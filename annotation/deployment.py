@@ -9,7 +9,8 @@ command line.
 The dataset remembers its server (`manifests/ls_server.json`, written at the first contact: the server's identity,
 its URL and, for a server the toolkit runs, its data folder), so after the first command none needs `--data-dir`
 or `--url` again. Nothing here starts a server or creates a database: a server that is not running is an error
-that says how to start it.
+that says how to start it. For the toolkit's server, every command re-points the dataset's local-files link at
+the dataset's current folder, so a moved or copied dataset plays again without a push.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from annotation.labelstudio.config import CONFIG_ENV, TOKEN_ENV, URL_ENV, ServerConfig, ServerError, load_config
+from annotation.labelstudio.media_links import point_link
 from annotation.labelstudio.process import connect
 from annotation.workflow import load_server
 from emotions_data.layout import DatasetLayout
@@ -29,6 +31,14 @@ def _by_url(config: ServerConfig, whence: str) -> ServerConfig:
             f"no API token for the Label Studio at {config.url} ({whence}): set {TOKEN_ENV} or the config file's "
             "[label_studio] token (a legacy token or a personal access token from its Account & Settings page)"
         )
+    return config
+
+
+def _repointed(config: ServerConfig, layout: DatasetLayout | None) -> ServerConfig:
+    """The toolkit's server `config` after re-pointing the dataset's local-files link at its current folder (a moved
+    or copied dataset keeps playing with no push; see `annotation.labelstudio.media_links`)."""
+    if layout is not None and config.media_links is not None and config.document_root is not None:
+        point_link(config.media_links, layout, config.document_root, create=False)
     return config
 
 
@@ -45,14 +55,14 @@ def resolve_server(
     when that server is not running, or a server by URL has no token; ValueError for a damaged server record."""
     config = load_config(config_file, data_dir=data_dir, url=url)
     if data_dir is not None:  # the toolkit's server there, whatever URL the environment names
-        return connect(dataclasses.replace(config, base_url=None))
+        return _repointed(connect(dataclasses.replace(config, base_url=None)), layout)
     if config.base_url is not None:
         return _by_url(config, f"from --url, {URL_ENV} or the config file ({CONFIG_ENV})")
     known = load_server(layout) if layout is not None else None
     if known is not None and known.get("data_dir"):
         managed = dataclasses.replace(config, data_dir=Path(known["data_dir"]), base_url=None)
         try:
-            return connect(managed)
+            return _repointed(connect(managed), layout)
         except ServerError:
             raise ServerError(
                 f"the dataset's Label Studio ({known['url']}, data folder {known['data_dir']}) is not running: start "
@@ -61,7 +71,7 @@ def resolve_server(
     if known is not None:
         return _by_url(dataclasses.replace(config, base_url=known["url"]), "recorded in manifests/ls_server.json")
     try:
-        return connect(config)
+        return _repointed(connect(config), layout)
     except ServerError:
         raise ServerError(
             f"no Label Studio known for this dataset and none running for {config.data_dir}: start one with "

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,10 +50,11 @@ import pyarrow.parquet as pq
 
 from annotation.agreement import item_agreement
 from annotation.allocation import allocate_annotators, assign_videos, balance_table, crosscheck_group
-from annotation.labelstudio.accounts import AdminSession
+from annotation.labelstudio.accounts import AdminSession, revoke_personal_tokens
 from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.interface import instructions, labeling_config
+from annotation.labelstudio.media_links import point_link
 from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
 from annotation.vetting import Accounts, Exclusion, Reason, vet
@@ -317,10 +319,11 @@ def issue_credentials(
     """New passwords for `annotators` (default: every active roster member with an account), set in Label Studio
     over HTTP (`annotation.labelstudio.accounts`, as the server's admin) and written to a 0600 CSV in `out_dir` (a
     secret, like the admin's credentials): the lead hands each person theirs. Issuing again is a reset: the old
-    password, legacy API token and browser sessions of those accounts stop working at once. Nothing forces a change
-    at first login (Label Studio Community cannot), so these are ordinary passwords, not one-time ones. Raises
-    ValueError for an unknown or dropped annotator or another server than the dataset's, ServerError when the
-    server refuses."""
+    password, legacy API token, personal access tokens and browser sessions of those accounts stop working at once.
+    Nothing forces a change at first login (Label Studio Community cannot), so these are ordinary passwords, not
+    one-time ones. Raises ValueError for an unknown or dropped annotator, another server than the dataset's or a
+    file at the CSV's path that is not one, ServerError when the server refuses; every password set before a
+    failure is in the CSV all the same. The CSV keeps the other accounts' rows (`write_credentials`)."""
     import secrets
 
     people = load_annotators(layout)
@@ -333,29 +336,80 @@ def issue_credentials(
             raise ValueError(f"{a} was dropped: their account stays deactivated")
     ids = _account_ids(layout, chosen)
     check_server(layout, LabelStudio(server_config))
+    path = out_dir / CREDENTIALS_CSV
+    read_credentials(path)  # a file we could not add to fails before any password changes
     session = AdminSession(server_config)
     passwords = {a: secrets.token_urlsafe(12) for a in chosen}
-    for a in chosen:
-        session.set_password(ids[a], passwords[a])
-    path = out_dir / "annotator-credentials.csv"
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    text = "annotator_id,login,password\n" + "".join(f"{a},{account_email(a)},{passwords[a]}\n" for a in chosen)
-    write_bytes_atomic(path, text.encode(), mode=0o600)
+    done: dict[str, tuple[str, str]] = {}
+    try:
+        for a in chosen:
+            session.set_password(ids[a], passwords[a])
+            done[account_email(a)] = (a, passwords[a])
+            revoke_personal_tokens(server_config.url, account_email(a), passwords[a])
+    finally:  # a password set is never lost, whatever fails after it
+        if done:
+            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_credentials(path, done)
     return path
+
+
+CREDENTIALS_CSV = "annotator-credentials.csv"
+
+
+def read_credentials(path: Path) -> dict[str, tuple[str, str]]:
+    """login -> (annotator id, password) from the credentials CSV at `path`, empty when there is none. Raises
+    ValueError naming the file when it is not such a CSV."""
+    import csv
+
+    if not path.exists():
+        return {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != ["annotator_id", "login", "password"]:
+            raise ValueError(f"{path}: not an annotator credentials file (annotator_id,login,password)")
+        return {r["login"]: (r["annotator_id"], r["password"]) for r in reader}
+
+
+def write_credentials(path: Path, issued: dict[str, tuple[str, str]]) -> None:
+    """Write `issued` (login -> (annotator id, password)) into the credentials CSV at `path` (0600, atomically),
+    keeping the rows of the other logins already there: the file holds one server's accounts, and each dataset or
+    `--annotator` issue on that server changes only the passwords it set. Rows come out sorted by login. Raises
+    ValueError naming the file when an existing one is not such a CSV (nothing is written then)."""
+    import csv
+    import io
+
+    rows = read_credentials(path)
+    rows.update(issued)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["annotator_id", "login", "password"])
+    writer.writerows([annotator, login, password] for login, (annotator, password) in sorted(rows.items()))
+    write_bytes_atomic(path, text.getvalue().encode(), mode=0o600)
 
 
 def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annotator_id: str) -> bool:
     """Deactivate the annotator's Label Studio account over HTTP (as the server's admin), which ends its
-    password, sessions and API tokens of both kinds (their votes on record stay). False when the annotator has no
+    password, sessions and API tokens of both kinds (their votes on record stay). Its personal access tokens are
+    also revoked for good, so that reactivating the account in Label Studio's admin site brings none of them back:
+    the account gets a random password nobody is told, the toolkit revokes them with it
+    (`revoke_personal_tokens`), and the account is deactivated whatever happened. False when the annotator has no
     account (allocated without one). Raises ValueError for an unknown annotator or another server than the
     dataset's, ServerError when the server refuses."""
+    import secrets
+
     people = load_annotators(layout).set_index("annotator_id")
     if annotator_id not in people.index:
         raise ValueError(f"unknown annotator {annotator_id!r}")
     if pd.isna(people.loc[annotator_id, "ls_user_id"]):
         return False
     check_server(layout, LabelStudio(server_config))
-    AdminSession(server_config).deactivate(int(people.loc[annotator_id, "ls_user_id"]))
+    session, user_id = AdminSession(server_config), int(people.loc[annotator_id, "ls_user_id"])
+    unknown = secrets.token_urlsafe(24)
+    try:
+        session.set_password(user_id, unknown)
+        revoke_personal_tokens(server_config.url, account_email(annotator_id), unknown)
+    finally:
+        session.deactivate(user_id)
     return True
 
 
@@ -385,20 +439,13 @@ def drop(layout: DatasetLayout, annotator_id: str, server_config: ServerConfig |
 # ---------------------------------------------------------------- push
 
 
-def _media_url(layout: DatasetLayout, media_path: str, config: ServerConfig) -> str:
-    """The URL the annotator's browser loads a clip from: under the configured media base URL (any static file
-    server or bucket serving the dataset's `media/` folder), else through Label Studio's local files, relative to
-    the server's document root. Raises ValueError for media outside the dataset's `media/` folder (base URL) or
-    outside the document root (local files)."""
-    from urllib.parse import quote
-
-    absolute = (layout.root / media_path).resolve()
-    if config.media_base_url:
-        try:
-            relative = absolute.relative_to(layout.media.resolve())
-        except ValueError:
-            raise ValueError(f"{absolute} is not in the dataset's media folder {layout.media}") from None
-        return f"{config.media_base_url}/{quote(relative.as_posix())}"
+def _local_files(layout: DatasetLayout, config: ServerConfig) -> tuple[str, str]:
+    """(the dataset's folder as a path under the server's local-files document root, "" for the root itself; the
+    local-files storage path of its `media/` folder as the server sees it). On the toolkit's server the dataset is
+    served through its link (`annotation.labelstudio.media_links`), re-pointed here, so neither changes when the
+    dataset moves; elsewhere through its place under `document_root`, which the server sees at
+    `server_document_root` (a Docker bind mount) or at the same path. Raises ValueError without a document root or
+    for a dataset outside it."""
     document_root = config.document_root
     if document_root is None:
         raise ValueError(
@@ -406,14 +453,47 @@ def _media_url(layout: DatasetLayout, media_path: str, config: ServerConfig) -> 
             "(or above) the dataset folder, or set a media base URL (EMOTIONS_MEDIA_BASE_URL or the config file's "
             "media_base_url) where the dataset's media/ folder is served"
         )
+    outside = ValueError(
+        f"{layout.root.resolve()} is not under the server's document root {document_root}: start the server with "
+        "--document-root at (or above) the dataset folder"
+    )
+    if config.media_links is not None:
+        name = point_link(config.media_links, layout, document_root)
+        if name is None:
+            raise outside
+        return name, str(config.media_links / name / "media")
     try:
-        relative = absolute.relative_to(document_root.resolve())
+        relative = layout.root.resolve().relative_to(document_root.resolve()).as_posix()
     except ValueError:
-        raise ValueError(
-            f"{absolute} is not under the server's document root {document_root}: start the server with "
-            "--document-root at (or above) the dataset folder"
-        ) from None
-    return f"/data/local-files/?d={quote(relative.as_posix())}"
+        raise outside from None
+    relative = "" if relative == "." else relative
+    server_root = posixpath.normpath(config.server_document_root or str(document_root))
+    return relative, posixpath.join(server_root, relative, "media")
+
+
+def _media_base(layout: DatasetLayout, config: ServerConfig) -> tuple[str, str | None]:
+    """(the URL the dataset's `media/` folder loads from in the annotator's browser; the local-files storage path
+    that lets Label Studio serve it, None under a media base URL). Media go under the configured media base URL
+    (any static file server or bucket serving the dataset's `media/` folder), else through Label Studio's local
+    files (`_local_files`). Raises ValueError when there is no media source or the dataset is outside it."""
+    from urllib.parse import quote
+
+    if config.media_base_url:
+        return config.media_base_url, None
+    prefix, storage = _local_files(layout, config)
+    return "/data/local-files/?d=" + quote(f"{prefix}/media" if prefix else "media"), storage
+
+
+def _media_url(layout: DatasetLayout, media_path: str, base: str) -> str:
+    """The URL of one clip under `base` (`_media_base`); ValueError for media outside the dataset's `media/`."""
+    from urllib.parse import quote
+
+    absolute = (layout.root / media_path).resolve()
+    try:
+        relative = absolute.relative_to(layout.media.resolve())
+    except ValueError:
+        raise ValueError(f"{absolute} is not in the dataset's media folder {layout.media}") from None
+    return f"{base}/{quote(relative.as_posix())}"
 
 
 def _summaries(votes: pd.DataFrame) -> dict[str, str]:
@@ -577,9 +657,9 @@ def _plan(
     return plan
 
 
-def _task_data(layout: DatasetLayout, videos: pd.DataFrame, config: ServerConfig, vid: str, plan: dict, round_: int
+def _task_data(layout: DatasetLayout, videos: pd.DataFrame, base: str, vid: str, plan: dict, round_: int
                ) -> dict[str, Any]:  # fmt: skip
-    data = {"video": _media_url(layout, videos.loc[vid, "media_path"], config), "video_id": vid,
+    data = {"video": _media_url(layout, videos.loc[vid, "media_path"], base), "video_id": vid,
             "stage": plan["stage"], "items_of": plan.get("items_of") or ""}  # fmt: skip
     if plan["stage"] == Stage.EXPERT:
         data |= {"previous_votes": plan["earlier"].get(vid, ""), "round": round_}
@@ -600,18 +680,17 @@ def push(
     settings the toolkit owns on existing projects and disable the organization's invite link. For the expert
     stage, an item whose earlier votes changed (or whose experts disagree) is refreshed in place when the expert has
     not voted on it yet, else sent back as a new round. Media go under the configured media base URL, else through
-    Label Studio's local files (a storage over the dataset's `media/` folder); a task whose media URL changed (the
-    dataset or the base URL moved) is pointed at the new one, and a clip whose file is missing is not pushed but
+    Label Studio's local files (a storage over the dataset's `media/` folder, through the dataset's link on the
+    toolkit's server: `_local_files`); a task whose media URL changed (the base URL, or the dataset on a server by
+    URL, moved) is pointed at the new one, and a clip whose file is missing is not pushed but
     reported by name (`PushReport.missing_media`). `stage` is a Stage or its value. Raises ValueError for an
     unknown stage, another server than the dataset's, no media source, or media outside it."""
     try:
         stage = Stage(stage)
     except ValueError:
         raise ValueError(f"unknown stage {stage!r} (choose: {', '.join(Stage)})") from None
-    config_ = client.config
-    if config_.media_base_url is None and config_.document_root is None:
-        _media_url(layout, "media", config_)  # raises: no media source
     check_server(layout, client)
+    media_base, storage_path = _media_base(layout, client.config)
     name = dataset_name or layout.root.resolve().name
     videos = _ok_videos(layout).set_index("video_id")
     plan = _plan(layout, stage, name, votes_per_item, min_agreement)
@@ -620,7 +699,6 @@ def push(
     if client.invite_link_enabled():
         client.disable_invite_link()
         report.invite_link_disabled = True
-    media_dir = str(layout.media.resolve())
     for vid, media_path in videos["media_path"].items():
         if not (layout.root / media_path).is_file():
             report.missing_media[str(vid)] = str(layout.root / media_path)
@@ -643,13 +721,13 @@ def push(
         earlier = entry.pop("earlier", None)
         projects[key] = {**entry, "id": project["id"]}
         _save_projects(layout, projects)
-        if config_.media_base_url is None:
-            client.ensure_local_storage(project["id"], media_dir)
+        if storage_path is not None:
+            client.ensure_local_storage(project["id"], storage_path)
         tasks = client.tasks(project["id"])
         for t in tasks:  # a moved dataset (or base URL): the browser loads the clip from where it is now
             vid = t["data"].get("video_id")
             if vid in videos.index:
-                url = _media_url(layout, videos.loc[vid, "media_path"], config_)
+                url = _media_url(layout, videos.loc[vid, "media_path"], media_base)
                 if t["data"].get("video") != url:
                     client.update_task_data(t["id"], {**t["data"], "video": url})
                     t["data"]["video"] = url
@@ -660,7 +738,7 @@ def push(
             if vid not in latest or int(t["data"].get("round") or 1) > int(latest[vid]["data"].get("round") or 1):
                 latest[vid] = t
         entry["earlier"] = earlier or {}
-        new = [{"data": _task_data(layout, videos, config_, v, entry, 1)}
+        new = [{"data": _task_data(layout, videos, media_base, v, entry, 1)}
                for v in sorted(entry["videos"]) if v not in latest and v in videos.index]  # fmt: skip
         if stage == Stage.EXPERT:
             mine = kept[(kept["stage"] == Stage.EXPERT) & (kept["annotator_id"] == entry["annotator"])]
@@ -671,7 +749,7 @@ def push(
                     continue
                 round_ = int(task["data"].get("round") or 1)
                 if (vid, round_) in voted or int(task.get("total_annotations") or 0) > 0:
-                    new.append({"data": _task_data(layout, videos, config_, vid, entry, round_ + 1)})
+                    new.append({"data": _task_data(layout, videos, media_base, vid, entry, round_ + 1)})
                     report.returned[key] = report.returned.get(key, 0) + 1
                 else:
                     client.update_task_data(task["id"], {**task["data"], "previous_votes": text})

@@ -296,14 +296,21 @@ def credentials(
 ) -> None:
     """Issue (or reset) the annotators' passwords; writes them to a 0600 file, never to the screen. A reset ends
     the old password, API tokens and browser sessions at once."""
+    from annotation.labelstudio.client import LabelStudio
     from annotation.labelstudio.config import default_data_dir
-    from annotation.workflow import issue_credentials
+    from annotation.workflow import check_server, issue_credentials
     from emotions_data.layout import DatasetLayout
 
+    layout = DatasetLayout(dataset)
     server = _run(lambda: _server(dataset, config, data_dir, url))
-    # next to the admin's own credentials: the data folder of a server the toolkit runs, else the user's own folder
-    out_dir = server.data_dir if server.base_url is None else default_data_dir().parent / "annotator-credentials"
-    path = _run(lambda: issue_credentials(DatasetLayout(dataset), server, out_dir, annotator))
+    # next to the admin's own credentials: the data folder of a server the toolkit runs, else the user's own folder,
+    # one sub-folder per server (its identity), so two servers' files never overwrite each other
+    if server.base_url is None:
+        out_dir = server.data_dir
+    else:
+        server_id, _ = _run(lambda: check_server(layout, LabelStudio(server)))
+        out_dir = default_data_dir().parent / "annotator-credentials" / server_id
+    path = _run(lambda: issue_credentials(layout, server, out_dir, annotator))
     out.print(f"logins and passwords: {path} (readable by you only); hand each annotator theirs. Each logs in and "
               "opens the project titled '<dataset> · <stage> · <their id> ...'")  # fmt: skip
 

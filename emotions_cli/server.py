@@ -45,7 +45,12 @@ def start_command(
         typer.Option(help="address to bind [default: 127.0.0.1]; any other serves plain HTTP to other machines"),
     ] = None,
     document_root: Annotated[
-        Path | None, typer.Option("--document-root", help="folder served as local files (e.g. the dataset)")
+        Path | None,
+        typer.Option(
+            "--document-root",
+            help="the dataset, or a folder of datasets, served as local files (through links in the data folder "
+            "that each start re-points, so a moved dataset keeps playing)",
+        ),
     ] = None,
     wsgi: Annotated[
         str | None,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from emotions_data import fingerprint as fp
 from emotions_data.settings import DedupSettings
@@ -47,13 +50,26 @@ def bits_per_pixel(
     return rate / (pixels * fps)
 
 
+def exact_keepers(sha256: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> np.ndarray:
+    """For files listed in input order (earliest input first), the position of the file each one duplicates
+    exactly: the first with the same sha256, itself for a first. Shape (n,) int64. One hash pass (Arrow's
+    dictionary encoding), so it serves a million inputs; files without a sha256 count as one value."""
+    values = sha256 if isinstance(sha256, (pa.Array, pa.ChunkedArray)) else pa.array(list(sha256), pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not len(values):
+        return np.zeros(0, np.int64)
+    codes = pc.dictionary_encode(pc.fill_null(values, "")).indices.to_numpy(zero_copy_only=False)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first[inverse].astype(np.int64)
+
+
 def exact_duplicates(items: list[tuple[str, int, str]]) -> dict[str, str]:
-    """(video_id, input_index, sha256) triples -> {duplicate id: kept id}; the earliest input is kept."""
-    kept: dict[str, tuple[int, str]] = {}
-    for video_id, index, sha in sorted(items, key=lambda t: t[1]):
-        if sha not in kept:
-            kept[sha] = (index, video_id)
-    return {vid: kept[sha][1] for vid, _, sha in items if kept[sha][1] != vid}
+    """(video_id, input_index, sha256) triples -> {duplicate id: kept id}; the earliest input is kept
+    (`exact_keepers`)."""
+    ordered = sorted(items, key=lambda t: t[1])
+    keepers = exact_keepers([sha for _, _, sha in ordered])
+    return {ordered[k][0]: ordered[int(j)][0] for k, j in enumerate(keepers) if j != k}
 
 
 class _UnionFind:
@@ -75,9 +91,30 @@ EXACT_UP_TO = 2000
 INDEXED_MAX_THRESHOLD = 0.35
 PICTURE_BANDS_PER_FRAME = 8
 PICTURE_BAND_BITS = 16
+#: More picture bands a frame for the pairs without sound to compare, each of `SILENT_BAND_BITS` bits, half from
+#: one frame and half from another (README "The search").
+SILENT_BANDS_PER_FRAME = 12
+SILENT_BAND_BITS = 15
 SOUND_BAND_BITS = 16
 _BAND_SEED = 20240601
+#: Odd multipliers (2^64 / golden ratio, and xxHash's PRIME64_2): multiplicative hashing (Knuth, TAOCP 6.4).
+_ODD = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 SEARCH_THREADS = 2
+
+
+#: Changes whenever `near_duplicates` may give another answer for the same candidates and settings (a kept result
+#: of an earlier search is reused only under the same identity, see `search_identity`).
+SEARCH_VERSION = "2"  # 2: more picture bands for the pairs without sound
+
+
+def search_identity() -> str:
+    """What, besides the candidates and the settings, decides the search's answer: its version, the fingerprint
+    version and the index's constants."""
+    return (
+        f"dedup {SEARCH_VERSION} fingerprint {fp.VERSION} exact<={EXACT_UP_TO} indexed<={INDEXED_MAX_THRESHOLD} "
+        f"bands {PICTURE_BANDS_PER_FRAME}x{PICTURE_BAND_BITS}+{SILENT_BANDS_PER_FRAME}x{SILENT_BAND_BITS}"
+        f"+{SOUND_BAND_BITS} seed {_BAND_SEED}"
+    )
 
 
 def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
@@ -92,6 +129,15 @@ def _band_masks(n_bands: int, width: int, bits: int, seed: int) -> np.ndarray:
 
 _PICTURE_MASKS = _band_masks(fp.N_FRAMES * PICTURE_BANDS_PER_FRAME, fp.BITS_PER_FRAME, PICTURE_BAND_BITS, _BAND_SEED)
 _SOUND_MASKS = _band_masks(fp.N_SEGMENTS, fp.BITS_PER_SEGMENT, SOUND_BAND_BITS, _BAND_SEED + 1)
+_SILENT_MASKS = np.stack(
+    [
+        _band_masks(fp.N_FRAMES * SILENT_BANDS_PER_FRAME, fp.BITS_PER_FRAME, bits, _BAND_SEED + 2 + k)
+        for k, bits in enumerate((SILENT_BAND_BITS - SILENT_BAND_BITS // 2, SILENT_BAND_BITS // 2))
+    ],
+    axis=1,
+)
+_SILENT_FRAMES = [(b % fp.N_FRAMES, (b + 1 + b // fp.N_FRAMES % (fp.N_FRAMES - 1)) % fp.N_FRAMES)
+                  for b in range(len(_SILENT_MASKS))]  # fmt: skip
 
 
 def _within_window(short: np.ndarray, long: np.ndarray, settings: DedupSettings) -> np.ndarray:
@@ -145,6 +191,19 @@ def _picture_bound(threshold: float) -> int:
     return int(np.floor(threshold * fp.N_FRAMES * fp.BITS_PER_FRAME + 1e-9))
 
 
+def _packed_picture(picture: np.ndarray) -> np.ndarray:
+    """(n, N_FRAMES) uint64 words of BITS_PER_FRAME bits -> (n, ceil(N_FRAMES * BITS_PER_FRAME / 64)) uint64: the
+    same bits back to back, so a candidate's differing bits are counted from 9 words instead of 16."""
+    width = fp.BITS_PER_FRAME
+    out = np.zeros((len(picture), -(-fp.N_FRAMES * width // 64)), np.uint64)
+    for f in range(fp.N_FRAMES):
+        word, shift = divmod(f * width, 64)
+        out[:, word] |= picture[:, f] << np.uint64(shift)  # bits beyond the word's 64 fall off here...
+        if shift + width > 64:
+            out[:, word + 1] |= picture[:, f] >> np.uint64(64 - shift)  # ...and start the next word
+    return out
+
+
 def indexed_pairs(
     fps: fp.Decoded, durations: np.ndarray, settings: DedupSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,9 +215,14 @@ def indexed_pairs(
     and one `SOUND_BAND_BITS`-bit subset of each sounding segment's 32 bits (sound survives crops, watermarks and
     re-encodes nearly untouched, so it finds the copies whose picture moved most). Two clips are candidates when
     they agree on a whole band, have the same fingerprint version and sit in the same or adjacent duration buckets
-    (`_duration_buckets`); candidates are kept when the duration rule and the threshold hold. So every pair
-    returned is one the exact search returns; a pair is missed only when no band agrees (recall: README, measured
-    by benchmarks/dedup.py). Returns (i, j, distance) arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
+    (`_duration_buckets`). A pair in which a clip has no sound (muted, silent, or a ``p1`` fingerprint) has only
+    its picture to be found by, so it gets `SILENT_BANDS_PER_FRAME` more picture bands a frame, each of
+    `SILENT_BAND_BITS` bits of two frames (the bands of one frame fail together on a frame that changed much;
+    shorter bands agree more often). They pair the clips without sound with every clip and no two clips with
+    sound: those clips are the minority, so these bands cost a fraction of a whole band. Candidates are kept when
+    the duration rule and the threshold hold. So every pair returned is one the exact search returns; a pair is
+    missed only when no band agrees (recall: README, measured by benchmarks/dedup.py). Returns (i, j, distance)
+    arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
     n = len(fps)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
@@ -169,40 +233,82 @@ def indexed_pairs(
     if idx_bits > 40:
         raise ValueError(f"{n} clips: more than the index can number")
     ids = np.arange(n, dtype=np.uint64)
+    silent = ~fps.sounding.any(axis=1)
+    all_informative = fps.informative.all(axis=1)
+    packed = _packed_picture(fps.picture)
     informative_words = np.where(fps.informative, ~np.uint64(0), np.uint64(0))
-    jobs = [(fps.picture, fps.informative, mask, band // PICTURE_BANDS_PER_FRAME, band)
+    # A job: (words, valid, the frames (segments) its bits come from, their masks, whether it pairs only clips
+    # without sound with others).
+    jobs = [(fps.picture, fps.informative, (band // PICTURE_BANDS_PER_FRAME,), (mask,), False)
             for band, mask in enumerate(_PICTURE_MASKS)]  # fmt: skip
-    jobs += [(fps.sound, fps.sounding, mask, seg, len(_PICTURE_MASKS) + seg) for seg, mask in enumerate(_SOUND_MASKS)]
+    jobs += [(fps.sound, fps.sounding, (seg,), (mask,), False) for seg, mask in enumerate(_SOUND_MASKS)]
+    if silent.any():
+        jobs += [(fps.picture, fps.informative, frames, masks, True)
+                 for frames, masks in zip(_SILENT_FRAMES, _SILENT_MASKS, strict=True)]  # fmt: skip
+    low = idx_bits + 1
+    flag = np.uint64(1) << np.uint64(idx_bits)  # a ghost entry: the clip entered in a neighbouring bucket
+    number_bits = flag - np.uint64(1)
+
+    # Per clip, once: a random 64-bit word for (duration bucket, version), for its own bucket and its neighbours.
+    shifted = buckets * np.uint64(4) + version
+    mixed = {side: _mix(shifted + np.uint64(4 * (side + 1))) for side in (-1, 0, 1)}
+
+    def entry(code: np.ndarray, clips: np.ndarray | None, side: int, extra: np.ndarray) -> np.ndarray:
+        code = code ^ (mixed[side] if clips is None else mixed[side][clips])
+        code >>= np.uint64(low)
+        code <<= np.uint64(low)
+        code |= extra
+        return code
 
     def band_pairs(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        words, valid, mask, slot, band = job
-        members = ids[valid[:, slot]]
+        words, valid, slots, masks, silent_only = job
+        present = valid[:, list(slots)].all(axis=1)
+        every = bool(present.all())  # the common case: no gather of the clips' numbers
+        members = ids if every else ids[present]
         # One sortable word per entry: a hash of (band bits, version, duration bucket), a ghost flag, the clip
-        # number. Each clip is entered in its own bucket and, as a ghost, in the next one, so clips of adjacent
-        # buckets meet; ghost-ghost meetings repeat a home-home one and are dropped. A hash collision only adds
-        # a candidate, which the exact distance then rejects.
-        key = (words[members, slot] & mask) | (version[members] << np.uint64(40)) | (np.uint64(band) << np.uint64(44))
-        low = idx_bits + 1
-        home = _mix(key ^ _mix(buckets[members] + np.uint64(1))) >> np.uint64(low) << np.uint64(low)
-        ghost = _mix(key ^ _mix(buckets[members] + np.uint64(2))) >> np.uint64(low) << np.uint64(low)
-        entries = np.sort(np.concatenate([home | members, ghost | (np.uint64(1) << np.uint64(idx_bits)) | members]))
+        # number. Each clip is entered in its own bucket and, as a ghost, in a neighbouring one, so clips of
+        # adjacent buckets meet; a pair with no home entry repeats a home-home one (or is out of the window) and
+        # is dropped. A hash collision only adds a candidate, which the exact distance then rejects.
+        # Multiplying by an odd constant permutes the 64-bit words: the product's high bits hash the band's bits,
+        # and two entries share them when their band bits agree and their (bucket, version) words do.
+        masked = np.zeros(len(members), np.uint64)
+        for slot, mask, odd in zip(slots, masks, _ODD, strict=False):
+            column = words[:, slot] if every else words[members, slot]
+            masked ^= (column & mask) * odd
+        home = entry(masked, None if every else members, 0, members)
+        quiet = silent[members] if silent_only else None
+        if silent_only and 2 * np.count_nonzero(quiet) < len(members):
+            # Every clip at home, the clips without sound also as ghosts on both sides: fewer entries than every
+            # clip twice while they are the minority.
+            q = members[quiet]
+            parts = [home, entry(masked[quiet], q, -1, q | flag), entry(masked[quiet], q, 1, q | flag)]
+        else:
+            parts = [home, entry(masked, None if every else members, 1, members | flag)]
+        entries = np.concatenate(parts)
+        entries.sort()
         a, b = _run_pairs(entries >> np.uint64(low))
-        flag = np.uint64(1) << np.uint64(idx_bits)
-        keep = ((entries[a] & flag) == 0) | ((entries[b] & flag) == 0)
-        number = flag - np.uint64(1)
-        i = (entries[a[keep]] & number).astype(np.int64)
-        j = (entries[b[keep]] & number).astype(np.int64)
+        ea, eb = entries[a], entries[b]
+        keep = ((ea & flag) == 0) | ((eb & flag) == 0)
+        i, j = (ea[keep] & number_bits).astype(np.int64), (eb[keep] & number_bits).astype(np.int64)
+        if silent_only:
+            keep = silent[i] | silent[j]
+            i, j = i[keep], j[keep]
+        di, dj = durations[i], durations[j]
+        keep = (i != j) & _within_window(np.minimum(di, dj), np.maximum(di, dj), settings)
+        i, j = i[keep], j[keep]
         i, j = np.minimum(i, j), np.maximum(i, j)
-        keep = (i != j) & _within_window(
-            np.minimum(durations[i], durations[j]), np.maximum(durations[i], durations[j]), settings
-        )
-        i, j = i[keep], j[keep]
         # Differing bits over the frames informative on both sides never exceed what the clip distance allows
-        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance.
-        both = np.take(informative_words, i, axis=0) & np.take(informative_words, j, axis=0)
-        differing = np.bitwise_count((np.take(fps.picture, i, axis=0) ^ np.take(fps.picture, j, axis=0)) & both)
-        keep = differing.sum(axis=1, dtype=np.int64) <= bound
-        i, j = i[keep], j[keep]
+        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance. Pairs of
+        # clips informative throughout (most) count them from the packed bits.
+        full = all_informative[i] & all_informative[j]
+        fi, fj = i[full], j[full]
+        differing = np.bitwise_count(np.take(packed, fi, axis=0) ^ np.take(packed, fj, axis=0))
+        near = differing.sum(axis=1, dtype=np.int64) <= bound
+        pi, pj = i[~full], j[~full]
+        both = np.take(informative_words, pi, axis=0) & np.take(informative_words, pj, axis=0)
+        differing = np.bitwise_count((np.take(fps.picture, pi, axis=0) ^ np.take(fps.picture, pj, axis=0)) & both)
+        partial = differing.sum(axis=1, dtype=np.int64) <= bound
+        i, j = np.r_[fi[near], pi[partial]], np.r_[fj[near], pj[partial]]
         dist = fp.pair_distances(fps, i, j)[0]
         keep = dist <= settings.near_duplicate_threshold
         return i[keep], j[keep], dist[keep]

@@ -29,8 +29,9 @@ Layout of ``p2:`` + hex: picture bits (16 frames x 5 bytes, 35 bits used, big-en
 
 Version ``p1`` (written before ``p2``; picture bits only, every frame counted) is still read: `decode` maps it onto
 the same arrays with every frame informative and no sound, so `distance` of two ``p1`` fingerprints is exactly their
-old distance. A ``p1`` and a ``p2`` fingerprint are never compared (`comparable`); ingest re-fingerprints a dataset's
-clips when its recipe changes, and the fingerprint's version is part of the recipe.
+old distance. A ``p1`` and a ``p2`` fingerprint are never compared (`comparable`). The fingerprint's version is part
+of the normalising recipe: the next ingest of a dataset with older fingerprints keeps its media and fingerprints
+each clip again from its normalised file (`normalise.fingerprint_file`), without a transcode.
 """
 
 from __future__ import annotations
@@ -276,7 +277,18 @@ def distance(a: str, b: str) -> float:
 
 def describe_distance(a: str, b: str) -> str:
     """'distance 0.08 (picture 0.08, sound 0.03)': what a near-duplicate's `reason_detail` quotes."""
-    fps = decode_many([a, b])
-    clip, picture, sound = (float(x[0]) for x in pair_distances(fps, np.array([0]), np.array([1])))
-    parts = f"picture {picture:.2f}" + (f", sound {sound:.2f}" if sound == sound else ", sound not compared")
-    return f"distance {clip:.2f} ({parts})"
+    return describe_distances([a], [b])[0]
+
+
+def describe_distances(a: list[str], b: list[str]) -> list[str]:
+    """`describe_distance` of each pair (a[k], b[k]), decoded and measured together."""
+    if not a:
+        return []
+    fps = decode_many([*a, *b])
+    n = len(a)
+    clips, pictures, sounds = pair_distances(fps, np.arange(n), np.arange(n, 2 * n))
+    texts = []
+    for clip, picture, sound in zip(clips.tolist(), pictures.tolist(), sounds.tolist(), strict=True):
+        parts = f"picture {picture:.2f}" + (f", sound {sound:.2f}" if sound == sound else ", sound not compared")
+        texts.append(f"distance {clip:.2f} ({parts})")
+    return texts

@@ -104,6 +104,12 @@ class DatasetLayout:
         return self.work / "normalise"
 
     @property
+    def near_duplicates(self) -> Path:
+        """The last near-duplicate search's result, with the digest of the input it answers (reused while that
+        input stays the same)."""
+        return self.work / "near_duplicates.parquet"
+
+    @property
     def downloads(self) -> Path:
         return self.work / "downloads"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -62,10 +63,18 @@ class NormalisedMedia:
     fingerprint: str
 
 
-def recipe_id(settings: NormaliseSettings) -> str:
-    """Changes whenever the output would change, so a re-run with new settings redoes the media."""
-    blob = json.dumps({"normalise": asdict(settings), "fingerprint": fp.VERSION}, sort_keys=True)
+def recipe_id(settings: NormaliseSettings, fingerprint_version: str = fp.VERSION) -> str:
+    """Changes whenever the output would change, so a re-run with new settings redoes the media. The fingerprint's
+    version is part of it: media made with the same settings under an older version (`older_recipes`) are kept and
+    only fingerprinted again."""
+    blob = json.dumps({"normalise": asdict(settings), "fingerprint": fingerprint_version}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def older_recipes(settings: NormaliseSettings) -> set[str]:
+    """The recipes of media made with these settings by an older fingerprint version (`fp.READABLE`): the same
+    media, an older fingerprint."""
+    return {recipe_id(settings, version) for version in fp.READABLE if version != fp.VERSION}
 
 
 def target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
@@ -254,3 +263,39 @@ def normalise(
     finally:
         tmp.unlink(missing_ok=True)
         sound_tmp.unlink(missing_ok=True)
+
+
+def fingerprint_file(path: Path, duration_s: float, has_audio: bool, tone_map: str = "") -> str:
+    """The fingerprint (`fp.fingerprint_clip`) of a file's own picture and sound, decoded again: what upgrades an
+    older fingerprint without a transcode. The thumbnails and the sound go through the same filters as in
+    `normalise` (the normalising pass takes them before encoding, so a normalised file's fingerprint made here
+    differs from its pass's by the encoding's loss: README "Duplicates"). `duration_s` (the file's length) sets the
+    thumbnail rate; `has_audio` False: no sound to compare; `tone_map`: `tone_map_filter` for an HDR original.
+
+    Raises NormaliseError (corrupt=False) when the file cannot be decoded, `LocalFault` when the temporary sound
+    file cannot be written."""
+    size = fp.FRAME_SIZE
+    graph = f"[0:v:0]{tone_map}fps={thumbnail_rate(duration_s):.4f},scale={size}:{size}:flags=area,format=gray[thumbs]"
+    with tempfile.TemporaryDirectory(prefix="emotions-fingerprint-") as folder:
+        sound_path = Path(folder) / "sound.pcm"
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(path)]
+        if has_audio:
+            graph += f";[0:a:0]aresample={fp.AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono[sound]"
+        cmd += ["-filter_complex", graph, "-map", "[thumbs]", "-f", "rawvideo", "pipe:1"]
+        if has_audio:
+            cmd += ["-map", "[sound]", "-f", "s16le", str(sound_path)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=120 + 5 * duration_s)
+        except subprocess.TimeoutExpired as exc:
+            raise NormaliseError("ffmpeg timed out", corrupt=False) from exc
+        except OSError as exc:
+            raise as_local_fault(exc, Path(folder)) from None
+        frame_bytes = size * size
+        n_thumbs = len(proc.stdout) // frame_bytes
+        if proc.returncode != 0 or n_thumbs == 0:
+            raise NormaliseError(f"cannot decode {path.name}: {_last_error_line(proc.stderr, path)}", corrupt=False)
+        thumbs = np.frombuffer(proc.stdout[: n_thumbs * frame_bytes], np.uint8).reshape(n_thumbs, size, size)
+        sound = None
+        if has_audio and sound_path.exists():
+            sound = np.fromfile(sound_path, np.int16).astype(np.float32) / 32768.0
+    return fp.fingerprint_clip(thumbs, sound)

@@ -24,7 +24,7 @@ from emotions_data.download import DOWNLOADER, DownloadFailure, download, resolv
 from emotions_data.faults import LocalFault, as_local_fault, local_fault
 from emotions_data.layout import DatasetLayout
 from emotions_data.location import LocalLocation, open_location
-from emotions_data.normalise import NormaliseError, normalise, recipe_id
+from emotions_data.normalise import NormaliseError, fingerprint_file, normalise, recipe_id, tone_map_filter
 from emotions_data.platforms import platform_facts, write_info_json
 from emotions_data.probe import ProbeError, probe_file, sha256_file
 from emotions_data.schema import (
@@ -198,6 +198,11 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
         processed_at=_now(),
         attempts=(item.get("attempts") or 0) + 1,
     )
+    kept = item.get("kept_media")
+    fingerprint = _fingerprint_again(layout, item, kept) if kept else None
+    if fingerprint is not None:
+        row.update(status=str(Status.OK), retryable=False, **kept, fingerprint=fingerprint)
+        return row
     target = layout.media_file(item["video_id"])
     try:
         media = normalise(Path(item["path"]), target, item["source"], settings.normalise, settings.filters)
@@ -217,6 +222,24 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
         fingerprint=media.fingerprint,
     )
     return row
+
+
+def _fingerprint_again(layout: DatasetLayout, item: dict, kept: dict) -> str | None:
+    """A new fingerprint for media made with the same settings under an older fingerprint version: from the
+    normalised file when it is there unchanged (its sha256 as recorded), else from the original (a near-duplicate's
+    media is removed); None when neither can be decoded, so the item is normalised again."""
+    media = layout.root / kept["media_path"]
+    source = item["source"]
+    try:
+        if media.is_file() and sha256_file(media) == kept["media_sha256"]:
+            return fingerprint_file(media, kept["media_duration_s"] or source.duration_s, source.has_audio)
+        original = Path(item["path"])
+        if original.is_file():
+            tone_map = tone_map_filter(source.transfer, source.primaries)
+            return fingerprint_file(original, source.duration_s, source.has_audio, tone_map)
+    except (NormaliseError, OSError):
+        return None  # the transcode below then makes both again
+    return None
 
 
 def _fetch_failed(item: dict, settings: IngestSettings, detail: str) -> dict:

@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:  # workers import this module; keep pandas (a slow import) out of them
@@ -95,9 +97,9 @@ def write_table_atomic(path: Path, table: pa.Table) -> None:
 def sweep_temporaries(folder: Path) -> int:
     """Delete temporaries left by an interrupted run under `folder`; returns how many."""
     count = 0
-    if folder.exists():
-        for path in folder.rglob(f"{TMP_MARK}*"):
-            if path.is_file():
+    for top, _, names in os.walk(folder):  # not Path.rglob: os.walk lists a folder of a million files in a second
+        for name in names:
+            if name.startswith(TMP_MARK) and (path := Path(top) / name).is_file():
                 path.unlink(missing_ok=True)
                 count += 1
     return count
@@ -201,8 +203,14 @@ class StageLog:
         if not shards:
             return self.schema.empty_table()
         table = pa.concat_tables(self._read(p) for p in shards)
-        last = {key: i for i, key in enumerate(table[self.key].to_pylist())}
-        return table.take(list(last.values()))  # a dict keeps first-insertion order
+        keys = table[self.key]
+        if pc.count_distinct(keys, mode="all").as_py() == table.num_rows:  # a compacted log: nothing repeats
+            return table
+        # Arrow's hash aggregation instead of a dict over every key: per key the first and the last position.
+        positions = pa.table({"key": keys, "at": pa.array(np.arange(table.num_rows, dtype=np.int64))})
+        spans = positions.group_by("key", use_threads=False).aggregate([("at", "min"), ("at", "max")])
+        order = pc.sort_indices(spans["at_min"])
+        return table.take(pc.take(spans["at_max"], order))
 
     def load(self) -> pd.DataFrame:  # pyarrow imports pandas only when asked
         return self.load_table().to_pandas()

@@ -55,13 +55,33 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def untrusted_certificate(url: str, exc: BaseException) -> ServerError | None:
+    """The one-line error for a TLS certificate this machine does not trust (an institution's own CA, say), None
+    for any other failure. Python's TLS (OpenSSL) trusts the system's CA bundle, or the PEM file named by
+    `SSL_CERT_FILE` (and the folder `SSL_CERT_DIR`) instead."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if not isinstance(reason, ssl.SSLCertVerificationError):
+        return None
+    parts = urlsplit(url)
+    why = reason.verify_message or reason.reason or "verification failed"
+    return ServerError(
+        f"{parts.scheme}://{parts.netloc}: its TLS certificate is not trusted here ({why}): if it is signed by your "
+        "institution's own certificate authority, set SSL_CERT_FILE to that CA's certificate (a PEM file; add the "
+        "system's bundle to it if other HTTPS sites must still work)"
+    )
+
+
 def http(
     url: str, *, token: str | None = None, method: str = "GET", payload: Any = None, timeout: float = 10.0,
     authorization: str | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     """(status, decoded JSON or text) of one request with an optional legacy API token (or a whole
     `authorization` header value, "Bearer ..." say) and JSON `payload`; `timeout` in seconds. Never raises for a
-    failed request: status 0 when nothing answered."""
+    failed request (status 0 when nothing answered) except for an HTTPS certificate this machine does not trust:
+    ServerError saying how to trust it (`untrusted_certificate`), which no retry can mend."""
     headers = {"Accept": "application/json"}
     data = None
     if authorization is not None:
@@ -77,7 +97,10 @@ def http(
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
-    except (urllib.error.URLError, OSError, ValueError):  # ValueError: a malformed URL
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a malformed URL
+        untrusted = untrusted_certificate(url, exc)
+        if untrusted is not None:
+            raise untrusted from None
         return 0, None
     try:
         return status, json.loads(body) if body else None

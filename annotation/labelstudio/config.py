@@ -14,7 +14,9 @@ Deployment settings (see `load_config`): the database (`database_url`, a `postgr
 `EMOTIONS_LS_DATABASE_URL` or the config file, or Label Studio's own `DJANGO_DB=postgresql` with `POSTGRE_*`; SQLite in
 the data folder otherwise), the WSGI server (`wsgi`: `django`, `gunicorn` or `auto`, which is gunicorn whenever the
 bind address is not loopback), its `workers`, and `public_url`, the address annotators open when the server sits
-behind a proxy (Label Studio's `LABEL_STUDIO_HOST`).
+behind a proxy (Label Studio's `LABEL_STUDIO_HOST`). For a server by URL that sees the files at another path than
+this machine (a Docker bind mount), `server_document_root` (`EMOTIONS_LS_SERVER_DOCUMENT_ROOT`) is its own path of
+`document_root`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ TOKEN_ENV = "EMOTIONS_LS_TOKEN"
 CONFIG_ENV = "EMOTIONS_CONFIG"
 URL_ENV = "EMOTIONS_LS_URL"  # a Label Studio the toolkit did not start (any deployment), by its base URL
 MEDIA_URL_ENV = "EMOTIONS_MEDIA_BASE_URL"  # where the dataset's media/ is served to remote annotators
+SERVER_ROOT_ENV = "EMOTIONS_LS_SERVER_DOCUMENT_ROOT"  # the document root's path as the server sees it (Docker)
 DATABASE_URL_ENV = "EMOTIONS_LS_DATABASE_URL"
 PUBLIC_URL_ENV = "LABEL_STUDIO_HOST"  # Label Studio's own name for it, honoured as it is
 
@@ -49,7 +52,7 @@ CREDENTIALS_FILE = "credentials.json"  # in the data folder, mode 0600
 # Label Studio's Token model is a 40-character key, and it ignores tokens of 5 characters or fewer (printing them).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
 _CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable",
-                "database_url", "wsgi", "workers", "public_url"}  # fmt: skip
+                "database_url", "wsgi", "workers", "public_url", "server_document_root"}  # fmt: skip
 WSGI_SERVERS = ("auto", "django", "gunicorn")
 # A server reached by URL: its base URL (http or https, any path prefix) and the media base URL.
 _REMOTE_KEYS = {"url", "media_base_url"}
@@ -79,7 +82,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    document_root: Path | None = None  # local-files document root (e.g. the dataset folder); None: no file serving
+    document_root: Path | None = None  # the dataset, or a folder of datasets, served as local files; None: none
     executable: Path | None = None  # the `label-studio` script; None: found by `process.find_executable`
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
@@ -90,6 +93,11 @@ class ServerConfig:
     wsgi: str = "auto"  # "django" (its development server), "gunicorn", or "auto": gunicorn beyond loopback
     workers: int = 2  # gunicorn worker processes (each with 4 threads)
     public_url: str | None = None  # the URL annotators open (a proxy in front); None: `url`
+    # The server's own path of `document_root` when it sees the files elsewhere (a Docker bind mount such as
+    # /label-studio/files); None: the same path. What a local-files storage is registered with.
+    server_document_root: str | None = None
+    # The toolkit's server: its local-files document root of dataset links (`media_links`); None otherwise.
+    media_links: Path | None = None
 
     @property
     def url(self) -> str:
@@ -147,7 +155,8 @@ def load_config(
         if unknown:
             raise ServerError(f"{path}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
     for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token"),
-                     (URL_ENV, "url"), (MEDIA_URL_ENV, "media_base_url")):  # fmt: skip
+                     (URL_ENV, "url"), (MEDIA_URL_ENV, "media_base_url"),
+                     (SERVER_ROOT_ENV, "server_document_root")):  # fmt: skip
         if os.environ.get(env):
             table[key] = os.environ[env]
     if "url" in table:
@@ -208,6 +217,10 @@ def validate_config(config: ServerConfig) -> None:
         raise ServerError(f"wsgi must be one of {', '.join(WSGI_SERVERS)}, not {config.wsgi!r}")
     if not 1 <= config.workers <= 64:
         raise ServerError(f"workers must be 1-64, not {config.workers}")
+    if config.server_document_root is not None and not config.server_document_root.startswith("/"):
+        raise ServerError(
+            f"server_document_root must be an absolute path as the server sees it, not {config.server_document_root!r}"
+        )
     if config.public_url is not None:
         public = urlsplit(config.public_url)
         if public.scheme not in ("http", "https") or not public.hostname or public.query or public.fragment:

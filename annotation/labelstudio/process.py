@@ -11,15 +11,19 @@ talks to it over HTTP. One server per data folder (`config.ServerConfig.data_dir
       server.lock        held while a start or stop is in progress
       database.json      which PostgreSQL database the folder's server was first started on (no secret)
       ls-data/           Label Studio's own data: SQLite database, uploads, exports, its secret key (.env)
+      local-files/       Label Studio's local-files document root: one link per dataset served (media_links)
 
 Two WSGI servers run it: Django's development server (`label-studio start`, the default on loopback) and gunicorn
 (the production server, pinned in constraints-ls.txt; the default beyond loopback, or `wsgi = "gunicorn"`), which
 runs `label-studio init` first for the migrations and the admin account that `start` would make. Binding beyond
 loopback serves plain HTTP: `exposure_notice` says so and how to put TLS in front.
 
-The dataset folder is served to it as the local-files document root. Secrets (see `annotation.labelstudio.config`)
-reach Label Studio through its environment only (`LABEL_STUDIO_USERNAME`, `LABEL_STUDIO_PASSWORD`,
-`LABEL_STUDIO_USER_TOKEN`), never through argv.
+Local files: with a `--document-root` (the dataset folder, or a folder of datasets), Label Studio's local-files
+document root is `DATA_DIR/local-files/`, a folder of links to the datasets (`annotation.labelstudio.media_links`)
+that each start re-points at the datasets' current folders, so a moved dataset plays without a new push.
+
+Secrets (see `annotation.labelstudio.config`) reach Label Studio through its environment only
+(`LABEL_STUDIO_USERNAME`, `LABEL_STUDIO_PASSWORD`, `LABEL_STUDIO_USER_TOKEN`), never through argv.
 
 A process is signalled only when /proc shows it is the very one we started (pid, start time and command line), so
 a stale pid file or a recycled pid never stops someone else's process.
@@ -58,6 +62,7 @@ from annotation.labelstudio.config import (
     write_json_file,
 )
 from annotation.labelstudio.database import LS_DATA, describe, is_first_start, record_database
+from annotation.labelstudio.media_links import links_root, repoint_under
 
 BIN_ENV = "EMOTIONS_LABEL_STUDIO_BIN"
 
@@ -371,11 +376,11 @@ def start(
     log: Callable[[str], object] | None = None,
 ) -> ServerHandle:
     """Start Label Studio for `config.data_dir` in its own session and wait until it is healthy and accepts the
-    API token. `document_root` (else `config.document_root`) is served as local files; storages must be
-    sub-folders of it. `timeout_s` (seconds) bounds the wait for health. Raises ServerError when this data folder's
-    server already runs, the port is taken or no executable is found; on a failed start it stops what it started
-    and the error carries the tail of the log (secrets masked). `log` gets a line once the checks have passed and
-    the server is spawned."""
+    API token. The datasets at or under `document_root` (else `config.document_root`) are served as local files,
+    through `config.media_links` of the handle's config (see `annotation.labelstudio.media_links`). `timeout_s`
+    (seconds) bounds the wait for health. Raises ServerError when this data folder's server already runs, the port
+    is taken or no executable is found; on a failed start it stops what it started and the error carries the tail
+    of the log (secrets masked). `log` gets a line once the checks have passed and the server is spawned."""
     from emotions_data.storage import exclusive_lock
 
     validate_config(config)
@@ -398,7 +403,7 @@ def start(
         executable = find_executable(config)
         # base_url: a server elsewhere (EMOTIONS_LS_URL) is never the one this start runs
         config = dataclasses.replace(
-            with_stored_credentials(config), data_dir=data_dir, document_root=root, base_url=None
+            with_stored_credentials(config), data_dir=data_dir, document_root=root, base_url=None, media_links=None
         )
         ls_data = data_dir / LS_DATA
         first = is_first_start(config)
@@ -417,6 +422,11 @@ def start(
                 f"starting Label Studio ({config.wsgi_server}) on {config.url} for {data_dir}, database "
                 f"{describe(config)}" + (" (first start: migrating)" if first else "")
             )
+        if root is not None:  # served through links that survive a moved dataset (`media_links`)
+            config = dataclasses.replace(config, media_links=links_root(data_dir))
+            linked = repoint_under(config.media_links, root)
+            if log is not None:
+                log(f"local files: the datasets under {root}, through {config.media_links} ({len(linked)} linked)")
         handle = _spawn_and_wait(config, executable, ls_data, generated, timeout_s)
         record_database(config)
         return handle
@@ -429,7 +439,7 @@ def _spawn_and_wait(
     config = dataclasses.replace(config, username=config.username or DEFAULT_USERNAME)
     ls_data.mkdir(exist_ok=True, mode=0o700)
     log_path = data_dir / LOG_FILE
-    env = _server_env(config, ls_data, config.document_root)
+    env = _server_env(config, ls_data, config.media_links)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     offset = os.fstat(log_fd).st_size
     t0 = time.monotonic()
@@ -466,6 +476,7 @@ def _spawn_and_wait(
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "executable": str(executable),
         "document_root": str(config.document_root) if config.document_root else None,
+        "media_links": str(config.media_links) if config.media_links else None,
         "log": str(log_path),
     }
     write_json_file(data_dir / PID_FILE, record)
@@ -629,9 +640,13 @@ def connect(config: ServerConfig) -> ServerConfig:
     record = _pid_record(config.data_dir.expanduser().absolute())
     if record is None or not _is_our_server(record):
         raise ServerError(f"no Label Studio running for {config.data_dir} (start it: emotions annotate server start)")
-    root = record.get("document_root")
+    root, links = record.get("document_root"), record.get("media_links")
     return with_stored_credentials(
         dataclasses.replace(
-            config, host=record["host"], port=int(record["port"]), document_root=Path(root) if root else None
+            config,
+            host=record["host"],
+            port=int(record["port"]),
+            document_root=Path(root) if root else None,
+            media_links=Path(links) if links else None,
         )
     )

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -75,15 +76,20 @@ class Plain:
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory) -> Iterator[Plain]:
-    """`label-studio start` by hand on a free loopback port, local files served from a document root."""
+    """`label-studio start` by hand on a free loopback port, local files served from a document root that it sees
+    at another path than the toolkit does, as a Docker container sees a bind mount (`-v HOST:/label-studio/files`):
+    the server's `LOCAL_FILES_DOCUMENT_ROOT` is `server-view`, a link to the toolkit's `files`, and the toolkit is
+    told so by `server_document_root` (see `_cli`). A storage registered at the toolkit's own path would be refused
+    by the server (not under its document root), so every push here goes through the server's path."""
     base = tmp_path_factory.mktemp("plain-ls")
     root = base / "files"
     root.mkdir()
+    (base / "server-view").symlink_to(root, target_is_directory=True)
     port = free_port()
     env = {
         "PATH": os.environ["PATH"], "HOME": str(base), "LABEL_STUDIO_BASE_DATA_DIR": str(base / "data"),
         "LABEL_STUDIO_USERNAME": ADMIN, "LABEL_STUDIO_PASSWORD": ADMIN_PASSWORD,
-        "LOCAL_FILES_SERVING_ENABLED": "true", "LOCAL_FILES_DOCUMENT_ROOT": str(root),
+        "LOCAL_FILES_SERVING_ENABLED": "true", "LOCAL_FILES_DOCUMENT_ROOT": str(base / "server-view"),
         "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
     }  # fmt: skip
     log = open(base / "server.log", "wb")
@@ -114,7 +120,10 @@ def _cli(plain: Plain, *args: str, **env: str | None) -> subprocess.CompletedPro
              "EMOTIONS_LS_USERNAME": ADMIN, "EMOTIONS_LS_PASSWORD": ADMIN_PASSWORD}  # fmt: skip
     config = plain.home / "emotions.toml"
     config.parent.mkdir(exist_ok=True)
-    config.write_text(f'[label_studio]\ndocument_root = "{plain.document_root}"\n')
+    server_view = plain.document_root.parent / "server-view"
+    config.write_text(
+        f'[label_studio]\ndocument_root = "{plain.document_root}"\nserver_document_root = "{server_view}"\n'
+    )
     full["EMOTIONS_CONFIG"] = str(config)
     for key, value in env.items():
         if value is None:
@@ -152,7 +161,10 @@ def test_the_whole_workflow_by_url_with_a_personal_access_token(plain, dataset, 
     # from here on the dataset remembers its server: no URL anywhere, the token alone from the environment
     issued = _cli(plain, "credentials", ds, EMOTIONS_LS_URL=None)
     assert issued.returncode == 0, issued.stderr
-    path = plain.home / "emotions" / "annotator-credentials" / "annotator-credentials.csv"
+    # kept per server (the identity the dataset records), readable by the lead only
+    server_id = load_server(dataset)["server_id"]
+    path = plain.home / "emotions" / "annotator-credentials" / server_id / "annotator-credentials.csv"
+    assert str(path) in issued.stdout.replace("\n", "") and stat.S_IMODE(path.stat().st_mode) == 0o600
     rows = list(csv.DictReader(path.open()))
     assert {r["annotator_id"] for r in rows} == {"B1", "B2", "B3", "B4", "EX"}
     opener, _ = _session(plain.url, rows[0]["login"], rows[0]["password"])
@@ -176,6 +188,68 @@ def test_the_whole_workflow_by_url_with_a_personal_access_token(plain, dataset, 
     project = next(p for p in client.projects() if "label" in p["title"])
     video = client.tasks(project["id"])[0]["data"]["video"]
     assert opener.open(plain.url + video).status == 200
+    # registered at the server's own path of the files (its bind mount), never the toolkit's
+    storages = client.call("GET", f"/api/storages/localfiles?project={project['id']}")
+    assert [s["path"] for s in storages] == [str(plain.document_root.parent / "server-view" / "lab-ds" / "media")]
+
+
+def _own_tokens(url: str, email: str, password: str) -> tuple[str, str]:
+    """(a personal access token, the legacy token) an annotator makes for themselves on the Account & Settings page."""
+    opener, jar = _session(url, email, password)
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    request = urllib.request.Request(f"{url}/api/token/", data=b"{}", method="POST", headers={
+        "Content-Type": "application/json", "X-CSRFToken": csrf, "Referer": f"{url}/"})  # fmt: skip
+    personal = json.loads(opener.open(request).read())["token"]
+    return personal, json.loads(opener.open(f"{url}/api/current-user/token").read())["token"]
+
+
+def test_a_password_reset_revokes_the_annotators_own_personal_access_token_and_legacy_token(plain, dataset):
+    ds = str(dataset.root)
+    path = plain.home / "emotions" / "annotator-credentials" / load_server(dataset)["server_id"]
+    rows = {r["annotator_id"]: r for r in csv.DictReader((path / "annotator-credentials.csv").open())}
+    b2 = rows["B2"]
+    # legacy tokens are off in a fresh organization: on for this test, so that B2's legacy token would work
+    admin = LabelStudio(ServerConfig(base_url=plain.url, token=plain.token))
+    admin.call("POST", "/api/jwt/settings", {"api_tokens_enabled": True, "legacy_api_tokens_enabled": True})
+    try:
+        personal, legacy = _own_tokens(plain.url, b2["login"], b2["password"])
+        assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 200
+        assert http(f"{plain.url}/api/current-user/whoami", token=legacy)[0] == 200
+        reset = _cli(plain, "credentials", ds, "--annotator", "B2", EMOTIONS_LS_URL=None)
+        assert reset.returncode == 0, reset.stderr
+        assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
+        assert http(f"{plain.url}/api/current-user/whoami", token=legacy)[0] == 401
+    finally:
+        admin.call("POST", "/api/jwt/settings", {"api_tokens_enabled": True, "legacy_api_tokens_enabled": False})
+    after = {r["annotator_id"]: r for r in csv.DictReader((path / "annotator-credentials.csv").open())}
+    assert after["B2"]["password"] != b2["password"], "B2's password was reset"
+    assert {a: r for a, r in after.items() if a != "B2"} == {a: r for a, r in rows.items() if a != "B2"}, (
+        "the other annotators' passwords stay in the file"
+    )
+    # the new password works, and B2 can make a fresh personal access token of their own
+    fresh, _ = _own_tokens(plain.url, b2["login"], after["B2"]["password"])
+    assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": fresh})[0] == 200
+
+
+def test_revoking_an_account_revokes_its_personal_access_token_for_good(plain, dataset):
+    import pyarrow.parquet as pq
+
+    from annotation.labelstudio.accounts import AdminSession
+
+    ds = str(dataset.root)
+    path = plain.home / "emotions" / "annotator-credentials" / load_server(dataset)["server_id"]
+    b3 = next(r for r in csv.DictReader((path / "annotator-credentials.csv").open()) if r["annotator_id"] == "B3")
+    people = pq.read_table(dataset.annotators).to_pandas().set_index("annotator_id")
+    personal, _ = _own_tokens(plain.url, b3["login"], b3["password"])
+    revoked = _cli(plain, "revoke", ds, "B3", EMOTIONS_LS_URL=None)
+    assert revoked.returncode == 0, revoked.stderr
+    assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
+    # someone gives the account back by hand in Label Studio's admin site: the old token stays revoked
+    admin = AdminSession(ServerConfig(base_url=plain.url, username=ADMIN, password=ADMIN_PASSWORD))
+    admin.set_password(int(people.loc["B3", "ls_user_id"]), "given-back-by-hand-1")
+    opener, _ = _session(plain.url, b3["login"], "given-back-by-hand-1")
+    assert json.loads(opener.open(f"{plain.url}/api/current-user/whoami").read())["email"] == b3["login"]
+    assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
 
 
 def test_a_wrong_token_a_dead_url_and_another_server_each_give_one_line(plain, dataset, ls_server):

@@ -97,3 +97,15 @@ def test_a_data_folder_keeps_its_database(tmp_path):
     assert not is_first_start(ServerConfig(data_dir=sqlite_folder))
     with pytest.raises(ServerError, match="holds the SQLite database of another server"):
         is_first_start(ServerConfig(data_dir=sqlite_folder, database_url="postgresql://u@h/d"))
+
+
+def test_the_servers_own_path_of_the_document_root_comes_from_the_environment_or_the_file(tmp_path, monkeypatch):
+    from annotation.labelstudio.config import SERVER_ROOT_ENV
+
+    monkeypatch.setenv(SERVER_ROOT_ENV, "/label-studio/files")
+    assert load_config(data_dir=tmp_path).server_document_root == "/label-studio/files"
+    monkeypatch.delenv(SERVER_ROOT_ENV)
+    config_file = tmp_path / "emotions.toml"
+    config_file.write_text('[label_studio]\nserver_document_root = "label-studio/files"\n')
+    with pytest.raises(ServerError, match=r"server_document_root must be an absolute path"):
+        load_config(config_file, data_dir=tmp_path)

@@ -72,17 +72,33 @@ http {{
 """
 
 
+def make_private_ca(folder: Path) -> Path:
+    """An institution's own certificate authority (`ca.pem`) and the server certificate it signs for 127.0.0.1 and
+    localhost (`cert.pem`, `key.pem`) in `folder`; returns the CA's certificate, the file a client must trust."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=folder)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test Lab Root CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.csr")
+    (folder / "cert.ext").write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    openssl("x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "cert.ext", "-out", "cert.pem")  # fmt: skip
+    return folder / "ca.pem"
+
+
 @pytest.fixture()
 def tls_proxy(ls_data_dir, tmp_path):
-    """(public URL, CA file, server handle): gunicorn behind nginx with TLS, both on loopback."""
+    """(public URL, CA file, server handle): gunicorn behind nginx with TLS, both on loopback; the certificate is
+    signed by a private CA the test makes."""
     folder = tmp_path / "nginx"
     folder.mkdir()
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    ca = make_private_ca(folder)
     port = free_port()
     public = f"https://127.0.0.1:{port}"
     config = dataclasses.replace(ls_data_dir, wsgi="gunicorn", public_url=public)
@@ -95,7 +111,7 @@ def tls_proxy(ls_data_dir, tmp_path):
         while not _listening(nginx.pid):
             assert nginx.poll() is None and time.monotonic() < deadline, nginx.stderr.read()
             time.sleep(0.1)
-        yield public, folder / "cert.pem", handle
+        yield public, ca, handle
     finally:
         nginx.terminate()
         nginx.wait(timeout=30)
@@ -166,3 +182,45 @@ def test_binding_beyond_loopback_is_explicit_and_says_what_it_means(tmp_path, mo
     assert proc.returncode == 1
     assert "warning: Label Studio will listen on 0.0.0.0" in " ".join(proc.stderr.split())
     assert "plain HTTP" in proc.stderr and "label-studio init" in proc.stderr  # gunicorn's path: init first
+
+
+def test_the_workflow_client_through_tls_with_a_private_ca(tls_proxy, corpus, tmp_path):
+    """push, pull, status and the admin-site path (credentials) by URL through the TLS proxy, the private CA trusted
+    through SSL_CERT_FILE, as a lab whose institution signs its own certificates runs them; without it, one line."""
+    from emotions_data.executor import make_executor
+    from emotions_data.ingest import ingest
+    from emotions_data.settings import load_settings
+    from tests.support.commands import EMOTIONS
+
+    public, ca, handle = tls_proxy
+    clips = tmp_path / "in"
+    clips.mkdir()
+    for name in ("landscape.mp4", "portrait.mp4"):
+        shutil.copy(corpus / name, clips / name)
+    ds = str(tmp_path / "tls-ds")
+    ingest([clips], Path(ds), load_settings(None), executor=make_executor("serial", 1))
+    roster = tmp_path / "annotators.csv"
+    roster.write_text("id,name,email,work_experience,eq_score,education,culture,leadership,role\n"
+                      "T1,Person T1,t1@example.org,2,95,BSc,CN,0,annotator\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMOTIONS_", "SSL_CERT_", "REQUESTS_CA"))}
+    env |= {"EMOTIONS_LS_URL": public, "EMOTIONS_LS_TOKEN": handle.config.token, "XDG_DATA_HOME": str(tmp_path),
+            "EMOTIONS_LS_USERNAME": TEST_ADMIN, "EMOTIONS_LS_PASSWORD": handle.config.password,
+            "EMOTIONS_MEDIA_BASE_URL": "https://media.lab.invalid/clips"}  # fmt: skip
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([EMOTIONS, "annotate", *args], capture_output=True, text=True, timeout=600,
+                              env={**env, **extra})  # fmt: skip
+
+    untrusted = cli("allocate", ds, "--roster", str(roster), "--groups", "1")
+    lines = [ln for ln in untrusted.stderr.splitlines() if ln.strip()]
+    assert untrusted.returncode == 1 and len(lines) == 1 and "Traceback" not in untrusted.stderr, untrusted.stderr
+    assert public in lines[0] and "not trusted" in lines[0] and "SSL_CERT_FILE" in lines[0], lines[0]
+
+    for step in (("allocate", ds, "--roster", str(roster), "--groups", "1"), ("credentials", ds),
+                 ("push", ds, "--stage", "label", "--votes-per-item", "1"), ("simulate", ds, "--stage", "label"),
+                 ("pull", ds), ("status", ds, "--json")):  # fmt: skip
+        done = cli(*step, SSL_CERT_FILE=str(ca))
+        assert done.returncode == 0, (step, done.stderr)
+    assert json.loads(done.stdout)["stages"][0]["done"] == 2
+    csv_file = next((tmp_path / "emotions" / "annotator-credentials").glob("*/annotator-credentials.csv"))
+    assert csv_file.read_text().startswith("annotator_id,login,password\nT1,t1@annotators.invalid,")

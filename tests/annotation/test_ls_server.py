@@ -27,6 +27,7 @@ from annotation.labelstudio.config import (
     ServerError,
     load_config,
 )
+from annotation.labelstudio.media_links import point_link
 from annotation.labelstudio.process import (
     BIN_ENV,
     PID_FILE,
@@ -37,6 +38,7 @@ from annotation.labelstudio.process import (
     status,
     stop,
 )
+from emotions_data.layout import DatasetLayout
 from tests.support.ls_fixtures import TEST_ADMIN, clone_data_dir
 
 VIDEO_CONFIG = (
@@ -122,16 +124,23 @@ def test_token_authenticates_and_a_wrong_token_is_refused(ls_server):
 
 
 def test_local_files_under_the_document_root_are_served_through_a_storage(ls_server):
-    media = ls_server.config.document_root / "media"
-    media.mkdir(exist_ok=True)
-    (media / "clip.txt").write_text("hello")
-    url = ls_server.url + "/data/local-files/?d=media/clip.txt"
+    # a dataset under the document root is served through its link in the server's own local-files root
+    layout = DatasetLayout(ls_server.config.document_root / "loose")
+    layout.manifests.mkdir(parents=True, exist_ok=True)
+    layout.media.mkdir(exist_ok=True)
+    (layout.media / "clip.txt").write_text("hello")
+    name = point_link(ls_server.config.media_links, layout, ls_server.config.document_root)
+    url = ls_server.url + f"/data/local-files/?d={name}/media/clip.txt"
     assert http(url, token=ls_server.config.token)[0] == 404  # no storage grants it yet
     project = api(ls_server.config, "POST", "/api/projects", {"title": "local files", "label_config": VIDEO_CONFIG})
-    storage = {"project": project["id"], "path": str(media), "title": "media", "use_blob_urls": True}
+    storage = {"project": project["id"], "path": str(ls_server.config.media_links / name / "media"),
+               "title": "media", "use_blob_urls": True}  # fmt: skip
     api(ls_server.config, "POST", "/api/storages/localfiles", storage)
     assert http(url, token=ls_server.config.token) == (200, "hello")
     assert http(url)[0] == 401
+    # the dataset's real folder is outside what Label Studio serves: no storage can be made over it
+    with pytest.raises(ServerError, match="HTTP 400"):
+        api(ls_server.config, "POST", "/api/storages/localfiles", {**storage, "path": str(layout.media)})
 
 
 def test_secrets_stay_out_of_argv_logs_and_pid_file(ls_server, ls_template):

@@ -131,3 +131,15 @@ def test_the_best_copy_is_preferred_resolution_then_quality_then_sound_then_leng
     assert bits_per_pixel(2_000_000, None, 10.0, 1280 * 720, 25.0) == pytest.approx(2e6 / (1280 * 720 * 25))
     assert bits_per_pixel(None, 1_000_000, 4.0, 100, 25.0) == pytest.approx(8e6 / 4 / 2500)
     assert bits_per_pixel(None, None, None, 100, 25.0) == 0.0
+
+
+def test_exact_keepers_points_each_file_at_the_first_with_its_sha256():
+    import pyarrow as pa
+
+    from emotions_data.dedup import exact_keepers
+
+    shas = ["a", "b", "a", None, "b", None, "c"]
+    assert exact_keepers(shas).tolist() == [0, 1, 0, 3, 1, 3, 6]
+    chunked = pa.chunked_array([pa.array(shas[:3]), pa.array(shas[3:])])
+    assert exact_keepers(chunked).tolist() == [0, 1, 0, 3, 1, 3, 6], "chunks are one list"
+    assert exact_keepers([]).tolist() == []

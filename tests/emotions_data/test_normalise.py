@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emotions_data.normalise import SourceVideo, build_command, recipe_id, target_fps, target_size
+from emotions_data.normalise import SourceVideo, build_command, older_recipes, recipe_id, target_fps, target_size
 from emotions_data.settings import NormaliseSettings
 
 
@@ -109,6 +109,14 @@ def test_recipe_changes_cover_every_field():
 def test_recipe_id_is_stable():
     assert recipe_id(NormaliseSettings()) == recipe_id(NormaliseSettings())
     assert re.fullmatch(r"[0-9a-f]{12}", recipe_id(NormaliseSettings()))
+
+
+def test_the_same_settings_under_an_older_fingerprint_are_an_older_recipe_and_other_settings_are_not():
+    settings = NormaliseSettings()
+    assert older_recipes(settings) == {recipe_id(settings, "p1")}
+    assert recipe_id(settings) == recipe_id(settings, "p2") not in older_recipes(settings)
+    changed = dataclasses.replace(settings, crf=30)
+    assert not older_recipes(changed) & older_recipes(settings)
 
 
 @pytest.mark.parametrize(("name", "value"), sorted(RECIPE_CHANGES.items()))
