@@ -110,6 +110,8 @@ def ingest(
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. --out below a file: the library names what it could not do
         raise fail(os_error_text(exc)) from None
+    except KeyboardInterrupt:  # the lock is released and the working folder emptied on the way out
+        raise fail("interrupted: finished work is kept; the same command resumes", 130) from None
     print_report(report)
     if placement:
         console.print(placement, highlight=False)

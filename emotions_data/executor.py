@@ -9,6 +9,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -80,6 +81,17 @@ class SerialExecutor(_Closing):
             yield fn(job)
 
 
+def _quiet_interrupt() -> None:
+    """In a pool worker: Ctrl-C (SIGINT to the terminal's whole process group) ends an idle worker quietly instead
+    of each printing a KeyboardInterrupt traceback; the driver gets it too and reports the interruption once. A job
+    that is running is stopped as before (the exception is its result), and its partial files are temporaries."""
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
+
+
+def _exit_on_interrupt(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # multiprocessing ends a process on SystemExit without a traceback
+
+
 def _first_completed(futures: list[Future]) -> tuple[list[Future], list[Future]]:
     done, not_done = wait(futures, return_when=FIRST_COMPLETED)
     return list(done), list(not_done)
@@ -103,7 +115,9 @@ class LocalProcessExecutor(_Closing):
         if not jobs:
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_interrupt
+            )
         pool = self._pool
         try:
             yield from _bounded_map(

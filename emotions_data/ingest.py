@@ -274,14 +274,31 @@ def ingest(
         raise fault from None
 
 
-def _check_existing_manifest(layout: DatasetLayout) -> None:
+def _check_existing_manifest(layout: DatasetLayout, shown: str | None = None) -> None:
     """Refuse, before anything changes, a dataset whose manifest a newer emotions wrote (this run would rewrite
-    it as an older version). An unreadable manifest is left to be rewritten: it is made from `.work/` each run."""
+    it as an older version). An unreadable manifest is left to be rewritten: it is made from `.work/` each run.
+    `shown` names the manifest in the message (its URL when the local file is a copy of an object)."""
     try:
         schema = pq.read_schema(layout.videos_manifest)
     except (OSError, pa.ArrowInvalid):
         return
-    check_schema_version(layout.videos_manifest, schema)
+    check_schema_version(shown or layout.videos_manifest, schema)
+
+
+def _check_input_register(location: LocalLocation) -> None:
+    """Refuse an input register (`.work/inputs.parquet`) that is not readable Parquet, naming it: unlike the
+    manifest it cannot be remade, since it is the only record of the inputs earlier runs registered."""
+    path = location.layout.inputs
+    if not path.exists():
+        return
+    try:
+        pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise ValueError(
+            f"{location.shown(path)}: the dataset's input register is not readable Parquet ({reason}); restore it "
+            "from a copy (deleting it forgets every input earlier runs registered)"
+        ) from None
 
 
 def _ingest_locked(
@@ -302,8 +319,9 @@ def _ingest_locked(
     with location.lock(location.url):
         swept = location.sweep()
         location.pull(layout.videos_manifest)
-        _check_existing_manifest(layout)
+        _check_existing_manifest(layout, location.shown(layout.videos_manifest))
         location.pull(layout.inputs)
+        _check_input_register(location)
         if items is None and not (digests and set(digests) <= registered_digests(layout)):
             items = read_sources(list(sources))
         if items is not None:

@@ -20,6 +20,9 @@ def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return Path(unquote(parts.path))
     url = f"{parts.scheme}://{text[len(parts.scheme) + 1 :].lstrip('/')}"  # as typed, though a Path folds "//"
+    netloc = urlsplit(url).netloc  # from the URL as typed: a Path argument has folded "//" into "/"
+    if "@" in netloc:  # `user:password@`: never repeated in a message
+        url = url.replace(netloc, netloc.rpartition("@")[2], 1)
     raise ValueError(
         f"{url}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
         "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see the README, Datasets in object storage)"

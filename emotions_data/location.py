@@ -54,6 +54,10 @@ class LocalLocation:
         layout = self.layout
         return sum(sweep_temporaries(p) for p in (layout.media, layout.originals, layout.work, layout.manifests))
 
+    def shown(self, path: Path) -> str:
+        """How a message names the dataset's `path`: the path itself here, the object's URL in object storage."""
+        return str(path)
+
     def pull(self, path: Path) -> None:
         """Make the dataset's current `path` readable locally (nothing to do: it is local)."""
 
@@ -127,6 +131,9 @@ class ObjectLocation(LocalLocation):
             yield
         finally:
             self._lock = None
+            # Still under the lock: the driver's copies (input register, manifest) and anything an interrupted job
+            # left here are dropped; everything the run finished is in the store.
+            clear_folder(self.root)
             lock.release()
 
     def check_lock(self) -> None:
@@ -139,6 +146,9 @@ class ObjectLocation(LocalLocation):
         clear_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         return 0
+
+    def shown(self, path: Path) -> str:
+        return self.store.url_of(self._rel(path))
 
     def pull(self, path: Path) -> None:
         """Download the dataset's `path` into the working folder, or remove a stale local copy when absent."""

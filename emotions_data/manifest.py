@@ -24,7 +24,7 @@ def _version_key(version: str) -> tuple[int, ...] | None:
         return None
 
 
-def check_schema_version(path: Path, schema: pa.Schema) -> None:
+def check_schema_version(path: Path | str, schema: pa.Schema) -> None:
     """Refuse a manifest whose schema version (Parquet metadata key `emotions.schema_version`) this toolkit does
     not read: a newer one, or one not in `READABLE_SCHEMA_VERSIONS`. Older readable versions and a file without the
     key (written before versioning, or by hand) are accepted.

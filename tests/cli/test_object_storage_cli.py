@@ -37,14 +37,21 @@ NAMES = ["landscape.mp4", "portrait.mp4", "copy.mp4", "source.mp4", "reupload.mp
 LEASE_S = 3.0
 
 
+SECRET = "Kq7-secret-of-this-module-Zr4"  # moto without auth takes any secret key: this one is never printed
+
+
 @pytest.fixture()
 def moto(monkeypatch, tmp_path):
-    """A moto S3 server on loopback with a bucket `data`; the AWS_* variables point every process at it."""
+    """A moto S3 server on loopback with a bucket `data`; the AWS_* variables point every process at it. At the
+    end, no object in the store holds the secret key."""
     with moto_s3("data") as s3:
-        for name, value in {**s3.env, "EMOTIONS_LOCK_LEASE_S": str(LEASE_S),
+        for name, value in {**s3.env, "AWS_SECRET_ACCESS_KEY": SECRET, "EMOTIONS_LOCK_LEASE_S": str(LEASE_S),
                             "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():  # fmt: skip
             monkeypatch.setenv(name, value)
         yield s3
+        store = ObjectStore("s3://data")
+        for rel in store.list(""):
+            assert SECRET.encode() not in store.read_bytes(rel), rel
 
 
 @pytest.fixture()
@@ -53,7 +60,9 @@ def s3(moto):
 
 
 def ingest(table: Path, out: str, *more: str) -> subprocess.CompletedProcess:
-    return run_cli("ingest", str(table), "--out", out, *ARGS, *more)
+    proc = run_cli("ingest", str(table), "--out", out, *ARGS, *more)
+    assert SECRET not in proc.stdout + proc.stderr
+    return proc
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
