@@ -285,3 +285,16 @@ def test_out_on_a_full_disk_is_one_line(corpus, tmp_path):
     with small_disk(tmp_path / "disk", "4k") as disk:
         line = one_line_error(run_cli("ingest", str(corpus / "landscape.mp4"), "--out", str(disk / "ds")))
         assert line.startswith(f"error: {disk}/ds") and "no space left on device (ENOSPC)" in line
+
+
+@pytest.mark.parametrize("folder", ["media", "originals"])
+def test_a_folder_that_is_no_dataset_but_holds_media_is_refused_and_kept(corpus, tmp_path, folder):
+    """A run ends by deleting media no manifest row names: in someone's own folder those would be their files."""
+    own = tmp_path / "mine" / folder / "holiday.mp4"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"my holiday")
+    proc = run_cli("ingest", str(corpus / "landscape.mp4"), "--out", str(tmp_path / "mine"))
+    line = one_line_error(proc)
+    assert line.startswith(f"error: {tmp_path}/mine: not an emotions dataset") and "holiday.mp4" in line, line
+    assert own.read_bytes() == b"my holiday"
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == [folder], "nothing was written"
