@@ -275,7 +275,7 @@ def release(
 @dataset_app.command("import-official")
 def import_official_cmd(
     path: Annotated[Path, typer.Argument(help="the authors' release folder, or a folder per class")],
-    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder")],
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML (VideoEmotion-8, Ekman-6, ...)")] = (
         "emotions6"
     ),
@@ -291,15 +291,17 @@ def import_official_cmd(
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""
     from emotions_data.executor import make_executor
+    from emotions_data.layout import local_dataset_dir
     from emotions_data.official import import_official
     from emotions_data.settings import load_settings
     from emotions_data.taxonomy import resolve_taxonomy
 
     try:
+        folder = local_dataset_dir(out)  # labels and splits are committed by renames: a folder, not s3://
         settings = load_settings(config, workers=workers)
         with progress_bars() as progress, make_executor(executor, settings.workers, ray_address) as pool:
             report, found = import_official(
-                path, out, resolve_taxonomy(taxonomy), settings, executor=pool, progress=ProgressBar(progress),
+                path, folder, resolve_taxonomy(taxonomy), settings, executor=pool, progress=ProgressBar(progress),
                 replace_labels=replace_labels, fold=fold,
             )  # fmt: skip
     except (ValueError, RuntimeError, OSError) as exc:

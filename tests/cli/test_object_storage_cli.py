@@ -191,6 +191,7 @@ def test_a_live_lock_is_refused_and_an_expired_one_taken_over(s3, server, tmp_pa
         ["release", "s3://data/ds", "--version", "1.0.0"],
         ["annotate", "push", "s3://data/ds"],
         ["demo", "--out", "s3://data/ds"],
+        ["import-official", "/nonexistent", "--out", "s3://data/ds"],
     ],
 )
 def test_commands_that_need_a_folder_refuse_object_storage_with_one_line(argv):
