@@ -48,14 +48,25 @@ def test_the_baseline_cache_spreads_over_both_nodes_as_a_local_build(two_node_cl
 def test_ingest_spreads_over_both_nodes_and_a_lost_worker_node_loses_nothing(two_node_cluster, urls, reference,
                                                                              tmp_path):  # fmt: skip
     cluster, ds = two_node_cluster, tmp_path / "ds"
-    argv = [EMOTIONS, "ingest", str(urls), *CLI_ARGS, "--executor", "ray", "--ray-address", cluster.address,
-            "--out", str(ds)]  # fmt: skip
+    # One item per job: once the first shard is committed, many jobs are left to keep the worker node busy, so the
+    # kill lands mid-run however loaded the machine is (with a few large jobs the worker may have finished its last).
+    config = tmp_path / "one-per-shard.toml"
+    config.write_text("[ingest]\nshard_size = 1\n")
+    argv = [EMOTIONS, "ingest", str(urls), *CLI_ARGS, "--config", str(config), "--executor", "ray",
+            "--ray-address", cluster.address, "--out", str(ds)]  # fmt: skip
     log = tmp_path / "stderr.txt"
     with log.open("w") as err:
         proc = subprocess.Popen(argv, env=cluster.env, stdout=subprocess.DEVNULL, stderr=err)
+
+    def running(condition: bool) -> bool:
+        assert proc.poll() is None, (
+            f"the run ended (exit {proc.returncode}) before the kill point: " + (log.read_text()[-3000:])
+        )
+        return condition
+
     # Both nodes busy at once shows the jobs spread; a shard committed first shows the kill lands mid-run.
-    _wait_for(lambda: cluster.busy_jobs(cluster.worker) and cluster.busy_jobs(cluster.head), 180)
-    _wait_for(lambda: _shards(ds / ".work" / "fetch") >= 1 and cluster.busy_jobs(cluster.worker), 180)
+    _wait_for(lambda: running(bool(cluster.busy_jobs(cluster.worker) and cluster.busy_jobs(cluster.head))), 180)
+    _wait_for(lambda: running(_shards(ds / ".work" / "fetch") >= 1 and bool(cluster.busy_jobs(cluster.worker))), 180)
     cluster.kill_worker_node()
     assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     pd.testing.assert_frame_equal(comparable(ds), reference)
