@@ -78,3 +78,25 @@ def corpus(tmp_path_factory) -> Path:
 def server(corpus):
     with serve(corpus) as srv:
         yield srv
+
+
+# The longest modules first. Under `--dist loadfile` a module goes whole to one worker, so a long one handed out
+# last runs alone while the other worker idles; started first, the short ones fill in beside it. The Ray modules
+# (which take turns through a lock) are spread out so that the two workers rarely wait on each other.
+_LONGEST_FIRST = (
+    "tests/cli/test_cli.py",
+    "tests/cli/test_baseline_crash.py",
+    "tests/cli/test_baseline_cli.py",
+    "tests/cli/test_ray_multinode_cli.py",
+    "tests/annotation/test_any_deployment_ls.py",
+    "tests/annotation/test_ls_postgres.py",
+    "tests/cli/test_baseline_integrity_cli.py",
+    "tests/cli/test_commit_crash_cli.py",
+    "tests/cli/test_ray_object_storage_cli.py",
+    "tests/cli/test_object_storage_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep order
