@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import shutil
 import signal
 import stat
@@ -20,7 +19,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
+from tests.support.ls_fixtures import login_session
 
 CLIPS = ["landscape.mp4", "portrait.mp4", "source.mp4", "rotated.mp4"]
 ROSTER = "id,name,email,work_experience,eq_score,education,culture,leadership,role\n" + "\n".join(
@@ -46,20 +45,9 @@ ROSTER = "id,name,email,work_experience,eq_score,education,culture,leadership,ro
 ADMIN, ADMIN_PASSWORD = "boss@lab.invalid", "a-long-admin-password-1"
 
 
-def _session(url: str, email: str, password: str) -> tuple[urllib.request.OpenerDirector, CookieJar]:
-    """A browser-like session logged in through Label Studio's login form."""
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.ProxyHandler({}))
-    page = opener.open(f"{url}/user/login/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": token}).encode()
-    opener.open(urllib.request.Request(f"{url}/user/login/", data=form, headers={"Referer": f"{url}/user/login/"}))
-    return opener, jar
-
-
 def _personal_access_token(url: str) -> str:
     """What the admin does on the Account & Settings page: create a personal access token (a JWT refresh token)."""
-    opener, jar = _session(url, ADMIN, ADMIN_PASSWORD)
+    opener, jar = login_session(url, ADMIN, ADMIN_PASSWORD)
     csrf = next(c.value for c in jar if c.name == "csrftoken")
     request = urllib.request.Request(f"{url}/api/token/", data=b"{}", method="POST", headers={
         "Content-Type": "application/json", "X-CSRFToken": csrf, "Referer": f"{url}/"})  # fmt: skip
@@ -167,7 +155,7 @@ def test_the_whole_workflow_by_url_with_a_personal_access_token(plain, dataset, 
     assert str(path) in issued.stdout.replace("\n", "") and stat.S_IMODE(path.stat().st_mode) == 0o600
     rows = list(csv.DictReader(path.open()))
     assert {r["annotator_id"] for r in rows} == {"B1", "B2", "B3", "B4", "EX"}
-    opener, _ = _session(plain.url, rows[0]["login"], rows[0]["password"])
+    opener, _ = login_session(plain.url, rows[0]["login"], rows[0]["password"])
     assert json.loads(opener.open(f"{plain.url}/api/current-user/whoami").read())["email"] == rows[0]["login"]
     assert not any(r["password"] in issued.stdout + issued.stderr for r in rows), "passwords only go to the file"
     pushed = _cli(plain, "push", ds, "--stage", "label", "--votes-per-item", "2", EMOTIONS_LS_URL=None)
@@ -195,7 +183,7 @@ def test_the_whole_workflow_by_url_with_a_personal_access_token(plain, dataset, 
 
 def _own_tokens(url: str, email: str, password: str) -> tuple[str, str]:
     """(a personal access token, the legacy token) an annotator makes for themselves on the Account & Settings page."""
-    opener, jar = _session(url, email, password)
+    opener, jar = login_session(url, email, password)
     csrf = next(c.value for c in jar if c.name == "csrftoken")
     request = urllib.request.Request(f"{url}/api/token/", data=b"{}", method="POST", headers={
         "Content-Type": "application/json", "X-CSRFToken": csrf, "Referer": f"{url}/"})  # fmt: skip
@@ -247,7 +235,7 @@ def test_revoking_an_account_revokes_its_personal_access_token_for_good(plain, d
     # someone gives the account back by hand in Label Studio's admin site: the old token stays revoked
     admin = AdminSession(ServerConfig(base_url=plain.url, username=ADMIN, password=ADMIN_PASSWORD))
     admin.set_password(int(people.loc["B3", "ls_user_id"]), "given-back-by-hand-1")
-    opener, _ = _session(plain.url, b3["login"], "given-back-by-hand-1")
+    opener, _ = login_session(plain.url, b3["login"], "given-back-by-hand-1")
     assert json.loads(opener.open(f"{plain.url}/api/current-user/whoami").read())["email"] == b3["login"]
     assert http(f"{plain.url}/api/token/refresh/", method="POST", payload={"refresh": personal})[0] == 401
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import shutil
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.cookiejar import CookieJar
 
 import pytest
 
@@ -27,6 +25,7 @@ from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
 from tests.support.commands import EMOTIONS
+from tests.support.ls_fixtures import login_session
 
 CLIPS = ["landscape.mp4", "portrait.mp4"]
 ROSTER = (
@@ -38,18 +37,6 @@ ROSTER = (
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOTIONS_")}
     return subprocess.run([EMOTIONS, "annotate", *args], capture_output=True, text=True, timeout=600, env=env)
-
-
-def _session(url: str, email: str, password: str) -> urllib.request.OpenerDirector:
-    """An annotator's browser-like session, logged in through Label Studio's login form."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(CookieJar()), urllib.request.ProxyHandler({})
-    )
-    page = opener.open(f"{url}/user/login/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": token}).encode()
-    opener.open(urllib.request.Request(f"{url}/user/login/", data=form, headers={"Referer": f"{url}/user/login/"}))
-    return opener
 
 
 def _fetch(opener: urllib.request.OpenerDirector, url: str) -> tuple[int, bytes]:
@@ -109,7 +96,7 @@ def test_a_moved_then_copied_dataset_plays_with_no_push_and_a_missing_clip_is_na
         tasks = _tasks(config, layout, person["annotator_id"])
         prefix = f"/data/local-files/?d={name}/media/"
         assert len(tasks) == len(CLIPS) and all(t["data"]["video"].startswith(prefix) for t in tasks)
-        opener = _session(config.url, person["login"], person["password"])
+        opener, _ = login_session(config.url, person["login"], person["password"])
         for task in tasks:
             clip = layout.media / urllib.parse.unquote(task["data"]["video"].split("/media/", 1)[1])
             assert _fetch(opener, config.url + task["data"]["video"]) == (200, clip.read_bytes())

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from http.cookiejar import CookieJar
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -47,6 +45,7 @@ from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
 from emotions_data.taxonomy import EMOTIONS6
+from tests.support.ls_fixtures import login_session
 
 CLIPS = ["landscape.mp4", "portrait.mp4", "rotated.mp4", "lookalike_a.mp4", "source.mp4", "variable rate.mp4"]
 
@@ -79,21 +78,9 @@ class Lab:
         return sorted(self.admin.tasks(self.project_of(stage, annotator)["id"]), key=lambda t: t["id"])[index]
 
 
-def _session(url: str, email: str, password: str) -> urllib.request.OpenerDirector:
-    """Logged in through Label Studio's own login form, as a person in a browser."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(CookieJar()), urllib.request.ProxyHandler({})
-    )
-    page = opener.open(f"{url}/user/login/").read().decode()
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": csrf}).encode()
-    opener.open(urllib.request.Request(f"{url}/user/login/", data=form, headers={"Referer": f"{url}/user/login/"}))
-    return opener
-
-
 def _own_token(url: str, email: str, password: str) -> str:
     """The API token an annotator gets for themselves after logging in."""
-    opener = _session(url, email, password)
+    opener, _ = login_session(url, email, password)
     return json.loads(opener.open(f"{url}/api/current-user/token").read())["token"]
 
 

@@ -19,8 +19,12 @@ tests/conftest.py imports them for every test module:
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,15 @@ def ls_data_dir(ls_template, tmp_path) -> Iterator[ServerConfig]:
         yield config
     finally:
         stop(config)
+
+
+def login_session(url: str, email: str, password: str) -> tuple[urllib.request.OpenerDirector, CookieJar]:
+    """A browser-like session logged in through Label Studio's own login form, as a person in a browser; with its
+    cookie jar (the CSRF cookie a form post needs)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.ProxyHandler({}))
+    page = opener.open(f"{url}/user/login/").read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": token}).encode()
+    opener.open(urllib.request.Request(f"{url}/user/login/", data=form, headers={"Referer": f"{url}/user/login/"}))
+    return opener, jar
