@@ -17,6 +17,7 @@ from tests.support.ray_cluster import ray_address, reference, reference_ds, two_
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 
+
 def _upright_marker(path: Path) -> Path:
     """A portrait clip (white top third) stored sideways with a rotate=90 tag, as phones do."""
     sideways = path.with_name("sideways-" + path.name)
