@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -262,7 +261,6 @@ def ingest(
     if not isinstance(location, ObjectLocation):  # an object store has no folders to be files instead
         if layout.root.exists() and not layout.root.is_dir():
             raise ValueError(f"{layout.root}: not a folder (the dataset folder is created, or an existing one reused)")
-        _check_not_foreign(layout)
         _check_existing_manifest(layout)
     try:
         return _ingest_locked(
@@ -274,26 +272,6 @@ def ingest(
         if fault is None:
             raise
         raise fault from None
-
-
-def _check_not_foreign(layout: DatasetLayout) -> None:
-    """Refuse a folder that is not a dataset (no `.work/`, no manifest) but already holds files in `media/` or
-    `originals/`: a run ends by deleting the media no manifest row names, which there would be the user's own
-    files. An empty folder, a new one or one holding other things (a URL list) is fine."""
-    if layout.work.is_dir() or layout.videos_manifest.exists():
-        return
-    for folder in (layout.media, layout.originals):
-        try:
-            with os.scandir(folder) as entries:
-                first = next((e.name for e in entries), None)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if first is not None:
-            raise ValueError(
-                f"{layout.root}: not an emotions dataset (no .work/ or manifests/videos.parquet) but its "
-                f"{folder.name}/ holds files ({first!r} ...), which ingest would delete as media no row names: "
-                "choose a new or empty folder"
-            )
 
 
 def _check_existing_manifest(layout: DatasetLayout, shown: str | None = None) -> None:

@@ -41,10 +41,31 @@ class LocalLocation:
 
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:
-        """One run at a time (a file lock); a second run fails at once with RuntimeError."""
+        """One run at a time (a file lock); a second run fails at once with RuntimeError. ValueError, before
+        anything is written, for a folder that is not a dataset but holds files in `media/` or `originals/`: a run
+        ends by deleting the media no manifest row names, which there would be the user's own files (an empty
+        folder, a new one or one holding other things, such as the URL list, is fine)."""
+        self._check_not_foreign()
         self.layout.work.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.layout.lock, what):
             yield
+
+    def _check_not_foreign(self) -> None:
+        layout = self.layout
+        if layout.work.is_dir() or layout.videos_manifest.exists():
+            return
+        for folder in (layout.media, layout.originals):
+            try:
+                with os.scandir(folder) as entries:
+                    first = next((e.name for e in entries), None)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if first is not None:
+                raise ValueError(
+                    f"{layout.root}: not an emotions dataset (no .work/ or manifests/videos.parquet) but its "
+                    f"{folder.name}/ holds files ({first!r} ...), which ingest would delete as media no row names: "
+                    "choose a new or empty folder"
+                )
 
     def check_lock(self) -> None:
         """Raise RuntimeError when this run no longer holds the dataset (a file lock is held until released)."""
