@@ -60,7 +60,7 @@ def print_metrics(metrics: dict) -> None:
     run = metrics.get("run", {})
     title = f"{run.get('release', '')} {run.get('variant', '')}/{run.get('split', '')}: {metrics['n']} videos"
     table = Table(title=title)
-    names = {"accuracy": "accuracy (WAR)", "uar": "UAR", "weighted_f1": "weighted F1",
+    names = {"accuracy": "accuracy (WAR)", "uar": "UAR", "uar_present": "UAR (present)", "weighted_f1": "weighted F1",
              "polarity_accuracy": "polarity accuracy", "audio_accuracy": "audio head",
              "visual_accuracy": "visual head"}  # fmt: skip
     for key in names:
