@@ -107,7 +107,7 @@ def agreement(
 def labels(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     method: Annotated[str, typer.Option(help="majority or dawid-skene")] = "majority",
-    votes: Annotated[Path | None, typer.Option(help="vote table [default: DATASET/manifests/votes.parquet]")] = None,
+    votes: Annotated[Path | None, typer.Option(help="vote table \\[default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:
     """Final labels into DATASET/manifests/labels.parquet; ties go to manifests/needs_expert.parquet."""
