@@ -14,8 +14,7 @@ import pyarrow as pa
 
 from annotation.agreement import AgreementReport, agreement_report
 from annotation.labels import final_labels
-from annotation.votes import read_votes
-from annotation.workflow import counted_votes
+from annotation.votes import counted_votes, read_votes
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
 from emotions_data.storage import file_group

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from annotation.workflow import load_annotators, load_projects, load_server, read_vote_table
+from annotation.votes import read_vote_table
+from annotation.workflow import load_annotators, load_projects, load_server
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import Stage, VoteStatus

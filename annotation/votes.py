@@ -4,7 +4,10 @@
 A table from outside is cleaned the same way as the toolkit's own: blanks around ids and labels are stripped (a
 spreadsheet that saved `Fear ` must not make a seventh class), votes that no longer count (`status` deleted or
 superseded) are left out, and one annotator voting twice on one item in one stage is refused, naming them (by then
-they may have seen other votes, and a second vote can "decide" a tie that belongs to the expert)."""
+they may have seen other votes, and a second vote can "decide" a tie that belongs to the expert).
+
+The dataset's own table is read whole by `read_vote_table` (deleted and superseded votes too, for the pull and the
+push plan); `counted_votes` is the rule of which votes count."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from emotions_data.schema import VOTES_SCHEMA, VoteStatus
+from emotions_data.layout import DatasetLayout
+from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
 from emotions_data.storage import write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
@@ -84,3 +89,51 @@ def write_votes(path: Path, votes: pd.DataFrame) -> None:
     """Write the vote table atomically with VOTES_SCHEMA (every column of it must be present)."""
     table = pa.Table.from_pandas(votes[VOTES_SCHEMA.names], schema=VOTES_SCHEMA, preserve_index=False)
     write_table_atomic(path, table)
+
+
+def read_vote_table(layout: DatasetLayout) -> pd.DataFrame:
+    """`manifests/votes.parquet` with every VOTES_SCHEMA column (a 1.0 table's missing ones empty; its votes count
+    as kept); an empty table before the first pull."""
+    if not layout.votes.exists():
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in VOTES_SCHEMA.names})
+    frame = pq.read_table(layout.votes).to_pandas()
+    for name in VOTES_SCHEMA.names:
+        if name not in frame.columns:
+            frame[name] = None
+    frame["status"] = frame["status"].fillna(VoteStatus.KEPT)
+    frame["round"] = frame["round"].fillna(1)
+    return frame[VOTES_SCHEMA.names]
+
+
+def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
+    """The votes that count: kept ones (not deleted in Label Studio, not an expert's superseded decision) of
+    annotators not dropped after a consistency evaluation."""
+    if "status" in votes.columns:
+        votes = votes[votes["status"].isna() | (votes["status"] == VoteStatus.KEPT)]
+    path = layout.annotators
+    if not path.exists():
+        return votes
+    people = pq.read_table(path).to_pandas()
+    dropped = set(people.loc[~people["active"], "annotator_id"])
+    return votes[~votes["annotator_id"].isin(dropped)]
+
+
+def read_counted_votes(layout: DatasetLayout, taxonomy: Taxonomy | None = None) -> pd.DataFrame | None:
+    """The dataset's counted votes (labels mapped to the taxonomy), or None without a vote table."""
+    return counted_votes(layout, read_votes(layout.votes, taxonomy)) if layout.votes.exists() else None
+
+
+def dropped_votes(layout: DatasetLayout) -> pd.Series:
+    """video_id -> how many label-stage votes of dropped annotators it lost (items that need relabelling)."""
+    if not layout.votes.exists():
+        return pd.Series(dtype=int)
+    votes = read_vote_table(layout)
+    kept = votes[votes["status"] == VoteStatus.KEPT]
+    counted = counted_votes(layout, kept)
+    lost = kept[(kept["stage"] == Stage.LABEL) & ~kept.index.isin(counted.index)]
+    return lost.groupby("video_id").size()
+
+
+def vote_history_path(layout: DatasetLayout) -> Path:
+    """`manifests/vote_history.parquet` (VOTE_HISTORY_SCHEMA): every change to a vote on record."""
+    return layout.vote_history

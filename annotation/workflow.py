@@ -58,14 +58,13 @@ from annotation.labelstudio.media_links import point_link
 from annotation.plurality import TIE, unique_plurality
 from annotation.roster import read_roster
 from annotation.vetting import Accounts, Exclusion, Reason, vet
-from annotation.votes import write_votes
+from annotation.votes import counted_votes, dropped_votes, read_vote_table, write_votes
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import (
     ANNOTATORS_SCHEMA,
     ASSIGNMENTS_SCHEMA,
     VOTE_HISTORY_SCHEMA,
-    VOTES_SCHEMA,
     Stage,
     VoteStatus,
 )
@@ -178,20 +177,6 @@ def allocate(
 # ---------------------------------------------------------------- the vote table and the server
 
 
-def read_vote_table(layout: DatasetLayout) -> pd.DataFrame:
-    """`manifests/votes.parquet` with every VOTES_SCHEMA column (a 1.0 table's missing ones empty; its votes count
-    as kept); an empty table before the first pull."""
-    if not layout.votes.exists():
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in VOTES_SCHEMA.names})
-    frame = pq.read_table(layout.votes).to_pandas()
-    for name in VOTES_SCHEMA.names:
-        if name not in frame.columns:
-            frame[name] = None
-    frame["status"] = frame["status"].fillna(VoteStatus.KEPT)
-    frame["round"] = frame["round"].fillna(1)
-    return frame[VOTES_SCHEMA.names]
-
-
 def _server_path(layout: DatasetLayout) -> Path:
     return layout.manifests / "ls_server.json"
 
@@ -268,37 +253,6 @@ def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationRepor
     new = _server_record(client, identity)
     write_bytes_atomic(_server_path(layout), json.dumps(new, indent=2).encode())
     return MigrationReport(old, new, archived, len(people))
-
-
-def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
-    """The votes that count: kept ones (not deleted in Label Studio, not an expert's superseded decision) of
-    annotators not dropped after a consistency evaluation."""
-    if "status" in votes.columns:
-        votes = votes[votes["status"].isna() | (votes["status"] == VoteStatus.KEPT)]
-    path = layout.annotators
-    if not path.exists():
-        return votes
-    people = pq.read_table(path).to_pandas()
-    dropped = set(people.loc[~people["active"], "annotator_id"])
-    return votes[~votes["annotator_id"].isin(dropped)]
-
-
-def read_counted_votes(layout: DatasetLayout, taxonomy: Taxonomy | None = None) -> pd.DataFrame | None:
-    """The dataset's counted votes (labels mapped to the taxonomy), or None without a vote table."""
-    from annotation.votes import read_votes
-
-    return counted_votes(layout, read_votes(layout.votes, taxonomy)) if layout.votes.exists() else None
-
-
-def dropped_votes(layout: DatasetLayout) -> pd.Series:
-    """video_id -> how many label-stage votes of dropped annotators it lost (items that need relabelling)."""
-    if not layout.votes.exists():
-        return pd.Series(dtype=int)
-    votes = read_vote_table(layout)
-    kept = votes[votes["status"] == VoteStatus.KEPT]
-    counted = counted_votes(layout, kept)
-    lost = kept[(kept["stage"] == Stage.LABEL) & ~kept.index.isin(counted.index)]
-    return lost.groupby("video_id").size()
 
 
 # ---------------------------------------------------------------- accounts and credentials
@@ -856,10 +810,10 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     write_votes(layout.votes, vetted.votes)
     if vetted.history:
         history = pd.DataFrame(vetted.history, columns=VOTE_HISTORY_SCHEMA.names)
-        if vote_history_path(layout).exists():
-            history = pd.concat([pq.read_table(vote_history_path(layout)).to_pandas(), history], ignore_index=True)
+        if layout.vote_history.exists():
+            history = pd.concat([pq.read_table(layout.vote_history).to_pandas(), history], ignore_index=True)
         table = pa.Table.from_pandas(history, schema=VOTE_HISTORY_SCHEMA, preserve_index=False)
-        write_table_atomic(vote_history_path(layout), table)
+        write_table_atomic(layout.vote_history, table)
     report.n_votes = int((vetted.votes["status"] == VoteStatus.KEPT).sum())
     report.path = layout.manifests / "pull_report.json"
     document = {
@@ -878,8 +832,3 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
 def _json_value(value: Any) -> Any:
     """numpy scalars as Python numbers, times as ISO text."""
     return value.item() if hasattr(value, "item") else str(value)
-
-
-def vote_history_path(layout: DatasetLayout) -> Path:
-    """`manifests/vote_history.parquet` (VOTE_HISTORY_SCHEMA): every change to a vote on record."""
-    return layout.manifests / "vote_history.parquet"

@@ -228,7 +228,7 @@ def consistency(
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
-    from annotation.workflow import read_vote_table
+    from annotation.votes import read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import Stage, VoteStatus
 

@@ -243,7 +243,7 @@ def release(
     ] = False,
 ) -> None:
     """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
-    from annotation.workflow import read_counted_votes
+    from annotation.votes import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import release_name_problem, write_release

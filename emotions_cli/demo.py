@@ -72,7 +72,8 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     from annotation.labelstudio.config import ServerConfig
     from annotation.labelstudio.process import start, stop
     from annotation.simulate import simulate
-    from annotation.workflow import allocate, drop, pull, push, read_vote_table
+    from annotation.votes import read_vote_table
+    from annotation.workflow import allocate, drop, pull, push
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
@@ -187,7 +188,7 @@ def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Call
 
 def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     """Split the labelled demo videos and write release 0.1.0 with its card (kept when it exists)."""
-    from annotation.workflow import read_counted_votes
+    from annotation.votes import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release

@@ -26,19 +26,17 @@ from annotation.labelstudio.interface import annotation_result
 from annotation.labelstudio.process import _run_shell, start
 from annotation.simulate import simulate
 from annotation.vetting import Reason
+from annotation.votes import counted_votes, read_vote_table, vote_history_path
 from annotation.workflow import (
     account_email,
     allocate,
-    counted_votes,
     drop,
     issue_credentials,
     load_projects,
     migrate_server,
     pull,
     push,
-    read_vote_table,
     set_active,
-    vote_history_path,
 )
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest

@@ -65,7 +65,7 @@ def test_a_version_1_vote_table_is_still_read_and_counts(tmp_path):
     import pyarrow.parquet as pq
 
     from annotation.vetting import Accounts, vet
-    from annotation.workflow import counted_votes, read_vote_table
+    from annotation.votes import counted_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import VOTES_SCHEMA
 
