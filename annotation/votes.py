@@ -11,8 +11,10 @@ push plan); `counted_votes` is the rule of which votes count."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +25,7 @@ from emotions_data.storage import write_table_atomic
 from emotions_data.taxonomy import Taxonomy
 
 REQUIRED = ("video_id", "annotator_id", "label")
+ITEM, ANNOTATOR, LABEL = REQUIRED
 
 
 def read_votes(path: Path, taxonomy: Taxonomy | None = None, stage: str | None = None) -> pd.DataFrame:
@@ -137,3 +140,58 @@ def dropped_votes(layout: DatasetLayout) -> pd.Series:
 def vote_history_path(layout: DatasetLayout) -> Path:
     """`manifests/vote_history.parquet` (VOTE_HISTORY_SCHEMA): every change to a vote on record."""
     return layout.vote_history
+
+
+# ---------------------------------------------------------------- the item x label count matrix
+
+
+@dataclass(frozen=True)
+class EncodedVotes:
+    """Votes as integer codes: one entry per vote."""
+
+    item: np.ndarray  # (V,) index into items
+    annotator: np.ndarray  # (V,) index into annotators
+    label: np.ndarray  # (V,) index into labels
+    items: list[str]
+    annotators: list[str]
+    labels: list[str]
+
+    @property
+    def counts(self) -> np.ndarray:
+        """N: (items, labels) vote counts."""
+        n_labels = len(self.labels)
+        flat = np.bincount(self.item * n_labels + self.label, minlength=len(self.items) * n_labels)
+        return flat.reshape(len(self.items), n_labels).astype(np.int64)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """The column as strings (ids typed as numbers in a spreadsheet become their text); string columns as they are."""
+    return column if pd.api.types.is_string_dtype(column) else column.astype(str)
+
+
+def encode(votes: pd.DataFrame, labels: list[str] | None = None) -> EncodedVotes:
+    """Integer-code a long table with `video_id`, `annotator_id`, `label` columns. `labels` fixes
+    the category order (e.g. a taxonomy); otherwise the sorted distinct labels are used."""
+    missing = {ITEM, ANNOTATOR, LABEL} - set(votes.columns)
+    if missing:
+        raise ValueError(f"vote table lacks column(s): {', '.join(sorted(missing))}")
+    frame = votes[[ITEM, ANNOTATOR, LABEL]].dropna()
+    label_codes, label_names = pd.factorize(_as_text(frame[LABEL]))
+    label_names = [str(name) for name in label_names]
+    if labels is None:
+        labels = sorted(label_names)
+    unknown = sorted(set(label_names) - set(labels))
+    if unknown:
+        raise ValueError(f"label(s) outside the taxonomy: {', '.join(unknown)}")
+    item_codes, items = pd.factorize(_as_text(frame[ITEM]), sort=True)
+    annotator_codes, annotators = pd.factorize(_as_text(frame[ANNOTATOR]), sort=True)
+    label_index = {name: i for i, name in enumerate(labels)}
+    to_label = np.array([label_index[name] for name in label_names], dtype=np.int64)
+    return EncodedVotes(
+        item=item_codes.astype(np.int64),
+        annotator=annotator_codes.astype(np.int64),
+        label=to_label[label_codes] if len(label_codes) else np.empty(0, np.int64),
+        items=[str(i) for i in items.tolist()],
+        annotators=[str(a) for a in annotators.tolist()],
+        labels=list(labels),
+    )

@@ -22,6 +22,7 @@ from annotation.agreement import (
 )
 from annotation.labels import final_labels
 from emotions_data.taxonomy import EMOTIONS6
+from tests.support.agreement_tables import KRIPPENDORFF_2011
 from tests.support.votes import simulated
 
 
@@ -60,15 +61,7 @@ def test_alpha_matches_the_krippendorff_package_to_1e9(seed, raters, items, cate
 def test_alpha_reproduces_krippendorffs_published_nominal_example():
     # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 4 observers x 12 units
     # example with missing data: nominal alpha = 0.743.
-    nan = np.nan
-    matrix = np.array(
-        [
-            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
-            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
-            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
-            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
-        ]
-    )
+    matrix = KRIPPENDORFF_2011
     report = agreement_report(long_table(matrix), n_bootstrap=200, seed=1)
     assert round(report.krippendorff_alpha, 3) == 0.743
     assert report.n_items == 12 and report.n_pairable_items == 11  # unit 12 has one value: not pairable
