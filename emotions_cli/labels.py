@@ -97,7 +97,9 @@ def agreement(
 @labels_app.command()
 def labels(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
-    method: Annotated[str, typer.Option(help="majority or dawid-skene")] = "majority",
+    method: Annotated[str, typer.Option(help="how votes become labels: one of the registered aggregators")] = (
+        "majority"
+    ),
     votes: Annotated[Path | None, typer.Option(help="vote table [default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:

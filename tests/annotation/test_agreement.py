@@ -168,7 +168,7 @@ def test_majority_vote_never_breaks_ties():
         [("x", "a", "Fear"), ("x", "b", "Tension"), ("y", "a", "Fear"), ("y", "b", "Fear"), ("y", "c", "Sadness")],
         columns=["video_id", "annotator_id", "label"],
     )
-    result = MajorityVote().fit_predict(votes)
+    result = MajorityVote().fit(votes).result_
     assert dict(zip(result.video_id, result.label, strict=True)) == {"x": None, "y": "Fear"}
     assert result.confidence[1] == pytest.approx(2 / 3)
 
@@ -176,7 +176,7 @@ def test_majority_vote_never_breaks_ties():
 def test_dawid_skene_beats_majority_when_a_few_annotators_are_reliable():
     votes, truth = simulated(0)
     ds = DawidSkene().fit(votes, list(EMOTIONS6.classes))
-    mv = MajorityVote().fit_predict(votes, list(EMOTIONS6.classes))
+    mv = MajorityVote().fit(votes, list(EMOTIONS6.classes)).result_
     ds_acc = np.mean([truth[v] == lab for v, lab in zip(ds.result_.video_id, ds.result_.label, strict=True)])
     mv_acc = np.mean([truth[v] == lab for v, lab in zip(mv.video_id, mv.label, strict=True)])  # ties count wrong
     assert ds_acc > mv_acc + 0.05 and ds_acc > 0.9
@@ -190,7 +190,7 @@ def test_dawid_skene_is_certain_on_unanimous_votes():
         [(f"v{i}", a, EMOTIONS6.classes[i % 6]) for i in range(30) for a in ("a", "b", "c")],
         columns=["video_id", "annotator_id", "label"],
     )
-    result = DawidSkene().fit_predict(votes)
+    result = DawidSkene().fit(votes).result_
     assert [lab for lab in result.label] == [EMOTIONS6.classes[int(v[1:]) % 6] for v in result.video_id]
     assert result.confidence.min() > 0.99
 
