@@ -12,7 +12,7 @@ relabelling, expert resolution) and from what makes a vote independent:
 2. the claimed annotator is on the roster, and the writer Label Studio recorded is that account or the toolkit's own
    admin (which posts for simulated panels);
 3. the claimed annotator is the project's annotator and the video one of the project's items (projects are per
-   annotator and stage; see `annotation.workflow`); expert votes only from `role=expert`; a cross-check never by the
+   annotator and stage; see `annotation.projects`); expert votes only from `role=expert`; a cross-check never by the
    item's first group; cross-checks and relabelling never by anyone who already voted on the item;
 4. one vote per (video, annotator, stage, round): the first one cast counts, later separate annotations are reported
    (by then the annotator may have seen other votes), while editing one's own annotation updates the vote and is

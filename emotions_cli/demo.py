@@ -66,14 +66,17 @@ class AnnotationDemoReport:
 def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> AnnotationDemoReport:
     """Allocate, label, cross-check, evaluate consistency, relabel, expert stage and final labels on a real
     Label Studio server started for the demo (and stopped afterwards)."""
+    from annotation.allocation_step import allocate
     from annotation.consistency import evaluate_consistency
+    from annotation.credentials import drop
     from annotation.labels_step import decide_labels
     from annotation.labelstudio.client import LabelStudio
     from annotation.labelstudio.config import ServerConfig
     from annotation.labelstudio.process import start, stop
+    from annotation.pull import pull
+    from annotation.push import push
     from annotation.simulate import simulate
     from annotation.votes import read_vote_table
-    from annotation.workflow import allocate, drop, pull, push
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
