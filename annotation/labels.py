@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from annotation.aggregate import AGGREGATORS, MajorityVote, make_aggregator
 from annotation.agreement import item_agreement
+from annotation.votes import count_matrix
 from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy, Stage
 from emotions_data.taxonomy import Taxonomy
 
@@ -34,7 +35,7 @@ def _item_agreement(crowd: pd.DataFrame) -> dict[str, float]:
     """video_id -> observed pairwise agreement of its crowd votes (`agreement.item_agreement`); NaN becomes None."""
     if crowd.empty:
         return {}
-    counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    counts = count_matrix(crowd)
     values = item_agreement(counts.to_numpy())
     return {vid: (None if np.isnan(v) else float(v)) for vid, v in zip(counts.index, values, strict=True)}
 

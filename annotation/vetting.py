@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from annotation.labelstudio.interface import parse_annotation
+from annotation.votes import is_kept, kept_votes
 from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
 from emotions_data.taxonomy import Taxonomy
 
@@ -208,7 +209,7 @@ def vet(
             votes.loc[i, "status"] = VoteStatus.DELETED
             result.n_deleted += 1
 
-    kept = votes[votes["status"] == VoteStatus.KEPT]
+    kept = kept_votes(votes)
     taken = {tuple(r) for r in kept[["video_id", "annotator_id", "stage", "round"]].itertuples(index=False)}
     per_video = kept.groupby(["video_id", "stage"]).size().to_dict()
     voted_on = votes.groupby("video_id")["annotator_id"].agg(set).to_dict()  # deleted votes were seen too
@@ -217,7 +218,7 @@ def vet(
         ann_id, vid, stage = int(s.ann["id"]), s.video_id, Stage(s.plan["stage"])
         claimed_id, writer_id = _int(s.ann.get("completed_by")), _int(s.ann.get("updated_by"))
         label, unsure, comment = parse_annotation(s.ann.get("result") or [])
-        canonical = taxonomy.aliases.get(label, label) if label else None
+        canonical = (taxonomy.lookup(label) or label) if label else None  # a label outside it is excluded below
         if ann_id in row_of:  # a vote on record: re-read, maybe edited
             i = row_of[ann_id]
             row = votes.loc[i]
@@ -283,7 +284,7 @@ def vet(
             continue
         if stage == Stage.EXPERT:  # a later round supersedes this expert's earlier decision on the item
             earlier = votes.index[(votes["video_id"] == vid) & (votes["annotator_id"] == ann)
-                                  & (votes["stage"] == stage) & (votes["status"] == VoteStatus.KEPT)
+                                  & (votes["stage"] == stage) & is_kept(votes)
                                   & (votes["round"] < s.round)]  # fmt: skip
             for i in earlier:
                 event(votes.loc[i], "superseded", ann, _timestamp(s.ann.get("created_at")), {"label": canonical})
