@@ -28,7 +28,7 @@ from annotation.statistics import (
 )
 from annotation.statistics.cohen import DENSE_PAIR_CELLS, cohen_kappa, pairs_of, pairwise_cohen
 from annotation.statistics.fleiss import fleiss_kappa
-from annotation.statistics.krippendorff import class_terms, krippendorff_alpha, per_class_alpha
+from annotation.statistics.krippendorff import class_alphas, class_terms, krippendorff_alpha, per_class_alpha
 from annotation.votes import ANNOTATOR, ITEM, LABEL, EncodedVotes, encode
 
 # The maths of each statistic lives in its module; these names stay importable from here.
@@ -172,14 +172,14 @@ def _statistics(
     statistics = registered()
     estimates = [s.estimate(ratings) for s in statistics]
     with_terms = [e.terms for e in estimates if e.terms is not None]
-    per_class = class_terms(ratings.counts)
-    samples = bootstrap(ratings.counts, [*with_terms, per_class], n_bootstrap, rng)
+    per_class = class_terms(ratings.counts.shape[1])
+    samples = bootstrap(ratings, [*with_terms, per_class], n_bootstrap, rng)
     drawn = iter(samples[:-1])
     entries = []
     for statistic, estimate in zip(statistics, estimates, strict=True):
         ci = percentile_ci(next(drawn), confidence) if samples and estimate.terms is not None else None
         entries.append(_entry(statistic.key, statistic.name, statistic.source, statistic.digits, estimate, ci))
-    class_alpha = per_class.value()
+    class_alpha = class_alphas(ratings.counts)
     class_boot = samples[-1] if samples else None
     totals = ratings.counts.sum(axis=0)
     classes = {

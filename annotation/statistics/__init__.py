@@ -41,6 +41,11 @@ class Ratings:
         """(items,) votes per item."""
         return self.counts.sum(axis=1)
 
+    @property
+    def kinds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`kinds_of(counts)`, found once."""
+        return self.shared("kinds", lambda: kinds_of(self.counts))
+
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
         """`compute()` the first time `key` is asked for, the same object afterwards."""
         if key not in self.memo:
@@ -50,16 +55,19 @@ class Ratings:
 
 @dataclass(frozen=True)
 class Terms:
-    """A statistic as a function of sums over items: `per_item` (items, k) additive terms, and `of_sums`, which maps
-    column sums (..., k), batched over leading axes, to the statistic (...)."""
+    """A statistic as a function of sums over items of additive per-item terms. `of_counts` maps the vote counts of
+    some items, (r, labels), to their terms, (r, k): an item's terms depend on its counts alone, so items with the same
+    counts (one kind) share them and only one item of each kind is ever computed. `of_sums` maps column sums (..., k),
+    batched over leading axes, to the statistic (...)."""
 
-    per_item: np.ndarray
+    of_counts: Callable[[np.ndarray], np.ndarray]
     of_sums: Callable[[np.ndarray], np.ndarray]
 
-    def value(self) -> np.ndarray:
-        """The statistic over all the items. Each column is summed contiguously (pairwise summation), so a value
-        does not depend on how many columns its terms have."""
-        return self.of_sums(np.ascontiguousarray(self.per_item.T).sum(axis=1))
+    def value(self, counts: np.ndarray, kinds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The statistic over all items of the (items, labels) `counts` (`kinds`: their `kinds_of`, when known):
+        each kind's terms times how many items are of that kind."""
+        first, freq, _ = kinds if kinds is not None else kinds_of(counts)
+        return self.of_sums(freq.astype(np.float64) @ self.of_counts(counts[first]).astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -136,14 +144,14 @@ def bootstrap_counts(kinds: np.ndarray, n_resamples: int, rng: np.random.Generat
     return rng.multinomial(n, kinds / n, size=n_resamples).astype(np.float64)
 
 
-def bootstrap(counts: np.ndarray, terms: list[Terms], n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """(n_resamples,) or (n_resamples, ...) bootstrap replicates of each of `terms` (terms over the items of the
-    (items, labels) `counts`), all from the same resamples: one `bootstrap_counts` draw and one matrix product. An
-    empty list for no terms, no items or no resamples."""
-    if not terms or not len(counts) or not n_resamples:
+def bootstrap(ratings: Ratings, terms: list[Terms], n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """(n_resamples,) or (n_resamples, ...) bootstrap replicates over the items of `ratings` of each of `terms`, all
+    from the same resamples: one `bootstrap_counts` draw and one matrix product. An empty list for no terms, no items
+    or no resamples."""
+    if not terms or not len(ratings.counts) or not n_resamples:
         return []
-    first, freq, _ = kinds_of(counts)
-    blocks = [t.per_item[first].reshape(len(first), -1) for t in terms]
+    first, freq, _ = ratings.kinds
+    blocks = [t.of_counts(ratings.counts[first]).reshape(len(first), -1) for t in terms]
     sums = bootstrap_counts(freq, n_resamples, rng) @ np.hstack(blocks).astype(np.float64)
     edges = np.cumsum([0] + [b.shape[1] for b in blocks])
     return [t.of_sums(sums[:, lo:hi]) for t, lo, hi in zip(terms, edges[:-1], edges[1:], strict=True)]

@@ -46,7 +46,10 @@ def _estimate(ratings: Ratings) -> Estimate:
         return Estimate(None, reason=reason, applies=False)
     p_item, _ = _fleiss_terms(counts)
     kappa = float(_fleiss_from_sums(p_item.sum(), counts.sum(axis=0), n_items))
-    terms = Terms(np.hstack([p_item[:, None], counts]), lambda s: _fleiss_from_sums(s[..., 0], s[..., 1:], n_items))
+    terms = Terms(
+        lambda rows: np.hstack([_fleiss_terms(rows)[0][:, None], rows]),
+        lambda s: _fleiss_from_sums(s[..., 0], s[..., 1:], n_items),
+    )
     reason = None if np.isfinite(kappa) else "every vote is in one category: chance agreement is 1"
     return Estimate(kappa, reason=reason, terms=terms)
 

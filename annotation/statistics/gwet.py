@@ -24,37 +24,42 @@ import numpy as np
 from annotation.statistics import AgreementStatistic, Estimate, Ratings, Terms, register
 
 
-def ac1_terms(counts: np.ndarray) -> Terms:
-    """Gwet's AC1 of an (items, categories) count matrix as per-item terms, columns [agreement on the item (0 for
-    fewer than 2 votes), item has >= 2 votes, item has a vote, r_uk / r_u for each category k]; sums (..., 3 + q) ->
-    AC1 (...), NaN when no item has two votes."""
+def _per_item(counts: np.ndarray) -> np.ndarray:
+    """Per item: [agreement on the item (0 for fewer than 2 votes), item has >= 2 votes, item has a vote, r_uk / r_u
+    for each category k]."""
     m = counts.sum(axis=1).astype(np.float64)
     pairable, rated = m >= 2, m >= 1
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = np.where(pairable, (counts * (counts - 1)).sum(axis=1) / (m * (m - 1)), 0.0)
         shares = np.where(rated[:, None], counts / m[:, None], 0.0)
-    per_item = np.hstack([agreement[:, None], pairable[:, None], rated[:, None], shares])
-    q = counts.shape[1]
+    return np.hstack([agreement[:, None], pairable[:, None], rated[:, None], shares])
+
+
+def ac1_terms(n_categories: int) -> Terms:
+    """Gwet's AC1 over `n_categories` categories (q) as per-item terms (`_per_item`, 3 + q columns); sums -> AC1,
+    NaN when no item has two votes."""
 
     def of_sums(sums: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             p_a = sums[..., 0] / sums[..., 1]
             pi = sums[..., 3:] / sums[..., 2:3]
+            q = n_categories
             p_e = (pi * (1 - pi)).sum(axis=-1) / (q - 1) if q > 1 else np.zeros_like(p_a)
             return (p_a - p_e) / (1 - p_e)
 
-    return Terms(per_item, of_sums)
+    return Terms(_per_item, of_sums)
 
 
 def gwet_ac1(counts: np.ndarray) -> float:
     """Gwet's AC1 of an (items, categories) count matrix (items with fewer than 2 votes count only in the category
     prevalences); NaN when no item has two votes."""
-    return float(ac1_terms(np.asarray(counts)).value())
+    counts = np.asarray(counts)
+    return float(ac1_terms(counts.shape[1]).value(counts))
 
 
 def _estimate(ratings: Ratings) -> Estimate:
-    terms = ac1_terms(ratings.counts)
-    value = float(terms.value())
+    terms = ac1_terms(ratings.counts.shape[1])
+    value = float(terms.value(ratings.counts, ratings.kinds))
     reason = None if np.isfinite(value) else "no item has two votes"
     return Estimate(value, reason=reason, terms=terms)
 

@@ -58,25 +58,41 @@ def _class_terms(counts: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, np
     return [(diag[c], np.stack([counts[:, c], rest[:, c]], axis=1) * pairable[:, None]) for c in range(counts.shape[1])]
 
 
-def class_terms(counts: np.ndarray) -> Terms:
-    """Per-category alpha (each category against the rest) as one `Terms`: (items, 3 C) terms, and sums -> (..., C)
-    alphas."""
-    n_labels = counts.shape[1]
-    blocks = []
+def _overall_terms(counts: np.ndarray) -> np.ndarray:
+    diag, n_uc = _alpha_terms(counts)
+    return np.hstack([diag[:, None], n_uc])
+
+
+def _per_class_terms(counts: np.ndarray) -> np.ndarray:
+    blocks = [np.empty((len(counts), 0))]
     for diag, n_uc in _class_terms(counts, counts.sum(axis=1)):
         blocks += [diag[:, None], n_uc]
-    per_item = np.hstack(blocks) if blocks else np.empty((len(counts), 0))
+    return np.hstack(blocks)
+
+
+#: Overall alpha as `Terms`: [sum_c o_cc contribution, n_uc per category] per item.
+ALPHA_TERMS = Terms(_overall_terms, lambda s: _alpha_from_sums(s[..., 0], s[..., 1:]))
+
+
+def class_terms(n_labels: int) -> Terms:
+    """Per-category alpha (each category against the rest) of `n_labels` categories as one `Terms`: (items, 3 C)
+    terms, and sums -> (..., C) alphas."""
 
     def of_sums(sums: np.ndarray) -> np.ndarray:
         grouped = sums.reshape(*sums.shape[:-1], n_labels, 3)
         return _alpha_from_sums(grouped[..., 0], grouped[..., 1:])
 
-    return Terms(per_item, of_sums)
+    return Terms(_per_class_terms, of_sums)
+
+
+def class_alphas(counts: np.ndarray) -> np.ndarray:
+    """(categories,) alpha of each category against the rest, summed over every item (as `per_class_alpha`)."""
+    return np.array([_alpha_from_sums(d.sum(), n.sum(axis=0)) for d, n in _class_terms(counts, counts.sum(axis=1))])
 
 
 def _estimate(ratings: Ratings) -> Estimate:
     diag, n_uc = _alpha_terms(ratings.counts)
-    terms = Terms(np.hstack([diag[:, None], n_uc]), lambda s: _alpha_from_sums(s[..., 0], s[..., 1:]))
+    terms = ALPHA_TERMS
     alpha = float(_alpha_from_sums(diag.sum(), n_uc.sum(axis=0)))
     reason = None
     if not np.isfinite(alpha):

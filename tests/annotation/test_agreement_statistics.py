@@ -21,12 +21,16 @@ VOTES = pd.DataFrame(
 )
 
 
+def _unanimous(counts: np.ndarray) -> np.ndarray:
+    m = counts.sum(axis=1)
+    return np.stack([(counts.max(axis=1) == m) & (m >= 2), m >= 2], axis=1)
+
+
 def _share_unanimous(ratings: Ratings) -> Estimate:
     """Share of items whose votes all agree: a sum over items, so it gets an interval."""
-    m = ratings.m
-    unanimous = (ratings.counts.max(axis=1) == m) & (m >= 2)
-    terms = Terms(np.stack([unanimous, m >= 2], axis=1), lambda s: s[..., 0] / s[..., 1])
-    return Estimate(float(terms.value()), detail=f"of {int((m >= 2).sum())} items", terms=terms)
+    terms = Terms(_unanimous, lambda s: s[..., 0] / s[..., 1])
+    pairable = int((ratings.m >= 2).sum())
+    return Estimate(float(terms.value(ratings.counts, ratings.kinds)), detail=f"of {pairable} items", terms=terms)
 
 
 TOY = AgreementStatistic(

@@ -46,7 +46,7 @@ def test_gwets_published_example_with_missing_ratings():
     # (unweighted, 5 categories). Subject 12 has one rating: out of p_a, in the prevalences.
     ratings = KRIPPENDORFF_2011
     counts = np.array([[int(np.sum(ratings[:, u] == k)) for k in range(1, 6)] for u in range(12)])
-    sums = ac1_terms(counts).per_item.sum(axis=0)
+    sums = ac1_terms(5).of_counts(counts).sum(axis=0)
     p_a = sums[0] / sums[1]
     pi = sums[3:] / sums[2]
     p_e = (pi * (1 - pi)).sum() / 4
@@ -87,10 +87,10 @@ def test_items_with_fewer_than_two_votes_stay_out_of_the_agreement():
 def test_a_bootstrap_replicate_is_ac1_of_the_resampled_items():
     rng = np.random.default_rng(7)
     counts = rng.integers(0, 4, (60, 4))
-    terms = ac1_terms(counts)
+    terms = ac1_terms(4)
     for _ in range(5):
         drawn = rng.integers(0, len(counts), len(counts))
-        replicate = terms.of_sums(terms.per_item[drawn].sum(axis=0))
+        replicate = terms.of_sums(terms.of_counts(counts[drawn]).sum(axis=0))
         assert replicate == pytest.approx(gwet_ac1(counts[drawn]), rel=1e-12)
 
 
