@@ -38,6 +38,9 @@ from emotions_data.taxonomy import Taxonomy
 
 @dataclass
 class PullReport:
+    """What a pull did: vote counts, the annotations not counted and why, this pull's history events, and the state
+    of every project."""
+
     n_votes: int = 0  # in the table after the pull
     n_new: int = 0
     n_updated: int = 0  # votes on record read again

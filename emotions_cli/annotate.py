@@ -231,11 +231,13 @@ def consistency(
     from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import Stage
+    from emotions_data.storage import recover_commits
 
     if round_ not in (1, 2):
         raise fail(f"--round is 1 or 2, not {round_}")
     layout = DatasetLayout(dataset)
     stage = Stage.CROSSCHECK if round_ == 1 else Stage.CROSSCHECK2
+    recover_commits(layout.root)  # a pull commits the vote table with its history and report
     if not layout.votes.exists():
         raise fail(f"{layout.votes}: no such file")
     votes = read_vote_table(layout)

@@ -80,6 +80,11 @@ class DatasetLayout:
         return self.manifests / "pull_report.json"
 
     @property
+    def ls_media(self) -> Path:
+        """The name of the dataset's local-files link on the toolkit's Label Studio server (JSON)."""
+        return self.manifests / "ls_media.json"
+
+    @property
     def labels(self) -> Path:
         return self.manifests / "labels.parquet"
 
