@@ -56,9 +56,12 @@ def _outside_record(folder: Path) -> Path | None:
     """The ledger record of the release in `folder` when it sits in its dataset (`DATASET/releases/X.Y.Z/`) and
     the dataset recorded it; None otherwise (a copy elsewhere, or a release written before the ledger)."""
     here = folder.resolve()
-    if here.parent.name != "releases":
+    if len(here.parents) < 2:
         return None
-    record = DatasetLayout.of_release(here).release_record(here.name)
+    layout = DatasetLayout.of_release(here)
+    if layout.release(here.name).root != here:  # not DATASET/releases/<version>/
+        return None
+    record = layout.release_record(here.name)
     return record if record.is_file() else None
 
 
