@@ -38,7 +38,9 @@ def near_duplicates_of(
     settings: IngestSettings,
     memo: dict[str, dict[str, str]],
 ) -> dict[str, str]:
-    """{near-duplicate id: kept id} among the wanted rows with ok media of this recipe and original.
+    """{near-duplicate id: kept id} among the wanted rows with ok media of this recipe and original (`inputs`,
+    `fetched`, `made`: the register and the fetch and normalise rows `aligned` with it; `wanted`: a mask over them).
+    `memo`: this run's answers by digest, so asking again with nothing changed costs only the digest.
 
     The search (`dedup.near_duplicates`) is the costly part of a run that has nothing else to do, so its result is
     kept in `.work/` with the SHA-256 of everything it was computed from: the facts candidates are built from, of
