@@ -26,7 +26,7 @@ import pytest
 from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.process import find_executable, free_port
-from annotation.workflow import load_server
+from annotation.server_record import load_server
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
