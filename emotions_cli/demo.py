@@ -21,7 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import EMOTIONS6
 
 demo_app = typer.Typer()
@@ -66,13 +66,17 @@ class AnnotationDemoReport:
 def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> AnnotationDemoReport:
     """Allocate, label, cross-check, evaluate consistency, relabel, expert stage and final labels on a real
     Label Studio server started for the demo (and stopped afterwards)."""
+    from annotation.allocation_step import allocate
     from annotation.consistency import evaluate_consistency
+    from annotation.credentials import drop
     from annotation.labels_step import decide_labels
     from annotation.labelstudio.client import LabelStudio
     from annotation.labelstudio.config import ServerConfig
     from annotation.labelstudio.process import start, stop
+    from annotation.pull import pull
+    from annotation.push import push
     from annotation.simulate import simulate
-    from annotation.workflow import allocate, drop, pull, push, read_vote_table
+    from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
@@ -101,7 +105,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
                 for line in excluded:
                     log(f"    {line}")
         votes = read_vote_table(layout)  # dropped annotators' votes too: they are who the evaluation is about
-        consistency = evaluate_consistency(votes[votes["status"] == VoteStatus.KEPT], CONSISTENCY_THRESHOLD)
+        consistency = evaluate_consistency(kept_votes(votes), CONSISTENCY_THRESHOLD)
         dropped = list(consistency.annotators.index[consistency.annotators["flagged"]])
         for ann in dropped:  # their votes stop counting; their account is deactivated and its token revoked
             drop(layout, ann, handle.config)
@@ -164,12 +168,13 @@ def run_demo(
         release = split_and_release(out, log)
         if train:
             evaluation = train_and_evaluate(release, workers, progress, log)
+            release = record_demo_baseline(release, evaluation.out_dir, log)
     return report, annotation, release, evaluation
 
 
 def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print):
     """The tiny baseline on the demo release's full variant: trained (resumed when already done), then evaluated
-    on test, which records the result in the release card. Returns the `baselines.recipes.Evaluation`."""
+    on test (into the run's folder; the release is only read). Returns the `baselines.recipes.Evaluation`."""
     from baselines.recipes import TrainRequest, evaluate_release, train_release
     from emotions_data.executor import make_executor
 
@@ -182,12 +187,26 @@ def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Call
 
     with make_executor("local", workers) as pool:
         run_dir, _ = train_release(request, executor=pool, on_epoch=on_epoch, on_cache_progress=progress)
-        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool, update_card=True)
+        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool)
+
+
+def record_demo_baseline(release: Path, evaluation: Path, log: Callable[[str], None] = print) -> Path:
+    """The test result recorded in the card of the next release version, 0.1.1 (kept when it exists: releases
+    are never modified). Returns that release's folder."""
+    from emotions_data.release_baseline import next_patch, record_baseline
+
+    folder = release.parent / next_patch(release.name)
+    if folder.exists():
+        log(f"release {folder.name} exists: kept as it is ({folder})")
+        return folder
+    folder = record_baseline(release, [evaluation])
+    log(f"recorded the baseline's test result in release {folder.name}: {folder}")
+    return folder
 
 
 def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     """Split the labelled demo videos and write release 0.1.0 with its card (kept when it exists)."""
-    from annotation.workflow import read_counted_votes
+    from annotation.votes import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release
@@ -195,7 +214,7 @@ def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(out)
-    folder = layout.root / "releases" / DEMO_VERSION
+    folder = layout.release(DEMO_VERSION).root
     if folder.exists():
         log(f"release {DEMO_VERSION} exists: kept as it is ({folder})")
         return folder
