@@ -19,6 +19,8 @@ from annotation.labelstudio.process import free_port
 from annotation.labelstudio.procfs import listening as _listening
 from tests.annotation.test_workflow_ls import _login
 
+pytestmark = pytest.mark.server  # an sshd of its own
+
 SSHD = "/usr/sbin/sshd"
 
 
