@@ -20,10 +20,10 @@ import pandas as pd
 from annotation.annotators import load_annotators
 from annotation.projects import load_projects
 from annotation.server_record import load_server
-from annotation.votes import read_vote_table
+from annotation.votes import kept_votes, read_vote_table
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.storage import recover_commits
 
 #: The protocol's order of stages; a stage is blocked until the one before it is complete.
@@ -105,8 +105,7 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
     people = load_annotators(layout)
     active = dict(zip(people["annotator_id"], people["active"].astype(bool), strict=True))
     projects = {k: p for k, p in load_projects(layout).items() if p.get("annotator")}
-    votes = read_vote_table(layout)
-    votes = votes[votes["status"] == VoteStatus.KEPT]
+    votes = kept_votes(read_vote_table(layout))
     durations = _durations(layout)
     report_path = layout.pull_report
     report: dict[str, Any] = {}

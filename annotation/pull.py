@@ -28,10 +28,10 @@ from annotation.labelstudio.interface import labeling_config
 from annotation.projects import load_projects
 from annotation.server_record import check_server
 from annotation.vetting import Accounts, Exclusion, Reason, Vetted, vet
-from annotation.votes import read_vote_table
+from annotation.votes import is_kept, read_vote_table
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
-from emotions_data.schema import VOTE_HISTORY_SCHEMA, VOTES_SCHEMA, Stage, VoteStatus
+from emotions_data.schema import VOTE_HISTORY_SCHEMA, VOTES_SCHEMA, Stage
 from emotions_data.storage import file_group, recover_commits
 from emotions_data.taxonomy import Taxonomy
 
@@ -172,7 +172,7 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     report.excluded, report.changes = vetted.excluded, vetted.history
     report.n_new, report.n_updated = vetted.n_new, vetted.n_reread
     report.n_edited, report.n_deleted = vetted.n_edited, vetted.n_deleted
-    report.n_votes = int((vetted.votes["status"] == VoteStatus.KEPT).sum())
+    report.n_votes = int(is_kept(vetted.votes).sum())
     _commit(layout, vetted, _document(report, now, server_id, url))
     return report
 

@@ -15,9 +15,9 @@ from annotation.media_urls import media_base, media_url
 from annotation.projects import load_projects, save_projects
 from annotation.server_record import check_server
 from annotation.stage_plan import plan_stage
-from annotation.votes import read_vote_table
+from annotation.votes import kept_votes, read_vote_table
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import Taxonomy
 
 
@@ -166,8 +166,7 @@ def push(
         client.disable_invite_link()
         report.invite_link_disabled = True
     clips = _present_clips(layout, base, report)
-    kept = read_vote_table(layout)
-    kept = kept[kept["status"] == VoteStatus.KEPT]
+    kept = kept_votes(read_vote_table(layout))
     config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
     for key, entry in sorted(plan.items()):
         earlier = entry.pop("earlier", None) or {}

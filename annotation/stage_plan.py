@@ -29,9 +29,9 @@ from annotation.allocation_step import load_assignments
 from annotation.annotators import load_annotators
 from annotation.plurality import TIE, unique_plurality
 from annotation.projects import load_projects, project_title
-from annotation.votes import counted_votes, dropped_votes, read_vote_table
+from annotation.votes import count_matrix, counted_votes, crowd_votes, dropped_votes, is_kept, read_vote_table
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.storage import recover_commits
 
 CROWD_STAGES = (Stage.LABEL, Stage.CROSSCHECK, Stage.CROSSCHECK2)  # each group's share, labelled by a group
@@ -39,7 +39,7 @@ CROWD_STAGES = (Stage.LABEL, Stage.CROSSCHECK, Stage.CROSSCHECK2)  # each group'
 
 def _summaries(votes: pd.DataFrame) -> dict[str, str]:
     """video_id -> its crowd votes as text ("Fear: 2, Tension: 1"), most votes first."""
-    crowd = votes[votes["stage"] != Stage.EXPERT]
+    crowd = crowd_votes(votes)
     result = {}
     for vid, labels in crowd.groupby("video_id")["label"]:
         counts = labels.value_counts()
@@ -49,8 +49,8 @@ def _summaries(votes: pd.DataFrame) -> dict[str, str]:
 
 def expert_candidates(votes: pd.DataFrame, min_agreement: float) -> dict[str, str]:
     """video_id -> earlier votes as text, for items with no unique majority or agreement under the bar."""
-    crowd = votes[votes["stage"] != Stage.EXPERT]
-    counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    crowd = crowd_votes(votes)
+    counts = count_matrix(crowd)
     matrix = counts.to_numpy()
     agree = item_agreement(matrix)
     tied = unique_plurality(matrix) == TIE
@@ -134,7 +134,7 @@ def _planned(existing: dict[str, dict], votes: pd.DataFrame, stage: Stage) -> di
         for vid in p.get("videos") or {}:
             planned.setdefault(vid, set()).add(p["annotator"])
     if stage != Stage.EXPERT:
-        cast = votes[(votes["stage"] == stage) & (votes["status"] == VoteStatus.KEPT)]
+        cast = votes[(votes["stage"] == stage) & is_kept(votes)]
         for vid, ann in cast[["video_id", "annotator_id"]].itertuples(index=False):
             planned.setdefault(vid, set()).add(ann)
     return planned

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from annotation.labelstudio.interface import parse_annotation
+from annotation.votes import is_kept, kept_votes
 from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
 from emotions_data.taxonomy import Taxonomy
 
@@ -164,7 +165,7 @@ class _Read:
     @classmethod
     def of(cls, s: _Seen, taxonomy: Taxonomy) -> _Read:
         label, unsure, comment = parse_annotation(s.ann.get("result") or [])
-        canonical = taxonomy.aliases.get(label, label) if label else None
+        canonical = (taxonomy.lookup(label) or label) if label else None  # a label outside it is excluded later
         return cls(label, canonical, unsure, comment, _int(s.ann.get("completed_by")), _int(s.ann.get("updated_by")))
 
 
@@ -215,7 +216,7 @@ class _Merge:
 
     def take_stock(self) -> None:
         """What the kept votes already take (after deletions): rules 3 to 5 count against it."""
-        kept = self.votes[self.votes["status"] == VoteStatus.KEPT]
+        kept = kept_votes(self.votes)
         self.taken = {tuple(r) for r in kept[["video_id", "annotator_id", "stage", "round"]].itertuples(index=False)}
         self.per_video = kept.groupby(["video_id", "stage"]).size().to_dict()
         self.voted_on = self.votes.groupby("video_id")["annotator_id"].agg(set).to_dict()  # deleted ones were seen
@@ -289,7 +290,7 @@ class _Merge:
         """An expert's vote in a later round supersedes their kept decisions of earlier rounds on the item (rule 4)."""
         votes, vid, stage = self.votes, s.video_id, Stage(s.plan["stage"])
         earlier = votes.index[(votes["video_id"] == vid) & (votes["annotator_id"] == ann) & (votes["stage"] == stage)
-                              & (votes["status"] == VoteStatus.KEPT) & (votes["round"] < s.round)]  # fmt: skip
+                              & is_kept(votes) & (votes["round"] < s.round)]  # fmt: skip
         for i in earlier:
             self.event(votes.loc[i], "superseded", ann, _timestamp(s.ann.get("created_at")), {"label": canonical})
             votes.loc[i, "status"] = VoteStatus.SUPERSEDED

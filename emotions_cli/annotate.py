@@ -228,9 +228,9 @@ def consistency(
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
-    from annotation.votes import read_vote_table
+    from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
-    from emotions_data.schema import Stage, VoteStatus
+    from emotions_data.schema import Stage
     from emotions_data.storage import recover_commits
 
     if round_ not in (1, 2):
@@ -243,7 +243,7 @@ def consistency(
     votes = read_vote_table(layout)
     # Deleted annotations and superseded decisions do not count; dropped annotators' votes do: they are who the
     # evaluation is about.
-    votes = votes[votes["status"] == VoteStatus.KEPT]
+    votes = kept_votes(votes)
     result = _run(lambda: evaluate_consistency(votes, threshold, stage))
     table = Table(title=f"annotators (flagged under {threshold:.2f} agreement with the cross-check)")
     for col in ("annotator", "group", "votes", "vs cross-check", "vs consensus", "flagged"):

@@ -21,7 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import EMOTIONS6
 
 demo_app = typer.Typer()
@@ -76,7 +76,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
     from annotation.pull import pull
     from annotation.push import push
     from annotation.simulate import simulate
-    from annotation.votes import read_vote_table
+    from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
@@ -105,7 +105,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
                 for line in excluded:
                     log(f"    {line}")
         votes = read_vote_table(layout)  # dropped annotators' votes too: they are who the evaluation is about
-        consistency = evaluate_consistency(votes[votes["status"] == VoteStatus.KEPT], CONSISTENCY_THRESHOLD)
+        consistency = evaluate_consistency(kept_votes(votes), CONSISTENCY_THRESHOLD)
         dropped = list(consistency.annotators.index[consistency.annotators["flagged"]])
         for ann in dropped:  # their votes stop counting; their account is deactivated and its token revoked
             drop(layout, ann, handle.config)

@@ -33,6 +33,8 @@ from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
 from tests.support.ls_fixtures import login_session
 
+pytestmark = pytest.mark.server  # a Label Studio of its own, reached only by URL
+
 CLIPS = ["landscape.mp4", "portrait.mp4", "source.mp4", "rotated.mp4"]
 ROSTER = "id,name,email,work_experience,eq_score,education,culture,leadership,role\n" + "\n".join(
     f"{i},Person {i},p{i}@example.org,{y},{s},{e},{c},{lead},{role}"
