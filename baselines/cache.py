@@ -121,22 +121,29 @@ class CachedClip:
         """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8, or
         (len(indices), 3, H, W) when not `channels_last` (the decoder's own layout: no transpose).
 
-        Each distinct frame is read and decoded once; the reads are merged where frames are adjacent in the file.
         Raises `ClipError` naming the file when a frame cannot be read or decoded (a file damaged since it was
         checked)."""
+        decoded, where = self.decode(indices)
+        stacked = torch.stack(decoded)
+        if len(where) != len(decoded) or (where != np.arange(len(where))).any():
+            stacked = stacked[torch.from_numpy(where)]
+        return stacked.permute(0, 2, 3, 1) if channels_last else stacked
+
+    def decode(self, indices: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
+        """Each distinct frame of `indices` decoded once, (3, H, W) uint8 in ascending frame order, and for each
+        of `indices` its position in that list. The reads are merged where frames are adjacent in the file, and
+        the frames decoded in one batched call. Raises `ClipError` as `frames` does."""
         offsets = self.header["offsets"]
         frames_at = self.data_at + self._mfcc_bytes
-        wanted, where = np.unique(np.asarray(indices), return_inverse=True)
+        wanted, where = np.unique(np.asarray(indices).reshape(-1), return_inverse=True)
         encoded: list[torch.Tensor] = []
         with open(self.path, "rb") as f:
-            # One read per run of consecutive frames (a snippet), not per frame.
-            for run in np.split(wanted, np.flatnonzero(np.diff(wanted) != 1) + 1):
+            for run in np.split(wanted, np.flatnonzero(np.diff(wanted) != 1) + 1):  # a snippet: one read
                 first, last = int(run[0]), int(run[-1])
                 data = self._read(f, frames_at + offsets[first], offsets[last + 1] - offsets[first])
                 block = torch.frombuffer(bytearray(data), dtype=torch.uint8)
                 encoded += [block[offsets[i] - offsets[first] : offsets[i + 1] - offsets[first]] for i in run]
-        decoded = torch.stack(self._decode(encoded, wanted))[torch.from_numpy(where.reshape(-1))]
-        return decoded.permute(0, 2, 3, 1) if channels_last else decoded
+        return self._decode(encoded, wanted), where.reshape(-1)
 
     def _decode(self, encoded: list[torch.Tensor], indices: np.ndarray) -> list[torch.Tensor]:
         """(3, H, W) uint8 per JPEG; a batch that fails is decoded again frame by frame to name the bad frame."""

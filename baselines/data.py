@@ -20,7 +20,7 @@ from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
 from baselines.cache import CacheSettings, check_clip, open_clip
 from baselines.media import VideoStream, media_folder, video_stream
 from baselines.model import ModelConfig
-from baselines.sampling import crop_clip, draw_spatial, frame_indices
+from baselines.sampling import augment_clip, crop_box, crop_clip, draw_spatial, frame_indices
 
 EXTRACT_HEIGHT = 240
 
@@ -134,7 +134,15 @@ class ReleaseDataset(Dataset):
         if self.cache_dir is not None:
             clip = open_clip(self.cache_dir / f"{video_id}.clip")
             idx = frame_indices(clip.n_frames, self.segments, self.length, self.train, rng)
-            frames, mfcc = clip.frames(idx.ravel(), channels_last=False), clip.mfcc()
+            params, mfcc = draw_spatial(self.train, rng), clip.mfcc()
+            decoded, where = clip.decode(idx)
+            top, left, side = crop_box(*decoded[0].shape[-2:], params.position)
+            if side == self.crop:  # a cache at the crop's size: crop straight into the batch layout
+                video = torch.empty((self.segments, 3, self.length, side, side), dtype=torch.uint8)
+                for j, k in enumerate(where.tolist()):
+                    video[j // self.length, :, j % self.length] = decoded[k][:, top : top + side, left : left + side]
+                return augment_clip(video, params), audio_chunks(mfcc, self.audio), self._labels[index]
+            frames = torch.stack(decoded)[torch.from_numpy(where)]
         else:
             path = self.media_dir / f"{video_id}.mp4"
             stream = video_stream(path)
@@ -142,6 +150,7 @@ class ReleaseDataset(Dataset):
             frames = decode_frames(path, idx.ravel(), stream=stream).permute(0, 3, 1, 2)
             with torch.no_grad():
                 mfcc = self.mfcc(load_waveform(path))
-        video = crop_clip(frames, draw_spatial(self.train, rng), self.crop, channels_last=False)  # (3, S*T, c, c)
+            params = draw_spatial(self.train, rng)
+        video = crop_clip(frames, params, self.crop, channels_last=False)  # (3, S*T, c, c)
         video = video.unflatten(1, (self.segments, self.length)).transpose(0, 1)  # a view; one copy below
         return video.contiguous(), audio_chunks(mfcc, self.audio), self._labels[index]

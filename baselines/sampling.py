@@ -73,27 +73,45 @@ def draw_spatial(train: bool, rng: np.random.Generator | None = None, p: float =
     return SpatialParams(position, augment, float(rng.uniform(-20, 20)), float(rng.uniform(0.5, 1.0)))
 
 
+def crop_box(height: int, width: int, position: str) -> tuple[int, int, int]:
+    """(top, left, side) of the largest square of a `height` x `width` frame at `position`."""
+    side = min(height, width)
+    top = {"centre": (height - side) // 2, "top_left": 0, "top_right": 0}.get(position, height - side)
+    left = {"centre": (width - side) // 2, "top_left": 0, "bottom_left": 0}.get(position, width - side)
+    return top, left, side
+
+
+def augment_clip(video: torch.Tensor, params: SpatialParams, chunk: int = 8) -> torch.Tensor:
+    """The drawn augmentation of a uint8 clip (..., H, W) whose last three dimensions are images of any channel
+    count: flip, bilinear rotation (the authors' PIL `rotate` with BILINEAR) or brightness (torchvision's:
+    value x factor, truncated). Rotation and brightness run `chunk` leading slices at a time, so their float
+    temporaries stay small. Returns a new tensor or `video` itself (no augmentation)."""
+    if params.augment == "flip":
+        return video.flip(-1)
+    if params.augment not in ("rotate", "brightness"):
+        return video
+    out = torch.empty_like(video)
+    flat_in, flat_out = video.reshape(-1, *video.shape[-3:]), out.view(-1, *video.shape[-3:])
+    for at in range(0, flat_in.shape[0], chunk):
+        part = flat_in[at : at + chunk]
+        if params.augment == "rotate":
+            flat_out[at : at + chunk] = TF.rotate(part, params.angle, interpolation=TF.InterpolationMode.BILINEAR)
+        else:
+            flat_out[at : at + chunk] = (part.float() * params.brightness).clamp_(0, 255)  # truncated to uint8
+    return out
+
+
 def crop_clip(frames: torch.Tensor, params: SpatialParams, size: int = 112, channels_last: bool = True) -> torch.Tensor:
     """Frames (T, H, W, 3) uint8, or (T, 3, H, W) when not `channels_last` -> (3, T, size, size) uint8 (a view
-    where nothing had to be computed, so not necessarily contiguous): the
-    largest square at `params.position`, resized to `size` (bilinear, antialiased; skipped when the square is
-    already `size`, as in a cache made at short side `size`), then the drawn augmentation. Whole-clip uint8 ops:
-    nothing is converted to float on the CPU except for a rotation."""
+    where nothing had to be computed, so not necessarily contiguous): the largest square at `params.position`,
+    resized to `size` (bilinear, antialiased; skipped when the square is already `size`, as in a cache made at
+    short side `size`), then the drawn augmentation (`augment_clip`). Whole-clip uint8 ops."""
     video = frames.permute(0, 3, 1, 2) if channels_last else frames  # T, C, H, W (a view)
-    height, width = video.shape[-2:]
-    side = min(height, width)
-    top = {"centre": (height - side) // 2, "top_left": 0, "top_right": 0}.get(params.position, height - side)
-    left = {"centre": (width - side) // 2, "top_left": 0, "bottom_left": 0}.get(params.position, width - side)
+    top, left, side = crop_box(*video.shape[-2:], params.position)
     video = video[..., top : top + side, left : left + side]
     if side != size:
         video = TF.resize(video, [size, size], antialias=True)
-    if params.augment == "flip":
-        video = TF.horizontal_flip(video)
-    elif params.augment == "rotate":
-        video = TF.rotate(video, params.angle, interpolation=TF.InterpolationMode.BILINEAR)
-    elif params.augment == "brightness":
-        video = TF.adjust_brightness(video, params.brightness)
-    return video.transpose(0, 1)  # a view: the caller makes the one copy into its own layout
+    return augment_clip(video, params).transpose(0, 1)  # a view: the caller makes the one copy into its layout
 
 
 def normalise_on_device(video: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:

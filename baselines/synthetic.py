@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,26 +90,32 @@ def synthetic_mfcc(seed: int, seconds: float, n_mfcc: int = 32, sample_rate: int
     return (rng.normal(0, 1, (n_mfcc, frames)) * spread - 200 * (np.arange(n_mfcc) == 0)[:, None]).astype(np.float32)
 
 
+def write_synthetic_clip(cache: Path, spec: PortraitSpec, settings: CacheSettings, n_classes: int) -> dict:
+    """Write the cache file of one generated clip into `cache` (frames drawn at the cache's size directly) and
+    return its release row (video_id, label_index, media_sha256)."""
+    video_id, sha = f"gen{spec.seed:06d}", f"{spec.seed:064x}"
+    width, height = scaled_size(spec.width, spec.height, settings.short_side)
+    frames = portrait_frames(replace(spec, width=width, height=height))
+    write_cache_file(cache / f"{video_id}.clip", frames, synthetic_mfcc(spec.seed, spec.seconds), settings, sha)
+    return {"video_id": video_id, "label_index": spec.seed % n_classes, "media_sha256": sha}
+
+
 def write_synthetic_release(
-    dataset: Path, specs: list[PortraitSpec], settings: CacheSettings, classes: list[str], val: int = 8
-) -> tuple[Path, Path]:
+    dataset: Path, specs: list[PortraitSpec], settings: CacheSettings, classes: list[str], val: int = 8,
+    pool: Executor | None = None,
+) -> tuple[Path, Path]:  # fmt: skip
     """A release `dataset/releases/0.0.0` (data/full/{train,val}.parquet; the first `val` clips are also the val
-    split) and its preprocessing cache written straight from generated frames (no media, no ffmpeg).
+    split) and its preprocessing cache written straight from generated frames (no media, no ffmpeg), the clips
+    spread over `pool` when given.
 
     Returns (release folder, cache folder)."""
     release = Path(dataset) / "releases" / "0.0.0"
     (release / "data" / "full").mkdir(parents=True, exist_ok=True)
     cache = cache_folder(release, settings)
     cache.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for spec in specs:
-        video_id, sha = f"gen{spec.seed:06d}", f"{spec.seed:064x}"
-        width, height = scaled_size(spec.width, spec.height, settings.short_side)
-        frames = portrait_frames(replace(spec, width=width, height=height))  # drawn at the cache's size directly
-        write_cache_file(cache / f"{video_id}.clip", frames, synthetic_mfcc(spec.seed, spec.seconds), settings, sha)
-        rows.append({"video_id": video_id, "label_index": spec.seed % len(classes),
-                     "label": classes[spec.seed % len(classes)], "media_sha256": sha})  # fmt: skip
-    table = pd.DataFrame(rows)
+    one = partial(write_synthetic_clip, cache, settings=settings, n_classes=len(classes))
+    table = pd.DataFrame(list(pool.map(one, specs, chunksize=4) if pool else map(one, specs)))
+    table["label"] = [classes[i] for i in table["label_index"]]
     table.to_parquet(release / "data" / "full" / "train.parquet")
     table.iloc[:val].to_parquet(release / "data" / "full" / "val.parquet")
     return release, cache

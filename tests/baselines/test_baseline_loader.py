@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader
 
 from baselines.cache import CacheSettings, cache_folder, write_cache_file
@@ -14,6 +15,7 @@ from baselines.data import ReleaseDataset, default_loader_workers
 from baselines.sampling import (
     SpatialParams,
     apply_spatial,
+    augment_clip,
     crop_clip,
     draw_spatial,
     frame_indices,
@@ -102,6 +104,11 @@ def test_uint8_clips_normalised_on_the_device_equal_the_float_pipeline():
     # A larger frame: the largest square is resized (antialiased) to the crop, as from the authors' 240 lines.
     big = torch.randint(0, 256, (2, 240, 426, 3), dtype=torch.uint8, generator=gen)
     assert crop_clip(big, SpatialParams()).shape == (3, 2, 112, 112)
+    chw = frames[:, :112, :112].permute(0, 3, 1, 2)
+    bright = augment_clip(chw, SpatialParams(augment="brightness", brightness=0.63))
+    assert torch.equal(bright, TF.adjust_brightness(chw, 0.63)), "torchvision's brightness, slice by slice"
+    turned = augment_clip(chw, SpatialParams(augment="rotate", angle=-17.0))
+    assert torch.equal(turned, TF.rotate(chw, -17.0, interpolation=TF.InterpolationMode.BILINEAR))
     already = torch.rand(2, 3) - 0.5
     assert normalise_on_device(already) is already, "a float batch is taken as normalised"
 
