@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from baselines.cache import CacheSettings, cache_folder, scaled_size, write_cache_file
+from emotions_data.layout import DatasetLayout
 
 _SKIN = np.array([205.0, 150.0, 125.0])
 
@@ -109,13 +110,14 @@ def write_synthetic_release(
     spread over `pool` when given.
 
     Returns (release folder, cache folder)."""
-    release = Path(dataset) / "releases" / "0.0.0"
-    (release / "data" / "full").mkdir(parents=True, exist_ok=True)
+    layout = DatasetLayout(Path(dataset)).release("0.0.0")
+    release = layout.root
+    layout.data_file("full", "train").parent.mkdir(parents=True, exist_ok=True)
     cache = cache_folder(release, settings)
     cache.mkdir(parents=True, exist_ok=True)
     one = partial(write_synthetic_clip, cache, settings=settings, n_classes=len(classes))
     table = pd.DataFrame(list(pool.map(one, specs, chunksize=4) if pool else map(one, specs)))
     table["label"] = [classes[i] for i in table["label_index"]]
-    table.to_parquet(release / "data" / "full" / "train.parquet")
-    table.iloc[:val].to_parquet(release / "data" / "full" / "val.parquet")
+    table.to_parquet(layout.data_file("full", "train"))
+    table.iloc[:val].to_parquet(layout.data_file("full", "val"))
     return release, cache
