@@ -16,7 +16,7 @@ from annotation.agreement import AgreementReport, agreement_report
 from annotation.labels import final_labels
 from annotation.votes import counted_votes, crowd_votes, read_votes
 from emotions_data.layout import DatasetLayout
-from emotions_data.storage import file_group
+from emotions_data.storage import file_group, recover_commits
 from emotions_data.taxonomy import Taxonomy
 
 
@@ -47,6 +47,7 @@ def decide_labels(
     `dawid-skene`; expert votes are final) and write the three outputs together, all or none. The agreement report
     covers the counted non-expert votes with `n_bootstrap` resamples over items (none when no item has two of
     them). Raises ValueError for an unusable vote table or an unknown method; nothing is written then."""
+    recover_commits(layout.root)  # a pull killed mid-commit is finished before its vote table is read
     frame = read_votes(votes or layout.votes, taxonomy)
     counted = counted_votes(layout, frame)
     result = final_labels(counted, taxonomy, method)

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
-from emotions_data.storage import write_table_atomic
+from emotions_data.storage import recover_commits
 from emotions_data.taxonomy import Taxonomy
 
 REQUIRED = ("video_id", "annotator_id", "label")
@@ -108,15 +107,11 @@ def _refuse_double_votes(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def write_votes(path: Path, votes: pd.DataFrame) -> None:
-    """Write the vote table atomically with VOTES_SCHEMA (every column of it must be present)."""
-    table = pa.Table.from_pandas(votes[VOTES_SCHEMA.names], schema=VOTES_SCHEMA, preserve_index=False)
-    write_table_atomic(path, table)
-
-
 def read_vote_table(layout: DatasetLayout) -> pd.DataFrame:
     """`manifests/votes.parquet` whole (`read_votes` with `every_status`, so with its checks) with every VOTES_SCHEMA
-    column (a 1.0 table's missing ones empty; its votes count as kept); an empty table before the first pull."""
+    column (a 1.0 table's missing ones empty; its votes count as kept); an empty table before the first pull. A pull
+    killed while it committed the table with its history and report is finished first, so the three always agree."""
+    recover_commits(layout.root)
     if not layout.votes.exists():
         return pd.DataFrame({name: pd.Series(dtype=object) for name in VOTES_SCHEMA.names})
     frame = read_votes(layout.votes, every_status=True)
@@ -167,6 +162,7 @@ def counted_votes(layout: DatasetLayout, votes: pd.DataFrame) -> pd.DataFrame:
 
 def read_counted_votes(layout: DatasetLayout, taxonomy: Taxonomy | None = None) -> pd.DataFrame | None:
     """The dataset's counted votes (labels mapped to the taxonomy), or None without a vote table."""
+    recover_commits(layout.root)  # a pull killed mid-commit is finished before its table is read
     return counted_votes(layout, read_votes(layout.votes, taxonomy)) if layout.votes.exists() else None
 
 

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from baselines.cache import CacheSettings, build_release_cache, cache_folder
-from baselines.data import ReleaseDataset
+from baselines.data import ReleaseDataset, default_loader_workers
 from baselines.distributed import World
 from baselines.loss import polarity_index
 from baselines.model import AVCANet, ModelConfig
@@ -174,7 +174,8 @@ def train_release(
     release = read_release(request.release_dir)
     release.check(request.variant)
     model_config, train_config = _configs(request.config, len(release.classes))
-    train_config = train_config_of(request, train_config)
+    workers = default_loader_workers() if request.num_workers is None else request.num_workers
+    train_config = train_config_of(replace(request, num_workers=workers), train_config)
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
     if request.resume:
         check_resumable(out_dir)  # a cut last.pt is refused now, not after the cache is built
@@ -246,7 +247,7 @@ def evaluate_release(
     device: str = "cpu",
     use_cache: bool = True,
     batch_size: int = 8,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     executor: Executor | None = None,
     on_cache_progress=None,
     on_warning: Callable[[str], None] | None = None,
@@ -259,7 +260,8 @@ def evaluate_release(
 
     Raises `ValueError` for a checkpoint that cannot be used (missing, truncated, damaged, not ours, another
     taxonomy), a release without that variant or split, impossible `batch_size`/`num_workers`, or a video that
-    cannot be cached; no evaluation file is written then."""
+    cannot be cached; no evaluation file is written then. `num_workers` defaults to `default_loader_workers()`."""
+    num_workers = default_loader_workers() if num_workers is None else num_workers
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})")
     model, state = load_checkpoint(checkpoint, device)
@@ -275,7 +277,7 @@ def evaluate_release(
     dataset = ReleaseDataset.for_model(release.folder, variant, split, cfg, cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{release.folder}: variant {variant!r} has no {split} rows")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.startswith("cuda"))
     pred = predict(model, loader, torch.device(device))
     classes = release.classes
     metrics = prediction_metrics(pred, classes, release.class_polarity)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
+from baselines.sampling import normalise_on_device
 from baselines.schedules import ScheduleShape, schedule
 from emotions_data.storage import TMP_MARK, atomic_path
 
@@ -197,7 +198,7 @@ def predict(model: torch.nn.Module, loader: Iterable, device: torch.device) -> d
     out: dict[str, list] = {"label": [], "probs": [], "audio_probs": [], "visual_probs": []}
     with torch.no_grad():
         for video, audio, label in loader:
-            outputs = model(video.to(device), audio.to(device))
+            outputs = model(normalise_on_device(video, device), audio.to(device))
             out["label"].append(label.numpy())
             for key, head in (("probs", "logits"), ("audio_probs", "audio_logits"), ("visual_probs", "visual_logits")):
                 out[key].append(torch.softmax(outputs[head].float(), dim=1).cpu().numpy())
@@ -409,7 +410,7 @@ def _train_epoch(
     tick = started
     batches = len(run.loader)
     for i, (video, audio, label) in enumerate(run.loader):
-        video = video.to(device, non_blocking=True)
+        video = normalise_on_device(video, device)
         audio, label = audio.to(device, non_blocking=True), label.to(device, non_blocking=True)
         waited += time.perf_counter() - tick
         stepping = (i + 1) % config.accumulation == 0 or i + 1 == batches
