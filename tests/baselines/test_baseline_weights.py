@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models import swin_t
+from typer.testing import CliRunner
 
 from baselines.model import ModelConfig, VisualBranch, build_swin3d_t
 from baselines.weights import (
@@ -18,11 +19,18 @@ from baselines.weights import (
     convert_state_dict,
     detect_layout,
     load_visual_weights,
-    main,
     read_weights_file,
 )
+from emotions_cli.main import app
 
 BIAS = "attn.relative_position_bias_table"
+
+
+def main(argv: list[str]) -> int:
+    """`emotions convert-weights SRC DST` in this process: its exit status; what it printed goes to stdout."""
+    result = CliRunner().invoke(app, ["convert-weights", *argv])
+    print(result.stdout, end="")
+    return result.exit_code
 
 
 @pytest.fixture(scope="module")
