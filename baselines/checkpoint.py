@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from baselines.config import ModelConfig
-from baselines.registry import UNNAMED_CHECKPOINT_MODEL, build_model, model_spec, preprocessing
+from baselines.registry import UNNAMED_CHECKPOINT_MODEL, model_spec, preprocessing
 from emotions_data.storage import atomic_path
 
 RESTART_HINT = "nothing was changed: add --restart to the command to start the run over"
@@ -120,9 +120,13 @@ def load_model(path: Path, device: str | torch.device = "cpu", required: Sequenc
     state = read_checkpoint(path, (*MODEL_KEYS, *required), device)
     name = state.setdefault("model_name", UNNAMED_CHECKPOINT_MODEL)
     try:
+        spec = model_spec(name)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    try:
         known = {f.name for f in fields(ModelConfig)}
         cfg = ModelConfig(**{k: v for k, v in state["model_config"].items() if k in known})
-        model = build_model(name, cfg)
+        model = spec.build(cfg)
         model.load_state_dict(state.pop("model"))
     except (RuntimeError, TypeError, ValueError) as exc:
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]

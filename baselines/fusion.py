@@ -161,6 +161,17 @@ class GlobalCrossAttention(nn.Module):
         return a + self.linear_a(from_v), v + self.linear_v(from_a)
 
 
+def pyramid(levels: nn.ModuleList, a: Tensor, v: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """Run chained pyramid levels on (a, v) (B, S, E) each (each level takes the previous one's output); every
+    level's outputs stacked along ``dim`` (1: (B, L, S, E); 2: (B, S, L, E))."""
+    outs_a, outs_v = [], []
+    for level in levels:
+        a, v = level(a, v)
+        outs_a.append(a)
+        outs_v.append(v)
+    return torch.stack(outs_a, dim), torch.stack(outs_v, dim)
+
+
 class LocalGlobalFusion(nn.Module):
     """The authors' fusion (the ``avcanet`` model): (a, v) (B, S, E) each -> (a, v) (B, E) each."""
 
@@ -172,12 +183,7 @@ class LocalGlobalFusion(nn.Module):
 
     def local(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The local stage: (a, v) each (B, S, E), and the level weights (B, S, L, 2) (audio, video)."""
-        outs_a, outs_v = [], []
-        for level in self.levels:
-            a, v = level(a, v)
-            outs_a.append(a)
-            outs_v.append(v)
-        return self.level_weights(torch.stack(outs_a, 2), torch.stack(outs_v, 2))
+        return self.level_weights(*pyramid(self.levels, a, v, dim=2))
 
     def forward(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         a, v, _ = self.local(a, v)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.config import ModelConfig
-from baselines.fusion import banded_mask
+from baselines.fusion import banded_mask, pyramid
 
 
 class TemporalConvBlock(nn.Module):
@@ -97,12 +97,7 @@ class SoftmaxLevelsFusion(nn.Module):
 
     def local(self, a: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The local stage: (a, v) each (B, S, E) and the level weights (B, levels)."""
-        outs_a, outs_v = [], []
-        for level in self.levels:
-            a, v = level(a, v)
-            outs_a.append(a)
-            outs_v.append(v)
-        stack_a, stack_v = torch.stack(outs_a, 1), torch.stack(outs_v, 1)  # (B, L, S, E)
+        stack_a, stack_v = pyramid(self.levels, a, v, dim=1)  # (B, L, S, E)
         pooled = torch.cat([stack_a.mean(2), stack_v.mean(2)], dim=-1)  # (B, L, 2E)
         weights = self.level_score(pooled).squeeze(-1).softmax(dim=1)  # (B, L)
         w = weights[:, :, None, None]

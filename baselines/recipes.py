@@ -132,7 +132,7 @@ def initialisation_lines(records: list[dict]) -> list[str]:
         return ["weights: random initialisation (no pretrained weights loaded)"]
     return [
         f"weights: {r['part']} backbone from {r['file']} (sha256 {r['sha256']}): {r['loaded']} tensors loaded, "
-        f"{r['skipped']} skipped ({r['kept_random']} of the model's kept at random init)"
+        f"{r['skipped']} of the file's skipped, {r['kept_random']} of the backbone's left at random init"
         for r in records
     ]
 

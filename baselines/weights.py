@@ -200,10 +200,11 @@ class WeightReport:
     ignored: list[str] = field(default_factory=list)  # classification head of the file (removed here)
 
     def record(self) -> dict:
-        """What a run records of the loading: file name (not its local path), SHA-256, tensors loaded and skipped."""
-        skipped = len(self.missing) + len(self.unexpected) + len(self.mismatched) + len(self.ignored)
+        """What a run records of the loading: file name (not its local path), SHA-256, the file's tensors loaded and
+        skipped (unexpected, shape mismatch, classifier), and the backbone's tensors left at random init."""
+        skipped = len(self.unexpected) + len(self.mismatched) + len(self.ignored)
         return {"part": self.part, "file": Path(self.path).name, "sha256": self.sha256, "loaded": len(self.loaded),
-                "skipped": skipped, "kept_random": len(self.missing) + len(self.mismatched)}  # fmt: skip
+                "skipped": skipped, "kept_random": len(self.missing)}  # fmt: skip
 
     def __str__(self) -> str:
         def few(keys: list[str]) -> str:

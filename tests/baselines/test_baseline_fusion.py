@@ -3,6 +3,7 @@ sizes with batch 1, every parameter trained, and float64 gradcheck."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,6 +45,7 @@ def test_paper_sizes_batch_one() -> None:
     assert not torch.allclose(weights.sum(2), torch.ones(1, 16, 2))
 
 
+@pytest.mark.slow
 def test_full_model_at_paper_sizes_batch_one() -> None:
     torch.manual_seed(0)
     net = build_model("avcanet", PAPER).eval()
