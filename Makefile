@@ -1,6 +1,7 @@
 # The two commands of the README. Each one installs what it needs, idempotently:
 #   make demo   builds the demo corpus, ingests and annotates it into ./demo-dataset
-#   make test   runs the test suite (and installs the Label Studio server it starts)
+#   make test   checks the code (ruff) and runs the whole test suite (and installs the Label Studio server it starts)
+#   make test-fast  the everyday lane: unit and small integration tests, no servers, no browser, no slow tests
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -13,13 +14,18 @@ LS_VENV    ?= .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 
-.PHONY: demo test setup ls-server system-deps lint clean bench-peers
+.PHONY: demo test test-fast setup ls-server system-deps lint clean bench-peers
 
 demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
 
-test: setup ls-server
+test: setup ls-server lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+# Needs no Label Studio: the tests that start a server (or a browser) are marked `server` and left out, with the
+# long end-to-end ones (`slow`); see tests/conftest.py.
+test-fast: setup lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow and not server"
 
 lint: setup
 	$(BIN)/ruff check .

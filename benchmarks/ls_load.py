@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,94 +71,118 @@ def managed_server(kind: str, folder: Path, wsgi: str) -> Iterator[LabelStudio]:
         yield LabelStudio(handle.config)
 
 
+@dataclass
+class Load:
+    """What the annotators' threads and the concurrent puller measured."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds per submit
+    posted: list[int] = field(default_factory=list)  # annotation ids the server answered with
+    errors: list[str] = field(default_factory=list)
+    pulls: list[float] = field(default_factory=list)  # seconds per pull made meanwhile
+    wall: float = 0.0
+
+
+def _pushed_work(kind: str, folder: Path, clips: Path, annotators: int, client: LabelStudio) -> tuple:
+    """Ingests the clips, allocates the roster and pushes the label stage; returns the layout, each annotator's
+    (id, user id, task ids) and their Label Studio user ids."""
+    root = folder / f"dataset-{kind}"
+    ingest([clips], root, load_settings(None), executor=make_executor("local", 2))
+    layout = DatasetLayout(root)
+    (folder / "roster.csv").write_text(roster(annotators))
+    allocate(layout, folder / "roster.csv", n_groups=GROUPS, seed=0, client=client)
+    push(layout, "label", client, EMOTIONS6, votes_per_item=annotators // GROUPS)
+    work = []  # (annotator, user id, task ids)
+    for project in load_projects(layout).values():
+        if project["stage"] == "label" and project.get("annotator"):
+            tasks = [t["id"] for t in client.tasks(project["id"])]
+            work.append((project["annotator"], project.get("ls_user_id"), tasks))
+    people = pd.read_parquet(layout.annotators).set_index("annotator_id")["ls_user_id"]
+    return layout, work, people
+
+
+def _annotate_while_pulling(layout: DatasetLayout, client: LabelStudio, work: list, people: pd.Series,
+                            think_s: float) -> Load:  # fmt: skip
+    """Every annotator submits its tasks in a thread of its own while one thread pulls in a loop."""
+    load = Load()
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def annotator(who: str, tasks: list[int]) -> None:
+        mine = LabelStudio(client.config)
+        rng = np.random.default_rng(abs(hash(who)) % 2**32)
+        for task in tasks:
+            time.sleep(think_s * rng.uniform(0.5, 1.5))  # watching the clip (0: none)
+            label = str(rng.choice(list(EMOTIONS6.classes)))
+            t0 = time.perf_counter()
+            try:
+                answer = mine.annotate(task, label, int(people[who]), lead_time_s=3.0)
+            except Exception as exc:  # every failure is a finding: counted, printed, never hidden
+                with lock:
+                    load.errors.append(f"{who} task {task}: {exc}")
+                continue
+            elapsed = time.perf_counter() - t0
+            with lock:
+                load.latencies.append(elapsed)
+                load.posted.append(int(answer["id"]))
+
+    def puller() -> None:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                pull(layout, client, EMOTIONS6)
+            except Exception as exc:
+                load.errors.append(f"pull: {exc}")
+                return
+            load.pulls.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=annotator, args=(who, tasks)) for who, _, tasks in work]
+    pulling = threading.Thread(target=puller)
+    t0 = time.perf_counter()
+    pulling.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    load.wall = time.perf_counter() - t0
+    done.set()
+    pulling.join()
+    pull(layout, client, EMOTIONS6)
+    return load
+
+
+def _report(kind: str, load: Load, votes: pd.DataFrame, n_projects: int, expected: int) -> dict[str, float] | None:
+    """Prints the figures; returns the submit latency percentiles (ms) when nothing was lost, duplicated or failed."""
+    ids = votes["ls_annotation_id"].astype(int)
+    lost = set(load.posted) - set(ids)
+    extra = set(ids) - set(load.posted)
+    ok = not load.errors and not lost and not extra and ids.is_unique and len(load.posted) == expected
+    if not load.latencies:
+        print(f"  {kind}: nothing was posted ({n_projects} projects, {expected} tasks); errors: {load.errors[:3]}")
+        return None
+    lat = np.array(load.latencies) * 1000
+    pulls = load.pulls
+    print(f"  {kind}: {len(load.posted)}/{expected} votes by {n_projects} annotators in {load.wall:.1f} s "
+          f"({len(load.posted) / load.wall:.1f} submits/s); submit p50 {np.percentile(lat, 50):.0f} ms, "
+          f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms; {len(pulls)} pulls meanwhile "
+          f"(median {statistics.median(pulls) if pulls else float('nan'):.1f} s); "
+          f"lost {len(lost)}, not posted {len(extra)}, duplicated {len(ids) - ids.nunique()}, "
+          f"errors {len(load.errors)}", flush=True)  # fmt: skip
+    for line in load.errors[:5]:
+        print(f"    {line}")
+    if not ok:
+        return None
+    return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
+
+
 def run(kind: str, folder: Path, clips: Path, annotators: int, wsgi: str, think_s: float) -> dict[str, float] | None:
     with managed_server(kind, folder, wsgi) as client:
-        root = folder / f"dataset-{kind}"
-        ingest([clips], root, load_settings(None), executor=make_executor("local", 2))
-        layout = DatasetLayout(root)
-        (folder / "roster.csv").write_text(roster(annotators))
-        allocate(layout, folder / "roster.csv", n_groups=GROUPS, seed=0, client=client)
-        push(layout, "label", client, EMOTIONS6, votes_per_item=annotators // GROUPS)
-        work = []  # (annotator, user id, task ids)
-        for project in load_projects(layout).values():
-            if project["stage"] == "label" and project.get("annotator"):
-                tasks = [t["id"] for t in client.tasks(project["id"])]
-                work.append((project["annotator"], project.get("ls_user_id"), tasks))
-        people = pd.read_parquet(layout.annotators).set_index("annotator_id")["ls_user_id"]
+        layout, work, people = _pushed_work(kind, folder, clips, annotators, client)
         expected = sum(len(t) for _, _, t in work)
         if not expected:
-            print(f"  {kind}: no task pushed (were the clips ingested? see {root}/manifests)")
+            print(f"  {kind}: no task pushed (were the clips ingested? see {layout.root}/manifests)")
             return None
-
-        latencies: list[float] = []
-        posted: list[int] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        done = threading.Event()
-
-        def annotator(who: str, tasks: list[int]) -> None:
-            mine = LabelStudio(client.config)
-            rng = np.random.default_rng(abs(hash(who)) % 2**32)
-            for task in tasks:
-                time.sleep(think_s * rng.uniform(0.5, 1.5))  # watching the clip (0: none)
-                label = str(rng.choice(list(EMOTIONS6.classes)))
-                t0 = time.perf_counter()
-                try:
-                    answer = mine.annotate(task, label, int(people[who]), lead_time_s=3.0)
-                except Exception as exc:  # every failure is a finding: counted, printed, never hidden
-                    with lock:
-                        errors.append(f"{who} task {task}: {exc}")
-                    continue
-                elapsed = time.perf_counter() - t0
-                with lock:
-                    latencies.append(elapsed)
-                    posted.append(int(answer["id"]))
-
-        pulls: list[float] = []
-
-        def puller() -> None:
-            while not done.is_set():
-                t0 = time.perf_counter()
-                try:
-                    pull(layout, client, EMOTIONS6)
-                except Exception as exc:
-                    errors.append(f"pull: {exc}")
-                    return
-                pulls.append(time.perf_counter() - t0)
-
-        threads = [threading.Thread(target=annotator, args=(who, tasks)) for who, _, tasks in work]
-        pulling = threading.Thread(target=puller)
-        t0 = time.perf_counter()
-        pulling.start()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - t0
-        done.set()
-        pulling.join()
-        pull(layout, client, EMOTIONS6)
-
-        votes = pd.read_parquet(layout.votes)
-        ids = votes["ls_annotation_id"].astype(int)
-        lost = set(posted) - set(ids)
-        extra = set(ids) - set(posted)
-        ok = not errors and not lost and not extra and ids.is_unique and len(posted) == expected
-        if not latencies:
-            print(f"  {kind}: nothing was posted ({len(work)} projects, {expected} tasks); errors: {errors[:3]}")
-            return None
-        lat = np.array(latencies) * 1000
-        print(f"  {kind}: {len(posted)}/{expected} votes by {len(work)} annotators in {wall:.1f} s "
-              f"({len(posted) / wall:.1f} submits/s); submit p50 {np.percentile(lat, 50):.0f} ms, "
-              f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms; {len(pulls)} pulls meanwhile "
-              f"(median {statistics.median(pulls) if pulls else float('nan'):.1f} s); "
-              f"lost {len(lost)}, not posted {len(extra)}, duplicated {len(ids) - ids.nunique()}, "
-              f"errors {len(errors)}", flush=True)  # fmt: skip
-        for line in errors[:5]:
-            print(f"    {line}")
-        if not ok:
-            return None
-        return {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
+        load = _annotate_while_pulling(layout, client, work, people, think_s)
+        return _report(kind, load, pd.read_parquet(layout.votes), len(work), expected)
 
 
 def main() -> int:

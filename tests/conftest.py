@@ -98,6 +98,14 @@ _LONGEST_FIRST = (
 )
 
 
+# Fixtures that start a server: a test that uses one, directly or through another fixture, is marked `server` and
+# left out of the fast lane (`make test-fast`). Modules that start servers of their own say so with `pytestmark`.
+_SERVER_FIXTURES = frozenset({"ls_server", "ls_template", "ls_data_dir", "ray_address", "two_node_cluster"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
     rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep order

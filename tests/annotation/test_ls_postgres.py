@@ -33,6 +33,8 @@ from tests.annotation.test_workflow_ls import ROSTER
 from tests.support.ls_fixtures import TEST_ADMIN
 from tests.support.postgres import postgres_cluster
 
+pytestmark = pytest.mark.server  # a PostgreSQL cluster of its own
+
 CLIPS = ["landscape.mp4", "portrait.mp4", "source.mp4"]
 DATABASE = "labelstudio"
 

@@ -33,6 +33,8 @@ from annotation.labelstudio.process import (
 )
 from tests.support.ls_fixtures import TEST_ADMIN
 
+pytestmark = pytest.mark.server  # nginx in front of Label Studio
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 # The README's site configuration, with the test's paths and ports (Debian's nginx.conf supplies the http block).

@@ -18,6 +18,8 @@ import pytest
 from annotation.labelstudio.process import _listening, free_port
 from tests.annotation.test_workflow_ls import _login
 
+pytestmark = pytest.mark.server  # an sshd of its own
+
 SSHD = "/usr/sbin/sshd"
 
 

@@ -22,7 +22,7 @@ from emotions_data.schema import NORMALISE_STAGE_SCHEMA
 from emotions_data.settings import load_settings
 from emotions_data.storage import StageLog
 from tests.support.commands import run_cli
-from tests.support.objectstore import moto_s3
+from tests.support.objectstore import moto_env
 
 CLIPS = ["landscape.mp4", "source.mp4", "reupload.mp4", "lookalike_a.mp4", "lookalike_b.mp4"]
 
@@ -80,9 +80,7 @@ def test_older_fingerprints_are_made_again_from_the_kept_media(corpus, tmp_path)
 @pytest.fixture()
 def s3(monkeypatch, tmp_path):
     """A bucket `data` on a moto S3 server on loopback; every process is pointed at it."""
-    with moto_s3("data") as server:
-        for name, value in {**server.env, "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():
-            monkeypatch.setenv(name, value)
+    with moto_env(monkeypatch, tmp_path / "scratch"):
         yield ObjectStore("s3://data/ds")
 
 
@@ -102,6 +100,7 @@ def as_older_version(log: StageLog, manifest: pa.Table) -> tuple[dict[str, str],
     )
 
 
+@pytest.mark.server  # an S3 server (moto) on loopback
 def test_older_fingerprints_in_object_storage_are_made_again_without_touching_the_media(s3, corpus, tmp_path):
     """In object storage the normalised files are not on the worker: the fingerprint is made from the original."""
     folder = tmp_path / "in"

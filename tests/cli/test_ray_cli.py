@@ -13,7 +13,7 @@ import pytest
 from tests.support.commands import EMOTIONS, _shards, _wait_for, run_cli
 from tests.support.ray_cluster import assert_logs_hold_each_item_once, comparable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 CLI_ARGS = ["--workers", "2", "--max-duration", "6"]  # the same settings as `settings()`
 
 

@@ -16,7 +16,7 @@ from tests.support.commands import EMOTIONS, _shards, _wait_for
 from tests.support.ray_cluster import assert_logs_hold_each_item_once, comparable
 from tests.support.releases import label_and_release
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 CLI_ARGS = ["--workers", "2", "--max-duration", "6"]  # the same settings as `settings()`
 
 

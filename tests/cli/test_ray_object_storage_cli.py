@@ -22,7 +22,7 @@ from tests.support.corpus import url_table
 from tests.support.objectstore import assert_every_object_whole, moto_s3, stored_manifest
 from tests.support.ray_cluster import _free_port, two_nodes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

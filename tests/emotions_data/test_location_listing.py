@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 
 from emotions_data.location import open_location
-from tests.support.objectstore import listings, moto_s3, object_requests
+from tests.support.objectstore import listings, moto_env, object_requests
+
+pytestmark = pytest.mark.server  # an S3 server (moto) on loopback
 
 N_OBJECTS = 2001  # three pages of ListObjectsV2 (1,000 keys each)
 
 
 @pytest.fixture()
 def moto(monkeypatch, tmp_path):
-    with moto_s3("data") as s3:
-        for name, value in {**s3.env, "EMOTIONS_SCRATCH_DIR": str(tmp_path / "scratch")}.items():
-            monkeypatch.setenv(name, value)
+    with moto_env(monkeypatch, tmp_path / "scratch") as s3:
         yield s3
 
 

@@ -22,7 +22,7 @@ from tests.support.corpus import CORPUS, settings
 from tests.support.ray_cluster import assert_logs_hold_each_item_once, comparable
 from tests.support.releases import label_and_release
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 def running_shard_pids() -> list[int]:

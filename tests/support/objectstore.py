@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import requests
 
 from emotions_data.objectstore import ObjectStore
@@ -74,6 +75,35 @@ def moto_s3(bucket: str = "data") -> Iterator[MotoS3]:
         yield s3
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def moto_env(monkeypatch: pytest.MonkeyPatch, scratch: Path, secret: str | None = None,
+             **more: str) -> Iterator[MotoS3]:  # fmt: skip
+    """`moto_s3("data")` with every process pointed at it through the environment: the AWS_* variables, a scratch
+    folder (EMOTIONS_SCRATCH_DIR) and `more` variables. With `secret`, that is the secret key every process uses
+    (moto without authentication takes any), and on exit no object in any bucket holds it (manifests, summaries,
+    locks, shards), whatever the test did."""
+    with moto_s3("data") as s3:
+        env = {**s3.env, "EMOTIONS_SCRATCH_DIR": str(scratch), **more}
+        if secret is not None:
+            env["AWS_SECRET_ACCESS_KEY"] = secret
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield s3
+        if secret is not None:
+            _assert_no_object_holds(s3.endpoint, secret)
+
+
+def _assert_no_object_holds(endpoint: str, secret: str) -> None:
+    import boto3
+
+    store = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                         region_name="us-east-1")  # fmt: skip
+    for bucket in store.list_buckets()["Buckets"]:
+        for obj in store.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+            body = store.get_object(Bucket=bucket["Name"], Key=obj["Key"])["Body"].read()
+            assert secret.encode() not in body, obj["Key"]
 
 
 def object_requests(log: list[Request], bucket: str, folder: str) -> list[Request]:

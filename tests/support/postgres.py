@@ -16,7 +16,6 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 from annotation.labelstudio.database import find_pg_tool
 from annotation.labelstudio.process import free_port
+from tests.support.sockets import socket_folder
 
 SUPERUSER = "emotions"
 
@@ -73,7 +73,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     """A running cluster on 127.0.0.1 (a free port), its superuser `emotions` with a random password; stopped and
     deleted afterwards."""
     initdb, pg_ctl = find_pg_tool("initdb"), find_pg_tool("pg_ctl")
-    folder = Path(tempfile.mkdtemp(prefix="emotions-pg-"))
+    folder = socket_folder("pg")  # the server's Unix socket is made here (-k)
     run_as = _as_user()
     if run_as:
         os.chown(folder, run_as["user"], run_as["group"])  # type: ignore[arg-type]

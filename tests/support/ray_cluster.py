@@ -31,6 +31,7 @@ from emotions_data.layout import DatasetLayout
 from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA
 from emotions_data.storage import TMP_MARK, StageLog
 from tests.support.corpus import CORPUS, settings, url_table
+from tests.support.sockets import socket_folder
 
 
 @contextlib.contextmanager
@@ -61,9 +62,7 @@ def ray_address(tmp_path_factory):
         os.environ.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN=RAY_TOKEN)
         import ray
 
-        # Ray's Unix sockets live under its temp folder and their paths may not exceed 107 bytes.
-        base = tmp_path_factory.getbasetemp()
-        temp = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))
+        temp = socket_folder("ray")  # Ray's Unix sockets live under its temp folder
         info = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
                         logging_level=logging.WARNING)  # fmt: skip
         try:
@@ -211,8 +210,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def two_nodes(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[TwoNodeCluster]:
     """A `TwoNodeCluster(root, **options)` while Ray is this module's, stopped on exit."""
-    base = tmp_path_factory.getbasetemp()
-    root = Path(tempfile.mkdtemp(prefix="ray", dir=base if len(str(base)) < 40 else None))  # socket paths <= 107 B
+    root = socket_folder("ray")  # Ray's Unix sockets live under the head node's temp folder
     with one_ray_at_a_time():
         cluster = TwoNodeCluster(root, **options)
         try:
