@@ -44,7 +44,7 @@ from PIL import Image
 from baselines.audio import MFCC, AudioConfig, load_waveform
 from baselines.media import media_folder, video_stream
 from emotions_data.executor import Executor
-from emotions_data.layout import DatasetLayout
+from emotions_data.layout import DatasetLayout, ReleaseLayout
 from emotions_data.storage import atomic_path, sweep_temporaries
 
 # Version 2 added the checksums; the version is part of the recipe, so files of version 1 sit in another folder
@@ -369,7 +369,7 @@ def build_release_cache(
     items: dict[str, tuple[str, str, str]] = {}
     import pyarrow.parquet as pq
 
-    for path in sorted((release_dir / "data").glob(f"{variant or '*'}/*.parquet")):
+    for path in ReleaseLayout(release_dir).data_files(variant):
         if splits is not None and path.stem not in splits:
             continue
         table = pq.read_table(path, columns=["video_id", "media_sha256"]).to_pylist()

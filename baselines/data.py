@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -20,6 +19,7 @@ from baselines.cache import CacheSettings, check_clip, open_clip
 from baselines.media import VideoStream, media_folder, video_stream
 from baselines.model import ModelConfig
 from baselines.sampling import apply_spatial, draw_spatial, frame_indices
+from emotions_data.parquet_format import read_split
 
 EXTRACT_HEIGHT = 240
 
@@ -48,14 +48,6 @@ def decode_frames(
     return torch.from_numpy(frames[[position[int(i)] for i in indices]].copy())
 
 
-def release_rows(release_dir: Path, variant: str, split: str) -> pd.DataFrame:
-    """The rows of `data/<variant>/<split>.parquet`; `ValueError` when the release has no such split."""
-    path = Path(release_dir) / "data" / variant / f"{split}.parquet"
-    if not path.is_file():
-        raise ValueError(f"{path}: no such split in the release (variant {variant!r}, split {split!r})")
-    return pd.read_parquet(path)
-
-
 class ReleaseDataset(Dataset):
     """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, crop, crop), audio (S, frames/S, mfcc), label).
 
@@ -69,7 +61,7 @@ class ReleaseDataset(Dataset):
         cache_dir: Path | None = None, cache_settings: CacheSettings | None = None, segments: int = 16,
         frames_per_segment: int = 8, crop: int = 112, audio_frames: int = 4096, seed: int = 0,
     ) -> None:  # fmt: skip
-        self.rows = release_rows(release_dir, variant, split)
+        self.rows = read_split(release_dir, variant, split)
         self.media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.train, self.segments, self.length, self.crop, self.seed = train, segments, frames_per_segment, crop, seed

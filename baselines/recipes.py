@@ -28,11 +28,10 @@ from baselines.loss import polarity_index
 from baselines.registry import DEFAULT_MODEL, build_model
 from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from baselines.weights import WeightReport, load_audio_weights, load_visual_weights
-from emotions_data import release_info
 from emotions_data.card.plots import confusion_png
 from emotions_data.executor import Executor, SerialExecutor
 from emotions_data.layout import DatasetLayout
-from emotions_data.release import add_baseline_validation
+from emotions_data.release_info import ReleaseInfo
 from emotions_data.storage import write_bytes_atomic
 
 CONFIGS: dict[str, tuple[Callable[..., ModelConfig], Callable[[], TrainConfig]]] = {
@@ -42,7 +41,9 @@ CONFIGS: dict[str, tuple[Callable[..., ModelConfig], Callable[[], TrainConfig]]]
 
 
 @dataclass(frozen=True)
-class ReleaseInfo:
+class BaselineRelease:
+    """What training and evaluation need of a release (read from its `release.json` by `read_release`)."""
+
     folder: Path
     name: str
     version: str
@@ -62,13 +63,14 @@ class ReleaseInfo:
         return polarity_index(self.classes, self.polarity)
 
 
-def read_release(folder: Path) -> ReleaseInfo:
-    info = release_info.ReleaseInfo.from_directory(folder)  # ValueError: not a release folder, unreadable
-    return ReleaseInfo(Path(folder).resolve(), info.name, info.version, list(info.taxonomy["classes"]),
+def read_release(folder: Path) -> BaselineRelease:
+    """The release in `folder`. Raises ValueError naming release.json: not a release folder, unreadable."""
+    info = ReleaseInfo.from_directory(folder)
+    return BaselineRelease(Path(folder).resolve(), info.name, info.version, list(info.taxonomy["classes"]),
                        dict(info.taxonomy["polarity"]), dict(info.variants))  # fmt: skip
 
 
-def default_run_dir(release: ReleaseInfo, variant: str, config: str) -> Path:
+def default_run_dir(release: BaselineRelease, variant: str, config: str) -> Path:
     """`DATASET/runs/<version>/<variant>-<config>/`: beside the release, never inside it."""
     return DatasetLayout.of_release(release.folder).runs / release.version / f"{variant}-{config}"
 
@@ -254,13 +256,13 @@ def evaluate_release(
     num_workers: int = 0,
     executor: Executor | None = None,
     on_cache_progress=None,
-    update_card: bool = False,
     on_warning: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate `checkpoint` on one split of a release (centre sampling): `metrics.json`, `confusion.csv`,
-    `confusion.png` and `predictions.csv` (one row per video, with class probabilities) in `out_dir`. With
-    `update_card`, the release records the result (`baseline/<variant>/` and its card's baseline section).
-    `on_warning` hears of damaged cache files (rebuilt).
+    `confusion.png` and `predictions.csv` (one row per video, with class probabilities) in `out_dir` (default:
+    `RUN/eval-<variant>-<split>/` beside the checkpoint). The release is only read: a test result enters a release
+    card as a new release version (`emotions_data.release_baseline.record_baseline`). `on_warning` hears of
+    damaged cache files (rebuilt).
 
     Raises `ValueError` for a checkpoint that cannot be used (missing, truncated, damaged, not ours, another
     taxonomy), a release without that variant or split, impossible `batch_size`/`num_workers`, or a video that
@@ -299,15 +301,7 @@ def evaluate_release(
     for name, data in files.items():
         write_bytes_atomic(out_dir / name, data)
         paths[name] = out_dir / name
-    if update_card:
-        # The release keeps no local paths: the checkpoint is named, not located.
-        public = {**metrics, "run": {**metrics["run"], "checkpoint": Path(checkpoint).name}}
-        recorded = {**files, "metrics.json": (json.dumps(public, indent=2) + "\n").encode()}
-        add_baseline_validation(release.folder, public, {k: recorded[k] for k in RELEASED_FILES})
     return Evaluation(metrics, out_dir, paths)
-
-
-RELEASED_FILES = ("metrics.json", "confusion.csv", "confusion.png")
 
 
 def evaluation_files(

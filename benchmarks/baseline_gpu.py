@@ -38,6 +38,7 @@ from baselines.recipes import CONFIGS
 from baselines.train import StepInfo, train
 from emotions_data.demo_corpus import CLASS_STYLE
 from emotions_data.executor import make_executor
+from emotions_data.layout import DatasetLayout
 from emotions_data.probe import sha256_file
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.taxonomy import EMOTIONS6
@@ -69,11 +70,12 @@ def make_release(root: Path, clips: int, width: int, height: int, seconds: float
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         rows = pd.DataFrame(list(pool.map(one, range(clips))))
-    folder = root / "releases" / "0.0.0"
-    (folder / "data" / "full").mkdir(parents=True, exist_ok=True)
+    release = DatasetLayout(root).release("0.0.0")
+    folder = release.root
+    release.data_file("full", "train").parent.mkdir(parents=True, exist_ok=True)
     val = rows.iloc[: max(8, clips // 20)]
-    rows.to_parquet(folder / "data" / "full" / "train.parquet")
-    val.to_parquet(folder / "data" / "full" / "val.parquet")
+    rows.to_parquet(release.data_file("full", "train"))
+    val.to_parquet(release.data_file("full", "val"))
     ReleaseInfo(name="bench", version="0.0.0", variants={"full": {"train": len(rows), "val": len(val)}},
                 taxonomy={"classes": classes, "polarity": EMOTIONS6.polarity}).write_to_directory(folder)  # fmt: skip
     return folder

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from emotions_data import fingerprint as fp  # noqa: E402
-from emotions_data.ingest import register_inputs  # noqa: E402
+from emotions_data.input_register import register_inputs  # noqa: E402
 from emotions_data.layout import DatasetLayout  # noqa: E402
 from emotions_data.normalise import recipe_id  # noqa: E402
 from emotions_data.schema import NORMALISE_STAGE_SCHEMA, PROBE_STAGE_SCHEMA, RESOLVE_STAGE_SCHEMA  # noqa: E402

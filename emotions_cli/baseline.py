@@ -194,12 +194,10 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="[default: RUN/eval-VARIANT-SPLIT]")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
-    card: Annotated[bool | None, typer.Option("--card/--no-card", help="record in the release card [test: yes]")] = (
-        None
-    ),
 ) -> None:
     """Evaluate a checkpoint on a release split: metrics.json, confusion matrix (CSV, PNG), per-video predictions
-    with class probabilities (CSV). A test evaluation is recorded in the release's card."""
+    with class probabilities (CSV), in the run's folder. The release is only read; `emotions release
+    record-baseline` records a test result in a new release version."""
     _need_torch()
     from baselines.recipes import evaluate_release
 
@@ -207,12 +205,14 @@ def evaluate(
         with progress_bars() as progress:
             result = evaluate_release(checkpoint, release_dir, split, variant=variant, out_dir=out,
                                       device=_device(device), use_cache=use_cache,
-                                      on_cache_progress=ProgressBar(progress), on_warning=_warn,
-                                      update_card=split == "test" if card is None else card)  # fmt: skip
+                                      on_cache_progress=ProgressBar(progress), on_warning=_warn)  # fmt: skip
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     print_metrics(result.metrics)
     console.print(f"evaluation: {result.out_dir}  ({', '.join(result.files)})", highlight=False)
+    if split == "test":
+        console.print(f"to record it in the release card (as a new release version): emotions release "
+                      f"record-baseline {release_dir} {result.out_dir}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @baseline_app.command("convert-weights")

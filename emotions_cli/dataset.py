@@ -1,4 +1,4 @@
-"""Dataset commands: `emotions ingest | probe | split | release | import-official`."""
+"""Dataset commands: `emotions ingest | probe | split | import-official` (releases: `emotions_cli.release`)."""
 
 from __future__ import annotations
 
@@ -226,50 +226,6 @@ def split(
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     stdout.print(f"splits: {layout.splits} (leakage gate passed)", highlight=False)
-
-
-@dataset_app.command()
-def release(
-    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
-    version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
-    name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
-    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
-    include_uploaders: Annotated[
-        bool,
-        typer.Option(
-            "--include-uploaders",
-            help="publish the uploaders as they are [default: keyed pseudonyms, key from EMOTIONS_RELEASE_KEY]",
-        ),
-    ] = False,
-) -> None:
-    """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS."""
-    from annotation.workflow import read_counted_votes
-    from emotions_data.card import card_writer
-    from emotions_data.layout import DatasetLayout
-    from emotions_data.release import release_name_problem, write_release
-    from emotions_data.release_info import ReleaseInfo
-    from emotions_data.split_step import LeakageError
-    from emotions_data.taxonomy import resolve_taxonomy
-
-    problem = release_name_problem(name) if name is not None else None
-    if problem:
-        raise fail(f"--name {name!r} {problem} (it names the folder data_cards/<name>-<version>/)")
-    layout = DatasetLayout(dataset)
-    try:
-        tax = resolve_taxonomy(taxonomy)
-        votes = read_counted_votes(layout, tax)
-        folder = write_release(
-            layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout),
-            include_uploaders=include_uploaders,
-        )  # fmt: skip
-        info = ReleaseInfo.from_directory(folder)
-    except LeakageError as exc:
-        raise leak_failure(exc, f"release {version} not written") from None
-    except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
-    for variant, counts in info.variants.items():
-        stdout.print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
-    console.print(f"release: {folder}", highlight=False)
 
 
 @dataset_app.command("import-official")

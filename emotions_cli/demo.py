@@ -164,12 +164,13 @@ def run_demo(
         release = split_and_release(out, log)
         if train:
             evaluation = train_and_evaluate(release, workers, progress, log)
+            release = record_demo_baseline(release, evaluation.out_dir, log)
     return report, annotation, release, evaluation
 
 
 def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Callable[[str], None] = print):
     """The tiny baseline on the demo release's full variant: trained (resumed when already done), then evaluated
-    on test, which records the result in the release card. Returns the `baselines.recipes.Evaluation`."""
+    on test (into the run's folder; the release is only read). Returns the `baselines.recipes.Evaluation`."""
     from baselines.recipes import TrainRequest, evaluate_release, train_release
     from emotions_data.executor import make_executor
 
@@ -182,7 +183,21 @@ def train_and_evaluate(release: Path, workers: int = 2, progress=None, log: Call
 
     with make_executor("local", workers) as pool:
         run_dir, _ = train_release(request, executor=pool, on_epoch=on_epoch, on_cache_progress=progress)
-        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool, update_card=True)
+        return evaluate_release(run_dir / "best.pt", release, "test", executor=pool)
+
+
+def record_demo_baseline(release: Path, evaluation: Path, log: Callable[[str], None] = print) -> Path:
+    """The test result recorded in the card of the next release version, 0.1.1 (kept when it exists: releases
+    are never modified). Returns that release's folder."""
+    from emotions_data.release_baseline import next_patch, record_baseline
+
+    folder = release.parent / next_patch(release.name)
+    if folder.exists():
+        log(f"release {folder.name} exists: kept as it is ({folder})")
+        return folder
+    folder = record_baseline(release, [evaluation])
+    log(f"recorded the baseline's test result in release {folder.name}: {folder}")
+    return folder
 
 
 def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
@@ -195,7 +210,7 @@ def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(out)
-    folder = layout.root / "releases" / DEMO_VERSION
+    folder = layout.release(DEMO_VERSION).root
     if folder.exists():
         log(f"release {DEMO_VERSION} exists: kept as it is ({folder})")
         return folder

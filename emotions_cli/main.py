@@ -10,6 +10,7 @@ from emotions_cli.dataset import dataset_app
 from emotions_cli.demo import demo_app
 from emotions_cli.labels import labels_app
 from emotions_cli.ls_backup import backup_app
+from emotions_cli.release import release_app
 from emotions_cli.server import server_app
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 annotate_app = typer.Typer(help="Annotation workflow over Label Studio.", no_args_is_help=True)
 annotate_app.add_typer(server_app, name="server")
 app.add_typer(annotate_app, name="annotate")
+app.add_typer(release_app, name="release")
 
 # Order of the help listing: the pipeline's order.
 for group in (dataset_app, demo_app, labels_app, baseline_app):

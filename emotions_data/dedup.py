@@ -204,6 +204,136 @@ def _packed_picture(picture: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class _Band:
+    """One band of the index: the words its bits come from and which clips have them (`valid`), the columns
+    (frames or segments) it reads and a mask for each, and whether it pairs only the clips without sound with
+    others."""
+
+    words: np.ndarray
+    valid: np.ndarray
+    slots: tuple[int, ...]
+    masks: tuple[np.uint64, ...] | np.ndarray
+    silent_only: bool
+
+
+class _BandSearch:
+    """What every band of one `indexed_pairs` search shares, computed once per clip, and a band's three steps:
+    its entries (`_entries`), the candidate pairs they give (`_candidates`), and those within the threshold
+    (`_verified`). Raises ValueError for more clips than an entry's 40 bits can number."""
+
+    def __init__(self, fps: fp.Decoded, durations: np.ndarray, settings: DedupSettings) -> None:
+        n = len(fps)
+        idx_bits = max(1, (n - 1).bit_length())
+        if idx_bits > 40:
+            raise ValueError(f"{n} clips: more than the index can number")
+        self.fps, self.durations, self.settings = fps, durations, settings
+        self.bound = _picture_bound(settings.near_duplicate_threshold)
+        self.ids = np.arange(n, dtype=np.uint64)
+        self.silent = ~fps.sounding.any(axis=1)
+        self.all_informative = fps.informative.all(axis=1)
+        self.packed = _packed_picture(fps.picture)
+        self.informative_words = np.where(fps.informative, ~np.uint64(0), np.uint64(0))
+        self.low = idx_bits + 1
+        self.flag = np.uint64(1) << np.uint64(idx_bits)  # a ghost entry: the clip entered in a neighbouring bucket
+        self.number_bits = self.flag - np.uint64(1)
+        # Per clip, once: a random 64-bit word for (duration bucket, version), for its own bucket and its neighbours.
+        buckets = _duration_buckets(durations, settings).astype(np.uint64)
+        shifted = buckets * np.uint64(4) + fps.version.astype(np.uint64)
+        self.mixed = {side: _mix(shifted + np.uint64(4 * (side + 1))) for side in (-1, 0, 1)}
+
+    def bands(self) -> list[_Band]:
+        """The picture bands of every frame, the sound band of every segment and, when a clip has no sound, the
+        bands of two frames for the pairs without sound."""
+        fps = self.fps
+        bands = [_Band(fps.picture, fps.informative, (band // PICTURE_BANDS_PER_FRAME,), (mask,), False)
+                 for band, mask in enumerate(_PICTURE_MASKS)]  # fmt: skip
+        bands += [_Band(fps.sound, fps.sounding, (seg,), (mask,), False) for seg, mask in enumerate(_SOUND_MASKS)]
+        if self.silent.any():
+            bands += [_Band(fps.picture, fps.informative, frames, masks, True)
+                      for frames, masks in zip(_SILENT_FRAMES, _SILENT_MASKS, strict=True)]  # fmt: skip
+        return bands
+
+    def pairs(self, band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, distance) of the pairs within the threshold that agree on `band`, i < j."""
+        i, j = self._candidates(self._entries(band), band.silent_only)
+        return self._verified(i, j)
+
+    def _entry(self, code: np.ndarray, clips: np.ndarray | None, side: int, extra: np.ndarray) -> np.ndarray:
+        """`code` mixed with the (bucket, version) word of each clip (`clips`; None: every clip) for its bucket
+        `side` (-1, 0, 1), its low bits replaced by `extra` (the ghost flag and the clip's number)."""
+        code = code ^ (self.mixed[side] if clips is None else self.mixed[side][clips])
+        code >>= np.uint64(self.low)
+        code <<= np.uint64(self.low)
+        code |= extra
+        return code
+
+    def _entries(self, band: _Band) -> np.ndarray:
+        """The band's entries, sorted: one sortable word each, a hash of (band bits, version, duration bucket), a
+        ghost flag, the clip number. Each clip is entered in its own bucket and, as a ghost, in a neighbouring one,
+        so clips of adjacent buckets meet; a pair with no home entry repeats a home-home one (or is out of the
+        window) and is dropped. A hash collision only adds a candidate, which the exact distance then rejects."""
+        present = band.valid[:, list(band.slots)].all(axis=1)
+        every = bool(present.all())  # the common case: no gather of the clips' numbers
+        members = self.ids if every else self.ids[present]
+        # Multiplying by an odd constant permutes the 64-bit words: the product's high bits hash the band's bits,
+        # and two entries share them when their band bits agree and their (bucket, version) words do.
+        masked = np.zeros(len(members), np.uint64)
+        for slot, mask, odd in zip(band.slots, band.masks, _ODD, strict=False):
+            column = band.words[:, slot] if every else band.words[members, slot]
+            masked ^= (column & mask) * odd
+        home = self._entry(masked, None if every else members, 0, members)
+        quiet = self.silent[members] if band.silent_only else None
+        if band.silent_only and 2 * np.count_nonzero(quiet) < len(members):
+            # Every clip at home, the clips without sound also as ghosts on both sides: fewer entries than every
+            # clip twice while they are the minority.
+            q = members[quiet]
+            parts = [
+                home,
+                self._entry(masked[quiet], q, -1, q | self.flag),
+                self._entry(masked[quiet], q, 1, q | self.flag),
+            ]
+        else:
+            parts = [home, self._entry(masked, None if every else members, 1, members | self.flag)]
+        entries = np.concatenate(parts)
+        entries.sort()
+        return entries
+
+    def _candidates(self, entries: np.ndarray, silent_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j), i < j, of the entries that share a hash, at least one at home, within the duration window (and
+        one of them without sound for a band of those)."""
+        a, b = _run_pairs(entries >> np.uint64(self.low))
+        ea, eb = entries[a], entries[b]
+        keep = ((ea & self.flag) == 0) | ((eb & self.flag) == 0)
+        i, j = (ea[keep] & self.number_bits).astype(np.int64), (eb[keep] & self.number_bits).astype(np.int64)
+        if silent_only:
+            keep = self.silent[i] | self.silent[j]
+            i, j = i[keep], j[keep]
+        di, dj = self.durations[i], self.durations[j]
+        keep = (i != j) & _within_window(np.minimum(di, dj), np.maximum(di, dj), self.settings)
+        i, j = i[keep], j[keep]
+        return np.minimum(i, j), np.maximum(i, j)
+
+    def _verified(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate pairs within the threshold, with their distance (`fingerprint.pair_distances`)."""
+        # Differing bits over the frames informative on both sides never exceed what the clip distance allows
+        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance. Pairs of
+        # clips informative throughout (most) count them from the packed bits.
+        full = self.all_informative[i] & self.all_informative[j]
+        fi, fj = i[full], j[full]
+        differing = np.bitwise_count(np.take(self.packed, fi, axis=0) ^ np.take(self.packed, fj, axis=0))
+        near = differing.sum(axis=1, dtype=np.int64) <= self.bound
+        pi, pj = i[~full], j[~full]
+        both = np.take(self.informative_words, pi, axis=0) & np.take(self.informative_words, pj, axis=0)
+        picture = self.fps.picture
+        differing = np.bitwise_count((np.take(picture, pi, axis=0) ^ np.take(picture, pj, axis=0)) & both)
+        partial = differing.sum(axis=1, dtype=np.int64) <= self.bound
+        i, j = np.r_[fi[near], pi[partial]], np.r_[fj[near], pj[partial]]
+        dist = fp.pair_distances(self.fps, i, j)[0]
+        keep = dist <= self.settings.near_duplicate_threshold
+        return i[keep], j[keep], dist[keep]
+
+
 def indexed_pairs(
     fps: fp.Decoded, durations: np.ndarray, settings: DedupSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,96 +356,10 @@ def indexed_pairs(
     n = len(fps)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    buckets = _duration_buckets(durations, settings).astype(np.uint64)
-    version = fps.version.astype(np.uint64)
-    bound = _picture_bound(settings.near_duplicate_threshold)
-    idx_bits = max(1, (n - 1).bit_length())
-    if idx_bits > 40:
-        raise ValueError(f"{n} clips: more than the index can number")
-    ids = np.arange(n, dtype=np.uint64)
-    silent = ~fps.sounding.any(axis=1)
-    all_informative = fps.informative.all(axis=1)
-    packed = _packed_picture(fps.picture)
-    informative_words = np.where(fps.informative, ~np.uint64(0), np.uint64(0))
-    # A job: (words, valid, the frames (segments) its bits come from, their masks, whether it pairs only clips
-    # without sound with others).
-    jobs = [(fps.picture, fps.informative, (band // PICTURE_BANDS_PER_FRAME,), (mask,), False)
-            for band, mask in enumerate(_PICTURE_MASKS)]  # fmt: skip
-    jobs += [(fps.sound, fps.sounding, (seg,), (mask,), False) for seg, mask in enumerate(_SOUND_MASKS)]
-    if silent.any():
-        jobs += [(fps.picture, fps.informative, frames, masks, True)
-                 for frames, masks in zip(_SILENT_FRAMES, _SILENT_MASKS, strict=True)]  # fmt: skip
-    low = idx_bits + 1
-    flag = np.uint64(1) << np.uint64(idx_bits)  # a ghost entry: the clip entered in a neighbouring bucket
-    number_bits = flag - np.uint64(1)
-
-    # Per clip, once: a random 64-bit word for (duration bucket, version), for its own bucket and its neighbours.
-    shifted = buckets * np.uint64(4) + version
-    mixed = {side: _mix(shifted + np.uint64(4 * (side + 1))) for side in (-1, 0, 1)}
-
-    def entry(code: np.ndarray, clips: np.ndarray | None, side: int, extra: np.ndarray) -> np.ndarray:
-        code = code ^ (mixed[side] if clips is None else mixed[side][clips])
-        code >>= np.uint64(low)
-        code <<= np.uint64(low)
-        code |= extra
-        return code
-
-    def band_pairs(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        words, valid, slots, masks, silent_only = job
-        present = valid[:, list(slots)].all(axis=1)
-        every = bool(present.all())  # the common case: no gather of the clips' numbers
-        members = ids if every else ids[present]
-        # One sortable word per entry: a hash of (band bits, version, duration bucket), a ghost flag, the clip
-        # number. Each clip is entered in its own bucket and, as a ghost, in a neighbouring one, so clips of
-        # adjacent buckets meet; a pair with no home entry repeats a home-home one (or is out of the window) and
-        # is dropped. A hash collision only adds a candidate, which the exact distance then rejects.
-        # Multiplying by an odd constant permutes the 64-bit words: the product's high bits hash the band's bits,
-        # and two entries share them when their band bits agree and their (bucket, version) words do.
-        masked = np.zeros(len(members), np.uint64)
-        for slot, mask, odd in zip(slots, masks, _ODD, strict=False):
-            column = words[:, slot] if every else words[members, slot]
-            masked ^= (column & mask) * odd
-        home = entry(masked, None if every else members, 0, members)
-        quiet = silent[members] if silent_only else None
-        if silent_only and 2 * np.count_nonzero(quiet) < len(members):
-            # Every clip at home, the clips without sound also as ghosts on both sides: fewer entries than every
-            # clip twice while they are the minority.
-            q = members[quiet]
-            parts = [home, entry(masked[quiet], q, -1, q | flag), entry(masked[quiet], q, 1, q | flag)]
-        else:
-            parts = [home, entry(masked, None if every else members, 1, members | flag)]
-        entries = np.concatenate(parts)
-        entries.sort()
-        a, b = _run_pairs(entries >> np.uint64(low))
-        ea, eb = entries[a], entries[b]
-        keep = ((ea & flag) == 0) | ((eb & flag) == 0)
-        i, j = (ea[keep] & number_bits).astype(np.int64), (eb[keep] & number_bits).astype(np.int64)
-        if silent_only:
-            keep = silent[i] | silent[j]
-            i, j = i[keep], j[keep]
-        di, dj = durations[i], durations[j]
-        keep = (i != j) & _within_window(np.minimum(di, dj), np.maximum(di, dj), settings)
-        i, j = i[keep], j[keep]
-        i, j = np.minimum(i, j), np.maximum(i, j)
-        # Differing bits over the frames informative on both sides never exceed what the clip distance allows
-        # (`_picture_bound`): this cheap test drops most chance collisions before the full distance. Pairs of
-        # clips informative throughout (most) count them from the packed bits.
-        full = all_informative[i] & all_informative[j]
-        fi, fj = i[full], j[full]
-        differing = np.bitwise_count(np.take(packed, fi, axis=0) ^ np.take(packed, fj, axis=0))
-        near = differing.sum(axis=1, dtype=np.int64) <= bound
-        pi, pj = i[~full], j[~full]
-        both = np.take(informative_words, pi, axis=0) & np.take(informative_words, pj, axis=0)
-        differing = np.bitwise_count((np.take(fps.picture, pi, axis=0) ^ np.take(fps.picture, pj, axis=0)) & both)
-        partial = differing.sum(axis=1, dtype=np.int64) <= bound
-        i, j = np.r_[fi[near], pi[partial]], np.r_[fj[near], pj[partial]]
-        dist = fp.pair_distances(fps, i, j)[0]
-        keep = dist <= settings.near_duplicate_threshold
-        return i[keep], j[keep], dist[keep]
-
+    search = _BandSearch(fps, durations, settings)
     # numpy's sorts and array operations release the GIL: two threads keep two cores busy.
     with ThreadPoolExecutor(max_workers=SEARCH_THREADS) as pool:
-        found = list(pool.map(band_pairs, jobs))
+        found = list(pool.map(search.pairs, search.bands()))
     i, j, d = (np.concatenate([f[k] for f in found]) for k in range(3))
     if len(i) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)

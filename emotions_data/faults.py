@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 #: errno -> (what it means, what the user does about it). These say that this machine cannot hold the run's
@@ -122,3 +123,12 @@ def as_local_fault(exc: OSError, folder: Path) -> LocalFault:
     where = Path(os.fsdecode(exc.filename)).parent if exc.filename else folder
     name = errno.errorcode.get(exc.errno or 0, "error")
     return LocalFault(str(where), f"{(exc.strerror or str(exc)).lower()} ({name})")
+
+
+@contextmanager
+def writing_to(folder: Path) -> Iterator[None]:
+    """Name `folder` in the `LocalFault` a failed write there becomes (pyarrow's errors name no file)."""
+    try:
+        yield
+    except OSError as exc:
+        raise as_local_fault(exc, folder) from None

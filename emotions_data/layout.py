@@ -62,6 +62,11 @@ class DatasetLayout:
         return self.manifests / "splits.parquet"
 
     @property
+    def split_settings(self) -> Path:
+        """How the splits were made (settings, rules, seed; JSON), committed with `splits`."""
+        return self.manifests / "splits.json"
+
+    @property
     def agreement_report(self) -> Path:
         """The labels step's agreement report over the counted crowd votes (JSON), read by release cards."""
         return self.manifests / "agreement.json"
@@ -151,6 +156,25 @@ class DatasetLayout:
     def media_file(self, video_id: str) -> Path:
         return self.media / f"{video_id}.mp4"
 
+    # Releases: the published folders and, outside them, the record of what each held when it was made.
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    def release(self, version: str) -> ReleaseLayout:
+        """The folder of release `version` (`releases/X.Y.Z/`)."""
+        return ReleaseLayout(self.releases / version)
+
+    @property
+    def release_ledger(self) -> Path:
+        """Per release version, the digests of its files when it was written (`<version>.json`), kept outside the
+        release so a changed `SHA256SUMS` is caught too (`emotions release verify`)."""
+        return self.manifests / "release-ledger"
+
+    def release_record(self, version: str) -> Path:
+        return self.release_ledger / f"{version}.json"
+
     @classmethod
     def of_release(cls, release_dir: Path) -> DatasetLayout:
         """The dataset a release folder (`DATASET/releases/X.Y.Z/`) belongs to."""
@@ -172,3 +196,58 @@ class DatasetLayout:
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """Where everything lives inside one release folder (docs/release-format.md); paths listed in `release.json`
+    and `SHA256SUMS` are relative to `root`."""
+
+    root: Path
+
+    DATA = "data"  # data/<variant>/<split>.parquet
+    CHECKSUMS = "SHA256SUMS"
+
+    @property
+    def version(self) -> str:
+        return self.root.name
+
+    @property
+    def data(self) -> Path:
+        return self.root / self.DATA
+
+    def data_file(self, variant: str, split: str) -> Path:
+        return self.data / variant / f"{split}.parquet"
+
+    def data_files(self, variant: str | None = None) -> list[Path]:
+        """Every `data/<variant>/<split>.parquet` (of one variant, with `variant`), sorted."""
+        return sorted(self.data.glob(f"{variant or '*'}/*.parquet"))
+
+    def official(self, variant: str) -> Path:
+        """The authors' layout of one variant (`emotions_data.official_format`)."""
+        return self.root / "official" / variant
+
+    @property
+    def checksums(self) -> Path:
+        return self.root / self.CHECKSUMS
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+    @property
+    def baseline(self) -> Path:
+        """Recorded baseline results, `baseline/<variant>/` (metrics.json, confusion.csv, confusion.png)."""
+        return self.root / "baseline"
+
+    def files(self) -> list[str]:
+        """Every file of the release, relative POSIX paths in path order (SHA256SUMS included)."""
+        return [p.relative_to(self.root).as_posix() for p in sorted(self.root.rglob("*")) if p.is_file()]
+
+    @staticmethod
+    def data_path_parts(rel: str) -> tuple[str, str] | None:
+        """(variant, split) of a relative `data/<variant>/<split>.parquet` path, or None for any other path."""
+        parts = Path(rel).parts
+        if len(parts) == 3 and parts[0] == ReleaseLayout.DATA and rel.endswith(".parquet"):
+            return parts[1], Path(parts[2]).stem
+        return None

@@ -21,22 +21,22 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emotions_data import __version__
-from emotions_data.layout import DatasetLayout
+from emotions_data.layout import DatasetLayout, ReleaseLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.probe import sha256_file
+from emotions_data.release_formats import FORMATS
 from emotions_data.release_info import ReleaseInfo
-from emotions_data.schema import RELEASE_SCHEMA, SCHEMA_VERSION, Split, Stage, Variant
+from emotions_data.release_ledger import file_digests, ledger_record, listed_digests, sha256sums_text
+from emotions_data.schema import SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
-SUBSET = {Split.TRAIN: "training", Split.VAL: "validation", Split.TEST: "testing"}  # ActivityNet-style subset names
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
 #: The key of the uploaders' pseudonyms in releases (any text; keep it secret and the same across releases).
 PSEUDONYM_KEY_ENV = "EMOTIONS_RELEASE_KEY"
@@ -90,7 +90,7 @@ def public_source(source: str, source_kind: str) -> str:
     return source
 
 
-def release_rows(
+def build_release_rows(
     layout: DatasetLayout,
     votes: pd.DataFrame | None,
     taxonomy: Taxonomy,
@@ -131,41 +131,6 @@ def release_rows(
     return rows
 
 
-def _table(frame: pd.DataFrame) -> pa.Table:
-    columns = {}
-    for field in RELEASE_SCHEMA:
-        values = frame[field.name] if field.name in frame.columns else pd.Series([None] * len(frame))
-        values = values.astype(object).where(values.notna(), None) if field.name != "votes" else values
-        columns[field.name] = pa.array(values.tolist(), type=field.type)
-    return pa.Table.from_pydict(columns, schema=RELEASE_SCHEMA)
-
-
-def _write_official(folder: Path, rows: pd.DataFrame, taxonomy: Taxonomy) -> None:
-    """The authors' formats, so their code reads our releases: UCF101-style lists and the JSON."""
-    folder.mkdir(parents=True)
-    (folder / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(taxonomy.classes)))
-    for split in Split:
-        part = rows[rows["split"] == split].sort_values("video_id")
-        (folder / f"{split}list01.txt").write_text(
-            "".join(f"{lab}/{vid}\n" for lab, vid in zip(part["label"], part["video_id"], strict=True))
-        )
-    database = {
-        vid: {"subset": SUBSET[split], "annotations": {"label": lab}}
-        for vid, split, lab in sorted(zip(rows["video_id"], rows["split"], rows["label"], strict=True))
-    }
-    (folder / "emotions.json").write_text(
-        json.dumps({"labels": list(taxonomy.classes), "database": database}, indent=1)
-    )
-
-
-def _sha256sums(folder: Path) -> str:
-    lines = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / "SHA256SUMS"):
-        digest = sha256_file(path)
-        lines.append(f"{digest}  {path.relative_to(folder).as_posix()}\n")
-    return "".join(lines)
-
-
 def _annotation_summary(layout: DatasetLayout, votes: pd.DataFrame | None, labels: pd.DataFrame) -> dict:
     summary: dict = {"decided_by": labels["decided_by"].value_counts().to_dict()}
     people = layout.annotators
@@ -195,7 +160,7 @@ def write_release(
 ) -> Path:
     """Write `releases/<version>/` and, with `card`, the card's copy in `data_cards/<name>-<version>/`: both
     appear together or not at all. `name` defaults to the dataset folder's name. Uploaders are keyed pseudonyms
-    (`release_rows`) unless `include_uploaders`. Raises ValueError (bad or existing version, unsafe name, missing
+    (`build_release_rows`) unless `include_uploaders`. Raises ValueError (bad or existing version, unsafe name, missing
     inputs, splits stale against the labels, labels outside `taxonomy`), OSError (the pseudonyms' key file) or
     LeakageError; nothing is written then."""
     if not _VERSION.fullmatch(version):
@@ -205,8 +170,8 @@ def write_release(
     if problem:
         raise ValueError(f"release name {name!r} {problem} (it names data_cards/<name>-<version>/)")
     recover_commits(layout.root)
-    releases = layout.root / "releases"
-    final = releases / version
+    releases = layout.releases
+    final = layout.release(version).root
     if final.exists():
         raise ValueError(f"{final}: release {version} exists; versions are never overwritten")
     if not layout.splits.exists():
@@ -218,7 +183,7 @@ def write_release(
     for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
 
-    rows = release_rows(layout, votes, taxonomy, include_uploaders=include_uploaders)
+    rows = build_release_rows(layout, votes, taxonomy, include_uploaders=include_uploaders)
     splits = pq.read_table(layout.splits).to_pandas()
     labels = pq.read_table(layout.labels).to_pandas()
     try:
@@ -226,7 +191,7 @@ def write_release(
             tmp = group.path(final, replace=False)  # the commit fails rather than replace a version created meanwhile
             files, counts = _write_data(tmp, splits, rows, taxonomy)
             ingest = json.loads(layout.ingest_summary.read_text()) if layout.ingest_summary.exists() else {}
-            split_record = layout.splits.with_suffix(".json")
+            split_record = layout.split_settings
             split_settings = json.loads(split_record.read_text()) if split_record.exists() else {}
             ReleaseInfo(
                 name=name, version=version,
@@ -237,8 +202,9 @@ def write_release(
                 annotation=_annotation_summary(layout, votes, labels),
             ).write_to_directory(tmp)  # fmt: skip
             if card is not None:  # the card's copy outside the release is staged too: visible only with it
-                _copy_card(card(tmp, votes) or [], tmp, group.path(layout.data_card(name, version)))
-            (tmp / "SHA256SUMS").write_text(_sha256sums(tmp))
+                copy_card_files(card(tmp, votes) or [], tmp, group.path(layout.data_card(name, version)))
+            ReleaseLayout(tmp).checksums.write_text(sha256sums_text(file_digests(tmp)))
+            group.write_bytes(layout.release_record(version), ledger_record(tmp, version))
     except FileExistsError:
         raise ValueError(f"{final}: release {version} exists; versions are never overwritten") from None
     return final
@@ -247,26 +213,25 @@ def write_release(
 def _write_data(
     tmp: Path, splits: pd.DataFrame, rows: pd.DataFrame, taxonomy: Taxonomy
 ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, int]]]:
-    """One Parquet per variant and split, and the authors' formats, under `tmp`; returns the files and row counts
-    per variant and split (release.json's `files` and `variants`)."""
+    """Every variant in every registered format (`release_formats.FORMATS`) under `tmp`; returns the Parquet
+    files and row counts per variant and split (release.json's `files` and `variants`)."""
+    release = ReleaseLayout(tmp)
     files: dict[str, dict[str, str]] = {}
     counts: dict[str, dict[str, int]] = {}
     present = list(splits["variant"].unique())
     for variant in [v for v in Variant if v in present] + sorted(set(present) - set(Variant)):
         part = splits[splits["variant"] == variant].merge(rows, on="video_id", how="inner")
+        for fmt in FORMATS.values():
+            fmt.write(release, variant, part, taxonomy)
         for split in Split:
-            subset = part[part["split"] == split].sort_values("video_id")
-            path = tmp / "data" / variant / f"{split}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(_table(subset), path)
-            files.setdefault(variant, {})[split] = path.relative_to(tmp).as_posix()
-            counts.setdefault(variant, {})[split] = len(subset)
-        _write_official(tmp / "official" / variant, part, taxonomy)
+            files.setdefault(variant, {})[split] = release.data_file(variant, split).relative_to(tmp).as_posix()
+            counts.setdefault(variant, {})[split] = int((part["split"] == split).sum())
     return files, counts
 
 
-def _copy_card(written: list[Path], release_dir: Path, copy: Path) -> None:
-    """The card files the card step wrote into the release, copied (same relative paths) into `copy`."""
+def copy_card_files(written: list[Path], release_dir: Path, copy: Path) -> None:
+    """The card files the card step wrote into the release folder `release_dir`, copied (same relative paths) into
+    `copy` (the card's copy outside the release, `DatasetLayout.data_card`)."""
     copy.mkdir(parents=True, exist_ok=True)
     for path in written:
         target = copy / Path(path).relative_to(release_dir)
@@ -275,44 +240,16 @@ def _copy_card(written: list[Path], release_dir: Path, copy: Path) -> None:
 
 
 def verify_release(folder: Path) -> list[str]:
-    """Files whose checksum does not match SHA256SUMS (or that are missing)."""
+    """Files whose checksum does not match the release's own SHA256SUMS (or that are missing), as listed there.
+    `emotions_data.release_ledger.check_release` also names extra files and checks against the digests recorded
+    outside the release. A missing SHA256SUMS is itself listed. Raises ValueError naming SHA256SUMS when a line of
+    it is malformed."""
+    release = ReleaseLayout(Path(folder))
+    if not release.checksums.is_file():
+        return [release.CHECKSUMS]
     bad = []
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
-        digest, _, rel = line.partition("  ")
-        path = folder / rel
+    for rel, digest in listed_digests(release).items():
+        path = Path(folder) / rel
         if not path.is_file() or sha256_file(path) != digest:
             bad.append(rel)
     return bad
-
-
-def refresh_checksums(folder: Path) -> None:
-    """Rewrite SHA256SUMS over every file of the release (after a post-release addition such as the baseline)."""
-    # Replaced in one rename: a run killed here leaves the old checksums, never none.
-    write_bytes_atomic(folder / "SHA256SUMS", _sha256sums(folder).encode())
-
-
-def add_baseline_validation(folder: Path, metrics: dict, files: dict[str, bytes]) -> list[Path]:
-    """Record a baseline evaluation in a release: `baseline/<variant>/` gets `files` (metrics, confusion
-    matrix), the card (README.md here and its copy in `DATASET/data_cards/`) gains or updates its "Baseline
-    validation" section, and SHA256SUMS is rewritten. The data files of the release are not touched. Raises
-    ValueError (nothing written) when the folder's release.json cannot be read."""
-    from emotions_data.card.baseline_section import render_baseline_section, with_baseline_section
-
-    folder = Path(folder)
-    info = ReleaseInfo.from_directory(folder)
-    variant = metrics["run"]["variant"]
-    written = []
-    for name, data in files.items():
-        write_bytes_atomic(folder / "baseline" / variant / name, data)
-        written.append(folder / "baseline" / variant / name)
-    results = {
-        path.parent.name: json.loads(path.read_text()) for path in sorted((folder / "baseline").glob("*/metrics.json"))
-    }
-    section = render_baseline_section(results)
-    copy = DatasetLayout.of_release(folder).data_card(info.name, info.version) / "README.md"
-    for readme in (folder / "README.md", copy):
-        if readme.is_file():
-            write_bytes_atomic(readme, with_baseline_section(readme.read_text(), section).encode())
-            written.append(readme)
-    refresh_checksums(folder)
-    return written

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emotions_data.layout import ReleaseLayout
 from emotions_data.storage import write_bytes_atomic
 
 RELEASE_INFO_NAME = "release.json"
@@ -126,7 +127,7 @@ def _nested_files(listed: dict[str, Any] | list[Any]) -> dict[str, dict[str, str
         paths = [str(p) for p in listed]
     files: dict[str, dict[str, str]] = {}
     for rel in paths:
-        parts = Path(rel).parts
-        if len(parts) == 3 and parts[0] == "data" and rel.endswith(".parquet"):
-            files.setdefault(parts[1], {})[Path(parts[2]).stem] = Path(rel).as_posix()
+        found = ReleaseLayout.data_path_parts(rel)
+        if found is not None:
+            files.setdefault(found[0], {})[found[1]] = Path(rel).as_posix()
     return files

@@ -1,5 +1,5 @@
-"""The card's "Baseline validation" section (pure): written into a release's README by `emotions evaluate`
-(`emotions_data.release.add_baseline_validation`), between markers so a later evaluation replaces it."""
+"""The card's "Baseline validation" section (pure): written into the README of the new release version that
+`emotions release record-baseline` makes (`emotions_data.release_baseline`), between markers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from emotions_data.card.text import fmt, markdown_table
 
-BASELINE_BEGIN = "<!-- baseline-validation: written by `emotions evaluate` -->"
+BASELINE_BEGIN = "<!-- baseline-validation: written by `emotions release record-baseline` -->"
 BASELINE_END = "<!-- /baseline-validation -->"
 
 
@@ -40,7 +40,8 @@ def render_baseline_section(results: dict[str, dict[str, Any]]) -> str:
             lines += ["", f"Per-class test accuracy ({variant}): {accuracies}", "",
                       f"![confusion matrix, {variant}](baseline/{variant}/confusion.png)"]  # fmt: skip
     lines += ["", "Reproduce: `emotions train RELEASE --variant V --config C` then "
-              "`emotions evaluate RUN/best.pt RELEASE --split test`.", BASELINE_END]  # fmt: skip
+              "`emotions evaluate RUN/best.pt RELEASE --split test`, recorded by "
+              "`emotions release record-baseline RELEASE RUN/eval-V-test`.", BASELINE_END]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

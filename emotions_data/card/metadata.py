@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emotions_data.layout import ReleaseLayout
 from emotions_data.probe import sha256_file
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.schema import Split, Stage, Variant
@@ -61,6 +62,7 @@ class CardMetadata:
     duration_stats: dict[str, float] = field(default_factory=dict)  # min, median, max, total_hours
     platforms: dict[str, int] = field(default_factory=dict)
     confusion: list[list[int]] = field(default_factory=list)  # annotator vote (row) x final label (col)
+    features: list[dict[str, Any]] = field(default_factory=list)  # Hugging Face features (`hf_features`)
     uses: list[str] = field(
         default_factory=lambda: [
             "Training and evaluating audio-visual emotion recognition models on short-form videos.",
@@ -119,11 +121,37 @@ def in_card_order(keys: list[str], order: list[Split] | list[Variant]) -> list[s
     return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
 
 
+#: Arrow types the card names as Hugging Face `datasets` dtypes (the types `RELEASE_SCHEMA` uses).
+_HF_DTYPES = {pa.string(): "string", pa.large_string(): "string", pa.int32(): "int32", pa.int64(): "int64",
+              pa.float32(): "float32", pa.float64(): "float64", pa.bool_(): "bool"}  # fmt: skip
+
+
+def _hf_feature(name: str, kind: pa.DataType, classes: list[str]) -> dict[str, Any]:
+    if name == "label" and classes and pa.types.is_string(kind):
+        return {"name": name, "dtype": {"class_label": {"names": {str(i): c for i, c in enumerate(classes)}}}}
+    if pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
+        struct = kind.value_type
+        return {"name": name, "list": [_hf_feature(struct.field(i).name, struct.field(i).type, []) for i in
+                                       range(struct.num_fields)]}  # fmt: skip
+    if kind not in _HF_DTYPES:
+        raise ValueError(f"column {name!r}: type {kind} has no Hugging Face dtype in the card")
+    return {"name": name, "dtype": _HF_DTYPES[kind]}
+
+
+def hf_features(schema: pa.Schema, classes: list[str]) -> list[dict[str, Any]]:
+    """The release files' columns as Hugging Face `datasets` features (the card's `dataset_info.features`, the
+    list form of `datasets.Features._to_yaml_list`): `label` as a `ClassLabel` of `classes` in taxonomy order, so
+    `load_dataset` gives class ids and `train_test_split(stratify_by_column="label")` works; nested votes as a list
+    of structs. Raises ValueError naming a column of a type the card cannot name."""
+    return [_hf_feature(f.name, f.type, classes) for f in schema]
+
+
 def _files_from_release(info: ReleaseInfo, release_dir: Path) -> dict[str, dict[str, str]]:
     """variant -> split -> path in card order, from `files` in release.json or, when it lists none, the folder."""
     files = info.files
     if not files:
-        found = [p.relative_to(release_dir).as_posix() for p in sorted(release_dir.glob("data/*/*.parquet"))]
+        release = ReleaseLayout(release_dir)
+        found = [p.relative_to(release_dir).as_posix() for p in release.data_files()]
         files = ReleaseInfo.from_dict({"files": found}).files
     return {
         v: {s: files[v][s] for s in in_card_order(list(files[v]), list(Split))}
@@ -246,4 +274,5 @@ def build_metadata(
         duration_stats=duration_stats,
         platforms={str(k): int(v) for k, v in full["platform"].fillna("unknown").value_counts().items()},
         confusion=_vote_confusion(votes, full, classes),
+        features=hf_features(first.schema, classes) if first is not None else [],
     )

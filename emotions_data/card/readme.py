@@ -45,8 +45,39 @@ def render_yaml_header(meta: CardMetadata) -> str:
             lines += [f"  - split: {_q(split)}", f"    path: {_q(path)}"]
         if variant == Variant.FULL:
             lines.append("  default: true")
+    lines += _dataset_info(meta)
     lines.append("---")
     return "\n".join(lines) + "\n"
+
+
+def _feature_lines(feature: dict, indent: str) -> list[str]:
+    """One feature of `CardMetadata.features` as a YAML list item (`datasets`' YAML form of `Features`)."""
+    lines = [f"{indent}- name: {_q(feature['name'])}"]
+    if "list" in feature:
+        lines.append(f"{indent}  list:")
+        for inner in feature["list"]:
+            lines += _feature_lines(inner, indent + "  ")
+    elif isinstance(feature["dtype"], dict):
+        names = feature["dtype"]["class_label"]["names"]
+        lines += [f"{indent}  dtype:", f"{indent}    class_label:", f"{indent}      names:"]
+        lines += [f"{indent}        {_q(key)}: {_q(name)}" for key, name in names.items()]
+    else:
+        lines.append(f"{indent}  dtype: {_q(feature['dtype'])}")
+    return lines
+
+
+def _dataset_info(meta: CardMetadata) -> list[str]:
+    """`dataset_info` per config: the columns' features, `label` a ClassLabel of the taxonomy's classes."""
+    if not meta.features:
+        return []
+    lines = ["dataset_info:"]
+    for variant, splits in meta.files.items():
+        if not any(meta.variants.get(variant, {}).get(s, 0) > 0 for s in splits):
+            continue  # no config either (`render_yaml_header`)
+        lines += [f"- config_name: {_q(variant)}", "  features:"]
+        for feature in meta.features:
+            lines += _feature_lines(feature, "  ")
+    return lines
 
 
 def _plot_links(plots: list[str], wanted: tuple[tuple[str, str], ...]) -> list[str]:

@@ -23,6 +23,12 @@ EMOTIONS = str(Path(sys.executable).with_name("emotions"))
 PER_CLASS = 4
 
 
+def files_of(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder` (temporaries included), by relative path."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
 def run(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     proc = subprocess.run([EMOTIONS, *args], capture_output=True, text=True, timeout=900)
     assert not check or proc.returncode == 0, proc.stderr[-3000:]
@@ -43,7 +49,7 @@ def release(tmp_path_factory) -> Path:
     return root / "ds" / "releases" / "1.0.0"
 
 
-def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_path):
+def test_train_never_reads_test_and_evaluate_leaves_the_release_as_it_was(release, tmp_path):
     test_file = release / "data" / "full" / "test.parquet"
     test_ids = set(pd.read_parquet(test_file)["video_id"])
     hidden = tmp_path / "test.parquet"
@@ -67,7 +73,10 @@ def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_pat
     changed = run("train", str(release), "--epochs", "3", "--out", str(tmp_path / "run"))
     assert changed.returncode == 1 and "epochs: 2 -> 3" in changed.stderr.strip().splitlines()[-1]
 
+    before = files_of(release)
     proc = run("evaluate", str(tmp_path / "run" / "best.pt"), str(release), "--split", "test", check=True)
+    assert files_of(release) == before, "evaluating a release writes nothing into it"
+    assert "emotions release record-baseline" in proc.stderr
     assert "(WAR)" in proc.stdout and "per-class accuracy" in proc.stdout
     out = tmp_path / "run" / "eval-full-test"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -85,15 +94,24 @@ def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_pat
     assert sum(int(v) for row in confusion[1:] for v in row[1:]) == len(test_ids)
     assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
 
-    # The release records the validation: its card's section, the files, and checksums that still hold.
-    card = (release / "README.md").read_text()
+    # Recording the validation makes the next release version: its card's section, the files, and checksums that
+    # hold (on its own and against the ledger); the evaluated release stays byte for byte as it was.
+    recorded = release.parent / "1.0.1"
+    run("release", "record-baseline", str(release), str(out), check=True)
+    assert files_of(release) == before
+    card = (recorded / "README.md").read_text()
     assert "## Baseline validation" in card and "baseline/full/confusion.png" in card
     assert "Initialisation (full): model `avcanet`, random weights" in card
-    assert json.loads((release / "baseline" / "full" / "metrics.json").read_text())["run"]["checkpoint"] == "best.pt"
-    assert "## Baseline validation" in (release.parents[1] / "data_cards" / "ds-1.0.0" / "README.md").read_text()
-    assert verify_release(release) == [] and "baseline/full/metrics.json" in (release / "SHA256SUMS").read_text()
+    assert json.loads((recorded / "baseline" / "full" / "metrics.json").read_text())["run"]["checkpoint"] == "best.pt"
+    assert "## Baseline validation" in (release.parents[1] / "data_cards" / "ds-1.0.1" / "README.md").read_text()
+    assert verify_release(recorded) == [] and "baseline/full/metrics.json" in (recorded / "SHA256SUMS").read_text()
+    assert run("release", "verify", str(recorded)).returncode == 0
+    assert {k: v for k, v in files_of(recorded).items() if k.startswith(("data/", "official/"))} == {
+        k: v for k, v in before.items() if k.startswith(("data/", "official/"))
+    }, "the new version publishes the same data"
     again = run("evaluate", str(tmp_path / "run" / "best.pt"), str(release), check=True)
-    assert again.returncode == 0 and (release / "README.md").read_text().count("## Baseline validation") == 1
+    assert again.returncode == 0 and files_of(release) == before
+    assert (recorded / "README.md").read_text().count("## Baseline validation") == 1
 
     # A checkpoint of another taxonomy, or a file that is no `emotions train` checkpoint: one line, card untouched.
     card = (release / "README.md").read_bytes()
@@ -105,6 +123,7 @@ def test_train_never_reads_test_and_evaluate_records_the_result(release, tmp_pat
         last = proc.stderr.strip().splitlines()[-1]
         assert proc.returncode == 1 and last.startswith("error: ") and message in last, proc.stderr[-2000:]
     assert (release / "README.md").read_bytes() == card and verify_release(release) == []
+    assert files_of(release) == before
 
 
 def test_cache_command_builds_once(release):

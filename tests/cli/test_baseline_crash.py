@@ -1,6 +1,7 @@
 """`emotions cache` and `emotions train` killed (SIGKILL, from outside) as they enter a commit point leave the old
 files or the new ones, never a torn file or a mix, and the same command then finishes with what an uninterrupted
-run makes: the same cache files byte for byte, the same checkpoints.
+run makes: the same cache files byte for byte, the same checkpoints. `emotions evaluate` killed anywhere leaves the
+release it reads byte for byte as it was.
 
 The commands run with `--executor serial`, so every rename is the main process's and the harness (which counts
 renames per process) kills the command itself. A tiny release keeps a run to seconds; commit points are sampled
@@ -20,7 +21,7 @@ from tests.support.baseline_release import tiny_release
 from tests.support.commands import run_cli
 from tests.support.crash import killed_at, renames
 
-CACHE_POINTS, TRAIN_POINTS = 3, 4
+CACHE_POINTS, TRAIN_POINTS, EVALUATE_POINTS = 3, 4, 3
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,25 @@ def test_train_killed_at_a_commit_point_keeps_whole_checkpoints_and_resumes(data
         assert not temporaries(run), "the killed run's temporaries are swept"
         for name in ("best.pt", "last.pt"):
             assert_same_run(read_checkpoint(run / name), reference[name], f"{name} after commit {point}")
+
+
+def release_files(release: Path) -> dict[str, bytes]:
+    """Every file under a release folder, temporaries included."""
+    return {p.relative_to(release).as_posix(): p.read_bytes() for p in sorted(release.rglob("*")) if p.is_file()}
+
+
+def test_evaluate_killed_at_a_commit_point_leaves_the_release_as_it_was(dataset, tmp_path):
+    # The release is only read: whenever evaluate dies, the release holds the same files, byte for byte, and no
+    # temporary of the evaluation's own writes.
+    release = copy_of(dataset, tmp_path / "ds")
+    run_cli(*train_args(release, tmp_path / "run"), check=True)
+    before = release_files(release)
+    # val: the tiny release has no test rows.
+    args = ["evaluate", str(tmp_path / "run" / "best.pt"), str(release), "--split", "val"]
+    n = renames([*args, "--out", str(tmp_path / "eval-reference")])
+    assert n >= 4, "metrics, confusion (CSV and PNG) and predictions are each committed"
+    for point in sampled(n, EVALUATE_POINTS):
+        assert killed_at([*args, "--out", str(tmp_path / f"eval-{point}")], point).returncode != 0
+        assert release_files(release) == before, f"killed at commit {point}"
+    proc = run_cli(*args, "--out", str(tmp_path / "eval"))
+    assert proc.returncode == 0 and release_files(release) == before, proc.stderr[-3000:]

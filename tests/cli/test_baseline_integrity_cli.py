@@ -91,7 +91,7 @@ def test_train_and_evaluate_rebuild_a_damaged_cache_file(release, run_dir, tmp_p
 
     clips[1].write_bytes(cut_after_header(good[clips[1]]))  # was "image file is truncated", naming no file
     out = tmp_path / "eval"
-    proc = run_cli("evaluate", str(run_dir / "best.pt"), str(release), "--split", "val", "--no-card", "--out", str(out))
+    proc = run_cli("evaluate", str(run_dir / "best.pt"), str(release), "--split", "val", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"warning: {clips[1]}: truncated" in proc.stderr and (out / "metrics.json").is_file()
     assert clips[1].read_bytes() == good[clips[1]]

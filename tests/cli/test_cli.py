@@ -139,7 +139,7 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
             part = pd.read_parquet(release / "data" / variant / f"{split}.parquet")
             assert part["label"].nunique() == 6, (variant, split)
     # The tiny baseline learned the corpus (each class is a colour, a motion and a sound) on 2 CPU cores, chose
-    # its epoch on val and was evaluated once on test, which the release card records.
+    # its epoch on val and was evaluated once on test, which the card of the next release version records.
     import torch
 
     run_dir = tmp_path / "demo" / "runs" / "0.1.0" / "full-tiny"
@@ -148,7 +148,9 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     assert "(WAR)" in proc.stdout and "per-class accuracy" in proc.stdout
     metrics = json.loads((run_dir / "eval-full-test" / "metrics.json").read_text())
     assert metrics["run"]["split"] == "test" and metrics["accuracy"] > 0.5  # chance is 1/6
-    assert "## Baseline validation" in (release / "README.md").read_text()
+    assert "## Baseline validation" not in (release / "README.md").read_text(), "0.1.0 stays as it was written"
+    assert "## Baseline validation" in (release.parent / "0.1.1" / "README.md").read_text()
+    assert verify_release(release.parent / "0.1.1") == []
     # Running it again is idempotent: nothing is fetched, posted or counted twice.
     before = pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet")
     run_cli("demo", "--out", str(tmp_path / "demo"), check=True)

@@ -135,9 +135,12 @@ def test_release_killed_at_each_commit_point_has_its_card_copy_only_with_it(tmp_
         card = {rel: data for rel, data in tree(release).items() if rel in tree(copy)}
         assert tree(copy) == card and set(card) >= {"README.md", "croissant.json"}
         assert set(tree(reference / "data_cards" / "ds-0.2.0")) == set(tree(copy))
-        assert {k: v for k, v in tree(ds).items() if not k.startswith(("releases/0.2.0/", "data_cards/ds-0.2.0/"))} == {
-            k: v for k, v in old.items()
-        }, "the earlier release and the manifests are untouched"
+        ledger = "manifests/release-ledger/0.2.0.json"  # the new release's record outside it, written with it
+        assert ledger in tree(ds) and ledger not in old
+        new_paths = ("releases/0.2.0/", "data_cards/ds-0.2.0/", ledger)
+        assert {k: v for k, v in tree(ds).items() if not k.startswith(new_paths)} == {k: v for k, v in old.items()}, (
+            "the earlier release and the manifests are untouched"
+        )
         return state
 
     assert kill_at_every_commit_point(tmp_path, base, args, check) == {"old", "new"}

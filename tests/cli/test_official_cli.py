@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emotions_data.official import discover
+from emotions_data.official_format import discover
 from emotions_data.taxonomy import EMOTIONS6
 
 EMOTIONS = str(Path(sys.executable).with_name("emotions"))

@@ -14,12 +14,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emotions_data import dedup, sources
+from emotions_data import dedup, screening, sources
 from emotions_data import fingerprint as fp
 from emotions_data import ingest as ingest_module
 from emotions_data.executor import make_executor
-from emotions_data.ingest import compose_manifest, ingest, manifest_row, register_inputs, registered_digests
+from emotions_data.ingest import ingest
+from emotions_data.input_register import register_inputs, registered_digests
 from emotions_data.layout import DatasetLayout
+from emotions_data.manifest_rows import compose_manifest, manifest_row
 from emotions_data.normalise import recipe_id
 from emotions_data.schema import (
     INPUTS_SCHEMA,
@@ -325,7 +327,7 @@ def test_rows_passed_column_wise_pass_every_filter(require_audio):
     rng = np.random.default_rng(3)
     rows = [{k: v[rng.integers(len(v))] for k, v in choices.items()} for _ in range(3000)]
     table = pa.Table.from_pylist([{**empty_row(PROBE_STAGE_SCHEMA), **r} for r in rows], schema=PROBE_STAGE_SCHEMA)
-    sure = ingest_module._surely_passes(table, replace(SETTINGS, filters=rules))
+    sure = screening._surely_passes(table, replace(SETTINGS, filters=rules))
     verdicts = [check_filters(r, rules) for r in rows]
     assert all(v is None for v, s in zip(verdicts, sure, strict=True) if s)
     assert sure.sum() == sum(v is None for v in verdicts) > 0  # and it is exact: none left to the row rule

@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotions_data.ingest import platform_duplicates
 from emotions_data.platforms import platform_facts, platform_of_extractor, scrub_info, uploader_group
 from emotions_data.schema import OUTCOME_FIELDS, PROBE_FIELDS, PROBE_STAGE_SCHEMA
+from emotions_data.screening import platform_duplicates
 from emotions_data.storage import StageLog
 
 
