@@ -23,9 +23,9 @@ test: setup ls-server lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 # Needs no Label Studio: the tests that start a server (or a browser) are marked `server` and left out, with the
-# long end-to-end ones (`slow`); see tests/conftest.py.
+# long end-to-end ones (`slow`) and those that run the command line as processes (`cli`); see tests/conftest.py.
 test-fast: setup lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow and not server"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not slow and not server and not cli"
 
 lint: setup
 	$(BIN)/ruff check .

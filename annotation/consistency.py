@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from annotation.plurality import TIE, unique_plurality
+from annotation.votes import count_matrix
 from emotions_data.schema import Stage
 
 
 def plurality(votes: pd.DataFrame) -> pd.Series:
     """video_id -> the unique most frequent label; items whose top labels tie are absent."""
-    counts = votes.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    counts = count_matrix(votes)
     winner = unique_plurality(counts.to_numpy())
     decided = winner != TIE
     return pd.Series(counts.columns[winner[decided]], index=counts.index[decided], name="label")

@@ -21,7 +21,7 @@ from pathlib import Path
 from annotation.labelstudio.config import CONFIG_ENV, TOKEN_ENV, URL_ENV, ServerConfig, ServerError, load_config
 from annotation.labelstudio.media_links import point_link
 from annotation.labelstudio.process import connect
-from annotation.workflow import load_server
+from annotation.server_record import load_server
 from emotions_data.layout import DatasetLayout
 
 

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from annotation.aggregate import DawidSkene, MajorityVote
+from annotation.aggregate import AGGREGATORS, MajorityVote, make_aggregator
 from annotation.agreement import item_agreement
+from annotation.votes import count_matrix
 from emotions_data.schema import LABELS_SCHEMA, NEEDS_EXPERT_SCHEMA, DecidedBy, Stage
 from emotions_data.taxonomy import Taxonomy
 
-METHODS = ("majority", "dawid-skene")
+METHODS = tuple(AGGREGATORS)  # the registered aggregators, by name
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,16 @@ def _item_agreement(crowd: pd.DataFrame) -> dict[str, float]:
     """video_id -> observed pairwise agreement of its crowd votes (`agreement.item_agreement`); NaN becomes None."""
     if crowd.empty:
         return {}
-    counts = crowd.groupby(["video_id", "label"]).size().unstack(fill_value=0)
+    counts = count_matrix(crowd)
     values = item_agreement(counts.to_numpy())
     return {vid: (None if np.isnan(v) else float(v)) for vid, v in zip(counts.index, values, strict=True)}
 
 
 def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: str = "majority") -> FinalLabels:
-    """Decide each voted item. `votes` may carry a `stage` column; `expert` votes are final (an
-    expert tie is itself unresolved). Each label row also records the item's per-item crowd agreement."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (choose: {', '.join(METHODS)})")
+    """Decide each voted item with the registered aggregator `method` (`METHODS`). `votes` may carry a `stage`
+    column; `expert` votes are final (an expert tie is itself unresolved). Each label row also records the item's
+    per-item crowd agreement. ValueError for an unknown method."""
+    estimator = make_aggregator(method)  # ValueError for an unknown method, before any work
     labels = list(taxonomy.classes) if taxonomy else None
     is_expert = votes["stage"].eq(Stage.EXPERT) if "stage" in votes.columns else pd.Series(False, index=votes.index)
     crowd, expert = votes[~is_expert], votes[is_expert]
@@ -51,9 +52,8 @@ def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: 
     tied: dict[str, str] = {}
 
     if len(crowd):
-        estimator = MajorityVote() if method == "majority" else DawidSkene()
-        result = estimator.fit_predict(crowd, labels)
-        decided_by = DecidedBy.MAJORITY if method == "majority" else DecidedBy.MODEL
+        result = estimator.fit(crowd, labels).result_
+        decided_by = estimator.decided_by
         for vid, lab, conf, n in zip(result.video_id, result.label, result.confidence, result.n_votes, strict=True):
             if lab is None:
                 tied[vid] = "no majority: tied votes"
@@ -61,7 +61,7 @@ def final_labels(votes: pd.DataFrame, taxonomy: Taxonomy | None = None, method: 
                 rows[vid] = {"label": lab, "confidence": float(conf), "n_votes": int(n), "decided_by": str(decided_by)}
     crowd_n = crowd.groupby("video_id").size()
     if len(expert):
-        verdict = MajorityVote().fit_predict(expert, labels)
+        verdict = MajorityVote().fit(expert, labels).result_
         for vid, lab in zip(verdict.video_id, verdict.label, strict=True):
             if lab is None:
                 tied[vid] = "experts disagree"

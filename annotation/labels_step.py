@@ -14,10 +14,8 @@ import pyarrow as pa
 
 from annotation.agreement import AgreementReport, agreement_report
 from annotation.labels import final_labels
-from annotation.votes import read_votes
-from annotation.workflow import counted_votes
+from annotation.votes import counted_votes, crowd_votes, read_votes
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import Stage
 from emotions_data.storage import file_group
 from emotions_data.taxonomy import Taxonomy
 
@@ -52,7 +50,7 @@ def decide_labels(
     frame = read_votes(votes or layout.votes, taxonomy)
     counted = counted_votes(layout, frame)
     result = final_labels(counted, taxonomy, method)
-    crowd = counted[counted["stage"] != Stage.EXPERT] if "stage" in counted.columns else counted
+    crowd = crowd_votes(counted)
     pairable = not crowd.empty and crowd.groupby("video_id").size().max() >= 2
     report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if pairable else None
     with file_group(layout.root) as group:

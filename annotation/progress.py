@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from annotation.workflow import load_annotators, load_projects, load_server, read_vote_table
+from annotation.annotators import load_annotators
+from annotation.projects import load_projects
+from annotation.server_record import load_server
+from annotation.votes import kept_votes, read_vote_table
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
+from emotions_data.storage import recover_commits
 
 #: The protocol's order of stages; a stage is blocked until the one before it is complete.
 STAGE_ORDER = (Stage.LABEL, Stage.CROSSCHECK, Stage.RELABEL, Stage.CROSSCHECK2, Stage.EXPERT)
@@ -97,13 +101,13 @@ def _durations(layout: DatasetLayout) -> dict[str, float]:
 def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
     """The campaign's progress as of the last pull. Raises ValueError before the first allocation."""
     dataset = str(layout.root)
+    recover_commits(layout.root)  # a pull commits the vote table and its report together
     people = load_annotators(layout)
     active = dict(zip(people["annotator_id"], people["active"].astype(bool), strict=True))
     projects = {k: p for k, p in load_projects(layout).items() if p.get("annotator")}
-    votes = read_vote_table(layout)
-    votes = votes[votes["status"] == VoteStatus.KEPT]
+    votes = kept_votes(read_vote_table(layout))
     durations = _durations(layout)
-    report_path = layout.manifests / "pull_report.json"
+    report_path = layout.pull_report
     report: dict[str, Any] = {}
     if report_path.exists():
         try:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotation.annotators import load_annotators
 from annotation.labelstudio.client import LabelStudio
-from annotation.workflow import check_server, load_annotators, load_projects
+from annotation.projects import load_projects
+from annotation.server_record import check_server
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import Stage

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emotions_data.probe import ProbeError, run_ffprobe
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -84,16 +86,32 @@ class MFCC(torch.nn.Module):
         return (self.dct @ db).to(torch.float32)
 
 
+def _audio_channels(path: Path) -> int:
+    """Channels of the first audio stream (0: none). `ValueError` when ffprobe cannot read the file."""
+    try:
+        data = run_ffprobe(path, ["-select_streams", "a:0", "-show_entries", "stream=channels"])
+    except ProbeError as err:
+        raise ValueError(f"{path}: cannot decode audio: {err}") from None
+    streams = data.get("streams") or [{}]
+    return int(streams[0].get("channels") or 0)
+
+
 def load_waveform(path: Path, sample_rate: int = 44100) -> torch.Tensor:
-    """Mono float32 samples at `sample_rate`, decoded by ffmpeg; silence when the file has no audio."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sample_rate),
+    """Mono float32 samples at `sample_rate`, decoded by ffmpeg; silence when the file has no audio.
+
+    Channels are averaged, (L + R) / 2 for stereo, as librosa's `to_mono` does for the authors (ffmpeg's own
+    `-ac 1` downmix sums stereo at 1/sqrt(2) each, 3 dB louder). Raises `ValueError` when ffmpeg cannot decode it.
+    """
+    channels = _audio_channels(path)
+    if channels == 0:  # a video without sound
+        return torch.zeros(sample_rate)
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ar", str(sample_rate),
            "-f", "f32le", "pipe:1"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0 and b"does not contain any stream" in proc.stderr:  # a video without sound
-        return torch.zeros(sample_rate)
     if proc.returncode != 0:
         raise ValueError(f"{path}: cannot decode audio: {proc.stderr.decode(errors='replace').strip()[-200:]}")
     samples = np.frombuffer(proc.stdout, dtype=np.float32)
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1, dtype=np.float32)
     return torch.from_numpy(samples.copy()) if len(samples) else torch.zeros(sample_rate)
 
 

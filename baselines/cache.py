@@ -10,10 +10,15 @@ One file per video, ``<cache>/<video_id>.clip``, written atomically::
     mfcc      float32 (n_mfcc, frames): the whole clip's MFCCs (tiling to the model's chunks happens at load time)
     frames    every frame at native rate, scaled to `short_side`, JPEG-encoded back to back
 
-A reader seeks to the frames a snippet needs and decodes only those (libjpeg-turbo through Pillow), so a
-training step reads ~1 MB per clip instead of decoding a whole video. A file is valid only for the media it was
-made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG quality, audio settings):
-anything else is rebuilt. Building runs on any `emotions_data.executor` backend (local pool or Ray).
+Every frame is kept because training draws 8 consecutive frames at a random position in each of 16 segments. The
+short side is the model's crop (112): the largest square at any of the five crop positions is then the crop itself,
+with no resize at load time, and a 15 s portrait clip of 450 frames takes about 1.3 MB (generated talking-head
+pictures at JPEG quality 85; `benchmarks/baseline_loader.py`). A reader seeks to the frames a snippet needs and
+decodes only those, in one batched call (libjpeg-turbo through `torchvision.io.decode_jpeg`). A file is valid only
+for the media it was made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG
+quality, audio settings): anything else is rebuilt. A cache made with another recipe (e.g. the earlier short side
+128) sits in its own `<recipe>` folder and is never read; `emotions cache` builds the current one beside it.
+Building runs on any `emotions_data.executor` backend (local pool or Ray).
 
 Files are checked where it is cheap to: opening one checks its header's checksum and the file's length (a cut
 file is refused before a frame is read); the build's check (`check_clip`) also reads the payload once against its
@@ -31,7 +36,7 @@ import os
 import struct
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +45,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from baselines.audio import MFCC, AudioConfig, load_waveform
 from baselines.media import media_folder, video_stream
@@ -59,8 +65,10 @@ _REBUILD = "`emotions cache` rebuilds it"
 
 @dataclass(frozen=True)
 class CacheSettings:
-    short_side: int = 128  # >= the 112 crop: the largest square of a frame is then resized down, as from 240p
-    jpeg_quality: int = 90
+    # The model's crop: the largest square is the crop, so loading resizes nothing. (The authors resized a 240-line
+    # frame's square to 112 after cropping; resizing the whole frame first is the same up to rounding at the edges.)
+    short_side: int = 112
+    jpeg_quality: int = 85
     audio: AudioConfig = field(default_factory=AudioConfig)
 
     @property
@@ -109,25 +117,48 @@ class CachedClip:
             data = self._read(f, self.data_at, self._mfcc_bytes)
         return torch.from_numpy(np.frombuffer(data, dtype="<f4").reshape(rows, cols).copy())
 
-    def frames(self, indices: np.ndarray) -> torch.Tensor:
-        """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8.
+    def frames(self, indices: np.ndarray, *, channels_last: bool = True) -> torch.Tensor:
+        """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8, or
+        (len(indices), 3, H, W) when not `channels_last` (the decoder's own layout: no transpose).
 
         Raises `ClipError` naming the file when a frame cannot be read or decoded (a file damaged since it was
         checked)."""
+        decoded, where = self.decode(indices)
+        stacked = torch.stack(decoded)
+        if len(where) != len(decoded) or (where != np.arange(len(where))).any():
+            stacked = stacked[torch.from_numpy(where)]
+        return stacked.permute(0, 2, 3, 1) if channels_last else stacked
+
+    def decode(self, indices: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
+        """Each distinct frame of `indices` decoded once, (3, H, W) uint8 in ascending frame order, and for each
+        of `indices` its position in that list. The reads are merged where frames are adjacent in the file, and
+        the frames decoded in one batched call. Raises `ClipError` as `frames` does."""
         offsets = self.header["offsets"]
         frames_at = self.data_at + self._mfcc_bytes
-        wanted = np.unique(indices)
-        encoded: dict[int, bytes] = {}
+        wanted, where = np.unique(np.asarray(indices).reshape(-1), return_inverse=True)
+        encoded: list[torch.Tensor] = []
         with open(self.path, "rb") as f:
-            for i in wanted.tolist():
-                encoded[i] = self._read(f, frames_at + offsets[i], offsets[i + 1] - offsets[i])
-        decoded = {}
-        for i, data in encoded.items():
+            for run in np.split(wanted, np.flatnonzero(np.diff(wanted) != 1) + 1):  # a snippet: one read
+                first, last = int(run[0]), int(run[-1])
+                data = self._read(f, frames_at + offsets[first], offsets[last + 1] - offsets[first])
+                block = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                encoded += [block[offsets[i] - offsets[first] : offsets[i + 1] - offsets[first]] for i in run]
+        return self._decode(encoded, wanted), where.reshape(-1)
+
+    def _decode(self, encoded: list[torch.Tensor], indices: np.ndarray) -> list[torch.Tensor]:
+        """(3, H, W) uint8 per JPEG; a batch that fails is decoded again frame by frame to name the bad frame."""
+        try:
+            return decode_jpeg(encoded, mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass
+        decoded = []
+        for i, data in zip(indices.tolist(), encoded, strict=True):
             try:
-                decoded[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-            except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways of saying "not a JPEG (any more)"
-                raise ClipError(self.path, f"frame {i} cannot be decoded ({exc}); {_REBUILD}") from None
-        return torch.from_numpy(np.stack([decoded[int(i)] for i in indices]))
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB))
+            except RuntimeError as exc:  # libjpeg's way of saying "not a JPEG (any more)"
+                reason = (str(exc).splitlines() or ["not a JPEG"])[0]
+                raise ClipError(self.path, f"frame {i} cannot be decoded ({reason}); {_REBUILD}") from None
+        return decoded
 
 
 def _parse_header(path: Path, f: BinaryIO) -> tuple[dict, int]:
@@ -229,7 +260,8 @@ def is_current(path: Path, media_sha256: str | None, settings: CacheSettings, *,
     return check_clip(path, media_sha256, settings, verify=verify).state == "current"
 
 
-def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) of a `width` x `height` frame scaled so its short side is `short_side` (even sides)."""
     scale = short_side / min(width, height)
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
@@ -256,23 +288,35 @@ def write_clip(media: Path, out: Path, settings: CacheSettings, media_sha256: st
     Returns `out`. Raises `ValueError` when the media cannot be probed or decoded, `OSError` when writing fails.
     """
     stream = video_stream(media)
-    width, height = _scaled_size(stream.width, stream.height, settings.short_side)
-    offsets, chunks = [0], []
-    for frame in _frames_of(media, width, height):
+    width, height = scaled_size(stream.width, stream.height, settings.short_side)
+    frames = _frames_of(media, width, height)
+    with torch.no_grad():
+        mfcc = MFCC(settings.audio)(load_waveform(media, settings.audio.sample_rate)).numpy()
+    return write_cache_file(out, frames, mfcc, settings, media_sha256)
+
+
+def write_cache_file(
+    out: Path, frames: Iterable[np.ndarray], mfcc: np.ndarray, settings: CacheSettings, media_sha256: str = ""
+) -> Path:
+    """Write a cache file from frames already at the cache's size ((H, W, 3) uint8 each, short side
+    `settings.short_side`) and the clip's MFCCs ((n_mfcc, frames) float), atomically. `write_clip` calls it with
+    decoded media; a benchmark or a test can call it with frames it made. Returns `out`; `ValueError` when there
+    are no frames, `OSError` when writing fails."""
+    offsets, chunks, height, width = [0], [], 0, 0
+    for frame in frames:
         buffer = io.BytesIO()
         Image.fromarray(frame).save(buffer, format="JPEG", quality=settings.jpeg_quality)
         chunks.append(buffer.getvalue())
         offsets.append(offsets[-1] + len(chunks[-1]))
+        height, width = frame.shape[:2]
     if not chunks:
-        raise ValueError(f"{media}: no frames decoded")
-    with torch.no_grad():
-        mfcc = MFCC(settings.audio)(load_waveform(media, settings.audio.sample_rate)).numpy().astype("<f4")
-    mfcc_bytes = mfcc.tobytes()
+        raise ValueError(f"{out}: no frames decoded")
+    mfcc_bytes = np.ascontiguousarray(mfcc, dtype="<f4").tobytes()
     payload_crc = zlib.crc32(mfcc_bytes)
     for chunk in chunks:
         payload_crc = zlib.crc32(chunk, payload_crc)
     header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(chunks),
-              "height": height, "width": width, "mfcc_shape": list(mfcc.shape), "offsets": offsets,
+              "height": height, "width": width, "mfcc_shape": list(np.shape(mfcc)), "offsets": offsets,
               "payload_bytes": len(mfcc_bytes) + offsets[-1], "payload_crc32": payload_crc}  # fmt: skip
     head = json.dumps(header).encode()
     with atomic_path(out) as tmp:

@@ -7,6 +7,7 @@ Frames are decoded by ffmpeg at height 240 (the paper's extraction), only the 12
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from baselines.audio import MFCC, AudioConfig, audio_chunks, load_waveform
 from baselines.cache import CacheSettings, check_clip, open_clip
 from baselines.media import VideoStream, media_folder, video_stream
 from baselines.model import ModelConfig
-from baselines.sampling import apply_spatial, draw_spatial, frame_indices
+from baselines.sampling import augment_clip, crop_box, crop_clip, draw_spatial, frame_indices
 from emotions_data.parquet_format import read_split
 
 EXTRACT_HEIGHT = 240
@@ -48,8 +49,18 @@ def decode_frames(
     return torch.from_numpy(frames[[position[int(i)] for i in indices]].copy())
 
 
+def default_loader_workers(processes_per_machine: int | None = None) -> int:
+    """DataLoader workers per training or evaluation process: the CPUs this process may run on
+    (`os.sched_getaffinity`), shared by the processes on the machine (`LOCAL_WORLD_SIZE` under torchrun), one
+    left for the process itself, at most 16 (the authors' `--n_threads`); 0 (load in the process) on one CPU."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = processes_per_machine or int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(0, min(16, cpus // max(1, processes) - 1))
+
+
 class ReleaseDataset(Dataset):
-    """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, crop, crop), audio (S, frames/S, mfcc), label).
+    """Rows of `data/<variant>/<split>.parquet` -> (video (S, 3, T, crop, crop) uint8, audio (S, frames/S, mfcc)
+    float32, label). The video stays uint8 until `sampling.normalise_on_device` scales it where the model runs.
 
     Reads the preprocessing cache when `cache_dir` is given (every file must be current, which is checked by header
     and length: build it with `emotions cache`), else decodes the media with ffmpeg on every access. Raises
@@ -65,7 +76,11 @@ class ReleaseDataset(Dataset):
         self.media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.train, self.segments, self.length, self.crop, self.seed = train, segments, frames_per_segment, crop, seed
-        self.epoch = 0
+        # Shared memory: loader workers (persistent across epochs) hold copies of the dataset, and must see the
+        # epoch that `set_epoch` sets in the training process, or they would draw the first epoch's snippets again.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._ids = self.rows["video_id"].astype(str).tolist()
+        self._labels = [int(v) for v in self.rows["label_index"]] if "label_index" in self.rows else []
         self.audio = AudioConfig(frames=audio_frames, chunks=segments)
         self.mfcc = MFCC(self.audio)
         if self.cache_dir is not None:
@@ -97,24 +112,37 @@ class ReleaseDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
     def set_epoch(self, epoch: int) -> None:
-        """Training draws new snippets and crops every epoch, reproducibly."""
-        self.epoch = epoch
+        """Training draws new snippets and crops every epoch, reproducibly (also in loader workers)."""
+        self._epoch[0] = epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        row = self.rows.iloc[index]
+        video_id = self._ids[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.cache_dir is not None:
-            clip = open_clip(self.cache_dir / f"{row['video_id']}.clip")
+            clip = open_clip(self.cache_dir / f"{video_id}.clip")
             idx = frame_indices(clip.n_frames, self.segments, self.length, self.train, rng)
-            frames, mfcc = clip.frames(idx.ravel()), clip.mfcc()
+            params, mfcc = draw_spatial(self.train, rng), clip.mfcc()
+            decoded, where = clip.decode(idx)
+            top, left, side = crop_box(*decoded[0].shape[-2:], params.position)
+            if side == self.crop:  # a cache at the crop's size: crop straight into the batch layout
+                video = torch.empty((self.segments, 3, self.length, side, side), dtype=torch.uint8)
+                for j, k in enumerate(where.tolist()):
+                    video[j // self.length, :, j % self.length] = decoded[k][:, top : top + side, left : left + side]
+                return augment_clip(video, params), audio_chunks(mfcc, self.audio), self._labels[index]
+            frames = torch.stack(decoded)[torch.from_numpy(where)]
         else:
-            path = self.media_dir / f"{row['video_id']}.mp4"
+            path = self.media_dir / f"{video_id}.mp4"
             stream = video_stream(path)
             idx = frame_indices(stream.n_frames, self.segments, self.length, self.train, rng)
-            frames = decode_frames(path, idx.ravel(), stream=stream)
+            frames = decode_frames(path, idx.ravel(), stream=stream).permute(0, 3, 1, 2)
             with torch.no_grad():
                 mfcc = self.mfcc(load_waveform(path))
-        video = apply_spatial(frames, draw_spatial(self.train, rng), self.crop)  # (3, S*T, crop, crop)
-        video = video.reshape(3, self.segments, self.length, self.crop, self.crop).permute(1, 0, 2, 3, 4)
-        return video.contiguous(), audio_chunks(mfcc, self.audio), int(row["label_index"])
+            params = draw_spatial(self.train, rng)
+        video = crop_clip(frames, params, self.crop, channels_last=False)  # (3, S*T, c, c)
+        video = video.unflatten(1, (self.segments, self.length)).transpose(0, 1)  # a view; one copy below
+        return video.contiguous(), audio_chunks(mfcc, self.audio), self._labels[index]

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from baselines.cache import CacheSettings, build_release_cache, cache_folder
 from baselines.checkpoint import check_resumable, load_model, model_record
 from baselines.config import ModelConfig
-from baselines.data import ReleaseDataset
+from baselines.data import ReleaseDataset, default_loader_workers
 from baselines.distributed import World
 from baselines.loss import polarity_index
 from baselines.registry import DEFAULT_MODEL, build_model
@@ -192,7 +192,8 @@ def train_release(
     release = read_release(request.release_dir)
     release.check(request.variant)
     model_config, train_config = _configs(request.config, len(release.classes))
-    overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers}
+    workers = default_loader_workers() if request.num_workers is None else request.num_workers
+    overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": workers}
     train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
     if request.resume:
@@ -253,7 +254,7 @@ def evaluate_release(
     device: str = "cpu",
     use_cache: bool = True,
     batch_size: int = 8,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     executor: Executor | None = None,
     on_cache_progress=None,
     on_warning: Callable[[str], None] | None = None,
@@ -266,7 +267,8 @@ def evaluate_release(
 
     Raises `ValueError` for a checkpoint that cannot be used (missing, truncated, damaged, not ours, another
     taxonomy), a release without that variant or split, impossible `batch_size`/`num_workers`, or a video that
-    cannot be cached; no evaluation file is written then."""
+    cannot be cached; no evaluation file is written then. `num_workers` defaults to `default_loader_workers()`."""
+    num_workers = default_loader_workers() if num_workers is None else num_workers
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})")
     model, state = load_model(checkpoint, device, CHECKPOINT_KEYS)
@@ -282,7 +284,7 @@ def evaluate_release(
     dataset = ReleaseDataset.for_model(release.folder, variant, split, cfg, cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{release.folder}: variant {variant!r} has no {split} rows")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.startswith("cuda"))
     pred = predict(model, loader, torch.device(device))
     classes = release.classes
     metrics = prediction_metrics(pred, classes, release.class_polarity)

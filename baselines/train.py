@@ -30,6 +30,7 @@ from baselines.checkpoint import RESTART_HINT, read_checkpoint, save_checkpoint
 from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
+from baselines.sampling import normalise_on_device
 from emotions_data.storage import TMP_MARK
 
 
@@ -116,7 +117,7 @@ def predict(model: torch.nn.Module, loader: Iterable, device: torch.device) -> d
     out: dict[str, list] = {"label": [], "probs": [], "audio_probs": [], "visual_probs": []}
     with torch.no_grad():
         for video, audio, label in loader:
-            outputs = model(video.to(device), audio.to(device))
+            outputs = model(normalise_on_device(video, device), audio.to(device))
             out["label"].append(label.numpy())
             for key, head in (("probs", "logits"), ("audio_probs", "audio_logits"), ("visual_probs", "visual_logits")):
                 out[key].append(torch.softmax(outputs[head].float(), dim=1).cpu().numpy())
@@ -275,7 +276,7 @@ def _train(
         waited, started = 0.0, time.perf_counter()
         tick = started
         for i, (video, audio, label) in enumerate(loader):
-            video = video.to(device, non_blocking=True)
+            video = normalise_on_device(video, device)
             audio, label = audio.to(device, non_blocking=True), label.to(device, non_blocking=True)
             waited += time.perf_counter() - tick
             stepping = (i + 1) % config.accumulation == 0 or i + 1 == len(loader)

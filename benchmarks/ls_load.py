@@ -32,10 +32,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annotation.allocation_step import allocate
 from annotation.labelstudio.client import LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.process import start, stop
-from annotation.workflow import allocate, load_projects, pull, push
+from annotation.projects import load_projects
+from annotation.pull import pull
+from annotation.push import push
 from emotions_data.demo_corpus import ClipSpec, make_clip
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest

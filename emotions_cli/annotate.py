@@ -1,5 +1,5 @@
 """`emotions annotate allocate | push | pull | simulate | status | consistency | drop | move | credentials | revoke |
-migrate-server`: thin commands over `annotation.workflow`. The server is any Label Studio (`annotation.deployment`:
+migrate-server`: thin commands over the `annotation` package. The server is any Label Studio (`annotation.deployment`:
 the dataset remembers it); its secrets come from the environment or the config file (see `emotions annotate
 server`), never from options, and passwords only ever go to a 0600 file."""
 
@@ -64,7 +64,7 @@ def allocate(
     url: UrlOpt = None,
 ) -> None:
     """Split annotators into balanced groups, share the videos out, create the accounts."""
-    from annotation.workflow import allocate as run
+    from annotation.allocation_step import allocate as run
     from emotions_data.layout import DatasetLayout
 
     report = _run(lambda: run(DatasetLayout(dataset), roster, groups, seed,
@@ -96,7 +96,7 @@ def push(
     url: UrlOpt = None,
 ) -> None:
     """Create or update the stage's Label Studio projects and import the missing tasks."""
-    from annotation.workflow import push as run
+    from annotation.push import push as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
@@ -124,7 +124,7 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
          data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Export every project into manifests/votes.parquet (idempotent); what is not counted, and why, goes to
     manifests/pull_report.json and is summed up here."""
-    from annotation.workflow import pull as run
+    from annotation.pull import pull as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
@@ -228,20 +228,22 @@ def consistency(
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
-    from annotation.workflow import read_vote_table
+    from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
-    from emotions_data.schema import Stage, VoteStatus
+    from emotions_data.schema import Stage
+    from emotions_data.storage import recover_commits
 
     if round_ not in (1, 2):
         raise fail(f"--round is 1 or 2, not {round_}")
     layout = DatasetLayout(dataset)
     stage = Stage.CROSSCHECK if round_ == 1 else Stage.CROSSCHECK2
+    recover_commits(layout.root)  # a pull commits the vote table with its history and report
     if not layout.votes.exists():
         raise fail(f"{layout.votes}: no such file")
     votes = read_vote_table(layout)
     # Deleted annotations and superseded decisions do not count; dropped annotators' votes do: they are who the
     # evaluation is about.
-    votes = votes[votes["status"] == VoteStatus.KEPT]
+    votes = kept_votes(votes)
     result = _run(lambda: evaluate_consistency(votes, threshold, stage))
     table = Table(title=f"annotators (flagged under {threshold:.2f} agreement with the cross-check)")
     for col in ("annotator", "group", "votes", "vs cross-check", "vs consensus", "flagged"):
@@ -266,7 +268,7 @@ def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], confi
          data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Drop an annotator: no new tasks, their votes stop counting, and their Label Studio account is deactivated
     with its token and sessions revoked."""
-    from annotation.workflow import drop as run
+    from annotation.credentials import drop as run
     from emotions_data.layout import DatasetLayout
 
     server = _run(lambda: _server(dataset, config, data_dir, url))
@@ -279,7 +281,7 @@ def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], confi
 def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
          to: Annotated[str, typer.Option("--to", help="target group")]) -> None:  # fmt: skip
     """Move an annotator to another group (for the projects pushed next; votes cast keep their group)."""
-    from annotation.workflow import set_active
+    from annotation.annotators import set_active
     from emotions_data.layout import DatasetLayout
 
     _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to))
@@ -296,9 +298,10 @@ def credentials(
 ) -> None:
     """Issue (or reset) the annotators' passwords; writes them to a 0600 file, never to the screen. A reset ends
     the old password, API tokens and browser sessions at once."""
+    from annotation.credentials import issue_credentials
     from annotation.labelstudio.client import LabelStudio
     from annotation.labelstudio.config import default_data_dir
-    from annotation.workflow import check_server, issue_credentials
+    from annotation.server_record import check_server
     from emotions_data.layout import DatasetLayout
 
     layout = DatasetLayout(dataset)
@@ -320,7 +323,7 @@ def revoke(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], con
            data_dir: DataDirOpt = None, url: UrlOpt = None) -> None:  # fmt: skip
     """Deactivate an annotator's Label Studio account and revoke its token and sessions (votes stay counted;
     `credentials --annotator ID` gives the account back)."""
-    from annotation.workflow import revoke_credentials
+    from annotation.credentials import revoke_credentials
     from emotions_data.layout import DatasetLayout
 
     server = _run(lambda: _server(dataset, config, data_dir, url))
@@ -335,7 +338,7 @@ def migrate_server(
 ) -> None:
     """Move the dataset to the running server (another Label Studio database): votes keep the server they were cast
     on, the accounts are made there, and the next push makes the projects."""
-    from annotation.workflow import migrate_server as run
+    from annotation.server_record import migrate_server as run
     from emotions_data.layout import DatasetLayout
 
     # the server to move to: given explicitly, else the toolkit's own; never the one the dataset recorded

@@ -115,9 +115,9 @@ def train(
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
     epochs: Annotated[int | None, typer.Option(help="override the configuration's epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="global batch (split over torchrun processes)")] = None,
-    loader_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes per training process")] = (
-        None
-    ),
+    loader_workers: Annotated[
+        int | None, typer.Option(help="DataLoader worker processes per training process [default: the CPUs, <= 16]")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: DATASET/runs/VERSION/V-C]")] = (
         None
     ),
@@ -194,18 +194,24 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="[default: RUN/eval-VARIANT-SPLIT]")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
+    batch_size: Annotated[int, typer.Option(help="clips per batch")] = 8,
+    loader_workers: Annotated[
+        int | None, typer.Option(help="DataLoader worker processes [default: the CPUs, <= 16]")
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on a release split: metrics.json, confusion matrix (CSV, PNG), per-video predictions
     with class probabilities (CSV), in the run's folder. The release is only read; `emotions release
     record-baseline` records a test result in a new release version."""
+    _at_least(batch_size=(batch_size, 1), loader_workers=(loader_workers, 0))
     _need_torch()
     from baselines.recipes import evaluate_release
 
     try:
         with progress_bars() as progress:
             result = evaluate_release(checkpoint, release_dir, split, variant=variant, out_dir=out,
-                                      device=_device(device), use_cache=use_cache,
-                                      on_cache_progress=ProgressBar(progress), on_warning=_warn)  # fmt: skip
+                                      device=_device(device), use_cache=use_cache, batch_size=batch_size,
+                                      num_workers=loader_workers, on_cache_progress=ProgressBar(progress),
+                                      on_warning=_warn)  # fmt: skip
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     print_metrics(result.metrics)

@@ -21,7 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
-from emotions_data.schema import Stage, VoteStatus
+from emotions_data.schema import Stage
 from emotions_data.taxonomy import EMOTIONS6
 
 demo_app = typer.Typer()
@@ -66,13 +66,17 @@ class AnnotationDemoReport:
 def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> AnnotationDemoReport:
     """Allocate, label, cross-check, evaluate consistency, relabel, expert stage and final labels on a real
     Label Studio server started for the demo (and stopped afterwards)."""
+    from annotation.allocation_step import allocate
     from annotation.consistency import evaluate_consistency
+    from annotation.credentials import drop
     from annotation.labels_step import decide_labels
     from annotation.labelstudio.client import LabelStudio
     from annotation.labelstudio.config import ServerConfig
     from annotation.labelstudio.process import start, stop
+    from annotation.pull import pull
+    from annotation.push import push
     from annotation.simulate import simulate
-    from annotation.workflow import allocate, drop, pull, push, read_vote_table
+    from annotation.votes import kept_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.storage import write_bytes_atomic
 
@@ -101,7 +105,7 @@ def run_annotation_demo(out: Path, log: Callable[[str], None] = print) -> Annota
                 for line in excluded:
                     log(f"    {line}")
         votes = read_vote_table(layout)  # dropped annotators' votes too: they are who the evaluation is about
-        consistency = evaluate_consistency(votes[votes["status"] == VoteStatus.KEPT], CONSISTENCY_THRESHOLD)
+        consistency = evaluate_consistency(kept_votes(votes), CONSISTENCY_THRESHOLD)
         dropped = list(consistency.annotators.index[consistency.annotators["flagged"]])
         for ann in dropped:  # their votes stop counting; their account is deactivated and its token revoked
             drop(layout, ann, handle.config)
@@ -202,7 +206,7 @@ def record_demo_baseline(release: Path, evaluation: Path, log: Callable[[str], N
 
 def split_and_release(out: Path, log: Callable[[str], None] = print) -> Path:
     """Split the labelled demo videos and write release 0.1.0 with its card (kept when it exists)."""
-    from annotation.workflow import read_counted_votes
+    from annotation.votes import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import write_release

@@ -21,23 +21,14 @@ def print_agreement(report: dict) -> None:
     head.add_column("statistic")
     head.add_column("value", justify="right")
     head.add_column(f"{report['confidence']:.0%} CI (bootstrap over items, n={report['n_bootstrap']})")
-    alpha_note = fmt(report["alpha_ci"])
-    if report["krippendorff_alpha"] is None:  # say why rather than print a bare dash
-        alpha_note = "undefined: " + (report.get("undefined") or {}).get(
-            "krippendorff_alpha", "the votes on items with two or more votes all have one label (no variation)"
-        )
-    head.add_row("Krippendorff's alpha (nominal)", fmt(report["krippendorff_alpha"]), alpha_note)
-    if report["fleiss_kappa"] is None:
-        head.add_row("Fleiss' kappa", "–", report["fleiss_kappa_absent_reason"])
-    else:
-        head.add_row("Fleiss' kappa", fmt(report["fleiss_kappa"]), fmt(report["fleiss_kappa_ci"]))
-    kappa_note = ""
-    if report["cohen_kappa_mean"] is None:
-        kappa_note = "undefined: no two annotators share two items with more than one label among their votes"
-    elif (report.get("undefined") or {}).get("cohen_kappa_mean"):
-        kappa_note = report["undefined"]["cohen_kappa_mean"]
-    head.add_row(f"Cohen's kappa, mean of {report['cohen_kappa_pairs']} pairs", fmt(report["cohen_kappa_mean"]),
-                 kappa_note)  # fmt: skip
+    for statistic in report["statistics"]:  # whatever is registered, as the report lists it
+        name = statistic["name"] + (f" ({statistic['detail']})" if statistic.get("detail") else "")
+        note = fmt(statistic["ci"]) if statistic.get("ci") else ""
+        if statistic["value"] is None:  # say why rather than print a bare dash
+            note = ("undefined: " if statistic.get("applies", True) else "") + (statistic.get("reason") or "")
+        elif statistic.get("reason"):
+            note = f"{note} ({statistic['reason']})" if note else statistic["reason"]
+        head.add_row(name, fmt(statistic["value"], statistic.get("digits", 3)), note)
     out.print(head)
     classes = Table(title="per class (one vs rest)")
     for col in ("class", "votes", "alpha", "CI"):
@@ -106,7 +97,9 @@ def agreement(
 @labels_app.command()
 def labels(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
-    method: Annotated[str, typer.Option(help="majority or dawid-skene")] = "majority",
+    method: Annotated[str, typer.Option(help="how votes become labels: one of the registered aggregators")] = (
+        "majority"
+    ),
     votes: Annotated[Path | None, typer.Option(help="vote table [default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:

@@ -50,7 +50,7 @@ def create(
 ) -> None:
     """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS (also
     `emotions release DATASET --version X.Y.Z`)."""
-    from annotation.workflow import read_counted_votes
+    from annotation.votes import read_counted_votes
     from emotions_data.card import card_writer
     from emotions_data.layout import DatasetLayout
     from emotions_data.release import release_name_problem, write_release

@@ -53,6 +53,37 @@ class DatasetLayout:
     def assignments(self) -> Path:
         return self.manifests / "assignments.parquet"
 
+    # The annotation workflow's records of its Label Studio server, its projects and its pulls.
+
+    @property
+    def ls_projects(self) -> Path:
+        """The Label Studio project of each stage and annotator, with its items (JSON)."""
+        return self.manifests / "ls_projects.json"
+
+    def ls_projects_archive(self, server_id: str) -> Path:
+        """Where a server's project list goes when the dataset moves to another server (JSON)."""
+        return self.manifests / f"ls_projects.{server_id}.json"
+
+    @property
+    def ls_server(self) -> Path:
+        """The Label Studio server the dataset's projects and votes live on (JSON)."""
+        return self.manifests / "ls_server.json"
+
+    @property
+    def vote_history(self) -> Path:
+        """Every change to a vote on record (VOTE_HISTORY_SCHEMA)."""
+        return self.manifests / "vote_history.parquet"
+
+    @property
+    def pull_report(self) -> Path:
+        """What the last pull did not count, and why (JSON)."""
+        return self.manifests / "pull_report.json"
+
+    @property
+    def ls_media(self) -> Path:
+        """The name of the dataset's local-files link on the toolkit's Label Studio server (JSON)."""
+        return self.manifests / "ls_media.json"
+
     @property
     def labels(self) -> Path:
         return self.manifests / "labels.parquet"

@@ -104,7 +104,7 @@ def build_release_rows(
     videos = videos[videos["status"] == "ok"]
     labels = pq.read_table(layout.labels).to_pandas()
     rows = labels.merge(videos, on="video_id", how="inner", suffixes=("", "_video"))
-    unknown = sorted({str(lab) for lab in rows["label"] if taxonomy.aliases.get(lab, lab) not in taxonomy.classes})
+    unknown = sorted({str(lab) for lab in rows["label"].unique() if taxonomy.lookup(lab) is None})
     if unknown:
         raise ValueError(
             f"{layout.labels}: label(s) outside the {taxonomy.name} taxonomy: {', '.join(unknown)} (release with the "

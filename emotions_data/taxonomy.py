@@ -19,9 +19,15 @@ class Taxonomy:
     def index(self, label: str) -> int:
         return self.classes.index(self.canonical(label))
 
-    def canonical(self, label: str) -> str:
+    def lookup(self, label: str) -> str | None:
+        """The class `label` names, itself or by an alias ("Sad" -> "Sadness"); None when it names none."""
         name = self.aliases.get(label, label)
-        if name not in self.classes:
+        return name if name in self.classes else None
+
+    def canonical(self, label: str) -> str:
+        """The class `label` names (`lookup`); ValueError naming the label and the classes when it names none."""
+        name = self.lookup(label)
+        if name is None:
             raise ValueError(f"label {label!r} is not in taxonomy {self.name} ({', '.join(self.classes)})")
         return name
 

@@ -100,6 +100,8 @@ _LONGEST_FIRST = (
 
 # Fixtures that start a server: a test that uses one, directly or through another fixture, is marked `server` and
 # left out of the fast lane (`make test-fast`). Modules that start servers of their own say so with `pytestmark`.
+# The tests in tests/cli/ run the `emotions` command as a user does, one process per call: marked `cli`, they are
+# `make test`'s too.
 _SERVER_FIXTURES = frozenset({"ls_server", "ls_template", "ls_data_dir", "ray_address", "two_node_cluster"})
 
 
@@ -107,5 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
+        if item.nodeid.startswith("tests/cli/"):
+            item.add_marker(pytest.mark.cli)
     rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep order

@@ -16,7 +16,7 @@ token and personal access tokens (Label Studio refuses every kind of authenticat
 personal access tokens an annotator made for themselves are listed by no admin page, so a password reset also logs
 in as the account with the new password and revokes each of them as its owner would (`revoke_personal_tokens`):
 after a reset (which also reactivates a deactivated account) no token of the old owner works. A deactivation does
-the same with a random password nobody is told (`annotation.workflow.revoke_credentials`), so an account given back
+the same with a random password nobody is told (`annotation.credentials.revoke_credentials`), so an account given back
 by hand brings none back.
 
 Each admin form is checked for the fields the toolkit fills in before it is submitted: another Label Studio version

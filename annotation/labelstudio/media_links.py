@@ -27,7 +27,6 @@ from emotions_data.layout import DatasetLayout
 from emotions_data.storage import write_bytes_atomic
 
 LINKS_DIR = "local-files"  # in the server's data folder: Label Studio's LOCAL_FILES_DOCUMENT_ROOT
-RECORD = "ls_media.json"  # in the dataset's manifests/: {"link": name}
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 
 
@@ -41,7 +40,7 @@ def link_name(layout: DatasetLayout, create: bool = True) -> str | None:
     goes: its folder's name at the first push (letters, digits, '.', '_', '-') and a random suffix, so two datasets
     of the same name never share a link. None when there is none yet and `create` is False. Raises ValueError for
     a damaged record."""
-    path = layout.manifests / RECORD
+    path = layout.ls_media
     if path.exists():
         try:
             name = json.loads(path.read_text()).get("link")
@@ -100,7 +99,7 @@ def repoint_under(root: Path, document_root: Path, depth: int = 2) -> list[str]:
     for _ in range(depth + 1):
         below: list[Path] = []
         for folder in level:
-            if (folder / "manifests" / RECORD).is_file():
+            if DatasetLayout(folder).ls_media.is_file():
                 try:
                     name = point_link(root, DatasetLayout(folder), document_root, create=False)
                 except (OSError, ValueError):

@@ -26,7 +26,7 @@ Secrets (see `annotation.labelstudio.config`) reach Label Studio through its env
 (`LABEL_STUDIO_USERNAME`, `LABEL_STUDIO_PASSWORD`, `LABEL_STUDIO_USER_TOKEN`), never through argv.
 
 A process is signalled only when /proc shows it is the very one we started (pid, start time and command line), so
-a stale pid file or a recycled pid never stops someone else's process.
+a stale pid file or a recycled pid never stops someone else's process (`annotation.labelstudio.procfs`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -63,6 +62,7 @@ from annotation.labelstudio.config import (
 )
 from annotation.labelstudio.database import LS_DATA, describe, is_first_start, record_database
 from annotation.labelstudio.media_links import links_root, repoint_under
+from annotation.labelstudio.procfs import alive, cmdline, listening, proc_stat, terminate
 
 BIN_ENV = "EMOTIONS_LABEL_STUDIO_BIN"
 
@@ -148,124 +148,18 @@ def find_executable(config: ServerConfig | None = None) -> Path:
 # --- processes -----------------------------------------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of a process, None if there is none."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may contain spaces and parentheses
-    return fields[0], int(fields[19])
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
-
-
-def _thread_states(pid: int) -> list[str]:
-    """The state letter of each thread of `pid` (empty when there is no such process)."""
-    states = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return []
-    for task in tasks:
-        try:
-            raw = (task / "stat").read_text()
-        except OSError:
-            continue
-        states.append(raw[raw.rindex(")") + 2])
-    return states
-
-
-def _alive(pid: int) -> bool:
-    """True while any thread of `pid` runs, and, for our own child, until it has been reaped. (A multi-threaded
-    server's main thread can be a zombie while its other threads still run.)"""
-    if any(state not in "ZX" for state in _thread_states(pid)):
-        return True
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == 0
-    except ChildProcessError:  # not our child: gone once no thread runs
-        return False
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = raw[raw.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
 def _is_our_server(record: dict[str, Any]) -> bool:
     """Whether the pid file's process is the very process we started: same pid, same start time (so a recycled pid
     does not match) and a `label-studio start` command line."""
     pid, ticks = record.get("pid"), record.get("proc_start_ticks")
     if not isinstance(pid, int) or not isinstance(ticks, int) or pid <= 1:
         return False
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     if stat is None or stat[0] == "Z" or stat[1] != ticks:
         return False
-    argv = _cmdline(pid)
+    argv = cmdline(pid)
     named = any(a == record.get("executable") or Path(a).name in ("label-studio", "gunicorn") for a in argv)
     return named and ("start" in argv or WSGI_APP in argv)
-
-
-def _listening(pid: int) -> set[tuple[str, int]]:
-    """The TCP (address, port) pairs the process listens on, from its file descriptors and /proc/net/tcp*."""
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        return set()
-    found = set()
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        try:
-            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) > 9 and cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
-                addr_hex, port_hex = cols[1].split(":")
-                raw = bytes.fromhex(addr_hex)
-                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # host-order 32-bit words
-                found.add((socket.inet_ntop(family, raw), int(port_hex, 16)))
-    return found
-
-
-def _terminate(pid: int, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM to the process group `pid` leads, SIGKILL to whatever of it remains after `grace_s`."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid) or _group_members(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 5.0
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -466,7 +360,7 @@ def _spawn_and_wait(
         raise ServerError(f"cannot run {executable}: {exc}") from None
     finally:
         os.close(log_fd)
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     record = {
         "pid": pid,
         "proc_start_ticks": stat[1] if stat else None,
@@ -483,7 +377,7 @@ def _spawn_and_wait(
     try:
         _wait_until_healthy(pid, config, t0, timeout_s)
     except BaseException as exc:  # a failed check, a timeout, Ctrl-C: nothing of ours is left running
-        _terminate(pid)
+        terminate(pid, STOP_GRACE_S)
         (data_dir / PID_FILE).unlink(missing_ok=True)
         if not isinstance(exc, ServerError):
             raise
@@ -516,7 +410,7 @@ def _initialize(
     try:
         code = proc.wait(timeout=timeout_s)
     except BaseException as exc:  # a timeout or Ctrl-C: the migrations stop with us
-        _terminate(proc.pid, grace_s=2.0)
+        terminate(proc.pid, grace_s=2.0)
         proc.wait()
         if not isinstance(exc, subprocess.TimeoutExpired):
             raise
@@ -548,10 +442,10 @@ def _wait_until_healthy(pid: int, config: ServerConfig, t0: float, timeout_s: fl
         try:
             done, wait_status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:  # not our child (cannot happen for a process we spawned, but be exact)
-            done, wait_status = (0, 0) if _alive(pid) else (pid, 0)
+            done, wait_status = (0, 0) if alive(pid) else (pid, 0)
         if done:
             raise ServerError(f"it exited with code {os.waitstatus_to_exitcode(wait_status)}")
-        ports = {port for _, port in _listening(pid)}
+        ports = {port for _, port in listening(pid)}
         if ports and config.port not in ports:  # Label Studio moves on by itself when its port is taken
             raise ServerError(f"it listens on port {min(ports)} instead of {config.port} (was the port taken?)")
         if ports:
@@ -583,8 +477,8 @@ def stop(config: ServerConfig, *, grace_s: float = STOP_GRACE_S) -> int | None:
             return None
         pid = record["pid"] if _is_our_server(record) else None
         if pid is not None:
-            _terminate(pid, grace_s)
-            if _alive(pid):
+            terminate(pid, grace_s)
+            if alive(pid):
                 raise ServerError(f"Label Studio (pid {pid}) is still running after SIGKILL")
         (data_dir / PID_FILE).unlink(missing_ok=True)
         return pid
@@ -600,7 +494,7 @@ def status(config: ServerConfig) -> ServerStatus:
         return ServerStatus(False, False, data_dir, detail=f"not running (stale pid file {data_dir / PID_FILE})")
     pid, port, url = record["pid"], record.get("port"), record.get("url")
     common = {"pid": pid, "url": url, "started_at": record.get("started_at"), "version": record.get("version")}
-    if not any(p == port for _, p in _listening(pid)):
+    if not any(p == port for _, p in listening(pid)):
         return ServerStatus(True, False, data_dir, **common, detail=f"running, but not listening on port {port}")
     token = with_stored_credentials(config).token
     up, token_ok, user = _probe(url, token)

@@ -16,9 +16,9 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def fmt_ci(ci: list[float] | None) -> str:
+def fmt_ci(ci: list[float] | None, digits: int = 3) -> str:
     """A confidence interval as the card prints it, `[low, high]` ("n/a" for missing)."""
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
+    return f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]" if ci else "n/a"
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -41,22 +41,50 @@ def filter_settings(meta: CardMetadata) -> dict[str, Any]:
     }
 
 
+def listed_statistics(agreement: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agreement statistics of an agreement report (`manifests/agreement.json`) as the list the report writes:
+    one dict per statistic with `key`, `name`, `value`, `ci`, `reason`, `detail` and `digits`. A report written
+    before the list existed names its three statistics by fixed keys; they are read into the same form."""
+    if isinstance(agreement.get("statistics"), list):
+        return agreement["statistics"]
+    undefined = agreement.get("undefined") or {}
+    return [
+        {"key": "krippendorff_alpha", "name": "Krippendorff's alpha (nominal)",
+         "value": agreement.get("krippendorff_alpha"), "ci": agreement.get("alpha_ci"),
+         "reason": undefined.get("krippendorff_alpha")},
+        {"key": "fleiss_kappa", "name": "Fleiss' kappa", "value": agreement.get("fleiss_kappa"),
+         "ci": agreement.get("fleiss_kappa_ci"), "reason": agreement.get("fleiss_kappa_absent_reason")},
+        {"key": "cohen_kappa_mean", "name": "Mean pairwise Cohen's kappa", "value": agreement.get("cohen_kappa_mean"),
+         "ci": None, "reason": undefined.get("cohen_kappa_mean"),
+         "detail": f"over {agreement.get('cohen_kappa_pairs')} pairs"},
+    ]  # fmt: skip
+
+
+def statistic_sentence(statistic: dict[str, Any], confidence: float) -> str:
+    """One listed statistic as a sentence: name, value, interval, detail and, when it is missing or partial, why."""
+    digits = int(statistic.get("digits") or 3)
+    reason = f" ({statistic['reason']})" if statistic.get("reason") else ""
+    if statistic.get("value") is None:
+        return f"{statistic['name']}: n/a{reason}."
+    text = f"{statistic['name']}: {fmt(float(statistic['value']), digits)}"
+    if statistic.get("ci"):
+        text += f", {round(100 * confidence)}% CI {fmt_ci(statistic['ci'], digits)}"
+    if statistic.get("detail"):
+        text += f" {statistic['detail']}"
+    return f"{text}{reason}."
+
+
 def agreement_summary(meta: CardMetadata) -> list[str]:
-    """One sentence per statistic (also used for `rai:dataAnnotationAnalysis`)."""
+    """One sentence per listed statistic, then how the intervals were drawn and per-class alpha (also used for
+    `rai:dataAnnotationAnalysis`)."""
     a = meta.agreement
     if not a:
         return ["No vote table was given, so agreement was not computed."]
-    conf = round(100 * float(a.get("confidence") or 0.95))
-    out = [
-        f"Krippendorff's alpha (nominal): {fmt(a.get('krippendorff_alpha'))}, {conf}% bootstrap CI "
-        f"{fmt_ci(a.get('alpha_ci'))} ({a.get('n_bootstrap')} resamples over items).",
-    ]
-    if a.get("fleiss_kappa") is not None:
-        out.append(f"Fleiss' kappa: {fmt(a['fleiss_kappa'])}, {conf}% CI {fmt_ci(a.get('fleiss_kappa_ci'))}.")
-    else:
-        out.append(f"Fleiss' kappa: n/a ({a.get('fleiss_kappa_absent_reason')}).")
+    confidence = float(a.get("confidence") or 0.95)
+    out = [statistic_sentence(s, confidence) for s in listed_statistics(a)]
     out.append(
-        f"Mean pairwise Cohen's kappa: {fmt(a.get('cohen_kappa_mean'))} over {a.get('cohen_kappa_pairs')} pairs."
+        f"Intervals are {round(100 * confidence)}% percentile bootstrap intervals ({a.get('n_bootstrap')} resamples "
+        "over items)."
     )
     per_class = a.get("per_class") or {}
     out.append(

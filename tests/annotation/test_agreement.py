@@ -22,6 +22,7 @@ from annotation.agreement import (
 )
 from annotation.labels import final_labels
 from emotions_data.taxonomy import EMOTIONS6
+from tests.support.agreement_tables import KRIPPENDORFF_2011
 from tests.support.votes import simulated
 
 
@@ -60,15 +61,7 @@ def test_alpha_matches_the_krippendorff_package_to_1e9(seed, raters, items, cate
 def test_alpha_reproduces_krippendorffs_published_nominal_example():
     # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 4 observers x 12 units
     # example with missing data: nominal alpha = 0.743.
-    nan = np.nan
-    matrix = np.array(
-        [
-            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
-            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
-            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
-            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
-        ]
-    )
+    matrix = KRIPPENDORFF_2011
     report = agreement_report(long_table(matrix), n_bootstrap=200, seed=1)
     assert round(report.krippendorff_alpha, 3) == 0.743
     assert report.n_items == 12 and report.n_pairable_items == 11  # unit 12 has one value: not pairable
@@ -175,7 +168,7 @@ def test_majority_vote_never_breaks_ties():
         [("x", "a", "Fear"), ("x", "b", "Tension"), ("y", "a", "Fear"), ("y", "b", "Fear"), ("y", "c", "Sadness")],
         columns=["video_id", "annotator_id", "label"],
     )
-    result = MajorityVote().fit_predict(votes)
+    result = MajorityVote().fit(votes).result_
     assert dict(zip(result.video_id, result.label, strict=True)) == {"x": None, "y": "Fear"}
     assert result.confidence[1] == pytest.approx(2 / 3)
 
@@ -183,7 +176,7 @@ def test_majority_vote_never_breaks_ties():
 def test_dawid_skene_beats_majority_when_a_few_annotators_are_reliable():
     votes, truth = simulated(0)
     ds = DawidSkene().fit(votes, list(EMOTIONS6.classes))
-    mv = MajorityVote().fit_predict(votes, list(EMOTIONS6.classes))
+    mv = MajorityVote().fit(votes, list(EMOTIONS6.classes)).result_
     ds_acc = np.mean([truth[v] == lab for v, lab in zip(ds.result_.video_id, ds.result_.label, strict=True)])
     mv_acc = np.mean([truth[v] == lab for v, lab in zip(mv.video_id, mv.label, strict=True)])  # ties count wrong
     assert ds_acc > mv_acc + 0.05 and ds_acc > 0.9
@@ -197,7 +190,7 @@ def test_dawid_skene_is_certain_on_unanimous_votes():
         [(f"v{i}", a, EMOTIONS6.classes[i % 6]) for i in range(30) for a in ("a", "b", "c")],
         columns=["video_id", "annotator_id", "label"],
     )
-    result = DawidSkene().fit_predict(votes)
+    result = DawidSkene().fit(votes).result_
     assert [lab for lab in result.label] == [EMOTIONS6.classes[int(v[1:]) % 6] for v in result.video_id]
     assert result.confidence.min() > 0.99
 

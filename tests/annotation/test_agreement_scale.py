@@ -2,7 +2,8 @@
 
 `data/agreement_reports.json` holds the reports the earlier implementation (a dense annotators x items grid for
 Cohen's kappa, per-category loops, a bootstrap drawing items one by one) wrote for the tables of
-`tests.support.agreement_tables.random_table`. Every statistic must be the same; the bootstrap intervals come from
+`tests.support.agreement_tables.random_table`; their `statistics` lists hold the same values, and Gwet's AC1 (added
+later) as a plain loop over the items computes it. Every statistic must be the same; the bootstrap intervals come from
 another random stream of the same resampling distribution, so they must agree within Monte Carlo error."""
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotation.agreement import _kinds, agreement_report, bootstrap_counts, encode, pairwise_cohen
+from annotation.agreement import agreement_report, bootstrap_counts, encode, pairwise_cohen
+from annotation.statistics import kinds_of as _kinds
 from tests.support.agreement_tables import SEEDS, random_table
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "agreement_reports.json").read_text())
-INTERVALS = {"alpha_ci", "fleiss_kappa_ci"}
+INTERVALS = {"alpha_ci", "fleiss_kappa_ci", "ci"}
 
 
 def _same(got, want, path=""):
@@ -92,7 +94,7 @@ def test_pairwise_cohen_counts_a_repeated_vote_once_with_its_last_label():
 
 @pytest.mark.parametrize("seed", SEEDS[:6])
 def test_pairwise_cohen_is_the_same_when_too_many_annotators_for_one_array(seed, monkeypatch):
-    import annotation.agreement as agreement
+    import annotation.statistics.cohen as agreement
 
     enc = encode(random_table(seed))
     dense = pairwise_cohen(enc)

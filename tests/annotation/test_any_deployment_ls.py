@@ -26,12 +26,14 @@ import pytest
 from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.process import find_executable, free_port
-from annotation.workflow import load_server
+from annotation.server_record import load_server
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
 from emotions_data.settings import load_settings
 from tests.support.ls_fixtures import login_session
+
+pytestmark = pytest.mark.server  # a Label Studio of its own, reached only by URL
 
 CLIPS = ["landscape.mp4", "portrait.mp4", "source.mp4", "rotated.mp4"]
 ROSTER = "id,name,email,work_experience,eq_score,education,culture,leadership,role\n" + "\n".join(

@@ -26,6 +26,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from annotation.allocation_step import allocate
+from annotation.annotators import load_annotators
+from annotation.credentials import issue_credentials
 from annotation.labelstudio.client import LabelStudio
 from annotation.labelstudio.interface import (
     COMMENT,
@@ -37,7 +40,8 @@ from annotation.labelstudio.interface import (
     parse_result,
 )
 from annotation.labelstudio.process import start, stop
-from annotation.workflow import allocate, issue_credentials, load_annotators, pull, push
+from annotation.pull import pull
+from annotation.push import push
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout

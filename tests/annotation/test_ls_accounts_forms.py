@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import pytest
 
+from annotation.credentials import write_credentials
 from annotation.labelstudio.accounts import AdminSession
 from annotation.labelstudio.config import ServerConfig, ServerError
-from annotation.workflow import write_credentials
 
 CSRF = '<input type="hidden" name="csrfmiddlewaretoken" value="t0k3n">'
 LOGIN = f'<form method="post" action="/user/login/">{CSRF}<input name="email"><input name="password"></form>'
@@ -129,7 +129,7 @@ def test_a_password_set_before_a_failure_is_in_the_credentials_file(fake, tmp_pa
 
     import pyarrow as pa
 
-    from annotation.workflow import issue_credentials, write_credentials
+    from annotation.credentials import issue_credentials, write_credentials
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import ANNOTATORS_SCHEMA
     from emotions_data.storage import write_table_atomic

@@ -19,7 +19,7 @@ from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.config import ServerConfig
 from annotation.labelstudio.media_links import link_name, point_link
 from annotation.labelstudio.process import connect
-from annotation.workflow import load_projects
+from annotation.projects import load_projects
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
@@ -146,7 +146,7 @@ def test_a_damaged_link_record_is_named(tmp_path):
 
 
 def test_a_server_elsewhere_gets_the_storage_at_its_own_path_of_the_files(tmp_path):
-    from annotation.workflow import _local_files
+    from annotation.media_urls import local_files as _local_files
 
     layout = DatasetLayout(tmp_path / "files" / "lab" / "ds")
     layout.manifests.mkdir(parents=True)

@@ -17,13 +17,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from annotation.allocation_step import allocate
+from annotation.annotators import set_active
 from annotation.labels import final_labels
 from annotation.labelstudio.client import LabelStudio
 from annotation.labelstudio.config import DATABASE_URL_ENV, ServerConfig, ServerError
 from annotation.labelstudio.database import DATABASE_FILE, is_first_start, sqlite_path, table_count
 from annotation.labelstudio.process import PID_FILE, connect, start, status, stop
+from annotation.pull import pull
+from annotation.push import push
+from annotation.server_record import load_server
 from annotation.simulate import simulate
-from annotation.workflow import allocate, load_server, pull, push, set_active
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout

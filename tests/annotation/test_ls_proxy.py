@@ -24,13 +24,13 @@ import pytest
 from annotation.labelstudio.config import ServerConfig, load_config
 from annotation.labelstudio.process import (
     BIN_ENV,
-    _cmdline,
-    _listening,
     exposure_notice,
     free_port,
     start,
     stop,
 )
+from annotation.labelstudio.procfs import cmdline as _cmdline
+from annotation.labelstudio.procfs import listening as _listening
 from tests.support.ls_fixtures import TEST_ADMIN
 
 pytestmark = pytest.mark.server  # nginx in front of Label Studio

@@ -31,13 +31,13 @@ from annotation.labelstudio.media_links import point_link
 from annotation.labelstudio.process import (
     BIN_ENV,
     PID_FILE,
-    _group_members,
-    _listening,
-    _proc_stat,
     start,
     status,
     stop,
 )
+from annotation.labelstudio.procfs import group_members as _group_members
+from annotation.labelstudio.procfs import listening as _listening
+from annotation.labelstudio.procfs import proc_stat as _proc_stat
 from emotions_data.layout import DatasetLayout
 from tests.support.ls_fixtures import TEST_ADMIN, clone_data_dir
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from annotation.labelstudio.process import _listening, free_port
+from annotation.labelstudio.process import free_port
+from annotation.labelstudio.procfs import listening as _listening
 from tests.annotation.test_workflow_ls import _login
 
 pytestmark = pytest.mark.server  # an sshd of its own

@@ -20,26 +20,20 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from annotation.allocation_step import allocate
+from annotation.annotators import account_email, set_active
+from annotation.credentials import drop, issue_credentials
 from annotation.labels_step import decide_labels
 from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.interface import annotation_result
 from annotation.labelstudio.process import _run_shell, start
+from annotation.projects import load_projects
+from annotation.pull import pull
+from annotation.push import push
+from annotation.server_record import migrate_server
 from annotation.simulate import simulate
 from annotation.vetting import Reason
-from annotation.workflow import (
-    account_email,
-    allocate,
-    counted_votes,
-    drop,
-    issue_credentials,
-    load_projects,
-    migrate_server,
-    pull,
-    push,
-    read_vote_table,
-    set_active,
-    vote_history_path,
-)
+from annotation.votes import counted_votes, read_vote_table, vote_history_path
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout

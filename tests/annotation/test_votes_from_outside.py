@@ -65,7 +65,7 @@ def test_a_version_1_vote_table_is_still_read_and_counts(tmp_path):
     import pyarrow.parquet as pq
 
     from annotation.vetting import Accounts, vet
-    from annotation.workflow import counted_votes, read_vote_table
+    from annotation.votes import counted_votes, read_vote_table
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import VOTES_SCHEMA
 
@@ -91,7 +91,7 @@ def test_a_dataset_with_group_projects_is_planned_per_annotator_without_second_v
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from annotation.workflow import _plan
+    from annotation.stage_plan import plan_stage as _plan
     from emotions_data.layout import DatasetLayout
     from emotions_data.schema import ANNOTATORS_SCHEMA, ASSIGNMENTS_SCHEMA, Stage
 

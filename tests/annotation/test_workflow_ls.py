@@ -9,13 +9,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from annotation.allocation_step import allocate
+from annotation.annotators import account_email, set_active
 from annotation.consistency import evaluate_consistency
 from annotation.labels import final_labels
 from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.config import ServerError
 from annotation.labelstudio.interface import annotation_result
+from annotation.projects import load_projects
+from annotation.pull import pull
+from annotation.push import push
 from annotation.simulate import PanelSettings, simulate
-from annotation.workflow import account_email, allocate, load_projects, pull, push, set_active
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
@@ -230,7 +234,7 @@ def test_issued_passwords_let_annotators_log_in(workflow, ls_server, tmp_path):
     import stat
     import urllib.error
 
-    from annotation.workflow import issue_credentials
+    from annotation.credentials import issue_credentials
 
     layout, _, _ = workflow
     path = issue_credentials(layout, ls_server.config, tmp_path)

@@ -55,3 +55,22 @@ def test_waveforms_come_from_ffmpeg_at_44_1_khz(tmp_path):
     with pytest.raises(ValueError, match="cannot decode audio"):
         (tmp_path / "bad.mp4").write_bytes(b"not a video")
         load_waveform(tmp_path / "bad.mp4")
+
+
+def test_stereo_is_downmixed_as_librosa_does(tmp_path):
+    """(L + R) / 2, the mean librosa's `to_mono` takes; ffmpeg's `-ac 1` would be 3 dB louder."""
+    import wave
+
+    t = np.arange(44100) / 44100
+    left = np.round(12000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    right = np.round(5000 * np.sin(2 * np.pi * 1250 * t + 1.0)).astype(np.int16)
+    path = tmp_path / "stereo.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(2)
+        f.setsampwidth(2)
+        f.setframerate(44100)
+        f.writeframes(np.stack([left, right], axis=1).tobytes())
+    expected = (left.astype(np.float32) / 32768 + right.astype(np.float32) / 32768) / 2
+    got = load_waveform(path).numpy()
+    assert got.shape == expected.shape
+    assert np.allclose(got, expected, atol=1e-6)

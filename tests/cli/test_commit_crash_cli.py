@@ -6,6 +6,7 @@ Any command that reads the dataset finishes a commit interrupted after its journ
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -43,9 +44,9 @@ def settle(ds: Path) -> None:
     run_cli("split", str(ds), "--check")
 
 
-def kill_at_every_commit_point(tmp_path: Path, base: Path, args, check) -> set[str]:
-    """Copy `base`, kill `emotions ARGS(copy)` at its n-th rename for every n, and `check(copy)` the result; returns
-    the states seen ("old", "new")."""
+def kill_at_every_commit_point(tmp_path: Path, base: Path, args, check, settle=settle) -> set[str]:
+    """Copy `base`, kill `emotions ARGS(copy)` at its n-th rename for every n, `settle(copy)` and `check(copy)` the
+    result; returns the states seen ("old", "new")."""
     reference = shutil.copytree(base, tmp_path / "reference")
     count = renames(args(reference))
     assert count >= 3, "a journal and at least two files: there is more than one commit point"
@@ -144,3 +145,86 @@ def test_release_killed_at_each_commit_point_has_its_card_copy_only_with_it(tmp_
         return state
 
     assert kill_at_every_commit_point(tmp_path, base, args, check) == {"old", "new"}
+
+
+PULL_FILES = ("manifests/votes.parquet", "manifests/vote_history.parquet", "manifests/pull_report.json")
+
+
+def pulled(root: Path) -> dict[str, str]:
+    """The three files a pull commits, as text without the pull's own clock (`pulled_at`, and the `at` it gives a
+    deletion), so two pulls of the same Label Studio state compare equal."""
+    history = pd.read_parquet(root / PULL_FILES[1]).drop(columns=["at", "pulled_at"])
+    report = json.loads((root / PULL_FILES[2]).read_text())
+    report.pop("pulled_at")
+    for change in report["changes"]:
+        change.pop("at"), change.pop("pulled_at")
+    return {
+        "votes": pd.read_parquet(root / PULL_FILES[0]).to_json(orient="records", date_format="iso"),
+        "history": history.to_json(orient="records", date_format="iso"),
+        "report": json.dumps(report, sort_keys=True),
+    }
+
+
+def test_pull_killed_at_each_commit_point_leaves_the_votes_history_and_report_of_one_pull(ls_server, corpus, tmp_path):
+    from annotation.allocation_step import allocate
+    from annotation.labelstudio.client import LabelStudio
+    from annotation.labelstudio.interface import annotation_result
+    from annotation.pull import pull
+    from annotation.push import push
+    from annotation.simulate import simulate
+    from annotation.votes import read_vote_table
+    from emotions_data.executor import make_executor
+    from emotions_data.ingest import ingest
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.settings import load_settings
+    from emotions_data.taxonomy import EMOTIONS6
+
+    base = ls_server.config.document_root / "crash-pull-ds"
+    (tmp_path / "in").mkdir()
+    for name in ("landscape.mp4", "portrait.mp4", "rotated.mp4"):
+        shutil.copy(corpus / name, tmp_path / "in" / name)
+    ingest([tmp_path / "in"], base, load_settings(None), executor=make_executor("serial", 1))
+    (tmp_path / "roster.csv").write_text(
+        "id,name,email,work_experience,eq_score,education,culture,leadership\n"
+        + "".join(f"C{i},P{i},p{i}@example.org,{i},{100 + i},BSc,CN,0\n" for i in range(1, 4))
+    )
+    layout, admin = DatasetLayout(base), LabelStudio(ls_server.config)
+    allocate(layout, tmp_path / "roster.csv", n_groups=1, seed=0, client=admin)
+    push(layout, "label", admin, EMOTIONS6, votes_per_item=2)
+    simulate(layout, "label", admin, EMOTIONS6, seed=1)
+    pull(layout, admin, EMOTIONS6)
+    votes = read_vote_table(layout)
+
+    def relabel(row: pd.Series) -> None:  # the admin's edit is applied and recorded in the history
+        other = next(c for c in EMOTIONS6.classes if c != row["label"])
+        admin.call("PATCH", f"/api/annotations/{int(row['ls_annotation_id'])}", {"result": annotation_result(other)})
+
+    relabel(votes.iloc[0])
+    pull(layout, admin, EMOTIONS6)  # the old state: votes, a history of one edit, a report
+    old = pulled(base)
+    relabel(votes.iloc[1])  # what the killed pull has to record: one more edit and a deletion
+    admin.call("DELETE", f"/api/annotations/{int(votes.iloc[2]['ls_annotation_id'])}")
+
+    def args(ds: Path) -> list[str]:
+        return ["annotate", "pull", str(ds), "--data-dir", str(ls_server.config.data_dir)]
+
+    run_cli(*args(shutil.copytree(base, tmp_path / "warm-up")), check=True)  # compiles what the CLI imports
+
+    def check(ds: Path, reference: Path) -> str:
+        new = pulled(reference)
+        assert all(old[name] != new[name] for name in old), "the pull changes all three files"
+        state = pulled(ds)
+        assert state in (old, new), "votes, vote history and pull report of different pulls"
+        run_cli(*args(ds), check=True)
+        after = pulled(ds)
+        assert after["votes"] == new["votes"] and after["history"] == new["history"], (
+            "a later pull records the events the killed one did not commit, and none twice"
+        )
+        events = pd.read_parquet(ds / PULL_FILES[1])["event"].tolist()
+        assert events == ["edited", "deleted", "edited"] or sorted(events) == ["deleted", "edited", "edited"]
+        return "old" if state == old else "new"
+
+    def status(ds: Path) -> None:  # what a user runs next: a command that reads the votes
+        run_cli("annotate", "status", str(ds))
+
+    assert kill_at_every_commit_point(tmp_path, base, args, check, settle=status) == {"old", "new"}

@@ -20,7 +20,7 @@ import yaml
 from annotation.agreement import agreement_report
 from emotions_data.card import build_metadata, card_files, write_card
 from emotions_data.card.plots import PLOT_NAMES
-from emotions_data.card.text import fmt, fmt_ci
+from emotions_data.card.text import fmt, fmt_ci, statistic_sentence
 from emotions_data.taxonomy import EMOTIONS6
 
 VARIANTS = {
@@ -261,6 +261,16 @@ def test_agreement_numbers_match_report(card):
         assert f"| {name} | {row['n_votes']} | {fmt(row['agreement'])} |" in readme
     croissant = json.loads((release / "croissant.json").read_text())
     assert any(fmt(report.krippendorff_alpha) in s for s in croissant["rai:dataAnnotationAnalysis"])
+
+
+def test_every_listed_statistic_is_in_the_card(card):
+    meta, release, *_ = card
+    readme = (release / "README.md").read_text()
+    croissant = json.loads((release / "croissant.json").read_text())
+    assert {s["key"] for s in meta.agreement["statistics"]} >= {"krippendorff_alpha", "gwet_ac1"}
+    for statistic in meta.agreement["statistics"]:
+        assert f"- {statistic_sentence(statistic, 0.95)}" in readme
+        assert statistic_sentence(statistic, 0.95) in croissant["rai:dataAnnotationAnalysis"]
 
 
 def test_card_refuses_email_addresses(card):

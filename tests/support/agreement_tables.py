@@ -6,6 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 observers (rows) x 12 units (columns), values
+# 1-5, NaN where an observer gave none. Gwet's Handbook and his irrCAC functions use the same table (raw_4raters).
+KRIPPENDORFF_2011 = np.array(
+    [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, np.nan, np.nan, np.nan],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, np.nan, 3],
+        [np.nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, np.nan],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, np.nan],
+    ]
+)
+
 LABELS = ["Excitation", "Fear", "Neutral", "Relaxation", "Sadness", "Tension"]
 
 

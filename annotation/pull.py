@@ -1,0 +1,182 @@
+"""`pull`: every Label Studio project exported and merged into the vote table under the rules of
+`annotation.vetting` (Label Studio is untrusted input), with the vote history and the pull's report.
+
+A pull writes three files, committed together (`storage.file_group`): `manifests/votes.parquet` (the system of
+record), `manifests/vote_history.parquet` (every later change to a vote on record, appended) and
+`manifests/pull_report.json` (what this pull did not count, and why; deleted or changed projects). A pull killed at
+any point leaves the three files of the pull before it or the three of this one, never a mix; the history events
+of a pull that never committed are found again by the next one, which compares Label Studio with the vote table on
+record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotation.annotators import load_annotators
+from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
+from annotation.labelstudio.interface import labeling_config
+from annotation.projects import load_projects
+from annotation.server_record import check_server
+from annotation.vetting import Accounts, Exclusion, Reason, Vetted, vet
+from annotation.votes import is_kept, read_vote_table
+from emotions_data.layout import DatasetLayout
+from emotions_data.manifest import read_versioned_table
+from emotions_data.schema import VOTE_HISTORY_SCHEMA, VOTES_SCHEMA, Stage
+from emotions_data.storage import file_group, recover_commits
+from emotions_data.taxonomy import Taxonomy
+
+
+@dataclass
+class PullReport:
+    """What a pull did: vote counts, the annotations not counted and why, this pull's history events, and the state
+    of every project."""
+
+    n_votes: int = 0  # in the table after the pull
+    n_new: int = 0
+    n_updated: int = 0  # votes on record read again
+    n_edited: int = 0  # of those, changed by their annotator (history kept)
+    n_deleted: int = 0  # votes whose annotation disappeared from Label Studio: marked deleted
+    excluded: list[Exclusion] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # this pull's vote history events
+    projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> id, status (ok, deleted), drift
+    invite_link_was_enabled: bool = False
+    path: Path | None = None  # manifests/pull_report.json
+
+    def _of(self, reason: Reason) -> list[str]:
+        return [f"{e.detail} ({e.video_id}, task {e.ls_task_id}, annotation {e.ls_annotation_id}, project "
+                f"{e.project})" for e in self.excluded if e.reason == reason]  # fmt: skip
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._of(Reason.CANCELLED)
+
+    @property
+    def outside_taxonomy(self) -> list[str]:
+        return self._of(Reason.OUTSIDE_TAXONOMY)
+
+    @property
+    def unknown_videos(self) -> list[str]:
+        return self._of(Reason.UNKNOWN_VIDEO)
+
+    @property
+    def unknown_annotators(self) -> list[str]:
+        return self._of(Reason.UNKNOWN_ACCOUNT)
+
+    @property
+    def deleted_projects(self) -> list[str]:
+        return [k for k, p in self.projects.items() if p["status"] == "deleted"]
+
+    @property
+    def drifted_projects(self) -> dict[str, list[str]]:
+        return {k: p["drift"] for k, p in self.projects.items() if p.get("drift")}
+
+    @property
+    def problems(self) -> int:
+        """Everything the report lists: excluded annotations, deleted or drifted projects, an enabled invite link."""
+        return (len(self.excluded) + len(self.deleted_projects) + len(self.drifted_projects)
+                + int(self.invite_link_was_enabled))  # fmt: skip
+
+    def summary(self) -> dict[str, int]:
+        """Reason -> how many annotations were not counted for it."""
+        return dict(sorted(Counter(str(e.reason) for e in self.excluded).items()))
+
+
+def _drift(remote: dict[str, Any], plan: dict[str, Any], taxonomy: Taxonomy) -> list[str]:
+    """The settings of a project that differ from what push set (push restores them)."""
+    wanted = {"title": plan["title"], "label_config": labeling_config(taxonomy, plan["stage"] == Stage.EXPERT),
+              **({"maximum_annotations": 1} if plan.get("annotator") else {}), **PROJECT_SETTINGS}  # fmt: skip
+    return sorted(k for k, v in wanted.items() if remote.get(k) != v)
+
+
+def _accounts(annotators: pd.DataFrame, client: LabelStudio) -> Accounts:
+    """The dataset's accounts as vetting knows them: Label Studio user id -> (annotator id, role), and the admin."""
+    by_user = {int(u): (a, r) for a, r, u in annotators[["annotator_id", "role", "ls_user_id"]].dropna(
+        subset=["ls_user_id"]).itertuples(index=False)}  # fmt: skip
+    return Accounts(by_user, int(client.whoami()["id"]))
+
+
+def _export(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy, report: PullReport) -> dict[str, tuple]:
+    """Project key -> (its plan on record, its snapshot export) for every project still on the server; each
+    project's status (ok or deleted) and drift go to `report.projects`. ServerError when an export fails."""
+    exports = {}
+    for key, plan in sorted(load_projects(layout).items()):
+        remote = client.project(plan["id"])
+        if remote is None:
+            report.projects[key] = {"id": plan["id"], "status": "deleted", "drift": []}
+            continue
+        report.projects[key] = {"id": plan["id"], "status": "ok", "drift": _drift(remote, plan, taxonomy)}
+        exports[key] = (plan, client.export_snapshot(plan["id"]))
+    return exports
+
+
+def _document(report: PullReport, now: datetime, server_id: str, url: str) -> dict[str, Any]:
+    """The pull report as `manifests/pull_report.json` holds it."""
+    return {
+        "pulled_at": now.isoformat(), "server": {"server_id": server_id, "url": url},
+        "votes": {"kept": report.n_votes, "new": report.n_new, "read_again": report.n_updated,
+                  "edited": report.n_edited, "deleted": report.n_deleted, "not_counted": len(report.excluded)},
+        "summary": report.summary(), "projects": report.projects,
+        "invite_link_was_enabled": report.invite_link_was_enabled,
+        "excluded": [e.to_dict() for e in report.excluded],
+        "changes": report.changes,  # votes on record edited by their annotator, deleted, superseded
+    }  # fmt: skip
+
+
+def _commit(layout: DatasetLayout, vetted: Vetted, document: dict[str, Any]) -> None:
+    """The vote table, the vote history with this pull's events appended, and the pull report, committed together
+    (all of them, or none when this raises)."""
+    with file_group(layout.root) as group:
+        votes = pa.Table.from_pandas(vetted.votes[VOTES_SCHEMA.names], schema=VOTES_SCHEMA, preserve_index=False)
+        group.write_table(layout.votes, votes)
+        if vetted.history:
+            history = pd.DataFrame(vetted.history, columns=VOTE_HISTORY_SCHEMA.names)
+            if layout.vote_history.exists():
+                history = pd.concat([pq.read_table(layout.vote_history).to_pandas(), history], ignore_index=True)
+            table = pa.Table.from_pandas(history, schema=VOTE_HISTORY_SCHEMA, preserve_index=False)
+            group.write_table(layout.vote_history, table)
+        group.write_bytes(layout.pull_report, json.dumps(document, indent=1, default=_json_value).encode())
+
+
+def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> PullReport:
+    """Export every project (snapshot export) and merge it into the vote table under the rules of
+    `annotation.vetting` (Label Studio is untrusted input); write `manifests/pull_report.json` with every
+    annotation not counted and its reason, every deleted or drifted project and an invite link found enabled (which
+    is disabled again), and append every change to a vote on record to `manifests/vote_history.parquet`; the three
+    files are committed together (see the module's docstring).
+    Idempotent: a vote is keyed by its server and Label Studio annotation id. A deleted project is reported and
+    its votes stay as last pulled; the other projects are pulled. Nothing is written unless every export of the
+    existing projects succeeded. Raises ValueError for another server than the dataset's, ServerError when the
+    server fails."""
+    recover_commits(layout.root)  # a pull killed after its commit began is finished before this one reads
+    server_id, url = check_server(layout, client)
+    annotators = load_annotators(layout)
+    accounts = _accounts(annotators, client)
+    known_videos = set(read_versioned_table(layout.videos_manifest, ["video_id"])["video_id"].to_pylist())
+    report = PullReport(path=layout.pull_report)
+    exports = _export(layout, client, taxonomy, report)
+    report.invite_link_was_enabled = client.invite_link_enabled()
+    if report.invite_link_was_enabled:
+        client.disable_invite_link()
+    now = datetime.now(UTC).replace(microsecond=0)
+    vetted = vet(read_vote_table(layout), exports, annotators, accounts, known_videos, taxonomy, (server_id, url), now)
+    report.excluded, report.changes = vetted.excluded, vetted.history
+    report.n_new, report.n_updated = vetted.n_new, vetted.n_reread
+    report.n_edited, report.n_deleted = vetted.n_edited, vetted.n_deleted
+    report.n_votes = int(is_kept(vetted.votes).sum())
+    _commit(layout, vetted, _document(report, now, server_id, url))
+    return report
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars as Python numbers, times as ISO text."""
+    return value.item() if hasattr(value, "item") else str(value)
