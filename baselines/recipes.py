@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +20,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from baselines.cache import CacheSettings, build_release_cache, cache_folder
+from baselines.checkpoint import check_resumable, load_model, model_record
+from baselines.config import ModelConfig
 from baselines.data import ReleaseDataset, default_loader_workers
 from baselines.distributed import World
 from baselines.loss import polarity_index
-from baselines.model import AVCANet, ModelConfig
-from baselines.train import (
-    EpochResult,
-    StepInfo,
-    TrainConfig,
-    check_resumable,
-    predict,
-    prediction_metrics,
-    read_checkpoint,
-    train,
-)
-from baselines.weights import load_visual_weights
+from baselines.registry import DEFAULT_MODEL, build_model
+from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
+from baselines.weights import WeightReport, load_audio_weights, load_visual_weights
 from emotions_data.card.plots import confusion_png
 from emotions_data.executor import Executor, SerialExecutor
 from emotions_data.layout import DatasetLayout
@@ -95,6 +88,10 @@ class TrainRequest:
     use_cache: bool = True
     weights: Path | None = None  # visual backbone weights (local file; never downloaded)
     resume: bool = True
+    audio_weights: Path | None = None  # audio ResNet-34 weights (local file; never downloaded)
+    random_init: bool = False  # let `paper` start a backbone from random weights
+    model: str = DEFAULT_MODEL  # a name of `baselines.registry.MODELS`
+
     # Training settings; None keeps the configuration's (`TrainConfig`).
     lr: float | None = None
     weight_decay: float | None = None
@@ -122,6 +119,52 @@ def train_config_of(request: TrainRequest, base: TrainConfig) -> TrainConfig:
         "bf16": PRECISIONS[request.precision] if request.precision is not None else None,
     }  # fmt: skip
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+#: Configurations that start from pretrained backbones, as the paper does.
+PRETRAINED_CONFIGS = ("paper",)
+VISUAL_WEIGHTS_HINT = (
+    "--weights FILE: a local Swin3D-T state dict, e.g. torchvision's Kinetics-400 file swin3d_t-7615ae03.pth or the "
+    "authors' ImageNet-22K Swin-T file swin_tiny_patch4_window7_224_22k.pth (Microsoft's Swin-Transformer releases)"
+)
+AUDIO_WEIGHTS_HINT = "--audio-weights FILE: torchvision's ImageNet ResNet-34 state dict, resnet34-b627a593.pth"
+
+
+def check_initialisation(request: TrainRequest) -> None:
+    """Refuse a `paper` run that would start a backbone from random weights, unless `random_init` says so.
+
+    Raises `ValueError` in one line naming the files needed and where they come from (the toolkit never
+    downloads)."""
+    if request.config not in PRETRAINED_CONFIGS or request.random_init:
+        return
+    needed = [hint for given, hint in ((request.weights, VISUAL_WEIGHTS_HINT),
+                                       (request.audio_weights, AUDIO_WEIGHTS_HINT)) if given is None]  # fmt: skip
+    if needed:
+        raise ValueError(f"--config {request.config} starts from pretrained backbones as the paper does; give "
+                         f"{'; and '.join(needed)}. This toolkit never downloads: fetch the files yourself, or add "
+                         "--random-init to train from random weights")  # fmt: skip
+
+
+def load_pretrained(model: torch.nn.Module, request: TrainRequest) -> list[WeightReport]:
+    """Load the request's visual and audio weights files into `model`; what was loaded, one report per file.
+    Raises `ValueError` naming a file that cannot be read or does not fit."""
+    reports = []
+    if request.weights:
+        reports.append(load_visual_weights(model, request.weights))
+    if request.audio_weights:
+        reports.append(load_audio_weights(model, request.audio_weights))
+    return reports
+
+
+def initialisation_lines(records: list[dict]) -> list[str]:
+    """One line per weights file a run loaded (`WeightReport.record`), or one saying the run starts at random."""
+    if not records:
+        return ["weights: random initialisation (no pretrained weights loaded)"]
+    return [
+        f"weights: {r['part']} backbone from {r['file']} (sha256 {r['sha256']}): {r['loaded']} tensors loaded, "
+        f"{r['skipped']} of the file's skipped, {r['kept_random']} of the backbone's left at random init"
+        for r in records
+    ]
 
 
 def _configs(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
@@ -163,13 +206,16 @@ def train_release(
     on_epoch: Callable[[EpochResult], None] | None = None,
     on_cache_progress=None,
     on_warning: Callable[[str], None] | None = None,
+    on_info: Callable[[str], None] | None = None,
 ) -> tuple[Path, list[EpochResult]]:
     """Train the baseline on `request.variant`'s train split, select on its val split. Returns the run folder
-    (holding `best.pt` and `last.pt`) and the epoch history. `on_warning` hears of damaged cache files (rebuilt).
+    (holding `best.pt` and `last.pt`) and the epoch history. `on_warning` hears of damaged cache files (rebuilt),
+    `on_info` which weights initialised the model (:func:`initialisation_lines`, also recorded in the checkpoints).
 
     Raises `ValueError` for an impossible request (a missing variant, `epochs` < 1, `batch_size` < 1, ...), a
-    `last.pt` that cannot be resumed or a weights file that cannot be read (both before the cache is built), or a
-    video that cannot be cached."""
+    `paper` run without pretrained weights (:func:`check_initialisation`), a `last.pt` that cannot be resumed or a
+    weights file that cannot be read (all before the cache is built), or a video that cannot be cached."""
+    check_initialisation(request)
     world = world or World()
     release = read_release(request.release_dir)
     release.check(request.variant)
@@ -180,9 +226,11 @@ def train_release(
     if request.resume:
         check_resumable(out_dir)  # a cut last.pt is refused now, not after the cache is built
     torch.manual_seed(train_config.seed)
-    model = AVCANet(model_config)
-    if request.weights:  # before the cache too: a torn weights file is refused at once
-        load_visual_weights(model, request.weights)
+    model = build_model(request.model, model_config)
+    pretrained = [report.record() for report in load_pretrained(model, request)]  # before the cache: fails fast
+    if on_info and world.is_main:
+        for line in initialisation_lines(pretrained):
+            on_info(line)
     cache_dir = None
     if request.use_cache:
         cache_dir = cache_folder(release.folder, CacheSettings())
@@ -198,12 +246,13 @@ def train_release(
     if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
         raise ValueError(f"{release.folder}: variant {request.variant!r} has an empty train or val split")
     metadata = {
-        "model_config": asdict(model_config),
+        **model_record(request.model, model_config, release.classes),
         "config_name": request.config,
         "variant": request.variant,
         "release": {"name": release.name, "version": release.version, "folder": str(release.folder)},
         "cache_recipe": CacheSettings().recipe if request.use_cache else None,
         "weights": str(request.weights) if request.weights else None,
+        "pretrained": pretrained,
     }
     history = train(model, datasets["train"], datasets["val"], train_config, out_dir, classes=release.classes,
                     class_polarity=release.class_polarity, device=request.device, resume=request.resume,
@@ -211,23 +260,8 @@ def train_release(
     return out_dir, history
 
 
-#: What an evaluation reads from a checkpoint, besides the weights.
-CHECKPOINT_KEYS = ("model_config", "model", "classes", "variant", "epoch", "train_config")
-
-
-def load_checkpoint(path: Path, device: str = "cpu") -> tuple[AVCANet, dict]:
-    """The model of a checkpoint written by `train_release`, and the checkpoint's other entries.
-
-    Raises `ValueError` naming `path` when it is missing, truncated, damaged, not such a checkpoint, or its
-    weights do not fit its model configuration; `OSError` when it cannot be read."""
-    state = read_checkpoint(path, CHECKPOINT_KEYS, device)
-    try:
-        model = AVCANet(ModelConfig(**state["model_config"]))
-        model.load_state_dict(state.pop("model"))
-    except (RuntimeError, TypeError, ValueError) as exc:
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{path}: not a checkpoint of `emotions train` (its weights do not fit: {detail})") from None
-    return model.to(device), state
+#: What an evaluation reads from a checkpoint, besides the model (`baselines.checkpoint.load_model`).
+CHECKPOINT_KEYS = ("variant", "epoch", "train_config")
 
 
 @dataclass
@@ -264,7 +298,7 @@ def evaluate_release(
     num_workers = default_loader_workers() if num_workers is None else num_workers
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})")
-    model, state = load_checkpoint(checkpoint, device)
+    model, state = load_model(checkpoint, device, CHECKPOINT_KEYS)
     release = read_release(release_dir)
     variant = variant or state["variant"]
     release.check(variant, split)
@@ -288,7 +322,7 @@ def evaluate_release(
         "release": f"{release.name} {release.version}", "variant": variant, "split": split,
         "epoch": int(state["epoch"]) + 1, "epochs": state["train_config"]["epochs"],
         "val_accuracy": chosen.get("val", {}).get("accuracy"), "train_accuracy": chosen.get("train_accuracy"),
-        "classes": classes,
+        "classes": classes, "model": state["model_name"], "pretrained": state.get("pretrained"),
     }  # fmt: skip
     out_dir = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{variant}-{split}"
     files = evaluation_files(metrics, list(dataset.rows["video_id"]), pred, classes)

@@ -16,8 +16,7 @@ import fcntl
 import math
 import random
 import time
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,12 +26,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from baselines.checkpoint import RESTART_HINT, read_checkpoint, save_checkpoint
 from baselines.distributed import EpochShuffle, World, all_reduce_sum, synchronise_batch_norm
 from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
 from baselines.sampling import normalise_on_device
 from baselines.schedules import ScheduleShape, schedule
-from emotions_data.storage import TMP_MARK, atomic_path
+from emotions_data.storage import TMP_MARK
 
 
 @dataclass(frozen=True)
@@ -106,82 +106,6 @@ def _set_rng_state(state: dict) -> None:
 
 #: What every checkpoint of `train` holds, and what resuming needs.
 RESUME_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "best", "history", "train_config")
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-RESTART_HINT = "nothing was changed: add --restart to the command to start the run over"
-
-
-def archive_problem(path: Path, *, verify: bool = True) -> tuple[str, str] | None:
-    """What is wrong with `path` as a torch archive (the zip file `torch.save` writes), as (what, detail): what is
-    "truncated", "damaged" or "foreign" (not a zip archive at all). None when it is whole. Cheap: its first bytes
-    and its zip end record; with `verify`, every member against its CRC-32 too (one read of the file; torch itself
-    reads a damaged tensor without noticing). Raises `OSError` when it cannot be read."""
-    with open(path, "rb") as handle:
-        magic = handle.read(len(_ZIP_MAGIC))
-    if magic != _ZIP_MAGIC:
-        if _ZIP_MAGIC.startswith(magic):  # empty, or cut within the first bytes
-            return "truncated", f"{len(magic)} bytes"
-        return "foreign", "not a torch archive"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip() if verify else None
-    except zipfile.BadZipFile:
-        return "truncated", "its archive has no end record"
-    except (EOFError, zipfile.LargeZipFile, RuntimeError, ValueError) as exc:  # zlib and zipfile on broken members
-        return "damaged", str(exc)
-    return ("damaged", f"{bad} fails its CRC check") if bad is not None else None
-
-
-def check_checkpoint(path: Path, *, verify: bool = True) -> None:
-    """Check that `path` is a whole torch archive (`archive_problem`).
-
-    Raises `ValueError` naming `path` when it is missing, truncated, damaged or not a torch archive, `OSError` when
-    it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint")
-    problem = archive_problem(path, verify=verify)
-    if problem is None:
-        return
-    what, detail = problem
-    if what == "foreign":
-        raise ValueError(f"{path}: not a checkpoint of `emotions train` ({detail})")
-    raise ValueError(f"{path}: {what} checkpoint ({detail})")
-
-
-def read_checkpoint(path: Path, required: Sequence[str] = (), map_location: str | torch.device = "cpu") -> dict:
-    """A checkpoint written by `train`, checked before it is trusted (`check_checkpoint`), holding a dict with the
-    `required` keys.
-
-    Raises `ValueError` naming `path` when it is missing, truncated, damaged or not such a checkpoint, `OSError`
-    when it cannot be read."""
-    check_checkpoint(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # an unpickler fails in many ways on archives that are not ours
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{path}: not a checkpoint of `emotions train` ({detail})") from None
-    missing = [key for key in required if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise ValueError(f"{path}: not a checkpoint of `emotions train` (no {', '.join(missing)})")
-    return state
-
-
-def check_resumable(out_dir: Path) -> None:
-    """Refuse, before any costly set-up, a run folder whose `last.pt` is cut or not a checkpoint (the cheap checks
-    of `check_checkpoint`; `train` reads it in full). Raises `ValueError` naming the file and how to restart."""
-    last = Path(out_dir) / "last.pt"
-    if last.exists():
-        try:
-            check_checkpoint(last, verify=False)
-        except ValueError as exc:
-            raise ValueError(f"{exc}; cannot resume from it, {RESTART_HINT}") from None
-
-
-def save_checkpoint(state: dict, path: Path) -> None:
-    """Write a checkpoint atomically (the old file or the new one, never a torn one)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        # a handle, not a path: torch would name the archive inside after the temp file, a random name
-        torch.save(state, handle)
 
 
 @dataclass

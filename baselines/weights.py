@@ -20,24 +20,24 @@ Layouts recognised by :func:`detect_layout` (after stripping the prefixes):
 Buffers the model derives from its window (``relative_position_index``, 2-D ``attn_mask``) are dropped and the
 3-D index is written afresh, so a converted file loads with no missing keys. Keys that no rule knows are kept
 under their own name, so :func:`load_visual_weights` lists them as unexpected rather than losing them silently.
-Command line: ``python -m baselines.weights SRC DST``.
+:func:`load_audio_weights` loads torchvision's ImageNet ResNet-34 into the audio branch. Command line:
+``emotions convert-weights SRC DST``.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import logging
 import pickle
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from baselines.model import AVCANet, VisualBranch, build_swin3d_t
-from baselines.train import archive_problem
+from baselines.checkpoint import archive_problem
+from baselines.model import build_swin3d_t
 from emotions_data.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ _TV2D_FEATURE = re.compile(r"features\.(\d+)\.(.+)")
 _MLP = {"mlp.fc1.": "mlp.0.", "mlp.fc2.": "mlp.3."}
 _RECOMPUTED = (".relative_position_index", ".attn_mask")  # derived from the window, not learned
 _TABLE = ".attn.relative_position_bias_table"
+HEAD_PREFIXES = {"visual": ("head.",), "audio": ("fc.",)}  # the file's classifier, of no use here
 
 
 def strip_prefixes(key: str) -> str:
@@ -190,11 +191,20 @@ class WeightReport:
     """What :func:`load_visual_weights` did: keys loaded, and every key it could not use."""
 
     path: str
+    part: str = "visual"  # which backbone: "visual" or "audio"
+    sha256: str = ""  # of the file
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # in the model, not in the file
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
     mismatched: list[str] = field(default_factory=list)  # in both, different shapes ("key: file vs model")
     ignored: list[str] = field(default_factory=list)  # classification head of the file (removed here)
+
+    def record(self) -> dict:
+        """What a run records of the loading: file name (not its local path), SHA-256, the file's tensors loaded and
+        skipped (unexpected, shape mismatch, classifier), and the backbone's tensors left at random init."""
+        skipped = len(self.unexpected) + len(self.mismatched) + len(self.ignored)
+        return {"part": self.part, "file": Path(self.path).name, "sha256": self.sha256, "loaded": len(self.loaded),
+                "skipped": skipped, "kept_random": len(self.missing)}  # fmt: skip
 
     def __str__(self) -> str:
         def few(keys: list[str]) -> str:
@@ -247,27 +257,23 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
 
 
-def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | Path) -> WeightReport:
-    """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated) into
-    the visual backbone of ``model`` (the network, its visual branch or the backbone itself).
+def _backbone(model: nn.Module, part: str) -> nn.Module:
+    """The backbone of ``part`` ("visual" or "audio") in a whole model, a branch, or the backbone itself."""
+    branch = getattr(model, part, None)
+    if isinstance(branch, nn.Module) and hasattr(branch, "backbone"):
+        return branch.backbone
+    return getattr(model, "backbone", model)
 
-    Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:func:`convert_state_dict`).
-    The prefixes of :data:`KEY_PREFIXES` are stripped, the file's ``head.*`` is ignored, and keys are loaded with
-    ``strict=False``; the report lists missing, unexpected and shape-mismatched keys (also logged). Raises
-    ``ValueError`` when the file cannot be read as weights (:func:`read_weights_file`) or no key of it fits the
-    backbone. Never downloads.
-    """
-    backbone = model.visual.backbone if isinstance(model, AVCANet) else getattr(model, "backbone", model)
-    state = read_weights_file(path)
-    if detect_layout(state) not in (None, "torchvision"):
-        state, layout = convert_state_dict(state, source=str(path))
-        log.info("%s: converted from the %s layout", path, layout)
-    report = WeightReport(path=str(path))
+
+def _load_into(backbone: nn.Module, state: dict[str, Tensor], path: Path, part: str) -> WeightReport:
+    """Load the tensors of ``state`` that fit ``backbone`` (``strict=False``); the file's ``head.``/``fc.`` classifier
+    is ignored. Raises ``ValueError`` when no key fits."""
+    report = WeightReport(path=str(path), part=part, sha256=file_sha256(path))
     own = backbone.state_dict()
     usable: dict[str, Tensor] = {}
     for key, tensor in state.items():
         name = strip_prefixes(key)
-        if name.startswith("head."):
+        if name.startswith(HEAD_PREFIXES[part]):
             report.ignored.append(key)
         elif name not in own:
             report.unexpected.append(key)
@@ -277,17 +283,52 @@ def load_visual_weights(model: AVCANet | VisualBranch | nn.Module, path: str | P
             usable[name] = tensor
     if not usable:
         raise ValueError(
-            f"no key of {path} fits the visual backbone ({len(state)} keys in the file, {len(own)} expected); "
+            f"no key of {path} fits the {part} backbone ({len(state)} keys in the file, {len(own)} expected); "
             f"{report}\n  expected keys look like: {', '.join(list(own)[:4])}"
         )
     result = backbone.load_state_dict(usable, strict=False)
     report.loaded = sorted(usable)
     report.missing = sorted(result.missing_keys)
     if report.missing or report.unexpected or report.mismatched:
-        log.warning("partial visual weights: %s", report)
+        log.warning("partial %s weights: %s", part, report)
     else:
-        log.info("visual weights: %s", report)
+        log.info("%s weights: %s", part, report)
     return report
+
+
+def load_visual_weights(model: nn.Module, path: str | Path) -> WeightReport:
+    """Load a local swin3d_t state dict (torchvision key layout, e.g. Kinetics-400 or ImageNet-22K-inflated) into
+    the visual backbone of ``model`` (the network, its visual branch or the backbone itself).
+
+    Files in the original Video Swin or in a 2-D Swin-T layout are converted first (:func:`convert_state_dict`).
+    The prefixes of :data:`KEY_PREFIXES` are stripped, the file's ``head.*`` is ignored, and keys are loaded with
+    ``strict=False``; the report lists missing, unexpected and shape-mismatched keys (also logged). Raises
+    ``ValueError`` when the file cannot be read as weights (:func:`read_weights_file`) or no key of it fits the
+    backbone. Never downloads.
+    """
+    state = read_weights_file(path)
+    if detect_layout(state) not in (None, "torchvision"):
+        state, layout = convert_state_dict(state, source=str(path))
+        log.info("%s: converted from the %s layout", path, layout)
+    return _load_into(_backbone(model, "visual"), state, Path(path), "visual")
+
+
+def load_audio_weights(model: nn.Module, path: str | Path) -> WeightReport:
+    """Load a local ResNet-34 state dict in torchvision's layout (``resnet34`` ImageNet weights: ``conv1.weight``,
+    ``layer1.0.conv1.weight``, ..., ``fc.*``) into the audio backbone of ``model`` (the network, its audio branch
+    or the backbone itself), as the authors do (``resnet34(pretrained=True)``, ``strict=False``): the 3-channel
+    7×7 ``conv1`` does not fit the 1-channel (7×1) MFCC conv and stays at random init (listed as a shape
+    mismatch), ``fc.*`` is ignored. Raises ``ValueError`` as :func:`load_visual_weights`. Never downloads."""
+    return _load_into(_backbone(model, "audio"), read_weights_file(path), Path(path), "audio")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks. Raises ``OSError`` when it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -316,21 +357,3 @@ def convert_checkpoint(src: Path, dst: Path) -> Conversion:
         # a handle, not a path: torch would name the archive inside after the temp file, a random name
         torch.save(converted, handle)
     return Conversion(str(src), str(dst), layout, load_visual_weights(build_swin3d_t(0.0), dst))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m baselines.weights SRC DST``: convert a Swin-T weights file; exit status 2 when it cannot."""
-    parser = argparse.ArgumentParser(prog="python -m baselines.weights", description=main.__doc__)
-    parser.add_argument("src", type=Path, help="weights file (torchvision, Video Swin or 2-D Swin-T layout)")
-    parser.add_argument("dst", type=Path, help="where to write the torchvision swin3d_t state dict")
-    args = parser.parse_args(argv)
-    try:
-        print(convert_checkpoint(args.src, args.dst))
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

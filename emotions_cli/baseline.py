@@ -227,7 +227,10 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="run folder \\[default: DATASET/runs/VERSION/V-C]")
     ] = (None),
-    weights: Annotated[Path | None, typer.Option(help="local visual backbone weights (.pth)")] = None,
+    weights: Annotated[Path | None, typer.Option(help="local visual backbone weights (Swin-T .pth)")] = None,
+    audio_weights: Annotated[Path | None, typer.Option(help="local audio backbone weights (ResNet-34 .pth)")] = None,
+    random_init: Annotated[bool, typer.Option(help="let --config paper start from random weights")] = False,
+    model: Annotated[str, typer.Option(help="a registered model: avcanet or avcanet-softmax-levels")] = "avcanet",
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="continue the run folder's last.pt")] = True,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
@@ -250,7 +253,7 @@ def train(
 
     world = init_world(torch.device(device))
     request = TrainRequest(release_dir, variant, config, out, device, epochs, batch_size, loader_workers, use_cache,
-                           weights, resume, **settings)  # fmt: skip
+                           weights, resume, audio_weights, random_init, model, **settings)  # fmt: skip
     columns = [TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}")]  # fmt: skip
     interactive = console.is_terminal or sys.stderr.isatty()
@@ -263,6 +266,7 @@ def train(
                     on_cache_progress=ProgressBar(progress, status=""),
                     on_warning=lambda message: progress.console.print(f"warning: {message}", highlight=False,
                                                                       soft_wrap=True),
+                    on_info=lambda line: stdout.print(line, highlight=False, soft_wrap=True),
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise fail(str(exc)) from None
@@ -311,3 +315,20 @@ def evaluate(
     if split == "test":
         console.print(f"to record it in the release card (as a new release version): emotions release "
                       f"record-baseline {release_dir} {result.out_dir}", highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@baseline_app.command("convert-weights")
+def convert_weights(
+    src: Annotated[Path, typer.Argument(help="weights file (torchvision, Video Swin or 2-D Swin-T layout)")],
+    dst: Annotated[Path, typer.Argument(help="where to write the torchvision swin3d_t state dict")],
+) -> None:
+    """Convert a Swin-T weights file to torchvision's swin3d_t layout once (what --weights loads); prints what the
+    written file loads into Video Swin-T. Never downloads."""
+    _need_torch()
+    from baselines.weights import convert_checkpoint
+
+    try:
+        conversion = convert_checkpoint(src, dst)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc), code=2) from None
+    stdout.print(str(conversion), highlight=False, soft_wrap=True, markup=False)

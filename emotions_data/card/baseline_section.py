@@ -34,6 +34,7 @@ def render_baseline_section(results: dict[str, dict[str, Any]]) -> str:
                      fmt(m.get("polarity_accuracy")), fmt(m.get("audio_accuracy")), fmt(m.get("visual_accuracy")),
                      m.get("n")])  # fmt: skip
     lines += markdown_table(header, rows)
+    lines += ["", *(initialisation_line(variant, m.get("run", {})) for variant, m in results.items())]
     for variant, m in results.items():
         per_class = m.get("per_class_accuracy") or {}
         if per_class:
@@ -44,6 +45,20 @@ def render_baseline_section(results: dict[str, dict[str, Any]]) -> str:
               "`emotions evaluate RUN/best.pt RELEASE --split test`, recorded by "
               "`emotions release record-baseline RELEASE RUN/eval-V-test`.", BASELINE_END]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def initialisation_line(variant: str, run: dict[str, Any]) -> str:
+    """How the run of `variant` was initialised, from what its checkpoint recorded (`run["pretrained"]`: one entry
+    per weights file with its name, SHA-256 and tensors loaded and skipped); older runs recorded nothing."""
+    model = f"model `{run['model']}`, " if run.get("model") else ""
+    pretrained = run.get("pretrained")
+    if pretrained is None:
+        return f"Initialisation ({variant}): {model}not recorded by this run."
+    if not pretrained:
+        return f"Initialisation ({variant}): {model}random weights (no pretrained backbone)."
+    files = "; ".join(f"{p['part']} backbone from `{p['file']}` (SHA-256 `{p['sha256']}`, {p['loaded']} "
+                      f"tensors loaded, {p['skipped']} skipped)" for p in pretrained)  # fmt: skip
+    return f"Initialisation ({variant}): {model}{files}."
 
 
 def with_baseline_section(readme: str, section: str) -> str:

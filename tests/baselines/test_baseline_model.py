@@ -20,6 +20,7 @@ from baselines.model import (
     VisualBranch,
     banded_mask,
 )
+from baselines.registry import build_model
 from baselines.weights import load_visual_weights
 
 TINY = ModelConfig.tiny()
@@ -58,6 +59,9 @@ def test_tiny_block_shapes() -> None:
     assert v.shape == a.shape == (2, 16, 64)
     assert a.abs().max() <= 1  # Tanh
     la, lv, weights = net.fusion.local(a, v)
+    assert la.shape == lv.shape == (2, 16, 64)
+    assert weights.shape == (2, 16, 2, 2)  # per clip, step, level and modality (audio, video)
+    la, lv, weights = build_model("avcanet-softmax-levels", TINY).fusion.local(a, v)
     assert la.shape == lv.shape == (2, 16, 64)
     assert weights.shape == (2, 2)
     torch.testing.assert_close(weights.sum(1), torch.ones(2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -10,19 +11,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.models import swin_t
+from torchvision.models import resnet34, swin_t
+from typer.testing import CliRunner
 
-from baselines.model import ModelConfig, VisualBranch, build_swin3d_t
+from baselines.model import AVCANet, ModelConfig, VisualBranch, build_swin3d_t
 from baselines.weights import (
     convert_checkpoint,
     convert_state_dict,
     detect_layout,
+    load_audio_weights,
     load_visual_weights,
-    main,
     read_weights_file,
 )
+from emotions_cli.main import app
 
 BIAS = "attn.relative_position_bias_table"
+
+
+def main(argv: list[str]) -> int:
+    """`emotions convert-weights SRC DST` in this process: its exit status; what it printed goes to stdout."""
+    result = CliRunner().invoke(app, ["convert-weights", *argv])
+    print(result.stdout, end="")
+    return result.exit_code
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +254,40 @@ def test_a_torn_or_foreign_weights_file_is_one_clear_error(tmp_path: Path, make,
     assert not (tmp_path / "out.pth").exists()
     with pytest.raises(ValueError, match="no such weights file"):
         read_weights_file(tmp_path / "none.pth")
+
+
+def test_audio_resnet34_weights_load_as_the_authors(tmp_path: Path) -> None:
+    """torchvision's ImageNet ResNet-34 layout (random tensors here): all but the 3-channel conv1 and the classifier
+    load; conv1 stays at its random 1-channel init, as in the authors' strict=False load."""
+    torch.manual_seed(5)
+    source = resnet34().state_dict()  # random init, nothing downloaded; the key layout of resnet34-b627a593.pth
+    path = tmp_path / "resnet34-b627a593.pth"
+    torch.save(source, path)
+    torch.manual_seed(6)
+    net = AVCANet(ModelConfig.tiny(audio_backbone="resnet34"))
+    conv1 = net.audio.backbone.conv1.weight.clone()
+    report = load_audio_weights(net, path)
+    own = net.audio.backbone.state_dict()
+    assert report.mismatched == ["conv1.weight: (64, 3, 7, 7) vs (64, 1, 7, 1)"]
+    assert sorted(report.ignored) == ["fc.bias", "fc.weight"] and report.missing == ["conv1.weight"]
+    assert torch.equal(own["conv1.weight"], conv1)
+    assert all(torch.equal(own[k], source[k]) for k in report.loaded) and len(report.loaded) == len(own) - 1
+    assert report.record() == {"part": "audio", "file": "resnet34-b627a593.pth",
+                               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "loaded": len(own) - 1,
+                               "skipped": 3, "kept_random": 1}  # fmt: skip
+    with pytest.raises(ValueError, match=r"no key of .* fits the audio backbone"):
+        load_audio_weights(net, _swin_file(tmp_path))
+
+
+def _swin_file(tmp_path: Path) -> Path:
+    path = tmp_path / "swin.pth"
+    torch.save(build_swin3d_t(0.0).state_dict(), path)
+    return path
+
+
+def test_visual_report_records_file_name_and_sha256(tmp_path: Path) -> None:
+    path = _swin_file(tmp_path)
+    report = load_visual_weights(fresh_branch(0), path)
+    record = report.record()
+    assert record["file"] == "swin.pth" and record["part"] == "visual" and record["loaded"] == 183
+    assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and record["skipped"] == 0

@@ -63,6 +63,8 @@ def test_train_never_reads_test_and_evaluate_leaves_the_release_as_it_was(releas
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     assert best["variant"] == "full" and best["model_config"]["visual_backbone"] == "tiny"
     assert best["release"]["version"] == "1.0.0" and best["classes"] == list(EMOTIONS6.classes)
+    assert best["model_name"] == "avcanet" and best["preprocessing"]["crop"] == 112 and best["pretrained"] == []
+    assert "weights: random initialisation" in proc.stdout
     cached = {p.stem for p in (release.parents[1] / "cache" / "baseline").glob("*/*.clip")}
     assert cached and not cached & test_ids, "the cache of a training run holds train and val videos only"
 
@@ -99,6 +101,7 @@ def test_train_never_reads_test_and_evaluate_leaves_the_release_as_it_was(releas
     assert files_of(release) == before
     card = (recorded / "README.md").read_text()
     assert "## Baseline validation" in card and "baseline/full/confusion.png" in card
+    assert "Initialisation (full): model `avcanet`, random weights" in card
     assert json.loads((recorded / "baseline" / "full" / "metrics.json").read_text())["run"]["checkpoint"] == "best.pt"
     assert "## Baseline validation" in (release.parents[1] / "data_cards" / "ds-1.0.1" / "README.md").read_text()
     assert verify_release(recorded) == [] and "baseline/full/metrics.json" in (recorded / "SHA256SUMS").read_text()
@@ -147,6 +150,8 @@ def test_cache_command_builds_once(release):
         (["train", "{release}", "--loss", "focal"], "--loss must be one of ep-ce, ce (got 'focal')"),
         (["train", "{release}", "--precision", "fp16"], "--precision must be one of bf16, fp32 (got 'fp16')"),
         (["train", "{release}", "--progress-interval", "-1"], "--progress-interval must be a finite number >= 0"),
+        (["train", "{release}", "--config", "paper"], "--random-init to train from random weights"),
+        (["train", "{release}", "--model", "nope"], "unknown model 'nope'"),
         (["train", "{release}", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "{tmp}/x"],
          "no CUDA device" if not torch.cuda.is_available() else "not a release folder"),
     ],
@@ -156,6 +161,27 @@ def test_bad_input_is_one_clear_line(release, tmp_path, args, message):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, proc.stderr[-2000:]
+
+
+def test_train_prints_and_records_the_weights_it_loaded(release, tmp_path):
+    """Weight files the test makes (random tensors in the tiny backbones' key layout): each is named on stdout with
+    its SHA-256 and counts, and recorded in the checkpoint."""
+    from baselines.model import AVCANet, ModelConfig
+
+    net = AVCANet(ModelConfig.tiny())
+    files = {"visual": tmp_path / "visual.pth", "audio": tmp_path / "audio.pth"}
+    for part, path in files.items():
+        torch.save({"state_dict": getattr(net, part).backbone.state_dict()}, path)
+    proc = run("train", str(release), "--epochs", "1", "--weights", str(files["visual"]), "--audio-weights",
+               str(files["audio"]), "--out", str(tmp_path / "run"), check=True)  # fmt: skip
+    pretrained = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["pretrained"]
+    assert [(p["part"], p["file"]) for p in pretrained] == [("visual", "visual.pth"), ("audio", "audio.pth")]
+    for p, path in zip(pretrained, files.values(), strict=True):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert p["sha256"] == digest and p["loaded"] > 0 and p["skipped"] == p["kept_random"] == 0
+        assert f"weights: {p['part']} backbone from {path.name} (sha256 {digest}): {p['loaded']} tensors loaded" in (
+            proc.stdout
+        )
 
 
 def test_train_under_torchrun_with_two_processes(release, tmp_path):

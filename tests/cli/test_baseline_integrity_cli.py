@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.train import read_checkpoint
+from baselines.checkpoint import read_checkpoint
 from tests.support.baseline_release import tiny_release
 from tests.support.commands import run_cli
 
