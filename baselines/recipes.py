@@ -92,6 +92,34 @@ class TrainRequest:
     random_init: bool = False  # let `paper` start a backbone from random weights
     model: str = DEFAULT_MODEL  # a name of `baselines.registry.MODELS`
 
+    # Training settings; None keeps the configuration's (`TrainConfig`).
+    lr: float | None = None
+    weight_decay: float | None = None
+    lr_schedule: str | None = None  # a name of `baselines.schedules.SCHEDULES`
+    loss: str | None = None  # one of LOSSES
+    lambdas: tuple[float, float, float] | None = None  # EP-CE's, per polarity (positive, neutral, negative)
+    precision: str | None = None  # one of PRECISIONS
+
+
+#: `TrainRequest.loss` -> `TrainConfig.plain_ce`; `TrainRequest.precision` -> `TrainConfig.bf16`.
+LOSSES = {"ep-ce": False, "ce": True}
+PRECISIONS = {"bf16": True, "fp32": False}
+
+
+def train_config_of(request: TrainRequest, base: TrainConfig) -> TrainConfig:
+    """`base` with the request's settings. Raises `ValueError` naming a setting out of range or unknown."""
+    for name, value, choices in (("loss", request.loss, LOSSES), ("precision", request.precision, PRECISIONS)):
+        if value is not None and value not in choices:
+            raise ValueError(f"unknown {name} {value!r} (choose: {', '.join(choices)})")
+    overrides = {
+        "epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers,
+        "lr": request.lr, "weight_decay": request.weight_decay, "lr_schedule": request.lr_schedule,
+        "lambdas": tuple(request.lambdas) if request.lambdas is not None else None,
+        "plain_ce": LOSSES[request.loss] if request.loss is not None else None,
+        "bf16": PRECISIONS[request.precision] if request.precision is not None else None,
+    }  # fmt: skip
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
 
 #: Configurations that start from pretrained backbones, as the paper does.
 PRETRAINED_CONFIGS = ("paper",)
@@ -193,8 +221,7 @@ def train_release(
     release.check(request.variant)
     model_config, train_config = _configs(request.config, len(release.classes))
     workers = default_loader_workers() if request.num_workers is None else request.num_workers
-    overrides = {"epochs": request.epochs, "batch_size": request.batch_size, "num_workers": workers}
-    train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
+    train_config = train_config_of(replace(request, num_workers=workers), train_config)
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
     if request.resume:
         check_resumable(out_dir)  # a cut last.pt is refused now, not after the cache is built

@@ -5,19 +5,34 @@ torch is imported inside the commands, so the rest of the CLI works without the 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from baselines.schedules import SCHEDULES
 from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
+
+if TYPE_CHECKING:
+    from baselines.train import EpochResult, StepInfo
 
 baseline_app = typer.Typer()
 
 EXECUTOR_HELP = "where the cache is built: local, serial or ray"
+LR_SCHEDULE_HELP = (
+    f"{', '.join(SCHEDULES)}: paper = warm-cos per epoch as the paper intends, released = frozen at 1 % of lr as "
+    "the authors' code ran, per-step = linear warm-up then cosine per optimiser step \\[default: paper; per-step "
+    "with --config tiny]"
+)
+PROGRESS_HELP = "seconds between progress lines on stdout when it is not a terminal (0: every step)"
+LOSSES = ("ep-ce", "ce")
+PRECISIONS = ("bf16", "fp32")
 
 
 def _need_torch() -> None:
@@ -33,6 +48,87 @@ def _at_least(**options: tuple[int | None, int]) -> None:
     for name, (value, low) in options.items():
         if value is not None and value < low:
             raise fail(f"--{name.replace('_', '-')} must be >= {low} (got {value})")
+
+
+def _finite(name: str, value: float | None, low: float, *, strictly: bool = False) -> None:
+    """Refuse a number that is not finite or is below `low` (at or below, with `strictly`): one line naming the
+    option."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < low or (strictly and value == low):
+        raise fail(f"--{name.replace('_', '-')} must be a finite number {'>' if strictly else '>='} {low} "
+                   f"(got {value})")  # fmt: skip
+
+
+def _choice(name: str, value: str | None, choices: Iterable[str]) -> None:
+    choices = list(choices)
+    if value is not None and value not in choices:
+        raise fail(f"--{name.replace('_', '-')} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def training_settings(
+    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str
+) -> dict[str, object]:
+    """The training options of `emotions train`, checked before anything runs, as `TrainRequest` fields; a bad one
+    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0."""
+    _finite("lr", lr, 0, strictly=True)
+    _finite("weight_decay", weight_decay, 0)
+    _choice("lr_schedule", lr_schedule, SCHEDULES)
+    _choice("loss", loss, LOSSES)
+    _choice("precision", precision, PRECISIONS)
+    try:
+        values = tuple(float(x) for x in lambdas.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(x) and x >= 0 for x in values):
+        raise fail(f"--ep-ce-lambdas must be three finite numbers >= 0 separated by commas (got {lambdas!r})")
+    return {"lr": lr, "weight_decay": weight_decay, "lr_schedule": lr_schedule, "loss": loss, "lambdas": values,
+            "precision": precision}  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class TrainProgress:
+    """What `emotions train` shows while training. On a terminal, a rich bar per epoch (`progress`). Otherwise
+    (`plain`: a batch job, a pipe) one flushed line on stdout at most every `interval` seconds and at the end of
+    each epoch: epoch, step, loss, clips/s, time left in the epoch and in the run (training steps only, validation
+    not counted). Epoch summaries go to stderr in both cases."""
+
+    def __init__(self, progress: Progress, *, plain: bool, interval: float) -> None:
+        self.progress, self.plain, self.interval = progress, plain, interval
+        self.tasks: dict[int, int] = {}
+        self.last_line = -math.inf
+
+    def step(self, step: StepInfo) -> None:
+        if self.plain:
+            now = time.monotonic()
+            if now - self.last_line >= self.interval or step.batch == step.batches:
+                self.last_line = now
+                print(self.line(step), flush=True)
+            return
+        if step.epoch not in self.tasks:
+            self.tasks[step.epoch] = self.progress.add_task(f"epoch {step.epoch + 1}", total=step.batches, status="")
+        status = f"loss {step.loss:.3f}  {step.clips_per_s:.1f} clips/s  data wait {step.data_wait:.0%}"
+        self.progress.update(self.tasks[step.epoch], completed=step.batch, status=status)
+
+    @staticmethod
+    def line(step: StepInfo) -> str:
+        """`epoch E/N step B/M loss L C clips/s data wait W% ETA epoch H:MM:SS run H:MM:SS`."""
+        per_batch = step.elapsed_s / max(step.batch, 1)
+        epoch_left = per_batch * (step.batches - step.batch)
+        run_left = epoch_left + per_batch * step.batches * max(step.epochs - step.epoch - 1, 0)
+        return (f"epoch {step.epoch + 1}/{step.epochs} step {step.batch}/{step.batches} loss {step.loss:.3f} "
+                f"{step.clips_per_s:.1f} clips/s data wait {step.data_wait:.0%} "
+                f"ETA epoch {_duration(epoch_left)} run {_duration(run_left)}")  # fmt: skip
+
+    def epoch(self, result: EpochResult) -> None:
+        val = result.val
+        self.progress.console.print(
+            f"epoch {result.epoch + 1}: train loss {result.train_loss:.3f} acc {result.train_accuracy:.3f}  "
+            f"val acc {val['accuracy']:.3f} UAR {val['uar']:.3f}", highlight=False)  # fmt: skip
 
 
 def _warn(message: str) -> None:
@@ -60,7 +156,7 @@ def print_metrics(metrics: dict) -> None:
     run = metrics.get("run", {})
     title = f"{run.get('release', '')} {run.get('variant', '')}/{run.get('split', '')}: {metrics['n']} videos"
     table = Table(title=title)
-    names = {"accuracy": "accuracy (WAR)", "uar": "UAR", "weighted_f1": "weighted F1",
+    names = {"accuracy": "accuracy (WAR)", "uar": "UAR", "uar_present": "UAR (present)", "weighted_f1": "weighted F1",
              "polarity_accuracy": "polarity accuracy", "audio_accuracy": "audio head",
              "visual_accuracy": "visual head"}  # fmt: skip
     for key in names:
@@ -74,7 +170,7 @@ def print_metrics(metrics: dict) -> None:
 @baseline_app.command()
 def cache(
     release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
-    variant: Annotated[str | None, typer.Option(help="only this variant [default: all]")] = None,
+    variant: Annotated[str | None, typer.Option(help="only this variant \\[default: all]")] = None,
     split: Annotated[list[str] | None, typer.Option(help="only these splits (repeat the option)")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     workers: Annotated[int, typer.Option(help="parallel workers")] = 2,
@@ -112,15 +208,25 @@ def train(
     release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
     variant: Annotated[str, typer.Option(help="full, balanced, test_oriented (or official)")] = "full",
     config: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (the published recipe)")] = "tiny",
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when available]")] = None,
     epochs: Annotated[int | None, typer.Option(help="override the configuration's epochs")] = None,
     batch_size: Annotated[int | None, typer.Option(help="global batch (split over torchrun processes)")] = None,
     loader_workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes per training process [default: the CPUs, <= 16]")
+        int | None, typer.Option(help="DataLoader worker processes per training process \\[default: the CPUs, <= 16]")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: DATASET/runs/VERSION/V-C]")] = (
-        None
+    lr: Annotated[float | None, typer.Option(help="peak learning rate \\[default: paper 1.5e-4, tiny 1e-3]")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW's \\[default: paper 0.02, tiny 0.01]")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help=LR_SCHEDULE_HELP)] = None,
+    loss: Annotated[str, typer.Option(help="ep-ce (polarity-weighted, the paper's) or ce (plain cross-entropy)")] = (
+        "ep-ce"
     ),
+    ep_ce_lambdas: Annotated[str, typer.Option(help="EP-CE's weights for positive, neutral, negative classes")] = (
+        "0.5,0.5,0.5"
+    ),
+    precision: Annotated[str, typer.Option(help="bf16 (autocast, on CUDA only) or fp32")] = "bf16",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="run folder \\[default: DATASET/runs/VERSION/V-C]")
+    ] = (None),
     weights: Annotated[Path | None, typer.Option(help="local visual backbone weights (Swin-T .pth)")] = None,
     audio_weights: Annotated[Path | None, typer.Option(help="local audio backbone weights (ResNet-34 .pth)")] = None,
     random_init: Annotated[bool, typer.Option(help="let --config paper start from random weights")] = False,
@@ -130,10 +236,13 @@ def train(
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     workers: Annotated[int, typer.Option(help="parallel workers for the cache")] = 2,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster address")] = None,
+    progress_interval: Annotated[float, typer.Option(envvar="EMOTIONS_PROGRESS_INTERVAL", help=PROGRESS_HELP)] = 10.0,
 ) -> None:
     """Train the AV-CANet baseline on a release's train split; the best epoch is chosen on val (test is never
     read). Multi-GPU: `torchrun --nproc-per-node N $(which emotions) train ...`."""
     _at_least(epochs=(epochs, 1), batch_size=(batch_size, 1), loader_workers=(loader_workers, 0), workers=(workers, 1))
+    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision)
+    _finite("progress_interval", progress_interval, 0)
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release
@@ -144,29 +253,16 @@ def train(
 
     world = init_world(torch.device(device))
     request = TrainRequest(release_dir, variant, config, out, device, epochs, batch_size, loader_workers, use_cache,
-                           weights, resume, audio_weights, random_init, model)  # fmt: skip
+                           weights, resume, audio_weights, random_init, model, **settings)  # fmt: skip
     columns = [TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}")]  # fmt: skip
     interactive = console.is_terminal or sys.stderr.isatty()
     try:
         with Progress(*columns, console=console, disable=not (world.is_main and interactive)) as progress:
-            tasks: dict[int, int] = {}
-
-            def on_step(step) -> None:
-                if step.epoch not in tasks:
-                    tasks[step.epoch] = progress.add_task(f"epoch {step.epoch + 1}", total=step.batches, status="")
-                status = f"loss {step.loss:.3f}  {step.clips_per_s:.1f} clips/s  data wait {step.data_wait:.0%}"
-                progress.update(tasks[step.epoch], completed=step.batch, status=status)
-
-            def on_epoch(result) -> None:
-                val = result.val
-                progress.console.print(
-                    f"epoch {result.epoch + 1}: train loss {result.train_loss:.3f} acc {result.train_accuracy:.3f}  "
-                    f"val acc {val['accuracy']:.3f} UAR {val['uar']:.3f}", highlight=False)  # fmt: skip
-
+            report = TrainProgress(progress, plain=world.is_main and not interactive, interval=progress_interval)
             with make_executor(executor, workers, ray_address) as pool:
                 run_dir, history = train_release(
-                    request, executor=pool, world=world, on_step=on_step, on_epoch=on_epoch,
+                    request, executor=pool, world=world, on_step=report.step, on_epoch=report.epoch,
                     on_cache_progress=ProgressBar(progress, status=""),
                     on_warning=lambda message: progress.console.print(f"warning: {message}", highlight=False,
                                                                       soft_wrap=True),
@@ -190,13 +286,13 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="best.pt (or last.pt) of an `emotions train` run")],
     release_dir: Annotated[Path, typer.Argument(help="release folder (DATASET/releases/X.Y.Z)", callback=local_folder)],
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    variant: Annotated[str | None, typer.Option(help="[default: the variant the checkpoint was trained on]")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="[default: RUN/eval-VARIANT-SPLIT]")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda when available]")] = None,
+    variant: Annotated[str | None, typer.Option(help="\\[default: the variant the checkpoint was trained on]")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="\\[default: RUN/eval-VARIANT-SPLIT]")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when available]")] = None,
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
     batch_size: Annotated[int, typer.Option(help="clips per batch")] = 8,
     loader_workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes [default: the CPUs, <= 16]")
+        int | None, typer.Option(help="DataLoader worker processes \\[default: the CPUs, <= 16]")
     ] = None,
 ) -> None:
     """Evaluate a checkpoint on a release split: metrics.json, confusion matrix (CSV, PNG), per-video predictions

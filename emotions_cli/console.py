@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 stdout = Console()  # results (tables) go to stdout
 
-EXECUTOR_HELP = "local (process pool), serial, or ray (needs the ray extra: pip install 'emotions[ray]')"
+EXECUTOR_HELP = "local (process pool), serial, or ray (needs the ray extra: pip install 'emotions\\[ray]')"
 RAY_ADDRESS_HELP = (
     "Ray cluster to run on (HOST:PORT, ray://HOST:PORT, auto); default: a local Ray instance with --workers CPUs"
 )

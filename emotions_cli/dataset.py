@@ -52,19 +52,19 @@ def ingest(
         list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
     ],
     out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
-    workers: Annotated[int | None, typer.Option(help="parallel worker processes [default: 2]")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel worker processes \\[default: 2]")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an \\[ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
-    min_duration: Annotated[float | None, typer.Option(help="seconds [default: 1]")] = None,
-    max_duration: Annotated[float | None, typer.Option(help="seconds [default: 300]")] = None,
-    min_short_side: Annotated[int | None, typer.Option(help="pixels [default: 240]")] = None,
+    min_duration: Annotated[float | None, typer.Option(help="seconds \\[default: 1]")] = None,
+    max_duration: Annotated[float | None, typer.Option(help="seconds \\[default: 300]")] = None,
+    min_short_side: Annotated[int | None, typer.Option(help="pixels \\[default: 240]")] = None,
     require_audio: Annotated[bool | None, typer.Option("--require-audio/--allow-no-audio")] = None,
-    max_short_side: Annotated[int | None, typer.Option(help="normalised resolution cap [default: 720]")] = None,
-    near_dup_threshold: Annotated[float | None, typer.Option(help="fingerprint distance [default: 0.30]")] = None,
+    max_short_side: Annotated[int | None, typer.Option(help="normalised resolution cap \\[default: 720]")] = None,
+    near_dup_threshold: Annotated[float | None, typer.Option(help="fingerprint distance \\[default: 0.30]")] = None,
     limit_rate: Annotated[int | None, typer.Option(help="download bytes/s per worker")] = None,
     max_requests_per_minute: Annotated[float | None, typer.Option(help="per domain, all workers")] = None,
-    attempts: Annotated[int | None, typer.Option(help="download tries per run [default: 3]")] = None,
+    attempts: Annotated[int | None, typer.Option(help="download tries per run \\[default: 3]")] = None,
     user_agent: Annotated[str | None, typer.Option()] = None,
     allow_file_urls: Annotated[bool | None, typer.Option("--allow-file-urls", help="accept file:// URLs")] = None,
     retry_permanent: Annotated[bool, typer.Option(help="also retry permanent failures")] = False,
@@ -236,13 +236,13 @@ def import_official_cmd(
         "emotions6"
     ),
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
-    config: Annotated[Path | None, typer.Option(help="TOML file with an [ingest] table")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with an \\[ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
     replace_labels: Annotated[
         bool, typer.Option("--replace-labels", help="replace final labels the dataset already holds")
     ] = False,
-    fold: Annotated[int | None, typer.Option(help="which fold of split lists to import [default: 1]", min=1)] = None,
+    fold: Annotated[int | None, typer.Option(help="which fold of split lists to import \\[default: 1]", min=1)] = None,
 ) -> None:
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""

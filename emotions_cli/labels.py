@@ -100,7 +100,7 @@ def labels(
     method: Annotated[str, typer.Option(help="how votes become labels: one of the registered aggregators")] = (
         "majority"
     ),
-    votes: Annotated[Path | None, typer.Option(help="vote table [default: DATASET/manifests/votes.parquet]")] = None,
+    votes: Annotated[Path | None, typer.Option(help="vote table \\[default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:
     """Final labels into DATASET/manifests/labels.parquet; ties go to manifests/needs_expert.parquet."""

@@ -19,7 +19,7 @@ DatasetArg = Annotated[
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML with a `label_studio` table")]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="server data folder [default: ~/.local/share/emotions/label-studio]")
+    Path | None, typer.Option("--data-dir", help="server data folder \\[default: ~/.local/share/emotions/label-studio]")
 ]
 
 
@@ -51,7 +51,7 @@ def backup_command(
 def restore_command(
     dataset: DatasetArg,
     backup_folder: Annotated[
-        Path | None, typer.Option("--from", help="the backup folder to restore [default: the newest of DATASET]")
+        Path | None, typer.Option("--from", help="the backup folder to restore \\[default: the newest of DATASET]")
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="replace a database that holds data (SQLite: kept beside it)")

@@ -38,13 +38,13 @@ release_app = typer.Typer(
 def create(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     version: Annotated[str, typer.Option(help="X.Y.Z; an existing version is never overwritten")],
-    name: Annotated[str | None, typer.Option(help="dataset name [default: the folder's name]")] = None,
+    name: Annotated[str | None, typer.Option(help="dataset name \\[default: the folder's name]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
     include_uploaders: Annotated[
         bool,
         typer.Option(
             "--include-uploaders",
-            help="publish the uploaders as they are [default: keyed pseudonyms, key from EMOTIONS_RELEASE_KEY]",
+            help="publish the uploaders as they are \\[default: keyed pseudonyms, key from EMOTIONS_RELEASE_KEY]",
         ),
     ] = False,
 ) -> None:
@@ -109,7 +109,7 @@ def record_baseline_cmd(
     evaluations: Annotated[
         list[Path], typer.Argument(help="output folders of `emotions evaluate ... --split test` (RUN/eval-V-test)")
     ],
-    version: Annotated[str | None, typer.Option(help="the new version [default: the next patch version]")] = None,
+    version: Annotated[str | None, typer.Option(help="the new version \\[default: the next patch version]")] = None,
 ) -> None:
     """Record test evaluations in the card of a NEW release version: the release is copied (data byte for byte)
     with baseline/<variant>/ and the card's "Baseline validation" section. The release itself is never changed."""

@@ -22,10 +22,10 @@ server_app = typer.Typer(
 )
 
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="server data folder [default: ~/.local/share/emotions/label-studio]")
+    Path | None, typer.Option("--data-dir", help="server data folder \\[default: ~/.local/share/emotions/label-studio]")
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML file with a `label_studio` table [default: $EMOTIONS_CONFIG]")
+    Path | None, typer.Option("--config", help="TOML file with a `label_studio` table \\[default: $EMOTIONS_CONFIG]")
 ]
 
 
@@ -39,10 +39,10 @@ def _config_or_exit(config: Path | None, **overrides: Any) -> ServerConfig:
 @server_app.command("start")
 def start_command(
     data_dir: DataDirOpt = None,
-    port: Annotated[int | None, typer.Option(help="0 picks a free port [default: 8080]")] = None,
+    port: Annotated[int | None, typer.Option(help="0 picks a free port \\[default: 8080]")] = None,
     host: Annotated[
         str | None,
-        typer.Option(help="address to bind [default: 127.0.0.1]; any other serves plain HTTP to other machines"),
+        typer.Option(help="address to bind \\[default: 127.0.0.1]; any other serves plain HTTP to other machines"),
     ] = None,
     document_root: Annotated[
         Path | None,
@@ -54,7 +54,7 @@ def start_command(
     ] = None,
     wsgi: Annotated[
         str | None,
-        typer.Option(help="django (development server), gunicorn, or auto: gunicorn beyond loopback [default: auto]"),
+        typer.Option(help="django (development server), gunicorn, or auto: gunicorn beyond loopback \\[default: auto]"),
     ] = None,
     public_url: Annotated[
         str | None,

@@ -18,7 +18,9 @@ def render_baseline_section(results: dict[str, dict[str, Any]]) -> str:
     lines += [
         "The release was checked by training the bundled AV-CANet baseline (AV-CPNet in the paper's first version) "
         "on each variant's train split, choosing the checkpoint on val, and evaluating it once on test "
-        "(centre sampling). Files: `baseline/<variant>/metrics.json`, `confusion.csv`, `confusion.png`.",
+        "(centre sampling). Files: `baseline/<variant>/metrics.json`, `confusion.csv`, `confusion.png`. "
+        "UAR is the mean recall over every class of the taxonomy, a class absent from the test split counting 0 "
+        "(as the authors' evaluation); `uar_present` in `metrics.json` averages over the classes present.",
         "",
     ]
     header = ["variant", "config", "epoch", "val acc", "test acc (WAR)", "UAR", "weighted F1", "polarity acc",

@@ -67,9 +67,23 @@ def test_metrics_match_scikit_learn(seed):
     got = classification_metrics(y_true, y_pred, list(EMOTIONS6.classes), POL.numpy())
     assert got["accuracy"] == pytest.approx(float(np.mean(y_true == y_pred)))
     assert got["uar"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert got["uar_present"] == pytest.approx(got["uar"])  # every class present: the two agree
     assert got["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted"))
     assert got["confusion_matrix"] == sk_confusion(y_true, y_pred, labels=range(6)).tolist()
     assert got["polarity_accuracy"] == pytest.approx(float(np.mean(POL.numpy()[y_true] == POL.numpy()[y_pred])))
+
+
+def test_uar_counts_an_absent_class_as_zero_and_uar_present_leaves_it_out():
+    y = np.array([0, 1, 2, 3, 4, 0, 1])  # Tension (5) absent, every prediction right
+    got = classification_metrics(y, y, list(EMOTIONS6.classes), POL.numpy())
+    assert got["uar"] == pytest.approx(5 / 6) and round(got["uar"], 3) == 0.833
+    assert got["uar_present"] == 1.0 == pytest.approx(balanced_accuracy_score(y, y))
+    assert got["accuracy"] == 1.0 and "Tension" not in got["per_class_accuracy"]
+    assert "absent" in got["definitions"]["uar"] and "present" in got["definitions"]["uar_present"]
+    one_wrong = classification_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), list(EMOTIONS6.classes))
+    assert one_wrong["uar"] == pytest.approx((0.5 + 1) / 6) and one_wrong["uar_present"] == pytest.approx(0.75)
+    empty = classification_metrics(np.array([], dtype=int), np.array([], dtype=int), list(EMOTIONS6.classes))
+    assert np.isnan(empty["uar"]) and np.isnan(empty["uar_present"])
 
 
 def test_frame_indices_are_tsn_snippets_with_loop_padding():

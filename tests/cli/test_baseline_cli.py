@@ -141,6 +141,15 @@ def test_cache_command_builds_once(release):
         (["train", "{release}", "--config", "huge"], "unknown configuration 'huge'"),
         (["train", "{release}", "--variant", "nope"], "variant 'nope' is not in this release"),
         (["evaluate", "{tmp}/none.pt", "{release}"], "no such checkpoint"),
+        (["train", "{release}", "--lr", "nan"], "--lr must be a finite number > 0 (got nan)"),
+        (["train", "{release}", "--lr", "0"], "--lr must be a finite number > 0 (got 0.0)"),
+        (["train", "{release}", "--weight-decay", "-0.1"], "--weight-decay must be a finite number >= 0"),
+        (["train", "{release}", "--ep-ce-lambdas", "0.5,x,0.5"], "--ep-ce-lambdas must be three finite numbers"),
+        (["train", "{release}", "--ep-ce-lambdas", "0.5,inf,0.5"], "--ep-ce-lambdas must be three finite numbers"),
+        (["train", "{release}", "--lr-schedule", "cosine"], "--lr-schedule must be one of paper, released, per-step"),
+        (["train", "{release}", "--loss", "focal"], "--loss must be one of ep-ce, ce (got 'focal')"),
+        (["train", "{release}", "--precision", "fp16"], "--precision must be one of bf16, fp32 (got 'fp16')"),
+        (["train", "{release}", "--progress-interval", "-1"], "--progress-interval must be a finite number >= 0"),
         (["train", "{release}", "--config", "paper"], "--random-init to train from random weights"),
         (["train", "{release}", "--model", "nope"], "unknown model 'nope'"),
         (["train", "{release}", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "{tmp}/x"],
@@ -184,3 +193,27 @@ def test_train_under_torchrun_with_two_processes(release, tmp_path):
     state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
     n_train = len(pd.read_parquet(release / "data" / "full" / "train.parquet"))
     assert len(state["history"]) == 1 and state["history"][0]["val"]["n"] > 0 and n_train > 0
+
+
+def test_a_batch_job_gets_plain_progress_lines_during_the_epoch(release, tmp_path):
+    """stdout not a terminal: flushed `epoch E/N step B/M ...` lines, here one per step (interval 0), all before
+    the epoch's summary; the training options reach the run's settings."""
+    out = tmp_path / "run"
+    cmd = [EMOTIONS, "train", str(release), "--epochs", "1", "--batch-size", "2", "--out", str(out), "--lr", "2e-3",
+           "--weight-decay", "0", "--lr-schedule", "released", "--loss", "ce", "--ep-ce-lambdas", "1,0.25,2",
+           "--precision", "fp32"]  # fmt: skip
+    env = {**os.environ, "EMOTIONS_PROGRESS_INTERVAL": "0"}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    lines = proc.stdout.splitlines()
+    steps = [ln for ln in lines if ln.startswith("epoch 1/1 step ")]
+    n_train = len(pd.read_parquet(release / "data" / "full" / "train.parquet"))
+    batches = -(-n_train // 2)
+    assert [ln.split()[3] for ln in steps] == [f"{b}/{batches}" for b in range(1, batches + 1)], steps
+    assert all(" clips/s " in ln and " ETA epoch " in ln and " run " in ln for ln in steps)
+    summary = next(i for i, ln in enumerate(lines) if ln.startswith("epoch 1: train loss"))
+    assert lines.index(steps[-1]) < summary, "the step lines come while the epoch runs, not after it"
+    saved = torch.load(out / "last.pt", weights_only=False)["train_config"]
+    assert saved["lr"] == 2e-3 and saved["weight_decay"] == 0 and saved["lr_schedule"] == "released"
+    assert saved["plain_ce"] is True and list(saved["lambdas"]) == [1, 0.25, 2] and saved["bf16"] is False
+    assert run("train", str(release), "--epochs", "1", "--out", str(out)).returncode == 1, "other settings refused"
