@@ -156,10 +156,15 @@ class StepInfo:
     epochs: int = 0  # in the whole run
 
 
-def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, **kwargs) -> DataLoader:
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, seed: int,
+            **kwargs) -> DataLoader:  # fmt: skip
+    """A loader whose workers' seeds come from a generator of its own. DataLoader draws a seed each time an epoch's
+    iterator is made, except when persistent workers are reused: drawn from the global RNG, a resumed run (whose
+    workers start again) would shift every later dropout mask against the run it continues."""
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
-        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None, **kwargs,
+        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed), **kwargs,
     )  # fmt: skip
 
 
@@ -286,9 +291,9 @@ def _set_up(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     sampler = EpochShuffle(len(train_set), config.seed, world.rank, world.size)
-    loader = _loader(train_set, config.batch_size // world.size, config.num_workers, device, sampler=sampler,
-                     drop_last=False)  # fmt: skip
-    val_loader = _loader(val_set, config.batch_size, config.num_workers, device) if world.is_main else None
+    loader = _loader(train_set, config.batch_size // world.size, config.num_workers, device, config.seed,
+                     sampler=sampler, drop_last=False)  # fmt: skip
+    val_loader = _loader(val_set, config.batch_size, config.num_workers, device, config.seed) if world.is_main else None
     # Every epoch steps once per `accumulation` batches, its trailing partial group included.
     shape = ScheduleShape(config.epochs, math.ceil(len(loader) / config.accumulation), config.warmup_epochs,
                           config.hold_epochs, config.final_lr_fraction, config.lr)  # fmt: skip
