@@ -10,7 +10,12 @@ into batches of 8:
             and pixel scaling in float32 on the CPU (the earlier `ReleaseDataset.__getitem__`, restated here)
 and the cache's size per clip for both. Target: at most 30 CPU-ms per clip and 1.5 MB per 15 s clip.
 
-Run: python benchmarks/baseline_loader.py [--clips 4] [--items 64] [--out /tmp/loader-bench]
+`--content test-pattern` uses the demo corpus's moving test patterns instead (`emotions_data.demo_corpus`, at the
+same size, rate and length): fine detail everywhere, so they compress and decode far worse than faces, and bound the
+cost from above.
+
+Run: python benchmarks/baseline_loader.py [--clips 4] [--items 64] [--content talking-head|test-pattern]
+                                         [--out /tmp/loader-bench]
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from baselines.cache import CacheSettings, open_clip, write_clip
 from baselines.data import ReleaseDataset
 from baselines.sampling import MEAN, SpatialParams, draw_spatial, frame_indices
 from baselines.synthetic import PortraitSpec, portrait_frames
+from emotions_data.demo_corpus import ClipSpec, make_clip
 
 BEFORE = CacheSettings(short_side=128, jpeg_quality=90)
 NOW = CacheSettings()
@@ -117,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--items", type=int, default=64, help="training items timed per loader")
     parser.add_argument("--out", type=Path, default=None, help="scratch folder [a temporary one]")
+    parser.add_argument("--content", choices=("talking-head", "test-pattern"), default="talking-head")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a loader worker's view: one CPU
     with tempfile.TemporaryDirectory() as scratch:
@@ -124,7 +131,11 @@ def main() -> None:
         (out / "media").mkdir(parents=True, exist_ok=True)
         ids, sizes = [], {"before": 0, "now": 0}
         for k in range(args.clips):
-            media = make_media(out / "media" / f"gen{k}.mp4", PortraitSpec(k, seconds=args.seconds))
+            media = out / "media" / f"gen{k}.mp4"
+            if args.content == "talking-head":
+                make_media(media, PortraitSpec(k, seconds=args.seconds))
+            else:
+                make_clip(ClipSpec("Joy", k, width=720, height=1280, fps="30", duration_s=args.seconds), media)
             for name, settings in (("before", BEFORE), ("now", NOW)):
                 (out / name).mkdir(exist_ok=True)
                 sizes[name] += write_clip(media, out / name / f"gen{k}.clip", settings, SHA).stat().st_size
