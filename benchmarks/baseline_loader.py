@@ -135,7 +135,7 @@ def main() -> None:
             if args.content == "talking-head":
                 make_media(media, PortraitSpec(k, seconds=args.seconds))
             else:
-                make_clip(ClipSpec("Joy", k, width=720, height=1280, fps="30", duration_s=args.seconds), media)
+                make_clip(ClipSpec("Excitation", k, width=720, height=1280, fps="30", duration_s=args.seconds), media)
             for name, settings in (("before", BEFORE), ("now", NOW)):
                 (out / name).mkdir(exist_ok=True)
                 sizes[name] += write_clip(media, out / name / f"gen{k}.clip", settings, SHA).stat().st_size
