@@ -158,13 +158,14 @@ class StepInfo:
 
 def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device, seed: int,
             **kwargs) -> DataLoader:  # fmt: skip
-    """A loader whose workers' seeds come from a generator of its own. DataLoader draws a seed each time an epoch's
-    iterator is made, except when persistent workers are reused: drawn from the global RNG, a resumed run (whose
-    workers start again) would shift every later dropout mask against the run it continues."""
+    """A loader; with workers, their seeds come from a generator of its own. DataLoader draws a seed from the global
+    RNG each time an epoch's iterator is made, except when persistent workers are reused: a resumed run, whose
+    workers start again, would then draw once more than the run it continues and shift every later dropout mask.
+    Without workers the draw happens every epoch in both runs alike, so the global RNG keeps serving it."""
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed), **kwargs,
+        generator=torch.Generator().manual_seed(seed) if num_workers > 0 else None, **kwargs,
     )  # fmt: skip
 
 
