@@ -35,24 +35,46 @@ from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
-_VERSION = re.compile(r"\d+\.\d+\.\d+")
+# Semantic Versioning 2.0.0, section 2: MAJOR.MINOR.PATCH, non-negative integers without leading zeros. ASCII digits
+# only (`\d` would take other scripts' digits): `01.0.0` or `١.0.0` beside `1.0.0` would be a second name for it.
+_VERSION = re.compile(r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)")
+#: The shortest pseudonym key: 16 bytes (128 bits), HMAC's security level being that of its key (RFC 2104, sec. 3).
+MIN_KEY_BYTES = 16
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
 #: The key of the uploaders' pseudonyms in releases (any text; keep it secret and the same across releases).
 PSEUDONYM_KEY_ENV = "EMOTIONS_RELEASE_KEY"
 
 
+def check_version(version: str) -> None:
+    """Raises ValueError unless `version` is a semantic version MAJOR.MINOR.PATCH in ASCII digits without leading
+    zeros (Semantic Versioning 2.0.0, section 2)."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(
+            f"version {version!r} must be a semantic version X.Y.Z: three numbers in ASCII digits without leading "
+            "zeros (1.0.0, 1.2.10)"
+        )
+
+
 def pseudonym_key(layout: DatasetLayout) -> bytes:
     """The secret key of the uploaders' pseudonyms: the `EMOTIONS_RELEASE_KEY` environment variable, else the
     dataset's own key file (`layout.release_key`, 32 random bytes made at the first release that needs it, mode
-    0600). Never written into a release. Raises OSError when the key file cannot be read or made."""
+    0600). Never written into a release. Raises OSError when the key file cannot be read or made, ValueError naming
+    the variable or file when the key is shorter than `MIN_KEY_BYTES` (a short key can be found by trying)."""
     text = os.environ.get(PSEUDONYM_KEY_ENV)
     if text:
-        return text.encode("utf-8")
-    path = layout.release_key
-    if not path.exists():
-        write_bytes_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
-    return path.read_bytes().strip()
+        key, where = text.encode("utf-8", "surrogateescape"), PSEUDONYM_KEY_ENV
+    else:
+        path = layout.release_key
+        if not path.exists():
+            write_bytes_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
+        key, where = path.read_bytes().strip(), str(path)
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"{where}: the pseudonym key is {len(key)} byte(s); it needs at least {MIN_KEY_BYTES} bytes (128 bits), "
+            "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
+        )
+    return key
 
 
 def uploader_pseudonym(uploader: str, key: bytes) -> str:
@@ -163,8 +185,7 @@ def write_release(
     (`build_release_rows`) unless `include_uploaders`. Raises ValueError (bad or existing version, unsafe name, missing
     inputs, splits stale against the labels, labels outside `taxonomy`), OSError (the pseudonyms' key file) or
     LeakageError; nothing is written then."""
-    if not _VERSION.fullmatch(version):
-        raise ValueError(f"version {version!r} must look like X.Y.Z")
+    check_version(version)
     name = name or layout.root.resolve().name
     problem = release_name_problem(name)
     if problem:

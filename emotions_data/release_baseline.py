@@ -19,7 +19,7 @@ from emotions_data import __version__
 from emotions_data.card import card_writer
 from emotions_data.card.baseline_section import render_baseline_section, with_baseline_section
 from emotions_data.layout import DatasetLayout, ReleaseLayout
-from emotions_data.release import copy_card_files, verify_release
+from emotions_data.release import check_version, copy_card_files, verify_release
 from emotions_data.release_info import RELEASE_INFO_NAME, ReleaseInfo
 from emotions_data.release_ledger import file_digests, ledger_record, sha256sums_text
 from emotions_data.storage import file_group, recover_commits
@@ -78,8 +78,7 @@ def record_baseline(release_dir: Path, evaluations: list[Path], version: str | N
         raise ValueError("no evaluation folder given (RUN/eval-VARIANT-test of `emotions evaluate`)")
     recorded = dict(read_evaluation(folder, info) for folder in evaluations)
     version = version or next_patch(info.version)
-    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        raise ValueError(f"version {version!r} must look like X.Y.Z")
+    check_version(version)
     layout = DatasetLayout.of_release(source.root)
     recover_commits(layout.root)
     final = layout.release(version)
