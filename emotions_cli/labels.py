@@ -9,9 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import console, fail, fmt, local_folder, stdout
+from emotions_cli.console import console, fail, failure, fmt, local_folder, stdout
+from emotions_cli.params import SEED, integers, number, reals
 
 labels_app = typer.Typer()
+#: `annotation.agreement.MAX_BOOTSTRAP`, kept here so the option is checked before the statistics are imported.
+BOOTSTRAP = integers(0, 100_000, "more resamples do not narrow the interval; they take memory and time in proportion")
 
 
 def print_agreement(report: dict) -> None:
@@ -59,21 +62,18 @@ def agreement(
     stage: Annotated[str | None, typer.Option(help="only this stage's votes")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     taxonomy: Annotated[str | None, typer.Option(help="'emotions6' or a taxonomy TOML; validates labels")] = None,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over items")] = 1000,
-    confidence: Annotated[float, typer.Option(help="confidence level of the intervals")] = 0.95,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    top: Annotated[int, typer.Option(help="how many disputed items to list")] = 10,
+    bootstrap: Annotated[int, number(bounds=BOOTSTRAP, help="bootstrap resamples over items")] = 1000,
+    confidence: Annotated[
+        float, number(bounds=reals(above=0.0, below=1.0), help="confidence level of the intervals")
+    ] = (0.95),
+    seed: Annotated[int, number(bounds=SEED, help="bootstrap seed")] = 0,
+    top: Annotated[int, number(bounds=integers(0), help="how many disputed items to list")] = 10,
 ) -> None:
     """Krippendorff's alpha, Fleiss' and Cohen's kappa, per class and per annotator, with CIs."""
     from annotation.agreement import agreement_report
     from annotation.votes import read_votes
     from emotions_data.taxonomy import resolve_taxonomy
 
-    if not 0 < confidence < 1:
-        raise fail(f"--confidence: must be strictly between 0 and 1 (e.g. 0.95), not {confidence}")
-    for option, value in (("--bootstrap", bootstrap), ("--top", top), ("--seed", seed)):
-        if value < 0:
-            raise fail(f"{option}: must be 0 or more, not {value}")
     try:
         tax = resolve_taxonomy(taxonomy)
         frame = read_votes(votes, tax, stage)
@@ -114,8 +114,8 @@ def labels(
     layout = DatasetLayout(dataset)
     try:
         outcome = decide_labels(layout, resolve_taxonomy(taxonomy), method, votes)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    except (ValueError, OSError) as exc:  # a read-only or full disk: one line naming the folder
+        raise failure(exc, layout.manifests) from None
     counts = label_counts(outcome)
     table = Table(title=f"labels ({method}): {outcome.labels.num_rows} decided, {outcome.needs_expert.num_rows} "
                         "waiting for the expert stage")  # fmt: skip

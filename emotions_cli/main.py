@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from emotions_cli.annotate import workflow_app
 from emotions_cli.baseline import baseline_app
+from emotions_cli.console import failure
 from emotions_cli.dataset import dataset_app
 from emotions_cli.demo import demo_app
 from emotions_cli.labels import labels_app
@@ -13,7 +15,20 @@ from emotions_cli.ls_backup import backup_app
 from emotions_cli.release import release_app
 from emotions_cli.server import server_app
 
+
+class _Commands(TyperGroup):
+    """The root group: an OSError no command turned into a line (a full disk, a read-only folder, a file it may not
+    read) still ends the command in one line naming the file, never a traceback."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise failure(exc) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Build, annotate, split, document and validate short-video emotion datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

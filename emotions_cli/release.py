@@ -12,7 +12,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emotions_cli.console import console, fail, local_folder, say, stdout
+from emotions_cli.console import console, fail, failure, local_folder, say, stdout
 from emotions_cli.dataset import leak_failure
 
 DEFAULT_COMMAND = "create"
@@ -73,7 +73,7 @@ def create(
     except LeakageError as exc:
         raise leak_failure(exc, f"release {version} not written") from None
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, layout.releases) from None
     for variant, counts in info.variants.items():
         stdout.print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
     console.print(f"release: {folder}", highlight=False)
@@ -91,7 +91,7 @@ def verify(
     try:
         result = check_release(release_dir)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir) from None
     if not result.outside:
         say(f"warning: {release_dir}: the digest recorded outside the release is not available (no ledger of its "
             "dataset beside it): checked against its own SHA256SUMS only")  # fmt: skip
@@ -118,5 +118,5 @@ def record_baseline_cmd(
     try:
         folder = record_baseline(release_dir, evaluations, version)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir.parent) from None
     console.print(f"release: {folder}  (baseline recorded; {release_dir} unchanged)", highlight=False, soft_wrap=True)
