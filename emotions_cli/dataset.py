@@ -82,7 +82,7 @@ def ingest(
     sources: Annotated[
         list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
     ],
-    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (docs/lead/scale.md)")],
     workers: Annotated[
         int | None, number(bounds=setting(int, "workers"), help="parallel worker processes \\[default: 2]")
     ] = None,
