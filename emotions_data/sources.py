@@ -110,6 +110,20 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """The Parquet table at `path`; SourceError when a column is given twice (pyarrow's own error says only "Multiple
+    matches for FieldRef"), else pyarrow's error as it is."""
+    try:
+        return pd.read_parquet(path)
+    except pa.ArrowException as exc:
+        try:
+            names = pq.read_schema(path).names
+        except pa.ArrowException:
+            raise exc from None
+        _check_columns(names, str(path))
+        raise
+
+
 def _items_from_table(frame: pd.DataFrame, where: str) -> list[InputItem]:
     _check_columns(list(frame.columns), where)
     if "url" not in frame.columns:
@@ -239,8 +253,7 @@ def read_source(arg: str | Path, refused: list[str] | None = None) -> list[Input
             _check_columns(_csv_header(path), str(path))
             items = _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
         elif suffix == ".parquet":
-            _check_columns(pq.read_schema(path).names, str(path))
-            items = _items_from_table(pd.read_parquet(path), str(path))
+            items = _items_from_table(_read_parquet(path), str(path))
         else:
             items = _items_from_text(path)
     except SourceError:
