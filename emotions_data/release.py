@@ -38,11 +38,13 @@ from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 # Semantic Versioning 2.0.0, section 2: MAJOR.MINOR.PATCH, non-negative integers without leading zeros. ASCII digits
 # only (`\d` would take other scripts' digits): `01.0.0` or `١.0.0` beside `1.0.0` would be a second name for it.
 _VERSION = re.compile(r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)")
-#: The shortest pseudonym key: 16 bytes (128 bits), HMAC's security level being that of its key (RFC 2104, sec. 3).
+#: The shortest pseudonym key: 16 bytes (128 bits), beyond trying. RFC 2104 (sec. 3) discourages keys shorter than
+#: the hash's output (32 bytes, what the dataset's own key file holds); shorter ones can be found by trying.
 MIN_KEY_BYTES = 16
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
-#: The key of the uploaders' pseudonyms in releases (any text; keep it secret and the same across releases).
+#: The key of the uploaders' pseudonyms in releases (any text of at least `MIN_KEY_BYTES` bytes; keep it secret and the
+#: same across releases).
 PSEUDONYM_KEY_ENV = "EMOTIONS_RELEASE_KEY"
 
 

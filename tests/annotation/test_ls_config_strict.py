@@ -111,3 +111,11 @@ def test_a_good_file_still_reads(tmp_path):
     config = load_config(path)
     assert (config.port, config.workers, config.host, config.base_url) == (8081, 3, "0.0.0.0", "https://ls.example")
     assert ls_config.validate_config(config) is None
+
+
+def test_a_postgresql_tools_folder_without_the_tool_is_named(tmp_path, monkeypatch):
+    from annotation.labelstudio.database import find_pg_tool
+
+    monkeypatch.setenv("EMOTIONS_PG_BIN", str(tmp_path))
+    with pytest.raises(ServerError, match=r"^EMOTIONS_PG_BIN=.*: no pg_dump in that folder"):
+        find_pg_tool("pg_dump")

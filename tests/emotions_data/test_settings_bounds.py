@@ -76,3 +76,15 @@ def test_the_defaults_and_every_preset_pass():
     assert load_settings() == IngestSettings()
     for preset in ("ultrafast", "veryfast", "medium", "slow", "veryslow"):
         assert load_settings(**{"normalise.preset": preset}).normalise.preset == preset
+
+
+@pytest.mark.parametrize("value", ["relative/scratch", "{file}"])
+def test_a_scratch_folder_that_cannot_be_one_is_named(tmp_path, monkeypatch, value):
+    from emotions_data.objectstore import node_scratch
+
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("EMOTIONS_SCRATCH_DIR", value.format(file=tmp_path / "a-file"))
+    with pytest.raises(ValueError, match=r"^EMOTIONS_SCRATCH_DIR=.*must be the absolute path of a folder"):
+        node_scratch("s3://bucket/ds")
+    monkeypatch.setenv("EMOTIONS_SCRATCH_DIR", str(tmp_path / "new"))
+    assert node_scratch("s3://bucket/ds").parent == tmp_path / "new"
