@@ -8,7 +8,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -30,33 +30,21 @@ from emotions_cli.params import SEED, integers, number, setting
 
 dataset_app = typer.Typer()
 
-# Options that set an ingest setting: a number here, its range checked (and named) by `load_settings`.
-MinDurationOpt = Annotated[
-    float | None, number(bounds=setting(float, "filters.min_duration_s"), help="seconds \\[default: 1]")
-]
-MaxDurationOpt = Annotated[
-    float | None, number(bounds=setting(float, "filters.max_duration_s"), help="seconds \\[default: 300]")
-]
-MinShortSideOpt = Annotated[
-    int | None, number(bounds=setting(int, "filters.min_short_side"), help="pixels \\[default: 240]")
-]
-MaxShortSideOpt = Annotated[
-    int | None,
-    number(bounds=setting(int, "normalise.max_short_side"), help="normalised resolution cap \\[default: 720]"),
-]
-NearDupOpt = Annotated[
-    float | None,
-    number(bounds=setting(float, "dedup.near_duplicate_threshold"), help="fingerprint distance \\[default: 0.30]"),
-]
-LimitRateOpt = Annotated[
-    int | None, number(bounds=setting(int, "download.rate_limit_bytes"), help="download bytes/s per worker")
-]
-RequestsOpt = Annotated[
-    float | None, number(bounds=setting(float, "download.max_requests_per_minute"), help="per domain, all workers")
-]
-AttemptsOpt = Annotated[
-    int | None, number(bounds=setting(int, "download.attempts"), help="download tries per run \\[default: 3]")
-]
+
+def _setting_option(kind: type, name: str, help_text: str) -> Any:
+    """An option that sets the ingest setting `name` (dotted): a number here, its range checked (and named) by
+    `load_settings`."""
+    return Annotated[kind | None, number(bounds=setting(kind, name), help=help_text)]
+
+
+MinDurationOpt = _setting_option(float, "filters.min_duration_s", "seconds \\[default: 1]")
+MaxDurationOpt = _setting_option(float, "filters.max_duration_s", "seconds \\[default: 300]")
+MinShortSideOpt = _setting_option(int, "filters.min_short_side", "pixels \\[default: 240]")
+MaxShortSideOpt = _setting_option(int, "normalise.max_short_side", "normalised resolution cap \\[default: 720]")
+NearDupOpt = _setting_option(float, "dedup.near_duplicate_threshold", "fingerprint distance \\[default: 0.30]")
+LimitRateOpt = _setting_option(int, "download.rate_limit_bytes", "download bytes/s per worker")
+RequestsOpt = _setting_option(float, "download.max_requests_per_minute", "per domain, all workers")
+AttemptsOpt = _setting_option(int, "download.attempts", "download tries per run \\[default: 3]")
 
 
 def print_report(report) -> None:

@@ -44,24 +44,19 @@ class Bounds:
     def range_text(self, side: str = "both") -> str:
         """The range in words, `>= 1`, `<= 1024` or `in [0, 1]` (`side`: "low", "high" or "both"), after "a finite
         number" for a float."""
-        low = (
-            f">= {_num(self.low)}"
-            if self.low is not None
-            else f"> {_num(self.above)}"
-            if self.above is not None
-            else ""
-        )
-        high = (
-            f"<= {_num(self.high)}"
-            if self.high is not None
-            else f"< {_num(self.below)}"
-            if self.below is not None
-            else ""
-        )
+        # (inclusive limit, exclusive limit) per side: the comparison and the interval's bracket for each
+        sides = {
+            "low": (self.low, self.above, ">=", ">", "[", "("),
+            "high": (self.high, self.below, "<=", "<", "]", ")"),
+        }
+        words, brackets = {}, {}
+        for name, (inclusive, exclusive, op_in, op_ex, br_in, br_ex) in sides.items():
+            limit, op, bracket = (inclusive, op_in, br_in) if inclusive is not None else (exclusive, op_ex, br_ex)
+            words[name] = f"{op} {_num(limit)}" if limit is not None else ""
+            brackets[name] = (bracket, _num(limit))
+        low, high = words["low"], words["high"]
         if side == "both" and low and high:
-            left = f"[{_num(self.low)}" if self.low is not None else f"({_num(self.above)}"
-            right = f"{_num(self.high)}]" if self.high is not None else f"{_num(self.below)})"
-            text = f"in {left}, {right}"
+            text = f"in {brackets['low'][0]}{brackets['low'][1]}, {brackets['high'][1]}{brackets['high'][0]}"
         else:
             text = high if side == "high" or not low else low
         if self.kind is float:

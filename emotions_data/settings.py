@@ -223,6 +223,27 @@ def check_settings(settings: IngestSettings) -> list[str]:
     return found
 
 
+def read_config_file(path: Path, where: str | None = None) -> dict:
+    """The TOML document of the config file `path`. Raises ValueError starting with `where` (default: the path) when
+    it cannot be read, is not UTF-8 text (the byte and offset named) or not TOML, or has a table whose name is a
+    misspelling of one of `CONFIG_TABLES` (other tools' tables may share the file)."""
+    where = where or str(path)
+    try:
+        document = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: cannot read config: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start})") from None  # fmt: skip
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where}: cannot read config: {' '.join(str(exc).split())}") from None
+    for name in sorted(set(document) - set(CONFIG_TABLES)):
+        near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
+        if near:  # a misspelling of ours must not be ignored
+            raise ValueError(f"{where}: unknown table [{name}]; did you mean [{near[0]}]?")
+    return document
+
+
 def load_settings(config_file: Path | None = None, **overrides: object) -> IngestSettings:
     """Defaults, then the config file's ``[ingest]`` table, then dotted `overrides` such as
     ``{"filters.min_duration_s": 2.0}`` (None values are ignored), then the cookies environment variable.
@@ -231,15 +252,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Inges
     file, a misspelt table, an unknown setting, a value of the wrong type, or an impossible value (`check_settings`)."""
     table: dict = {}
     if config_file is not None:
-        try:
-            document = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{config_file}: cannot read config: {' '.join(str(exc).split())}") from exc
-        for name in sorted(set(document) - set(CONFIG_TABLES)):
-            near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
-            if near:  # other tools' tables may share the file; a misspelling of ours must not be ignored
-                raise ValueError(f"{config_file}: unknown table [{name}]; did you mean [{near[0]}]?")
-        table = document.get("ingest", {})
+        table = read_config_file(config_file).get("ingest", {})
     for dotted, value in overrides.items():
         if value is None:
             continue

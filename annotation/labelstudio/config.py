@@ -22,13 +22,11 @@ this machine (a Docker bind mount), `server_document_root` (`EMOTIONS_LS_SERVER_
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
 import os
 import re
 import secrets
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,21 +187,12 @@ def read_config_table(path: Path, how: str = "") -> dict[str, Any]:
     """The `[label_studio]` table of the TOML file `path`, each value of its setting's type. Raises ServerError naming
     the file (`how` says how it was chosen) and the key: unreadable, not UTF-8, not TOML, a table whose name is a
     misspelling of the toolkit's, an unknown setting or a value of the wrong type."""
-    from emotions_data.settings import CONFIG_TABLES
+    from emotions_data.settings import read_config_file
 
     try:
-        document = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ServerError(f"{path}{how}: cannot read config: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ServerError(f"{path}{how}: cannot read config: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                          f"offset {exc.start})") from None  # fmt: skip
-    except tomllib.TOMLDecodeError as exc:
-        raise ServerError(f"{path}{how}: cannot read config: {exc}") from None
-    for name in sorted(set(document) - set(CONFIG_TABLES)):
-        near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
-        if near:  # other tools' tables may share the file; a misspelling of ours must not be ignored
-            raise ServerError(f"{path}{how}: unknown table [{name}]; did you mean [{near[0]}]?")
+        document = read_config_file(path, f"{path}{how}")
+    except ValueError as exc:
+        raise ServerError(str(exc)) from None
     table = document.get("label_studio", {})
     if not isinstance(table, dict):
         raise ServerError(f"{path}{how}: label_studio must be a table ([label_studio]), not {table!r}")
