@@ -28,7 +28,8 @@ def test_other_versions_are_refused_naming_them(version):
 def test_a_short_pseudonym_key_is_refused_naming_its_source(tmp_path, monkeypatch):
     layout = DatasetLayout(tmp_path)
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "x" * (MIN_KEY_BYTES - 1))
-    with pytest.raises(ValueError, match=rf"^{PSEUDONYM_KEY_ENV}: the pseudonym key is 15 byte\(s\); it needs at least 16"):
+    short = rf"^{PSEUDONYM_KEY_ENV}: the pseudonym key is 15 byte\(s\); it needs at least 16"
+    with pytest.raises(ValueError, match=short):
         pseudonym_key(layout)
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "é" * 8)  # 16 bytes in UTF-8
     assert pseudonym_key(layout) == ("é" * 8).encode()
