@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import fail, local_folder
+from emotions_cli.console import fail, failure, local_folder
 from emotions_cli.console import stdout as out
 from emotions_cli.params import SEED, integers, number, reals
 
@@ -48,14 +48,17 @@ def _client(dataset: Path | None, config: Path | None, data_dir: Path | None, ur
     return LabelStudio(_server(dataset, config, data_dir, url))
 
 
-def _run(fn):
-    """Run a workflow step; its known failures become one-line errors."""
+def _run(fn, dataset: Path | None = None):
+    """Run a workflow step; its known failures become one-line errors, and a folder it cannot write (read-only, full
+    disk) is named: its file, else `dataset`."""
     from annotation.labelstudio.config import ServerError
 
     try:
         return fn()
     except (ValueError, ServerError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise failure(exc, dataset) from None
 
 
 @workflow_app.command()
@@ -74,7 +77,7 @@ def allocate(
     from emotions_data.layout import DatasetLayout
 
     report = _run(lambda: run(DatasetLayout(dataset), roster, groups, seed,
-                              None if no_accounts else _client(dataset, config, data_dir, url)))  # fmt: skip
+                              None if no_accounts else _client(dataset, config, data_dir, url)), dataset)  # fmt: skip
     table = Table(
         title=f"balance per group (imbalance {report.imbalance:.2f}; random split ~{report.random_imbalance:.2f})"
     )
@@ -110,7 +113,7 @@ def push(
 
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
                               resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
-                              min_agreement=min_agreement))  # fmt: skip
+                              min_agreement=min_agreement), dataset)  # fmt: skip
     for key, n in report.imported.items():
         out.print(f"{key}: {n} new task(s)")
     for key, n in report.returned.items():
@@ -137,7 +140,8 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
     from emotions_data.taxonomy import resolve_taxonomy
 
     report = _run(
-        lambda: run(DatasetLayout(dataset), _client(dataset, config, data_dir, url), resolve_taxonomy(taxonomy))
+        lambda: run(DatasetLayout(dataset), _client(dataset, config, data_dir, url), resolve_taxonomy(taxonomy)),
+        dataset,
     )
     out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
               f"their annotator, {report.n_deleted} deleted in Label Studio)", soft_wrap=True)  # fmt: skip
@@ -280,7 +284,7 @@ def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], confi
     from emotions_data.layout import DatasetLayout
 
     server = _run(lambda: _server(dataset, config, data_dir, url))
-    deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server))
+    deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server), dataset)
     out.print(f"{annotator} dropped" + ("; account deactivated, token and sessions revoked" if deactivated else
                                          " (no Label Studio account)"))  # fmt: skip
 
@@ -292,7 +296,7 @@ def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
     from annotation.annotators import set_active
     from emotions_data.layout import DatasetLayout
 
-    _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to))
+    _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to), dataset)
     out.print(f"{annotator} moved to group {to}")
 
 
