@@ -140,5 +140,10 @@ WORKERS = integers(1, MAX_WORKERS, "one machine's worker processes")
 
 
 def number(*decls: str, bounds: Bounds, **kwargs: Any) -> Any:
-    """`typer.Option(*decls, **kwargs)` for a numeric option checked against `bounds` when read."""
+    """`typer.Option(*decls, **kwargs)` for a numeric option checked against `bounds` when read; its help ends with
+    the range (`[range: >= 1]`, `[range: [0, 1]]`) unless a setting's own check gives it."""
+    if not bounds.setting:
+        side = "low" if bounds.high == MAX_COUNT else "both"  # the C int's limit says nothing to a reader
+        text = bounds.range_text(side).removeprefix("a finite number ").removeprefix("in ")
+        kwargs["help"] = f"{kwargs.get('help') or ''} \\[range: {text}]".lstrip()
     return typer.Option(*decls, parser=bounds.parse, callback=bounds.check, **kwargs)
