@@ -15,6 +15,7 @@ given to an annotator stays theirs, and items added later move nobody's share.
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 from collections import Counter
 from dataclasses import dataclass
@@ -221,11 +222,11 @@ def plan_stage(
     """Project key -> its plan (title, stage, items_of, group, annotator, videos {id: votes per video}, and for the
     expert stage `earlier`: video_id -> the earlier votes shown) for `stage`, extending the projects already pushed
     in the dataset `layout` (named `name` in titles). Raises ValueError before the first allocation, or when
-    `votes_per_item` is under 1 or `min_agreement` is not a share in [0, 1]."""
+    `votes_per_item` is under 1 or `min_agreement` is negative or not finite (above 1 it sends every item)."""
     if isinstance(votes_per_item, bool) or not isinstance(votes_per_item, numbers.Integral) or votes_per_item < 1:
         raise ValueError(f"votes_per_item must be an integer >= 1, not {votes_per_item!r}")
-    if not 0 <= min_agreement <= 1:  # also refuses nan
-        raise ValueError(f"min_agreement must be a share in [0, 1], not {min_agreement!r}")
+    if not 0 <= min_agreement < math.inf:  # also refuses nan, under which nothing would be sent
+        raise ValueError(f"min_agreement must be a finite share >= 0, not {min_agreement!r}")
     recover_commits(layout.root)  # the vote table and the expert queue are committed with their companion files
     people = load_annotators(layout)
     active = people[people["active"]]

@@ -1,5 +1,6 @@
-"""The annotation library refuses parameters out of range itself, as the command line does: a share outside [0, 1]
-(nan included), no votes per item, more bootstrap resamples than memory allows."""
+"""The annotation library refuses parameters out of range itself, as the command line does: a threshold outside
+[0, 1] or an expert cut-off that is negative (nan included), no votes per item, more bootstrap resamples than memory
+allows."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_consistency_refuses_a_threshold_that_is_no_share(threshold):
 @pytest.mark.parametrize(
     ("votes_per_item", "min_agreement", "expected"),
     [(0, 0.5, "votes_per_item must be an integer >= 1"), (True, 0.5, "votes_per_item"), (2.5, 0.5, "votes_per_item"),
-     (3, 7.0, "min_agreement must be a share"), (3, math.nan, "min_agreement must be a share")],
+     (3, -0.1, "min_agreement must be a finite share >= 0"), (3, math.nan, "min_agreement must be a finite"),
+     (3, math.inf, "min_agreement must be a finite")],
 )  # fmt: skip
 def test_a_push_plan_refuses_impossible_parameters(tmp_path, votes_per_item, min_agreement, expected):
     with pytest.raises(ValueError, match=expected):
