@@ -18,8 +18,8 @@ from emotions_cli.console import fail
 MAX_COUNT = 2**31 - 1
 #: Seeds are numpy's legacy seed range, so a seed means the same to every generator the toolkit uses.
 MAX_SEED = 2**32 - 1
-#: Worker processes on one machine; more than this is a typo (each one is a process with its own memory).
-MAX_WORKERS = 1024
+#: Worker processes of a run (a Ray cluster's included: 64 machines of 64 cores); more is a typo, not a cluster.
+MAX_WORKERS = 4096
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def setting(kind: type, name: str) -> Bounds:
 
 
 SEED = integers(0, MAX_SEED, "numpy's seed range")
-WORKERS = integers(1, MAX_WORKERS, "one machine's worker processes")
+WORKERS = integers(1, MAX_WORKERS, "worker processes of one run, a Ray cluster's included")
 
 
 def number(*decls: str, bounds: Bounds, **kwargs: Any) -> Any:

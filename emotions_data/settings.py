@@ -176,7 +176,7 @@ def check_settings(settings: IngestSettings) -> list[str]:
     f, n, d, dl = settings.filters, settings.normalise, settings.dedup, settings.download
     rules = [
         (settings.workers >= 1, "workers", settings.workers, "must be >= 1"),
-        (settings.workers <= 1024, "workers", settings.workers, "must be <= 1024 (one machine's worker processes)"),
+        (settings.workers <= 4096, "workers", settings.workers, "must be <= 4096 (worker processes of one run)"),
         (settings.shard_size >= 0, "shard_size", settings.shard_size, "must be >= 0"),
         (f.min_duration_s >= 0, "filters.min_duration_s", f.min_duration_s, "must be >= 0"),
         (f.max_duration_s > 0, "filters.max_duration_s", f.max_duration_s, "must be > 0"),

@@ -101,7 +101,7 @@ runner = CliRunner()
         (["train", "r", "--loader-workers", "100000"], "--loader-workers must be <= 256"),
         (["train", "r", "--lr", "inf"], "--lr must be a finite number > 0 (got inf)"),
         (["train", "r", "--weight-decay", "nan"], "--weight-decay must be a finite number >= 0 (got nan)"),
-        (["train", "r", "--workers", "5000"], "--workers must be <= 1024"),
+        (["train", "r", "--workers", "5000"], "--workers must be <= 4096"),
         (["evaluate", "c.pt", "r", "--batch-size", "-1"], "--batch-size must be >= 1"),
         (["cache", "r", "--workers", "0"], "--workers must be >= 1"),
     ],

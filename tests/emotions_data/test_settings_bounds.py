@@ -35,7 +35,7 @@ def clean_env(monkeypatch):
         ("[ingest.filters]\nmin_decoded_fraction = nan", "filters.min_decoded_fraction = nan"),
         ("[ingest.dedup]\nnear_duplicate_threshold = nan", "dedup.near_duplicate_threshold = nan"),
         ("[ingest.dedup]\nduration_tolerance_s = inf", "dedup.duration_tolerance_s = inf"),
-        ("[ingest]\nworkers = 100000", "workers = 100000: must be <= 1024"),
+        ("[ingest]\nworkers = 100000", "workers = 100000: must be <= 4096"),
         ("[ingest]\nworkers = true", "[ingest].workers: True is not of type int"),
         ('[ingest.download]\nproxy = "ftp://p.example:21"', "download.proxy must be a URL such as http://HOST:PORT"),
         ('[ingest.download]\nproxy = "http://[::1"', "download.proxy must be a URL"),
