@@ -30,7 +30,7 @@ from emotions_data.probe import sha256_file
 from emotions_data.release_formats import FORMATS
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.release_ledger import file_digests, ledger_record, listed_digests, sha256sums_text
-from emotions_data.schema import SCHEMA_VERSION, Split, Stage, Variant
+from emotions_data.schema import LABELS_VOTES_KEY, OWN_VOTES, SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
@@ -179,6 +179,7 @@ def write_release(
     problems = check_splits(layout)
     if problems:
         raise LeakageError(problems)
+    _refuse_outside_labels(layout)
     releases.mkdir(parents=True, exist_ok=True)
     for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
@@ -208,6 +209,20 @@ def write_release(
     except FileExistsError:
         raise ValueError(f"{final}: release {version} exists; versions are never overwritten") from None
     return final
+
+
+def _refuse_outside_labels(layout: DatasetLayout) -> None:
+    """ValueError when `labels.parquet` was decided from a vote table other than the dataset's own (its
+    `LABELS_VOTES_KEY`): the release's `votes` column and its card's statistics would then describe other votes
+    than its labels."""
+    if not layout.labels.exists():
+        return
+    source = (pq.read_schema(layout.labels).metadata or {}).get(LABELS_VOTES_KEY, OWN_VOTES.encode()).decode()
+    if source != OWN_VOTES:
+        raise ValueError(
+            f"{layout.labels}: decided from {source}, not the dataset's vote table; import it ('emotions votes "
+            f"import {layout.root} {source}') and run 'emotions labels {layout.root}' again"
+        )
 
 
 def _write_data(
