@@ -17,7 +17,8 @@ from annotation.labels import final_labels
 from annotation.outside_votes import check_against_dataset, read_outside_votes
 from annotation.votes import counted_votes, crowd_votes, read_votes
 from emotions_data.layout import DatasetLayout
-from emotions_data.schema import LABELS_VOTES_KEY, OWN_VOTES
+from emotions_data.release import votes_digest
+from emotions_data.schema import LABELS_DIGEST_KEY, LABELS_VOTES_KEY, OWN_VOTES
 from emotions_data.storage import file_group, recover_commits
 from emotions_data.taxonomy import Taxonomy
 
@@ -53,10 +54,11 @@ def decide_labels(
     covers the counted non-expert votes with `n_bootstrap` resamples over items (none when no item has two of
     them). A table from outside (`votes` other than the dataset's own) is read and checked as an import is
     (`outside_votes.read_outside_votes`, `check_against_dataset` with `leave_out_unknown` and `pseudonymise`; a
-    dataset without a videos manifest yet has its votes' videos unchecked),
-    and `labels.parquet` records that it was decided from it (`LABELS_VOTES_KEY`): a release, whose `votes` column
-    comes from the dataset's own table, refuses such labels. Lines for the user are appended to `notes`. Raises
-    ValueError for an unusable vote table or an unknown method; nothing is written then."""
+    dataset without a videos manifest yet has its votes' videos unchecked). `labels.parquet` records the table
+    (`LABELS_VOTES_KEY`) and the digest of its counted votes (`release.votes_digest`, `LABELS_DIGEST_KEY`): a
+    release, whose `votes` column and card come from the dataset's own table, refuses labels decided from another
+    table or from votes that changed since. Lines for the user are appended to `notes`. Raises ValueError for an
+    unusable vote table or an unknown method; nothing is written then."""
     recover_commits(layout.root)  # a pull killed mid-commit is finished before its vote table is read
     outside = votes is not None and Path(votes).resolve() != layout.votes.resolve()
     if outside:
@@ -74,7 +76,8 @@ def decide_labels(
     report = agreement_report(crowd, list(taxonomy.classes), n_bootstrap=n_bootstrap, seed=seed) if pairable else None
     with file_group(layout.root) as group:
         source = str(Path(votes).resolve()) if outside else OWN_VOTES
-        metadata = {**result.labels.schema.metadata, LABELS_VOTES_KEY: source.encode()}
+        metadata = {**result.labels.schema.metadata, LABELS_VOTES_KEY: source.encode(),
+                    LABELS_DIGEST_KEY: votes_digest(counted).encode()}  # fmt: skip
         labels = result.labels.replace_schema_metadata(metadata)
         group.write_table(layout.labels, labels)
         group.write_table(layout.needs_expert, result.needs_expert)

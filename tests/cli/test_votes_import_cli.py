@@ -56,6 +56,12 @@ def test_an_export_is_imported_checked_labelled_and_released_without_outside_nam
     assert carried == set(report["per_annotator"]), "the card's statistics and the release's votes: one table"
     assert {"ann0", "ann1"} < carried and len(carried) == 3
 
+    late = tmp_path / "late.csv"
+    late.write_text(f"video_id,annotator_id,label\n{labels['video_id'][0]},late@example.org,{labels['label'][0]}\n")
+    run_cli("votes", "import", ds, str(late), "--pseudonymise", check=True)
+    refused = _one_error(run_cli("release", ds, "--version", "0.2.0", "--name", "ds"))
+    assert "decided from other votes" in refused and "emotions labels" in refused
+
 
 def test_labels_from_a_table_outside_the_dataset_are_not_released(tmp_path):
     layout, votes = released_dataset(tmp_path / "ds")
