@@ -13,11 +13,13 @@ import pytest
 
 from annotation.labels_step import decide_labels
 from annotation.outside_votes import check_against_dataset, import_votes, read_outside_votes
-from annotation.votes import read_votes
+from annotation.votes import read_counted_votes, read_votes
 from emotions_data.layout import DatasetLayout
+from emotions_data.release import write_release
 from emotions_data.schema import ANNOTATORS_SCHEMA, VOTES_SCHEMA
 from emotions_data.taxonomy import EMOTIONS6
 from tests.support.ls_export import outside_export
+from tests.support.manifests import released_dataset
 
 VIDEOS = ["v1", "v2", "v3"]
 LABELS = ["Fear", "Tension", "Fear"]
@@ -137,3 +139,24 @@ def test_labels_that_differ_only_by_form_or_case_are_one_class_with_a_warning(tm
     fullwidth = tmp_path / "wide.csv"
     fullwidth.write_text("video_id,annotator_id,label\nv1,a,Ｆｅａｒ\nv1,b,Ｓａｄ\n")
     assert list(read_votes(fullwidth, EMOTIONS6)["label"]) == ["Fear", "Sadness"], "NFKC before the taxonomy"
+
+
+def test_a_release_refuses_labels_of_another_table_or_of_votes_changed_since(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMOTIONS_RELEASE_KEY", raising=False)
+    layout, votes = released_dataset(tmp_path / "ds")
+    sheet = tmp_path / "sheet.csv"
+    votes.to_csv(sheet, index=False)
+    with pytest.raises(ValueError, match=r"3 annotator id\(s\) not on the dataset's roster"):
+        decide_labels(layout, EMOTIONS6, votes=sheet, n_bootstrap=0)
+    decide_labels(layout, EMOTIONS6, votes=sheet, n_bootstrap=0, pseudonymise=True)
+    with pytest.raises(ValueError, match=r"decided from .*sheet.csv, not the dataset's vote table.*votes import"):
+        write_release(layout, "0.1.0", votes=read_counted_votes(layout, EMOTIONS6))
+    import_votes(layout, sheet, EMOTIONS6, pseudonymise=True)
+    decide_labels(layout, EMOTIONS6, n_bootstrap=0)
+    late = tmp_path / "late.csv"
+    late.write_text(f"video_id,annotator_id,label\n{votes['video_id'][0]},late@example.org,{votes['label'][0]}\n")
+    import_votes(layout, late, EMOTIONS6, pseudonymise=True)
+    with pytest.raises(ValueError, match=r"decided from other votes than the dataset's vote table counts now"):
+        write_release(layout, "0.1.0", votes=read_counted_votes(layout, EMOTIONS6))
+    decide_labels(layout, EMOTIONS6, n_bootstrap=0)
+    assert write_release(layout, "0.1.0", votes=read_counted_votes(layout, EMOTIONS6)).exists()
