@@ -1,5 +1,6 @@
 """`emotions validate DATASET`: suspect labels from the baseline's out-of-fold predictions, optionally sent to the
-expert stage (thin over `baselines.crossval` and `emotions_data.suspects`)."""
+expert stage (thin over `baselines.crossval` and `emotions_data.suspects`); `emotions review DATASET`: the static
+review page (`emotions_data.review`)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,34 @@ def validate(
             _queue_for_expert(dataset, to_expert, max_margin)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
+
+
+@validate_app.command()
+def review(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="folder \\[default: DATASET/review]")] = None,
+    per_reason: Annotated[int, typer.Option(help="thumbnails per status reason")] = 8,
+    disputed: Annotated[int, typer.Option(help="disputed items shown (lowest agreement first)")] = 24,
+    taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
+) -> None:
+    """Write a static HTML review of the dataset (one folder; open index.html from disk or serve it): counts by
+    status and reason with thumbnails, near-duplicate pairs side by side, disputed items with votes and a player,
+    suspect labels from `emotions validate`, annotators' plots, a recorded baseline's confusion matrix."""
+    if per_reason < 0 or disputed < 0:
+        raise fail("--per-reason and --disputed must be >= 0")
+    from annotation.votes import read_counted_votes
+    from emotions_data.layout import DatasetLayout
+    from emotions_data.review import write_review
+    from emotions_data.taxonomy import resolve_taxonomy
+
+    layout = DatasetLayout(dataset)
+    try:
+        votes = read_counted_votes(layout, resolve_taxonomy(taxonomy))
+        outcome = write_review(layout, out, votes, per_reason=per_reason, disputed_limit=disputed)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    for row in outcome.counts.itertuples():
+        stdout.print(f"{row.status} {row.reason or '-'}: {row.n}", highlight=False)
+    console.print(f"review: {outcome.index}  ({outcome.n_pairs} near-duplicate pair(s), {outcome.n_disputed} "
+                  f"disputed, {outcome.n_suspects} suspect(s), {outcome.n_thumbnails} thumbnails, "
+                  f"{outcome.n_missing} without a picture)", highlight=False, soft_wrap=True)  # fmt: skip
