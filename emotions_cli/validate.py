@@ -126,8 +126,9 @@ def review(
 
     layout = DatasetLayout(dataset)
     try:
-        votes = read_counted_votes(layout, resolve_taxonomy(taxonomy))
-        outcome = write_review(layout, out, votes, per_reason=per_reason, disputed_limit=disputed)
+        tax = resolve_taxonomy(taxonomy)
+        outcome = write_review(layout, out, read_counted_votes(layout, tax), per_reason=per_reason,
+                               disputed_limit=disputed, classes=list(tax.classes))  # fmt: skip
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     for row in outcome.counts.itertuples():

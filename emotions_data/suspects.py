@@ -64,6 +64,22 @@ FOLDS_SCHEMA = pa.schema(
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 
 
+#: `manifests/out_of_fold.parquet`: every labelled item's out-of-fold prediction (the review's confusion matrix).
+OUT_OF_FOLD_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("predicted", pa.string(), nullable=False),  # argmax of the out-of-fold probabilities
+        pa.field("fold", pa.int32(), nullable=False),
+        pa.field("probabilities", pa.list_(pa.float64())),  # in taxonomy order
+    ]
+).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+
+def out_of_fold_path(layout: DatasetLayout) -> Path:
+    return layout.manifests / "out_of_fold.parquet"
+
+
 def suspects_path(layout: DatasetLayout) -> Path:
     return layout.manifests / "suspects.parquet"
 
@@ -271,9 +287,9 @@ def record_validation(
 ) -> tuple[pa.Table, dict]:  # fmt: skip
     """Find the suspects among `items` (video_id, label, fold; the rows of the out-of-fold `probs` (n, K) over
     `classes`), with each item's counted votes (`votes`: video_id, label), agreement and decided_by beside it, and
-    write the suspects table and `validation.json` (`settings`: what the run was; `fold_accuracy` is expected among
-    them), and with `trained_on` (fold -> ids its model trained on) the folds table. Returns the table and the
-    report."""
+    write the suspects table, every item's out-of-fold prediction and `validation.json` (`settings`: what the run
+    was; `fold_accuracy` is expected among them), and with `trained_on` (fold -> ids its model trained on) the
+    folds table. Returns the table and the report."""
     labels = pq.read_table(layout.labels).to_pandas()
     extra = [c for c in ("agreement", "decided_by") if c in labels.columns]
     items = items.merge(labels[["video_id", *extra]], on="video_id", how="left")
@@ -286,6 +302,10 @@ def record_validation(
               "out_of_fold_accuracy": oof_accuracy, "thresholds": dict(zip(classes, map(float, result.thresholds),
               strict=True)), "labels_sha256": labels_digest(layout)}  # fmt: skip
     write_validation(layout, table, report, folds_table(items, trained_on) if trained_on is not None else None)
+    predictions = {"video_id": items["video_id"].astype(str).tolist(), "label": items["label"].astype(str).tolist(),
+                   "predicted": [classes[i] for i in probs.argmax(axis=1)], "fold": items["fold"].to_numpy(np.int32),
+                   "probabilities": [list(map(float, p)) for p in probs]}  # fmt: skip
+    write_table_atomic(out_of_fold_path(layout), pa.table(predictions, schema=OUT_OF_FOLD_SCHEMA))
     return table, report
 
 

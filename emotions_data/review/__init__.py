@@ -22,13 +22,14 @@ import pandas as pd
 
 from emotions_data.card.plots import agreement_per_annotator_png
 from emotions_data.layout import DatasetLayout
-from emotions_data.review.collect import ReviewData, collect, media_source
+from emotions_data.review.collect import ReviewData, collect, confusion_cells, media_source
 from emotions_data.review.media import consistency_png, lead_time_png, place_clip, thumbnail
 from emotions_data.review.page import Assets, render_page, strip_ids, suspect_ids
 
 __all__ = ["ReviewOutcome", "write_review"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+PER_CELL = 2  # example clips per cell of the out-of-fold confusion matrix
 
 
 @dataclass
@@ -82,7 +83,9 @@ def _make_assets(layout: DatasetLayout, data: ReviewData, root: Path, strip: dic
     """Thumbnails (strip items at mid-clip; each near-duplicate pair at the same three times, within the shorter
     of the two), clips of the disputed items, and the plots."""
     thumbs = _Thumbs(layout, data, root)
-    for video_id in [v for ids in strip.values() for v in ids] + suspect_ids(data.suspects):
+    examples = [] if data.out_of_fold is None else [v for _, ids in confusion_cells(data.out_of_fold, PER_CELL).values()
+                                                     for v in ids]  # fmt: skip
+    for video_id in [v for ids in strip.values() for v in ids] + suspect_ids(data.suspects) + examples:
         thumbs.take(video_id, [_duration(data.videos, video_id) / 2])
     for pair in data.pairs:
         span = min(_duration(data.videos, pair.copy), _duration(data.videos, pair.kept)) or 1.0
@@ -112,11 +115,11 @@ def _make_assets(layout: DatasetLayout, data: ReviewData, root: Path, strip: dic
 
 def write_review(
     layout: DatasetLayout, out: Path | None = None, votes: pd.DataFrame | None = None, *, per_reason: int = 8,
-    disputed_limit: int = 24,
+    disputed_limit: int = 24, classes: list[str] | None = None,
 ) -> ReviewOutcome:  # fmt: skip
     """Write the review folder `out` (default `DATASET/review/`), replacing an earlier one whole. `votes`: the
-    counted votes, or None. Raises ValueError naming the manifest when the dataset has none; OSError when the
-    folder cannot be written."""
+    counted votes, or None; `classes`: the taxonomy's, the order of the confusion matrix (default: sorted). Raises
+    ValueError naming the manifest when the dataset has none; OSError when the folder cannot be written."""
     out = Path(out) if out is not None else layout.root / "review"
     data = collect(layout, votes, disputed_limit=disputed_limit)
     strip = strip_ids(data, per_reason)
@@ -130,8 +133,10 @@ def write_review(
             confusion = "confusion.png"
         created = datetime.now(UTC).isoformat(timespec="seconds")
         name = layout.root.resolve().name
-        (staging / "index.html").write_text(render_page(name, data, thumbs.assets, strip, confusion, created),
-                                            encoding="utf-8")  # fmt: skip
+        if classes is None and data.out_of_fold is not None:
+            classes = sorted(set(data.out_of_fold["label"]) | set(data.out_of_fold["predicted"]))
+        page = render_page(name, data, thumbs.assets, strip, confusion, created, classes, PER_CELL)
+        (staging / "index.html").write_text(page, encoding="utf-8")
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from emotions_data.dedup import bits_per_pixel
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
-from emotions_data.suspects import suspects_path
+from emotions_data.suspects import out_of_fold_path, suspects_path
 
 _DISTANCE = re.compile(r"distance ([0-9.]+)")
 
@@ -35,7 +35,8 @@ class ReviewData:
     """Everything the page shows, as tables: `videos` (the manifest), `counts` (status, reason, n), `pairs`,
     `disputed` (video_id, label, decided_by, agreement, votes text; lowest agreement first), `suspects` (the
     suspects table, or None before `emotions validate`), `votes` (counted votes with lead times and clip length),
-    `agreement` (the labels step's report or None), `confusion` (a recorded baseline's confusion.png or None)."""
+    `agreement` (the labels step's report or None), `confusion` (a recorded baseline's confusion.png or None),
+    `out_of_fold` (every labelled item's out-of-fold prediction from `emotions validate`, or None)."""
 
     videos: pd.DataFrame
     counts: pd.DataFrame
@@ -45,6 +46,7 @@ class ReviewData:
     votes: pd.DataFrame | None = None
     agreement: dict | None = None
     confusion: Path | None = None
+    out_of_fold: pd.DataFrame | None = None
 
 
 def status_counts(videos: pd.DataFrame) -> pd.DataFrame:
@@ -151,10 +153,12 @@ def collect(layout: DatasetLayout, votes: pd.DataFrame | None, *, disputed_limit
         durations = videos.set_index("video_id")["media_duration_s"] if "media_duration_s" in videos else None
         votes = votes.assign(clip_s=votes["video_id"].map(durations) if durations is not None else float("nan"))
     suspects = pq.read_table(suspects_path(layout)).to_pandas() if suspects_path(layout).is_file() else None
+    oof = pq.read_table(out_of_fold_path(layout)).to_pandas() if out_of_fold_path(layout).is_file() else None
     return ReviewData(
         videos=videos, counts=status_counts(videos), pairs=near_duplicate_pairs(videos),
         disputed=disputed_items(layout, votes, disputed_limit), suspects=suspects, votes=votes,
         agreement=agreement if isinstance(agreement, dict) else None, confusion=_latest_confusion(layout),
+        out_of_fold=oof,
     )  # fmt: skip
 
 
@@ -170,3 +174,11 @@ def media_source(layout: DatasetLayout, videos: pd.DataFrame, video_id: str) -> 
         if original.is_file():
             return original
     return None
+
+
+def confusion_cells(predictions: pd.DataFrame, per_cell: int) -> dict[tuple[str, str], tuple[int, list[str]]]:
+    """(final label, predicted) -> (items, the first `per_cell` video ids) over the out-of-fold predictions."""
+    cells = {}
+    for (label, predicted), group in predictions.sort_values("video_id").groupby(["label", "predicted"]):
+        cells[(str(label), str(predicted))] = (len(group), list(group["video_id"].astype(str).head(per_cell)))
+    return cells

@@ -8,7 +8,7 @@ from html import escape
 
 import pandas as pd
 
-from emotions_data.review.collect import ReviewData
+from emotions_data.review.collect import ReviewData, confusion_cells
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -127,8 +127,30 @@ def suspects_section(data: ReviewData, assets: Assets) -> str:
                           "picture"], rows)  # fmt: skip
 
 
-def plots_section(assets: Assets, confusion: str | None) -> str:
-    """The annotators' plots and the baseline's confusion matrix, where there is data for them."""
+def out_of_fold_confusion(cells: dict[tuple[str, str], tuple[int, list[str]]], classes: list[str],
+                          assets: Assets) -> str:  # fmt: skip
+    """The out-of-fold confusion matrix of `emotions validate` (rows: final label, columns: the model's class), each
+    cell with its count and thumbnails of example clips."""
+    labels = [c for c in classes if any(c == key[0] for key in cells)]
+    predicted_classes = [c for c in classes if any(c == key[1] for key in cells)]
+    rows = []
+    for label in labels:
+        row = [f"<b>{escape(label)}</b>"]
+        for predicted in predicted_classes:
+            n, ids = cells.get((label, predicted), (0, []))
+            thumbs = "".join(_figure(v, (assets.thumbs.get(v) or [(0.0, None)])[0][1]) for v in ids)
+            row.append(f'<span class="n">{n}</span><div class="strip">{thumbs}</div>' if n else "0")
+        rows.append(row)
+    intro = ("<p>Out-of-fold predictions of <code>emotions validate</code> (each item scored by the model of the "
+             "fold that held it out): rows are the final labels, columns the model's class.</p>")  # fmt: skip
+    return intro + _table(["final label \\ model", *predicted_classes], rows)
+
+
+def plots_section(assets: Assets, confusion: str | None, data_cells: dict | None = None,
+                  classes: list[str] | None = None) -> str:  # fmt: skip
+    """The annotators' plots, the out-of-fold confusion matrix with example clips per cell (`data_cells`, from
+    `collect.confusion_cells`) and a recorded baseline's confusion matrix, where there is data for them."""
+    classes = classes or []
     titles = {"agreement_per_annotator": "Agreement per annotator", "lead_time": "Lead time against clip length",
               "consistency": "Consistency over stages"}  # fmt: skip
     parts = ['<h2 id="annotators">Annotators</h2>']
@@ -136,18 +158,22 @@ def plots_section(assets: Assets, confusion: str | None) -> str:
              "</figure>" for k, t in titles.items() if k in assets.plots]  # fmt: skip
     parts.append('<div class="strip">' + "".join(shown) + "</div>" if shown else "<p>No votes yet.</p>")
     parts.append('<h2 id="baseline">Baseline confusion matrix</h2>')
+    parts.append(out_of_fold_confusion(data_cells, classes, assets) if data_cells else
+                 "<p>No out-of-fold predictions: run <code>emotions validate DATASET</code>.</p>")  # fmt: skip
     if confusion:
-        parts.append(f'<img src="{escape(confusion)}" alt="confusion matrix of the recorded baseline">')
+        parts.append("<p>Test split of the newest release that recorded a baseline:</p>"
+                     f'<img src="{escape(confusion)}" alt="confusion matrix of the recorded baseline">')  # fmt: skip
     else:
         parts.append("<p>No baseline recorded in a release (<code>emotions release record-baseline</code>).</p>")
     return "\n".join(parts)
 
 
 def render_page(name: str, data: ReviewData, assets: Assets, strip: dict[str, list[str]], confusion: str | None,
-                created: str) -> str:  # fmt: skip
+                created: str, classes: list[str] | None = None, per_cell: int = 2) -> str:  # fmt: skip
     """The whole page, self-contained HTML5 (inline style, no script, relative links only)."""
+    cells = confusion_cells(data.out_of_fold, per_cell) if data.out_of_fold is not None else None
     body = [counts_section(data, assets, strip), pairs_section(data, assets), disputed_section(data, assets),
-            suspects_section(data, assets), plots_section(assets, confusion)]  # fmt: skip
+            suspects_section(data, assets), plots_section(assets, confusion, cells, classes)]  # fmt: skip
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Review of {escape(name)}</title><style>{STYLE}</style></head><body>"
             f"<h1>Review of {escape(name)}</h1><p class=\"muted\">Written {escape(created)} by "

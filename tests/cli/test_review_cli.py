@@ -93,6 +93,8 @@ def test_review_page_in_a_real_browser(tmp_path):
                                 "setTimeout(() => r(v.currentTime), 700))); }")  # fmt: skip
         assert played > 0, "the player plays"
         page.screenshot(path=str(tmp_path / "review-player.png"))
-        assert page.locator("#suspects ~ table tr").count() == 1 + 3, "three labels the model disputes"
+        assert page.locator("#suspects + table tbody tr").count() == 3, "three labels the model disputes"
+        cells = page.locator("#baseline + p + table tbody tr").count()
+        assert cells == 4, "the out-of-fold confusion matrix: one row per final label"
         browser.close()
     assert errors == []

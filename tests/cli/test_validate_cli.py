@@ -50,3 +50,13 @@ def test_validate_tiny_on_cpu(tmp_path):
         "## Label validation" in card
         and f"Suspect labels (the model disputes the final label): {report['n_suspects']}" in card
     )
+
+
+def test_push_suspects_refusals(tmp_path):
+    (tmp_path / "ds" / "manifests").mkdir(parents=True)
+    wrong = run_cli("annotate", "push", str(tmp_path / "ds"), "--stage", "label", "--suspects", "2")
+    assert wrong.returncode != 0 and "--suspects N (N >= 1) goes with --stage expert" in wrong.stderr
+    none = run_cli("annotate", "push", str(tmp_path / "ds"), "--stage", "expert", "--suspects", "2")
+    assert none.returncode != 0 and "no suspects (run 'emotions validate' first)" in none.stderr
+    folds = run_cli("validate", str(tmp_path / "ds"), "--folds", "1")
+    assert folds.returncode != 0 and "--folds must be >= 2" in folds.stderr
