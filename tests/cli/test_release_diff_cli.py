@@ -4,6 +4,7 @@ dataset with one label changed, one item added and one removed; the newer card s
 from __future__ import annotations
 
 from emotions_data.layout import DatasetLayout
+from tests.cli.test_release_verify_cli import evaluation
 from tests.support.commands import run_cli
 from tests.support.manifests import released_dataset
 from tests.support.release_changes import ADDED, RELABELLED, REMOVED, change_dataset
@@ -28,3 +29,7 @@ def test_release_diff_and_the_changes_in_the_newer_card(tmp_path):
     run_cli("release", "verify", str(root / "releases" / "1.1.0"), check=True)
     refused = run_cli("release", "diff", str(root / "releases" / "1.0.0"), "9.9.9")
     assert refused.returncode != 0 and "9.9.9: not a release folder" in refused.stderr
+    eval_dir = evaluation(tmp_path / "eval", "ds 1.1.0")
+    run_cli("release", "record-baseline", str(root / "releases" / "1.1.0"), str(eval_dir), check=True)
+    recorded = (root / "releases" / "1.1.1" / "README.md").read_text()
+    assert "## Changes since 1.0.0" in recorded and "## Baseline validation" in recorded, "the section is kept"
