@@ -58,8 +58,8 @@ def bootstrap_ci(
     if len(values) < 2:
         return None
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(values), size=(n, len(values)))
-    stats = np.array([statistic(values[p]) for p in picks], dtype=float)
+    # One resample at a time: n x n_items indices at once would be hundreds of MB for a full-size release.
+    stats = np.array([statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(n)], dtype=float)
     stats = stats[np.isfinite(stats)]
     if not len(stats):
         return None
