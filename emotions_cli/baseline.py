@@ -30,6 +30,8 @@ LR_SCHEDULE_HELP = (
     "the authors' code ran, per-step = linear warm-up then cosine per optimiser step \\[default: paper; per-step "
     "with --config tiny]"
 )
+WARMUP_HELP = "epochs of warm-up (fractions allowed; the paper and per-step schedules) \\[default: paper 1.5, tiny 1]"
+HOLD_HELP = "epochs held at the floor at the end of the run (the paper schedule) \\[default: paper 1.5, tiny 1]"
 PROGRESS_HELP = "seconds between progress lines on stdout when it is not a terminal (0: every step)"
 LOSSES = ("ep-ce", "ce")
 PRECISIONS = ("bf16", "fp32")
@@ -67,12 +69,16 @@ def _choice(name: str, value: str | None, choices: Iterable[str]) -> None:
 
 
 def training_settings(
-    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str
-) -> dict[str, object]:
+    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str,
+    warmup_epochs: float | None = None, hold_epochs: float | None = None,
+) -> dict[str, object]:  # fmt: skip
     """The training options of `emotions train`, checked before anything runs, as `TrainRequest` fields; a bad one
-    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0."""
+    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0; the
+    schedule's spans are finite and >= 0 (that they fit the run's epochs is checked once the epochs are known)."""
     _finite("lr", lr, 0, strictly=True)
     _finite("weight_decay", weight_decay, 0)
+    _finite("warmup_epochs", warmup_epochs, 0)
+    _finite("hold_epochs", hold_epochs, 0)
     _choice("lr_schedule", lr_schedule, SCHEDULES)
     _choice("loss", loss, LOSSES)
     _choice("precision", precision, PRECISIONS)
@@ -83,7 +89,7 @@ def training_settings(
     if len(values) != 3 or not all(math.isfinite(x) and x >= 0 for x in values):
         raise fail(f"--ep-ce-lambdas must be three finite numbers >= 0 separated by commas (got {lambdas!r})")
     return {"lr": lr, "weight_decay": weight_decay, "lr_schedule": lr_schedule, "loss": loss, "lambdas": values,
-            "precision": precision}  # fmt: skip
+            "precision": precision, "warmup_epochs": warmup_epochs, "hold_epochs": hold_epochs}  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -217,6 +223,8 @@ def train(
     lr: Annotated[float | None, typer.Option(help="peak learning rate \\[default: paper 1.5e-4, tiny 1e-3]")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW's \\[default: paper 0.02, tiny 0.01]")] = None,
     lr_schedule: Annotated[str | None, typer.Option(help=LR_SCHEDULE_HELP)] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(help=WARMUP_HELP)] = None,
+    hold_epochs: Annotated[float | None, typer.Option(help=HOLD_HELP)] = None,
     loss: Annotated[str, typer.Option(help="ep-ce (polarity-weighted, the paper's) or ce (plain cross-entropy)")] = (
         "ep-ce"
     ),
@@ -241,7 +249,8 @@ def train(
     """Train the AV-CANet baseline on a release's train split; the best epoch is chosen on val (test is never
     read). Multi-GPU: `torchrun --nproc-per-node N $(which emotions) train ...`."""
     _at_least(epochs=(epochs, 1), batch_size=(batch_size, 1), loader_workers=(loader_workers, 0), workers=(workers, 1))
-    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision)
+    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision, warmup_epochs,
+                                 hold_epochs)  # fmt: skip
     _finite("progress_interval", progress_interval, 0)
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
