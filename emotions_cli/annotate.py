@@ -104,8 +104,9 @@ def push(
     url: UrlOpt = None,
     suspects: Annotated[
         int | None,
-        typer.Option(
-            help="expert stage: also the first N suspect labels of `emotions validate` (the model disputes the label)"
+        number(
+            bounds=integers(1),
+            help="expert stage: also the first N suspect labels of `emotions validate` (the model disputes the label)",
         ),
     ] = None,
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from emotions_cli.console import console, fail, local_folder, stdout
+from emotions_cli.params import SEED, integers, number, reals
 
 validate_app = typer.Typer()
 
@@ -39,23 +40,31 @@ def _print_suspects(table, limit: int = 20) -> None:
 @validate_app.command()
 def validate(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
-    folds: Annotated[int, typer.Option(help="k of the group-aware k-fold")] = 5,
+    folds: Annotated[
+        int, number(bounds=integers(2, 100, "k-fold needs two folds or more"), help="k of the group-aware k-fold")
+    ] = 5,
     config: Annotated[str, typer.Option(help="tiny (CPU) or paper (GPU, with --weights/--audio-weights)")] = "tiny",
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when available]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="override the configuration's epochs")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="clips per batch")] = None,
-    loader_workers: Annotated[int | None, typer.Option(help="DataLoader workers \\[default: the CPUs, <= 16]")] = None,
+    epochs: Annotated[
+        int | None, number(bounds=integers(1, 100_000), help="override the configuration's epochs")
+    ] = None,
+    batch_size: Annotated[int | None, number(bounds=integers(1, 65_536), help="clips per batch")] = None,
+    loader_workers: Annotated[
+        int | None, number(bounds=integers(0, 256), help="DataLoader workers \\[default: the CPUs, <= 16]")
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="local visual backbone weights (Swin-T .pth)")] = None,
     audio_weights: Annotated[Path | None, typer.Option(help="local audio backbone weights (ResNet-34 .pth)")] = None,
     random_init: Annotated[bool, typer.Option(help="let --config paper start from random weights")] = False,
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
-    seed: Annotated[int, typer.Option(help="seed of the fold assignment")] = 0,
+    seed: Annotated[int, number(bounds=SEED, help="seed of the fold assignment")] = 0,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
     to_expert: Annotated[
-        int | None, typer.Option(help="send the first N suspects by rank to the expert stage (a new round)")
+        int | None,
+        number(bounds=integers(1), help="send the first N suspects by rank to the expert stage (a new round)"),
     ] = None,
     max_margin: Annotated[
-        float | None, typer.Option(help="with --to-expert: only suspects whose margin is at most this")
+        float | None,
+        number(bounds=reals(-1.0, 1.0), help="with --to-expert: only suspects whose margin is at most this"),
     ] = None,
 ) -> None:
     """Train the baseline k-fold over the labelled items (whole leakage groups per fold), score each item with the
@@ -110,8 +119,10 @@ def validate(
 def review(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="folder \\[default: DATASET/review]")] = None,
-    per_reason: Annotated[int, typer.Option(help="thumbnails per status reason")] = 8,
-    disputed: Annotated[int, typer.Option(help="disputed items shown (lowest agreement first)")] = 24,
+    per_reason: Annotated[int, number(bounds=integers(0, 1000), help="thumbnails per status reason")] = 8,
+    disputed: Annotated[
+        int, number(bounds=integers(0, 10_000), help="disputed items shown (lowest agreement first)")
+    ] = 24,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
 ) -> None:
     """Write a static HTML review of the dataset (one folder; open index.html from disk or serve it): counts by
