@@ -32,8 +32,13 @@ ITEM, ANNOTATOR, LABEL = REQUIRED
 
 def load_table(path: Path) -> pd.DataFrame:
     """The table in `path` (CSV or JSON records by its suffix, else Parquet), ids and labels of a CSV or JSON as
-    text; its index is each row's number as the user counts it (`_user_rows`)."""
+    text; its index is each row's number as the user counts it (`_user_rows`). A folder is refused in one line
+    (Parquet would read every file under it as one dataset), pointing at a dataset's own vote table when it is one."""
     text = {ITEM: str, ANNOTATOR: str, LABEL: str}
+    if path.is_dir():
+        own = path / "manifests" / "votes.parquet"
+        hint = f": the dataset's vote table is {own}" if own.is_file() else ""
+        raise ValueError(f"{path}: is a folder, not a vote table (Parquet, CSV or JSON){hint}")
     try:
         suffix = path.suffix.lower()
         if suffix == ".csv":
