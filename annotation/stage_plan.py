@@ -35,6 +35,7 @@ from annotation.votes import count_matrix, counted_votes, crowd_votes, dropped_v
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
 from emotions_data.storage import recover_commits
+from emotions_data.suspects import expert_requests_path
 
 CROWD_STAGES = (Stage.LABEL, Stage.CROSSCHECK, Stage.CROSSCHECK2)  # each group's share, labelled by a group
 
@@ -192,8 +193,22 @@ def _expert_queue(
         earlier.setdefault(row.video_id, row.votes or "")
     disputed = experts_disagree(counted) if len(counted) else set()
     summaries = _summaries(counted) if len(counted) else {}
-    items = set(earlier) | disputed | set(planned)
-    return {vid: summaries.get(vid) or earlier.get(vid, "") for vid in sorted(items)}, disputed
+    requests = _expert_requests(layout)
+    items = set(earlier) | disputed | set(planned) | set(requests)
+    shown = {vid: summaries.get(vid) or earlier.get(vid, "") for vid in sorted(items)}
+    for vid, note in requests.items():  # the note changes the text: an item the expert decided goes back, a round on
+        shown[vid] = f"{shown[vid]}; {note}" if shown[vid] else note
+    return shown, disputed
+
+
+def _expert_requests(layout: DatasetLayout) -> dict[str, str]:
+    """video_id -> the note of a request to the expert (`emotions validate --to-expert`: the model disputes the
+    label), from `expert_requests.parquet`; empty when there is none."""
+    path = expert_requests_path(layout)
+    if not path.is_file():
+        return {}
+    frame = pq.read_table(path).to_pandas()
+    return {str(v): str(n or r) for v, r, n in zip(frame["video_id"], frame["reason"], frame["votes"], strict=True)}
 
 
 def _plan_expert(draft: _Draft, layout: DatasetLayout, experts: list[str], counted: pd.DataFrame,

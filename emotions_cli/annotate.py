@@ -105,12 +105,26 @@ def push(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     url: UrlOpt = None,
+    suspects: Annotated[
+        int | None,
+        number(
+            bounds=integers(1),
+            help="expert stage: also the first N suspect labels of `emotions validate` (the model disputes the label)",
+        ),
+    ] = None,
 ) -> None:
     """Create or update the stage's Label Studio projects and import the missing tasks."""
     from annotation.push import push as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
+    if suspects is not None:
+        from emotions_data.suspects import request_expert_review
+
+        if stage != "expert" or suspects < 1:
+            raise fail("--suspects N (N >= 1) goes with --stage expert")
+        queued = _run(lambda: request_expert_review(DatasetLayout(dataset), top=suspects))
+        out.print(f"{queued} suspect label(s) queued for the expert (the model disputes the label)")
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
                               resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
                               min_agreement=min_agreement), dataset)  # fmt: skip

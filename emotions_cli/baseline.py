@@ -31,9 +31,12 @@ LR_SCHEDULE_HELP = (
     "the authors' code ran, per-step = linear warm-up then cosine per optimiser step \\[default: paper; per-step "
     "with --config tiny]"
 )
+WARMUP_HELP = "epochs of warm-up (fractions allowed; the paper and per-step schedules) \\[default: paper 1.5, tiny 1]"
+HOLD_HELP = "epochs held at the floor at the end of the run (the paper schedule) \\[default: paper 1.5, tiny 1]"
 PROGRESS_HELP = "seconds between progress lines on stdout when it is not a terminal (0: every step)"
 LOSSES = ("ep-ce", "ce")
 EPOCHS = integers(1, 100_000, "a typo, not a training run")
+EPOCH_SPAN = reals(0.0, 100_000.0)
 BATCH = integers(1, 65_536, "clips in one batch")
 LOADER_WORKERS = integers(0, 256, "DataLoader processes per training process")
 TrainLoaderWorkersOpt = Annotated[
@@ -65,10 +68,13 @@ def _choice(name: str, value: str | None, choices: Iterable[str]) -> None:
 
 
 def training_settings(
-    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str
-) -> dict[str, object]:
+    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str,
+    warmup_epochs: float | None = None, hold_epochs: float | None = None,
+) -> dict[str, object]:  # fmt: skip
     """The training options of `emotions train`, checked before anything runs, as `TrainRequest` fields; a bad one
-    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0."""
+    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0. Numbers
+    are range-checked when read (`emotions_cli.params`); that the schedule's spans fit the run's epochs is checked
+    once the epochs are known."""
     _choice("lr_schedule", lr_schedule, SCHEDULES)
     _choice("loss", loss, LOSSES)
     _choice("precision", precision, PRECISIONS)
@@ -79,7 +85,7 @@ def training_settings(
     if len(values) != 3 or not all(math.isfinite(x) and x >= 0 for x in values):
         raise fail(f"--ep-ce-lambdas must be three finite numbers >= 0 separated by commas (got {lambdas!r})")
     return {"lr": lr, "weight_decay": weight_decay, "lr_schedule": lr_schedule, "loss": loss, "lambdas": values,
-            "precision": precision}  # fmt: skip
+            "precision": precision, "warmup_epochs": warmup_epochs, "hold_epochs": hold_epochs}  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -210,6 +216,8 @@ def train(
     lr: LrOpt = None,
     weight_decay: WeightDecayOpt = None,
     lr_schedule: Annotated[str | None, typer.Option(help=LR_SCHEDULE_HELP)] = None,
+    warmup_epochs: Annotated[float | None, number(bounds=EPOCH_SPAN, help=WARMUP_HELP)] = None,
+    hold_epochs: Annotated[float | None, number(bounds=EPOCH_SPAN, help=HOLD_HELP)] = None,
     loss: Annotated[str, typer.Option(help="ep-ce (polarity-weighted, the paper's) or ce (plain cross-entropy)")] = (
         "ep-ce"
     ),
@@ -233,7 +241,8 @@ def train(
 ) -> None:
     """Train the AV-CANet baseline on a release's train split; the best epoch is chosen on val (test is never
     read). Multi-GPU: `torchrun --nproc-per-node N $(which emotions) train ...`."""
-    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision)
+    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision, warmup_epochs,
+                                 hold_epochs)  # fmt: skip
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release

@@ -14,6 +14,8 @@ from emotions_cli.labels import labels_app
 from emotions_cli.ls_backup import backup_app
 from emotions_cli.release import release_app
 from emotions_cli.server import server_app
+from emotions_cli.validate import validate_app
+from emotions_cli.votes import votes_app
 
 
 class _Commands(TyperGroup):
@@ -37,9 +39,10 @@ annotate_app = typer.Typer(help="Annotation workflow over Label Studio.", no_arg
 annotate_app.add_typer(server_app, name="server")
 app.add_typer(annotate_app, name="annotate")
 app.add_typer(release_app, name="release")
+app.add_typer(votes_app, name="votes")
 
 # Order of the help listing: the pipeline's order.
-for group in (dataset_app, demo_app, labels_app, baseline_app):
+for group in (dataset_app, demo_app, labels_app, validate_app, baseline_app):
     app.registered_commands += group.registered_commands
 annotate_app.registered_commands += workflow_app.registered_commands
 annotate_app.registered_commands += backup_app.registered_commands

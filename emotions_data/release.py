@@ -30,7 +30,7 @@ from emotions_data.probe import sha256_file
 from emotions_data.release_formats import FORMATS
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.release_ledger import file_digests, ledger_record, listed_digests, sha256sums_text
-from emotions_data.schema import SCHEMA_VERSION, Split, Stage, Variant
+from emotions_data.schema import LABELS_DIGEST_KEY, LABELS_VOTES_KEY, OWN_VOTES, SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
@@ -202,6 +202,7 @@ def write_release(
     problems = check_splits(layout)
     if problems:
         raise LeakageError(problems)
+    _refuse_labels_of_other_votes(layout, votes)
     releases.mkdir(parents=True, exist_ok=True)
     for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
@@ -231,6 +232,39 @@ def write_release(
     except FileExistsError:
         raise ValueError(f"{final}: release {version} exists; versions are never overwritten") from None
     return final
+
+
+def votes_digest(votes: pd.DataFrame) -> str:
+    """sha256 (hex) over the votes' `video_id`, `annotator_id`, `stage` (`label` where the table has none) and
+    `label`, whatever their row order: the labels step records it for the votes it decided from, and a release
+    compares it with the votes it carries."""
+    columns = ["video_id", "annotator_id", "stage", "label"]
+    frame = votes.reindex(columns=columns).astype(object)
+    frame["stage"] = frame["stage"].fillna(Stage.LABEL)
+    frame = frame.astype(str).sort_values(columns, kind="stable")
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def _refuse_labels_of_other_votes(layout: DatasetLayout, votes: pd.DataFrame | None) -> None:
+    """ValueError when `labels.parquet` was decided from other votes than `votes`, the counted votes the release
+    carries and its card counts: from a table other than the dataset's own (its `LABELS_VOTES_KEY`), or from the
+    dataset's table as it was before a pull, an import or a dropped annotator (its `LABELS_DIGEST_KEY`). Labels
+    written without these keys are taken as they are."""
+    if not layout.labels.exists():
+        return
+    metadata = pq.read_schema(layout.labels).metadata or {}
+    source = metadata.get(LABELS_VOTES_KEY, OWN_VOTES.encode()).decode()
+    if source != OWN_VOTES:
+        raise ValueError(
+            f"{layout.labels}: decided from {source}, not the dataset's vote table; import it ('emotions votes "
+            f"import {layout.root} {source}') and run 'emotions labels {layout.root}' again"
+        )
+    recorded = metadata.get(LABELS_DIGEST_KEY)
+    if recorded is not None and votes is not None and recorded.decode() != votes_digest(votes):
+        raise ValueError(
+            f"{layout.labels}: decided from other votes than the dataset's vote table counts now (a pull, an import "
+            f"or a dropped annotator since); run 'emotions labels {layout.root}' again"
+        )
 
 
 def _write_data(
