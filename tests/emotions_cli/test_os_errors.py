@@ -32,14 +32,16 @@ def test_an_annotation_command_names_the_folder_it_could_not_write(tmp_path, mon
 
 
 def test_an_oserror_no_command_catches_is_one_line_naming_the_file(tmp_path, monkeypatch):
-    import annotation.votes
+    import annotation.outside_votes
 
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / "x.tmp"))
-    monkeypatch.setattr(annotation.votes, "read_votes", _raise(full))
+    monkeypatch.setattr(annotation.outside_votes, "read_outside_votes", _raise(full))
     (tmp_path / "v.csv").write_text("video_id,annotator_id,label\n")
     result = runner.invoke(app, ["agreement", str(tmp_path / "v.csv")])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {tmp_path / 'cache'}: no space left on device (ENOSPC)")
-    monkeypatch.setattr(annotation.votes, "read_votes", _raise(PermissionError(errno.EACCES, "Permission denied")))
+    monkeypatch.setattr(
+        annotation.outside_votes, "read_outside_votes", _raise(PermissionError(errno.EACCES, "Permission denied"))
+    )
     assert runner.invoke(app, ["agreement", str(tmp_path / "v.csv")]).stderr.strip() == "error: Permission denied"
