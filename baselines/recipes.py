@@ -187,7 +187,9 @@ def initialisation_lines(records: list[dict]) -> list[str]:
     ]
 
 
-def _configs(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+def configs_of(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configurations named `name` (`CONFIGS`) for `n_classes` classes. Raises ValueError
+    naming the choices for an unknown name."""
     if name not in CONFIGS:
         raise ValueError(f"unknown configuration {name!r} (choose: {', '.join(CONFIGS)})")
     model_config, train_config = CONFIGS[name]
@@ -241,7 +243,7 @@ def train_release(
     release = read_release(request.release_dir)
     release.check(request.variant)
     check_release_files(release.folder, request.variant, ("train", "val"))
-    model_config, train_config = _configs(request.config, len(release.classes))
+    model_config, train_config = configs_of(request.config, len(release.classes))
     workers = default_loader_workers() if request.num_workers is None else request.num_workers
     train_config = train_config_of(replace(request, num_workers=workers), train_config)
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
