@@ -40,6 +40,7 @@ class Reason(StrEnum):
     NORMALISE_ERROR = "normalise_error"
     NOT_PROCESSED = "not_processed"  # an interrupted run left the item pending; the next run does it
     UNRECOGNISED_PAGE = "unrecognised_page"  # the platform's page is not of a structure the extractor knows
+    NOT_ONE_VIDEO = "not_one_video"  # the URL names no single video: a profile, live room, list or image post
 
 
 #: One row per input item: what the user asked for. Written by `sources`, read by `ingest`.
