@@ -10,9 +10,10 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-# 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS)
-SCHEMA_VERSION = "1.2"
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")  # older manifests are read; columns they lack are null
+# 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS);
+# 1.3: the source's audio tracks and the one kept, and why the media has its frame rate
+SCHEMA_VERSION = "1.3"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")  # older manifests are read; columns they lack are null
 SCHEMA_VERSION_KEY = b"emotions.schema_version"
 
 
@@ -78,6 +79,10 @@ PROBE_FIELDS = [
     pa.field("color_primaries", pa.string()),
     pa.field("audio_codec", pa.string()),
     pa.field("bit_rate", pa.int64()),
+    pa.field("audio_tracks", pa.int32()),  # how many audio tracks the file has
+    # the one kept, 0-based among them: the default one, else the first (what a player plays); the audio facts above
+    # are its own
+    pa.field("audio_track", pa.int32()),
 ]
 
 #: Facts about the fetch itself (downloaded items only).
@@ -116,6 +121,7 @@ MEDIA_FIELDS = [
     pa.field("media_height", pa.int32()),
     pa.field("media_fps", pa.float64()),
     pa.field("fingerprint", pa.string()),  # see emotions_data.fingerprint
+    pa.field("media_fps_reason", pa.string()),  # why the media has that rate (emotions_data.normalise.choose_fps)
 ]
 
 OUTCOME_FIELDS = [

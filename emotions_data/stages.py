@@ -220,6 +220,7 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
         media_height=media.height,
         media_fps=media.fps,
         fingerprint=media.fingerprint,
+        media_fps_reason=media.fps_reason,
     )
     return row
 
@@ -236,7 +237,7 @@ def _fingerprint_again(layout: DatasetLayout, item: dict, kept: dict) -> str | N
         original = Path(item["path"])
         if original.is_file():
             tone_map = tone_map_filter(source.transfer, source.primaries)
-            return fingerprint_file(original, source.duration_s, source.has_audio, tone_map)
+            return fingerprint_file(original, source.duration_s, source.has_audio, tone_map, source.audio_track)
     except (NormaliseError, OSError):
         return None  # the transcode below then makes both again
     return None
