@@ -38,7 +38,7 @@ DOWNLOAD_ERROR = "download_error"  # schema.Reason.DOWNLOAD_ERROR
 NOT_ONE_VIDEO = "not_one_video"  # schema.Reason.NOT_ONE_VIDEO
 _WHAT_TO_TRY = (
     "; try a cookies file from a logged-in browser (EMOTIONS_COOKIES_FILE) and fewer requests "
-    "(download.max_requests_per_minute), see the README"
+    "(download.max_requests_per_minute), see docs/lead/ingest.md"
 )
 _MAX_WARNINGS = 5  # kept per item: the first ones name the cause, the rest repeat it
 
