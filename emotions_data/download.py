@@ -64,6 +64,7 @@ class Downloaded:
     downloader_version: str
     attempts: int = 1
     info: dict | None = None  # yt-dlp's info dict, sanitised (no private keys); see emotions_data.platforms
+    warnings: tuple[str, ...] = ()  # what yt-dlp only warned about on the try that succeeded
 
 
 @dataclass(frozen=True)
@@ -408,7 +409,9 @@ def download(
         try:
             path, extractor, info = _download_once(url, workdir, settings, before_request, log)
         except DownloadFailure as exc:
-            failure = exc
+            failure = (
+                exc if exc.warnings else DownloadFailure(exc.message, exc.retryable, 1, exc.reason, tuple(log.warnings))
+            )
         except Exception as exc:  # yt-dlp raises many kinds (DownloadError, RequestError, ValueError, OSError)
             # An error writing the output is ours even when it names no file (a failed write() names none).
             fault = local_fault(exc, workdir, None if _WRITING_OUTPUT.search(str(exc)) else ours)
@@ -423,10 +426,10 @@ def download(
                 raise as_local_fault(exc, dest_stem.parent) from None
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            return Downloaded(final, extractor, downloader_version(), attempt, info)
+            return Downloaded(final, extractor, downloader_version(), attempt, info, tuple(log.warnings))
         if not failure.retryable or attempt == attempts:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise DownloadFailure(failure.message, failure.retryable, attempt, failure.reason)
+            raise DownloadFailure(failure.message, failure.retryable, attempt, failure.reason, failure.warnings)
         time.sleep(settings.backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 

@@ -46,14 +46,22 @@ _MAX_WARNINGS = 5  # kept per item: the first ones name the cause, the rest repe
 class DownloadFailure(RuntimeError):
     """A URL that could not be fetched: `retryable` when the next try may succeed; `reason` the manifest's reason
     code (`download_error`, `unrecognised_page` for a platform page of unknown structure, `not_one_video` for a URL
-    that names no single video). Plain values only (it pickles)."""
+    that names no single video); `warnings` what yt-dlp only warned about. Plain values only (it pickles)."""
 
-    def __init__(self, message: str, retryable: bool, attempts: int = 1, reason: str = DOWNLOAD_ERROR) -> None:
-        super().__init__(message, retryable, attempts, reason)
+    def __init__(
+        self,
+        message: str,
+        retryable: bool,
+        attempts: int = 1,
+        reason: str = DOWNLOAD_ERROR,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, retryable, attempts, reason, warnings)
         self.message = message
         self.retryable = retryable
         self.attempts = attempts
         self.reason = reason
+        self.warnings = tuple(warnings)  # what yt-dlp only warned about (`YtDlpLog`)
 
     def __str__(self) -> str:
         return self.message
@@ -140,14 +148,15 @@ def failure_of(exc: BaseException, warnings: Sequence[str] = (), attempts: int =
     try; its warnings are kept in the message."""
     message, retryable = classify(exc)
     platform = _platform_of(message)
+    kept = tuple(warnings)
     cause = next((w for w in warnings if transient_text(w)), None)
     if not retryable and cause is not None and _http_status(exc) is None:
         prefix = f"{platform}: " if platform else ""
-        return DownloadFailure(f"{prefix}{cause} (yt-dlp then said: {message})", True, attempts)
+        return DownloadFailure(f"{prefix}{cause} (yt-dlp then said: {message})", True, attempts, warnings=kept)
     if platform is None:
-        return DownloadFailure(message, retryable, attempts)
+        return DownloadFailure(message, retryable, attempts, warnings=kept)
     found = _NOT_RECOGNISED.search(message)
     text = message[found.start() :] if found else f"{platform}: {NOT_RECOGNISED_WORDS} (no video data: {message})"
     if warnings:
         text += f" (yt-dlp warned: {'; '.join(warnings)})"
-    return DownloadFailure(text + _WHAT_TO_TRY, False, attempts, UNRECOGNISED_PAGE)
+    return DownloadFailure(text + _WHAT_TO_TRY, False, attempts, UNRECOGNISED_PAGE, kept)

@@ -11,7 +11,7 @@ from enum import StrEnum
 import pyarrow as pa
 
 # 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS);
-# 1.3: the source's audio tracks and the one kept, and why the media has its frame rate
+# 1.3: the source's audio tracks and the one kept, why the media has its frame rate, yt-dlp's warnings
 SCHEMA_VERSION = "1.3"
 READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")  # older manifests are read; columns they lack are null
 SCHEMA_VERSION_KEY = b"emotions.schema_version"
@@ -80,9 +80,7 @@ PROBE_FIELDS = [
     pa.field("audio_codec", pa.string()),
     pa.field("bit_rate", pa.int64()),
     pa.field("audio_tracks", pa.int32()),  # how many audio tracks the file has
-    # the one kept, 0-based among them: the default one, else the first (what a player plays); the audio facts above
-    # are its own
-    pa.field("audio_track", pa.int32()),
+    pa.field("audio_track", pa.int32()),  # the one kept (default, else first), 0-based; the audio columns describe it
 ]
 
 #: Facts about the fetch itself (downloaded items only).
@@ -91,6 +89,7 @@ DOWNLOAD_FIELDS = [
     pa.field("downloader", pa.string()),
     pa.field("downloader_version", pa.string()),
     pa.field("extractor", pa.string()),
+    pa.field("download_warnings", pa.list_(pa.string())),  # what yt-dlp only warned about on the last try (first 5)
 ]
 
 #: What the platform says about a downloaded video (`emotions_data.platforms`); null for local files and for what a

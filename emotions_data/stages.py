@@ -149,6 +149,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             )
         except DownloadFailure as exc:
             row["attempts"] = (item.get("attempts") or 0) + exc.attempts
+            row["download_warnings"] = list(exc.warnings) or None
             return outcome(Status.FAILED, Reason(exc.reason), str(exc), exc.retryable)
         path = got.path
         row["attempts"] = (item.get("attempts") or 0) + got.attempts
@@ -157,6 +158,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             downloader=DOWNLOADER,
             downloader_version=got.downloader_version,
             extractor=got.extractor,
+            download_warnings=list(got.warnings) or None,
         )
         if got.info is not None:
             row.update(platform_facts(got.info, got.extractor))

@@ -5,7 +5,7 @@ host names by the loopback proxy (HTTPS included).
   `vm.tiktok.com` share link) is one item, downloaded once.
 * URLs that name no single video (a profile, a live room, a Douyin image post, a share link that leads to one, a page
   holding two videos) are refused before any media is fetched, permanently, saying what they are.
-* Failures behind each platform extractor (HTTP 429 and 503, a timeout, a dropped connection; for Douyin hidden
+* Failures behind each platform extractor (HTTP 503 then 429, a timeout, a dropped connection; for Douyin hidden
   behind yt-dlp's "fresh cookies are needed") are transient: retried within the run and, when they last, on the
   next run, which then succeeds; only a page that answers with an unknown structure is `unrecognised_page`."""
 
@@ -46,16 +46,14 @@ REFUSED = {  # URL -> words the refusal must say
 }
 # Faults scripted per platform page: (platform, case) -> (video id, faults of its page in the first run).
 CASES = {
-    ("tiktok", "429"): ("7301000000000000429", [429, 429]),
-    ("tiktok", "503"): ("7301000000000000503", [503]),
+    ("tiktok", "429 and 503"): ("7301000000000000429", [503, 429]),
     ("tiktok", "timeout"): ("7301000000000000408", [STALL, STALL]),
     ("tiktok", "dropped"): ("7301000000000000099", [DROP, DROP]),
-    ("douyin", "429"): ("7302000000000000429", [429, 429]),
-    ("douyin", "503"): ("7302000000000000503", [503]),
+    ("douyin", "429 once"): ("7302000000000000428", [429]),
+    ("douyin", "429 and 503"): ("7302000000000000429", [503, 429]),
     ("douyin", "timeout"): ("7302000000000000408", [STALL, STALL]),
     ("douyin", "dropped"): ("7302000000000000099", [DROP, DROP]),
-    ("kuaishou", "429"): ("3xfault429aaaaa", [429, 429]),
-    ("kuaishou", "503"): ("3xfault503aaaaa", [503]),
+    ("kuaishou", "429 and 503"): ("3xfault429aaaaa", [503, 429]),
     ("kuaishou", "timeout"): ("3xfault408aaaaa", [STALL, STALL]),
     ("kuaishou", "dropped"): ("3xfault099aaaaa", [DROP, DROP]),
 }
@@ -206,8 +204,10 @@ def test_a_failure_behind_each_platform_extractor_is_transient(ingested, platfor
         assert first.attempts == 2
         if platform == "douyin":  # the failure yt-dlp only warned about, then what it said instead
             assert first.reason_detail.startswith("douyin: ") and "fresh cookies" in first.reason_detail.lower()
-        words = {"429": "429", "timeout": "timed out", "dropped": ""}[case]
+        words = {"429 and 503": "HTTP Error 429", "timeout": "timed out", "dropped": "closed connection"}[case]
         assert words in first.reason_detail, first.reason_detail
+        if platform == "douyin":  # the warnings are kept with the item
+            assert any(words in warning for warning in first.download_warnings), first.download_warnings
         assert final.status in ("ok", "rejected") and _fetched(final), final.reason_detail
         assert final.sha256 and final.platform_video_id == video_id
 
