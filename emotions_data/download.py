@@ -55,6 +55,8 @@ _WRITING_OUTPUT = re.compile(
 # Extractors that only lead to another URL (share links, pages that open a video elsewhere): resolving one asks the
 # extractor where it leads; any other extractor names its video in the URL itself.
 _REDIRECTING_EXTRACTORS = frozenset({"DouyinShare", "DouyinPage", "KuaishouShare", "TikTokVM"})
+# The extractor of each platform's canonical page (`url_shapes`): a URL of known shape needs no matching.
+_CANONICAL_EXTRACTORS = {"tiktok": "TikTok", "douyin": "Douyin", "kuaishou": "Kuaishou"}
 
 
 @dataclass(frozen=True)
@@ -252,8 +254,7 @@ def resolve(
         if shape is not None and shape.refused:
             raise _refusal(url, shape) if followed is None else _refusal_after(followed, url, shape)
         if shape is not None and shape.one_video:
-            ie = _extractor_for(shape.url)
-            key = ie.ie_key() if ie is not None else shape.platform
+            key = _CANONICAL_EXTRACTORS[shape.platform]
             return Resolved(shape.platform, str(shape.video_id), shape.url, key)
         url = shape.url if shape is not None else url
         ie = _extractor_for(url)
