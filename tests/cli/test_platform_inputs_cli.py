@@ -42,6 +42,9 @@ REFUSED = {  # URL -> words the refusal must say
     "https://www.douyin.com/note/7302000000000000009": "an image or slideshow post",
     "https://v.douyin.com/NoteLnk/": "leads to https://www.iesdouyin.com/share/note/7302000000000000009",
     "https://vm.tiktok.com/ZMprofile/": "a profile",
+    f"https://www.tiktok.com/@seaside.cat/collection/summer-{TT}": "a collection or playlist",
+    "https://live.douyin.com/41526834417": "a live room",
+    "https://www.kuaishou.com/profile/3xauthor9q8pd": "a profile",
     TWO_VIDEOS: "holds 2 videos",
 }
 # Faults scripted per platform page: (platform, case) -> (video id, faults of its page in the first run).
@@ -187,7 +190,14 @@ def test_a_url_that_names_no_single_video_is_refused_before_download(ingested, u
     assert REFUSED[url] in row.reason_detail and "\n" not in row.reason_detail
     assert pd.isna(row.platform_video_id) and pd.isna(row.original_path) and pd.isna(row.sha256)
     assert ingested["media_hits"]["c/a.mp4"] == ingested["media_hits"]["c/b.mp4"] == 0, "nothing downloaded"
-    never_asked = ("www.tiktok.com/@seaside.cat/live", "www.douyin.com/note", "clips.example.invalid/c/")
+    never_asked = (
+        "www.tiktok.com/@seaside.cat/live",
+        "www.tiktok.com/@seaside.cat/collection",
+        "www.douyin.com/note",
+        "live.",
+        "www.kuaishou.com/profile",
+        "clips.example.invalid/c/",
+    )
     assert not [e for e in ingested["log_first"] if e.startswith(never_asked)]
 
 
