@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 
 from emotions_data.loopback import DROP, STALL, Route, serve
-from tests.support.commands import run_cli
-from tests.support.platform_pages import douyin_detail, kuaishou_page, redirect, tiktok_page
+from tests.support.platform_pages import douyin_detail, ingest_via_proxy, kuaishou_page, redirect, tiktok_page
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 TT = "7301000000000000001"
@@ -149,16 +148,11 @@ def ingested(tmp_path_factory):
     urls.write_text("".join(f"{u}\n" for u in _inputs()))
     faults = {_fault_path(platform, video_id): list(codes) for (platform, _), (video_id, codes) in CASES.items()}
     with serve(root, faults, routes=_routes(), tls=True) as server:
-        config = root / "emotions.toml"
-        config.write_text(
-            f'[ingest.download]\nproxy = "{server.proxy_url}"\ncheck_certificates = false\nattempts = 2\n'
-            "backoff_s = 0.0\nsocket_timeout_s = 1.0\n"
-        )
-        out = root / "ds"
-        first = run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))
+        out, settings = root / "ds", {"attempts": 2, "backoff_s": 0.0, "socket_timeout_s": 1.0}
+        first = ingest_via_proxy(urls, out, server.proxy_url, **settings)
         frame_first = pd.read_parquet(out / "manifests" / "videos.parquet").set_index("source")
         log_first = list(server.handler.host_log)
-        again = run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))
+        again = ingest_via_proxy(urls, out, server.proxy_url, **settings)
         log_again = list(server.handler.host_log)[len(log_first) :]
         media_hits = {name: server.hits(name) for name in ("video/tos/useast/t1.mp4", "c/a.mp4", "c/b.mp4")}
     frame = pd.read_parquet(out / "manifests" / "videos.parquet").set_index("source")

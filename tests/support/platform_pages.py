@@ -6,8 +6,11 @@ the share links' redirects."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 from emotions_data.loopback import Route
+from tests.support.commands import run_cli
 
 
 def kuaishou_page(photo_id: str, author_id: str, author_name: str, media_url: str, *, caption: str,
@@ -97,3 +100,12 @@ def tiktok_page(video_id: str, author_id: str, handle: str, media_url: str, *, d
         f"{json.dumps(data, ensure_ascii=False)}</script></body></html>"
     )
     return Route(200, body=html.encode())
+
+
+def ingest_via_proxy(urls: Path, out: Path, proxy_url: str, **download: float) -> subprocess.CompletedProcess:
+    """`emotions ingest` of the URL list `urls` into `out`, one worker, every request through the loopback proxy at
+    `proxy_url` (its certificates unchecked), with these `[ingest.download]` settings besides."""
+    config = out.parent / f"{out.name}.toml"
+    settings = {"proxy": f'"{proxy_url}"', "check_certificates": "false", **{k: repr(v) for k, v in download.items()}}
+    config.write_text("[ingest.download]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items()))
+    return run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))
