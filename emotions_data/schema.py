@@ -283,6 +283,15 @@ LABELS_SCHEMA = pa.schema(
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
 
+#: `labels.parquet`'s schema metadata key naming the vote table the labels were decided from: `OWN_VOTES` for the
+#: dataset's own `manifests/votes.parquet`, else the path of a table from outside (a release refuses those labels:
+#: its `votes` column and its card's statistics must come from the table its labels came from).
+LABELS_VOTES_KEY = b"emotions.votes_table"
+OWN_VOTES = "manifests/votes.parquet"
+#: `labels.parquet`'s schema metadata key holding `release.votes_digest` of the counted votes the labels were decided
+#: from: a release whose votes differ (a pull, an import or a dropped annotator since) is refused.
+LABELS_DIGEST_KEY = b"emotions.votes_digest"
+
 #: `manifests/needs_expert.parquet`: items no rule could decide (ties), waiting for the expert stage.
 NEEDS_EXPERT_SCHEMA = pa.schema(
     [
