@@ -15,19 +15,19 @@ One file per video, ``<cache>/<video_id>.clip``, written atomically::
 Every frame is kept because training draws 8 consecutive frames at a random position in each of 16 segments (in a
 clip of 128 frames or more every frame can be drawn). The short side is the model's crop (112): the largest square
 at any of the five crop positions is then the crop itself, with no resize at load time; in a portrait or landscape
-frame the five squares overlap and cover it all, so nothing can be cut away. A still frame (within
-`still_tolerance` grey levels of the last frame stored, in every 8 x 8 block) is stored once
-(`baselines.jpeg.distinct_frames`). What bounds the size is a budget of
-`frame_bytes` JPEG bytes per frame on average over the clip (`baselines.jpeg.encode_within`): each clip gets the
-highest JPEG quality from `jpeg_quality` (85) down to `min_jpeg_quality` at which it fits. A 15 s clip at 30 fps
-(450 frames) then takes at most 450 x 2900 B of frames plus 0.17 MB of MFCCs, 1.47 MB (generated talking heads stay
-at quality 85, about 1.2 MB; the demo's test patterns, noise-like detail everywhere, drop to about quality 20;
-`benchmarks/baseline_loader.py`). A reader seeks to the frames a snippet needs and decodes only those, in one
-batched call (libjpeg-turbo through TorchCodec, `baselines.jpeg`). A file is valid only for the media it was made
-from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG qualities and budget, audio
-settings): anything else is rebuilt. A cache made with another recipe (e.g. the earlier short side
-128) sits in its own `<recipe>` folder and is never read; `emotions cache` builds the current one beside it.
-Building runs on any `emotions_data.executor` backend (local pool or Ray).
+frame the five squares overlap and cover it all, so nothing can be cut away. A still frame (within `still_tolerance`
+grey levels of the last frame stored, in every 8 x 8 block) is stored once (`baselines.jpeg.distinct_frames`). What
+bounds the size is a budget of `frame_bytes` JPEG bytes per frame on average over the clip
+(`baselines.jpeg.encode_within`): each clip gets the highest JPEG quality from `jpeg_quality` (85) down to
+`min_jpeg_quality` at which it fits. A 15 s clip at 30 fps (450 frames) then takes at most 450 x 2900 B of frames
+plus 0.17 MB of MFCCs, 1.47 MB (generated talking heads stay at quality 85, about 1.05 MB; the demo's 720 x 1280
+test patterns, sharp detail everywhere, drop to quality 70, about 1.37 MB; `benchmarks/baseline_loader.py`). A
+reader seeks to the frames a snippet needs and decodes only those, in one batched call (libjpeg-turbo through
+TorchCodec, `baselines.jpeg`). A file is valid only for the media it was made from (`media_sha256`, from the
+release) and for the cache recipe (short side, JPEG qualities and budget, audio settings): anything else is rebuilt.
+A cache made with another recipe (e.g. the earlier short side 128) sits in its own `<recipe>` folder and is never
+read; `emotions cache` builds the current one beside it. Building runs on any `emotions_data.executor` backend
+(local pool or Ray).
 
 Files are checked where it is cheap to: opening one checks its header's checksum and the file's length (a cut
 file is refused before a frame is read); the build's check (`check_clip`) also reads the payload once against its

@@ -11,7 +11,7 @@ import torch
 
 from baselines.checkpoint import load_model, model_record, save_checkpoint
 from baselines.config import ModelConfig
-from baselines.recipes import TrainRequest, check_initialisation, train_config_of
+from baselines.recipes import BaselineRelease, TrainRequest, check_initialisation, outside_release, train_config_of
 from baselines.registry import MODELS, build_model, model_spec, preprocessing, register_model
 from baselines.train import TrainConfig
 
@@ -100,3 +100,17 @@ def test_the_schedules_spans_are_taken_and_must_fit_the_run(tmp_path: Path) -> N
         train_config_of(TrainRequest(tmp_path, epochs=3, warmup_epochs=2.0), TrainConfig.paper())
     with pytest.raises(ValueError, match=r"hold_epochs must be a finite number >= 0 \(got nan\)"):
         train_config_of(TrainRequest(tmp_path, hold_epochs=float("nan")), TrainConfig.paper())
+
+
+def test_a_run_or_an_evaluation_is_never_written_inside_the_release(tmp_path: Path) -> None:
+    release = BaselineRelease((tmp_path / "ds" / "releases" / "1.0.0").resolve(), "ds", "1.0.0", [], {}, {})
+    for inside in (
+        release.folder,
+        release.folder / "runs" / "a",
+        tmp_path / "ds" / "releases" / "1.0.0" / ".." / "1.0.0",
+    ):
+        with pytest.raises(
+            ValueError, match=r": inside the release .*which is never written to; choose another --out$"
+        ):
+            outside_release(inside, release, "--out")
+    assert outside_release(tmp_path / "ds" / "runs" / "1.0.0", release, "--out") == tmp_path / "ds" / "runs" / "1.0.0"
