@@ -53,8 +53,10 @@ class TaskBook:
     held: dict[int, dict[str, str]] = field(default_factory=dict)
     recorded: bool = True
 
-    def of_project(self, key: str) -> dict[int, TaskRecord]:
-        return {t: r for t, r in self.tasks.items() if r.project == key}
+    def of_project(self, key: str, project_id: int) -> dict[int, TaskRecord]:
+        """The records of project `key` as it is now (`project_id`: a project re-created after a deletion in Label
+        Studio has another id, and the tasks of the deleted one are no longer looked for)."""
+        return {t: r for t, r in self.tasks.items() if r.project == key and r.project_id == project_id}
 
 
 def load_task_book(layout: DatasetLayout) -> TaskBook:
@@ -116,14 +118,14 @@ def record_imported(
 def adopt(book: TaskBook, key: str, project_id: int, tasks: list[dict[str, Any]], items: set[str]) -> int:
     """Record the tasks of project `key` of a dataset pushed before tasks were recorded: those holding one of the
     project's `items`, at most one per item and round (the first by id); returns how many."""
-    seen: set[tuple[str, int]] = {(r.video_id, r.round) for r in book.of_project(key).values()}  # type: ignore[misc]
+    seen = {(r.video_id, r.round) for r in book.of_project(key, project_id).values()}
     n = 0
     for task in sorted(tasks, key=lambda t: int(t["id"])):
         record = TaskRecord(key, project_id, dict(task.get("data") or {}))
         fresh = (record.video_id, record.round) not in seen and int(task["id"]) not in book.tasks
         if record.video_id in items and fresh:
             book.tasks[int(task["id"])] = record
-            seen.add((record.video_id, record.round))  # type: ignore[arg-type]
+            seen.add((record.video_id, record.round))
             n += 1
     return n
 
@@ -173,7 +175,7 @@ def task_findings(
     if not book.recorded:
         return []
     found = []
-    for key, (_, tasks) in sorted(exports.items()):
+    for key, (plan, tasks) in sorted(exports.items()):
         present = set()
         for task in tasks:
             tid = int(task["id"])
@@ -184,7 +186,7 @@ def task_findings(
                 found.append(TaskFinding("imported", key, tid, vid, [], _updated_by(task, name)))
             elif fields := changed_fields(record, task.get("data")):
                 found.append(TaskFinding("changed", key, tid, record.video_id, fields, _updated_by(task, name)))
-        for tid, record in sorted(book.of_project(key).items()):
+        for tid, record in sorted(book.of_project(key, int(plan["id"])).items()):
             if tid not in present:
                 found.append(TaskFinding("missing", key, tid, record.video_id, [], None))
     return found
