@@ -51,7 +51,7 @@ def ingest(
     sources: Annotated[
         list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
     ],
-    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (docs/lead/scale.md)")],
     workers: Annotated[int | None, typer.Option(help="parallel worker processes \\[default: 2]")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with an \\[ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",

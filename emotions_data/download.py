@@ -54,7 +54,7 @@ UNRECOGNISED_PAGE = "unrecognised_page"  # schema.Reason.UNRECOGNISED_PAGE
 DOWNLOAD_ERROR = "download_error"  # schema.Reason.DOWNLOAD_ERROR
 _WHAT_TO_TRY = (
     "; try a cookies file from a logged-in browser (EMOTIONS_COOKIES_FILE) and fewer requests "
-    "(download.max_requests_per_minute), see the README"
+    "(download.max_requests_per_minute), see docs/lead/ingest.md"
 )
 # Extractors that only lead to another URL (share links, pages that open a video elsewhere): resolving one asks the
 # extractor where it leads; any other extractor names its video in the URL itself.

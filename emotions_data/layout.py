@@ -25,7 +25,8 @@ def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
         url = url.replace(netloc, netloc.rpartition("@")[2], 1)
     raise ValueError(
         f"{url}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
-        "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see the README, Datasets in object storage)"
+        "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see docs/lead/scale.md, Datasets in object "
+        "storage)"
     )
 
 
@@ -236,8 +237,8 @@ class DatasetLayout:
 
 @dataclass(frozen=True)
 class ReleaseLayout:
-    """Where everything lives inside one release folder (docs/release-format.md); paths listed in `release.json`
-    and `SHA256SUMS` are relative to `root`."""
+    """Where everything lives inside one release folder (docs/reference/release-format.md); paths listed in
+    `release.json` and `SHA256SUMS` are relative to `root`."""
 
     root: Path
 

@@ -269,7 +269,7 @@ def fingerprint_file(path: Path, duration_s: float, has_audio: bool, tone_map: s
     """The fingerprint (`fp.fingerprint_clip`) of a file's own picture and sound, decoded again: what upgrades an
     older fingerprint without a transcode. The thumbnails and the sound go through the same filters as in
     `normalise` (the normalising pass takes them before encoding, so a normalised file's fingerprint made here
-    differs from its pass's by the encoding's loss: README "Duplicates"). `duration_s` (the file's length) sets the
+    differs from its pass's by the encoding's loss: docs/lead/duplicates.md). `duration_s` (the file's length) sets the
     thumbnail rate; `has_audio` False: no sound to compare; `tone_map`: `tone_map_filter` for an HDR original.
 
     Raises NormaliseError (corrupt=False) when the file cannot be decoded, `LocalFault` when the temporary sound

@@ -2,7 +2,7 @@
 
 A release is built in a staging folder and committed with its card's copy in `data_cards/<name>-<version>/` as one
 file group (`storage.file_group`), so both exist whole or neither does. An existing version is never overwritten, and
-a release whose splits are stale or whose leakage gate fails is not written. See docs/release-format.md.
+a release whose splits are stale or whose leakage gate fails is not written. See docs/reference/release-format.md.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 Responsible-AI fields, and PNG plots, all generated from one `CardMetadata`.
 
 One module per part: `metadata` (`CardMetadata`, and `build_metadata`, which reads a written release folder,
-docs/release-format.md, and the counted vote table), `readme`, `croissant` and `plots` (pure: metadata in, text or
-bytes out), `baseline_section` (the section `emotions evaluate` adds), `text` (how numbers and tables are printed).
+docs/reference/release-format.md, and the counted vote table), `readme`, `croissant` and `plots` (pure: metadata in,
+text or bytes out), `baseline_section` (the section `emotions evaluate` adds), `text` (how numbers and tables are
+printed).
 This module writes the files: `card_files`, `write_card` (atomically) and `card_writer` (the release's card step;
 the release copies its files into `data_cards/<name>-<version>/` with the release's own commit).
 """

@@ -156,6 +156,12 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
     assert pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet").equals(before)
     assert len(pd.read_parquet(tmp_path / "demo" / "manifests" / "votes.parquet")) == len(votes)
+    # The documentation's tutorial and the researcher's guide run as written against this demo dataset.
+    from tests.support.doc_blocks import run_blocks
+
+    (tmp_path / "demo-dataset").symlink_to(tmp_path / "demo")
+    for page in ("getting-started.md", "researcher/loading.md"):
+        assert run_blocks(page, tmp_path), page
 
 
 def _commands(group, path=()):

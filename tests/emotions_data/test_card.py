@@ -58,7 +58,7 @@ RELEASE_SCHEMA = pa.schema(
 
 
 def _make_release(root: Path) -> tuple[Path, pd.DataFrame]:
-    """A release folder as docs/release-format.md describes it, and its counted vote table."""
+    """A release folder as docs/reference/release-format.md describes it, and its counted vote table."""
     rng = np.random.default_rng(7)
     classes = list(EMOTIONS6.classes)
     n = sum(VARIANTS["full"].values())
