@@ -94,7 +94,9 @@ def test_a_changed_project_holds_new_annotations_out():
 
 
 def test_two_choices_two_regions_and_an_oversized_answer_are_refused():
-    two_choices = [{"from_name": EMOTION, "to_name": "video", "type": "choices", "value": {"choices": ["Fear", "Joy"]}}]
+    two_choices = [
+        {"from_name": EMOTION, "to_name": "video", "type": "choices", "value": {"choices": ["Fear", "Sadness"]}}
+    ]
     two_regions = annotation_result("Fear") + annotation_result("Sadness")
     huge = annotation_result("Fear", comment="x" * (MAX_RESULT_BYTES + 1))
     book = _book((1, "p1", 1, "v1"), (2, "p1", 1, "v2"), (3, "p2", 2, "v1"))
