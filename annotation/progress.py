@@ -126,7 +126,8 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
         mine = votes[(votes["annotator_id"] == ann) & (votes["stage"] == stage)]
         done = len(items & set(mine["video_id"]))
         theirs = [e for e in excluded.get(key, []) if e.get("claimed") == ann]
-        closed = {e["video_id"] for e in theirs if e.get("video_id") in items} - set(mine["video_id"])
+        closed = {e["video_id"] for e in theirs if e.get("video_id") in items and e.get("reason") != "imported_task"}
+        closed -= set(mine["video_id"])  # a copy the annotator imported leaves the item's own task open
         leads = pd.to_numeric(mine["lead_time_s"], errors="coerce").to_numpy(dtype=float)
         clip = np.array([durations.get(v, np.nan) for v in mine["video_id"]], dtype=float)
         fast = int(np.sum(leads < clip))  # NaN on either side compares False
