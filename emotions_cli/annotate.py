@@ -13,6 +13,7 @@ from rich.table import Table
 
 from emotions_cli.console import fail, local_folder
 from emotions_cli.console import stdout as out
+from emotions_cli.params import SEED, integers, number, reals
 
 workflow_app = typer.Typer(no_args_is_help=True)
 
@@ -26,6 +27,11 @@ UrlOpt = Annotated[
     typer.Option("--url", help="another Label Studio's base URL (its token from EMOTIONS_LS_TOKEN or the config)"),
 ]
 TaxonomyOpt = Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")]
+#: Agreement is a share of votes or of items.
+SHARE = reals(0.0, 1.0)
+#: A panel is a handful of people; thousands of votes on one clip is a typo.
+VOTES = integers(1, 1000, "votes on one item")
+GROUPS = integers(1, 1000, "groups of annotators")
 
 
 def _server(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None):
@@ -56,8 +62,8 @@ def _run(fn):
 def allocate(
     dataset: DatasetArg,
     roster: Annotated[Path, typer.Option(help="annotators.csv (id, name, email and the five attributes)")],
-    groups: Annotated[int, typer.Option(help="number of groups")] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
+    groups: Annotated[int, number(bounds=GROUPS, help="number of groups")] = 3,
+    seed: Annotated[int, number(bounds=SEED)] = 0,
     no_accounts: Annotated[bool, typer.Option("--no-accounts", help="do not create Label Studio accounts")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -88,18 +94,34 @@ def allocate(
 def push(
     dataset: DatasetArg,
     stage: Annotated[str, typer.Option(help="label, crosscheck, relabel, crosscheck2 or expert")],
-    votes_per_item: Annotated[int, typer.Option(help="votes per item (label, crosscheck, crosscheck2)")] = 3,
-    min_agreement: Annotated[float, typer.Option(help="expert stage: items under this agreement go too")] = 0.5,
+    votes_per_item: Annotated[int, number(bounds=VOTES, help="votes per item (label, crosscheck, crosscheck2)")] = 3,
+    min_agreement: Annotated[
+        float, number(bounds=SHARE, help="expert stage: items under this agreement (a share of votes) go too")
+    ] = 0.5,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     url: UrlOpt = None,
+    suspects: Annotated[
+        int | None,
+        number(
+            bounds=integers(1),
+            help="expert stage: also the first N suspect labels of `emotions validate` (the model disputes the label)",
+        ),
+    ] = None,
 ) -> None:
     """Create or update the stage's Label Studio projects and import the missing tasks."""
     from annotation.push import push as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
+    if suspects is not None:
+        from emotions_data.suspects import request_expert_review
+
+        if stage != "expert" or suspects < 1:
+            raise fail("--suspects N (N >= 1) goes with --stage expert")
+        queued = _run(lambda: request_expert_review(DatasetLayout(dataset), top=suspects))
+        out.print(f"{queued} suspect label(s) queued for the expert (the model disputes the label)")
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
                               resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
                               min_agreement=min_agreement))  # fmt: skip
@@ -175,8 +197,8 @@ def print_pull_report(report) -> None:
 def simulate(
     dataset: DatasetArg,
     stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
-    votes_per_item: Annotated[int, typer.Option()] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
+    votes_per_item: Annotated[int, number(bounds=VOTES)] = 3,
+    seed: Annotated[int, number(bounds=SEED)] = 0,
     careless: Annotated[str | None, typer.Option(help="this annotator also double-votes and votes elsewhere")] = None,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
@@ -240,8 +262,10 @@ def status(
 @workflow_app.command()
 def consistency(
     dataset: DatasetArg,
-    threshold: Annotated[float, typer.Option(help="flag annotators agreeing less with the cross-check")] = 0.6,
-    round_: Annotated[int, typer.Option("--round", help="1, or 2: the re-evaluation against crosscheck2")] = 1,
+    threshold: Annotated[float, number(bounds=SHARE, help="flag annotators agreeing less with the cross-check")] = 0.6,
+    round_: Annotated[
+        int, number("--round", bounds=integers(1, 2), help="1, or 2: the re-evaluation against crosscheck2")
+    ] = 1,
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
@@ -250,8 +274,6 @@ def consistency(
     from emotions_data.schema import Stage
     from emotions_data.storage import recover_commits
 
-    if round_ not in (1, 2):
-        raise fail(f"--round is 1 or 2, not {round_}")
     layout = DatasetLayout(dataset)
     stage = Stage.CROSSCHECK if round_ == 1 else Stage.CROSSCHECK2
     recover_commits(layout.root)  # a pull commits the vote table with its history and report
