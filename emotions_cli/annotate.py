@@ -136,6 +136,18 @@ def push(
         out.print(f"{key}: earlier votes refreshed on {n} item(s) not yet decided")
     for key, n in report.repointed.items():
         out.print(f"{key}: {n} task(s) now load their clip from the dataset's current place")
+    for key, fields in report.restored.items():
+        out.print(f"{key}: settings changed in Label Studio ({', '.join(fields)}): restored", highlight=False)
+    for key, ids in report.tampered.items():
+        out.print(f"{key}: task(s) {', '.join(map(str, ids))} hold other data than push made: left as they are, "
+                  "votes on them not counted (see the pull report)", highlight=False, soft_wrap=True)  # fmt: skip
+    for key, ids in report.foreign.items():
+        out.print(f"{key}: task(s) {', '.join(map(str, ids))} not made by push: left as they are, votes on them not "
+                  "counted", highlight=False, soft_wrap=True)  # fmt: skip
+    for key, n in report.already_voted.items():
+        out.print(f"{key}: {n} item(s) not asked again: their annotator's vote is on record", highlight=False)
+    for key, n in report.adopted.items():
+        out.print(f"{key}: {n} task(s) of an earlier push recorded", highlight=False)
     if report.invite_link_disabled:
         out.print("the organization's invite link was enabled: disabled")
     for vid, path in report.missing_media.items():
@@ -158,7 +170,8 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
         dataset,
     )
     out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
-              f"their annotator, {report.n_deleted} deleted in Label Studio)", soft_wrap=True)  # fmt: skip
+              f"their annotator, {report.n_deleted} deleted in Label Studio, {report.n_restored} restored)",
+              soft_wrap=True)  # fmt: skip
     print_pull_report(report)
 
 
@@ -169,6 +182,10 @@ def print_pull_report(report) -> None:
     for key, fields in report.drifted_projects.items():
         out.print(f"project {key}: settings changed in Label Studio ({', '.join(fields)}); push restores them",
                   highlight=False)  # fmt: skip
+    for key, why in report.halted_projects.items():
+        out.print(f"project {key}: {why}", highlight=False, soft_wrap=True)
+    for finding in report.tasks:
+        out.print(finding.line(), highlight=False, soft_wrap=True)
     if report.invite_link_was_enabled:
         out.print("the organization's invite link had been enabled: disabled again", highlight=False)
     if report.excluded:

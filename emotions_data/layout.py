@@ -76,6 +76,11 @@ class DatasetLayout:
         return self.manifests / "vote_history.parquet"
 
     @property
+    def ls_tasks(self) -> Path:
+        """Each Label Studio task push made, with its data as push made it (JSON)."""
+        return self.manifests / "ls_tasks.json"
+
+    @property
     def pull_report(self) -> Path:
         """What the last pull did not count, and why (JSON)."""
         return self.manifests / "pull_report.json"

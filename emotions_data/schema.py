@@ -247,14 +247,14 @@ VOTE_HISTORY_SCHEMA = pa.schema(
         pa.field("video_id", pa.string(), nullable=False),
         pa.field("annotator_id", pa.string(), nullable=False),
         pa.field("stage", pa.string(), nullable=False),
-        pa.field("event", pa.string(), nullable=False),  # edited, deleted, superseded
+        pa.field("event", pa.string(), nullable=False),  # edited, deleted, restored, superseded
         pa.field("old_label", pa.string()),
         pa.field("new_label", pa.string()),
         pa.field("old_unsure", pa.bool_()),
         pa.field("new_unsure", pa.bool_()),
         pa.field("old_comment", pa.string()),
         pa.field("new_comment", pa.string()),
-        pa.field("by", pa.string()),  # annotator id, "admin" (the toolkit's own account) or "server"
+        pa.field("by", pa.string()),  # annotator id, "admin" (the toolkit's own account), "unknown" (not recorded)
         pa.field("at", pa.timestamp("s", tz="UTC")),  # when Label Studio recorded the change (else the pull)
         pa.field("pulled_at", pa.timestamp("s", tz="UTC"), nullable=False),
         pa.field("ls_annotation_id", pa.int64()),
