@@ -147,7 +147,7 @@ def test_cache_command_builds_once(release):
         (["train", "{release}", "--ep-ce-lambdas", "0.5,x,0.5"], "--ep-ce-lambdas must be three finite numbers"),
         (["train", "{release}", "--ep-ce-lambdas", "0.5,inf,0.5"], "--ep-ce-lambdas must be three finite numbers"),
         (["train", "{release}", "--lr-schedule", "cosine"], "--lr-schedule must be one of paper, released, per-step"),
-        (["train", "{release}", "--warmup-epochs", "inf"], "--warmup-epochs must be a finite number >= 0 (got inf)"),
+        (["train", "{release}", "--warmup-epochs", "inf"], "--warmup-epochs must be a finite number in [0, 100000]"),
         (["train", "{release}", "--loss", "focal"], "--loss must be one of ep-ce, ce (got 'focal')"),
         (["train", "{release}", "--precision", "fp16"], "--precision must be one of bf16, fp32 (got 'fp16')"),
         (["train", "{release}", "--progress-interval", "-1"], "--progress-interval must be a finite number >= 0"),
