@@ -433,7 +433,7 @@ def _build_lock(cache_dir: Path) -> Iterator[None]:
 def build_release_cache(
     release_dir: Path, settings: CacheSettings, executor: Executor, *, variant: str | None = None,
     splits: Sequence[str] | None = None, cache_dir: Path | None = None, media_dir: Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None, check_files: bool = True,
 ) -> CacheReport:  # fmt: skip
     """Cache the videos of a release (all variants and splits, or those named), on `executor` (an
     `emotions_data.executor` backend: local pool, serial or Ray). Current files are kept, so an interrupted build
@@ -441,10 +441,12 @@ def build_release_cache(
     checksums) are rebuilt; `CacheReport.damaged` names the damaged ones.
 
     Raises `ValueError` when the release has no videos there or a file of it that is read here no longer matches
-    its `SHA256SUMS` (`check_release_files`), `OSError` when the cache folder cannot be made or locked, and what
-    the executor raises."""
+    its `SHA256SUMS` (`check_release_files`; `check_files=False` only for a release-shaped working folder that
+    the caller has just written itself), `OSError` when the cache folder cannot be made or locked, and what the
+    executor raises."""
     release_dir = Path(release_dir)
-    check_release_files(release_dir, variant, splits)
+    if check_files:
+        check_release_files(release_dir, variant, splits)
     cache_dir = Path(cache_dir) if cache_dir else cache_folder(release_dir, settings)
     media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
     items: dict[str, tuple[str, str, str]] = {}
