@@ -15,6 +15,7 @@ import pyarrow as pa
 from annotation.agreement import AgreementReport, agreement_report
 from annotation.labels import final_labels
 from annotation.votes import counted_votes, crowd_votes, read_votes
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.storage import file_group, recover_commits
 from emotions_data.taxonomy import Taxonomy
@@ -33,6 +34,7 @@ class LabelsOutcome:
     agreement: AgreementReport | None
 
 
+@writes_dataset("labels")
 def decide_labels(
     layout: DatasetLayout,
     taxonomy: Taxonomy,

@@ -26,9 +26,11 @@ from annotation.annotators import load_annotators
 from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.interface import labeling_config
 from annotation.projects import load_projects
+from annotation.push_intent import settle_interrupted_push
 from annotation.server_record import check_server
 from annotation.vetting import Accounts, Exclusion, Reason, Vetted, vet
 from annotation.votes import is_kept, read_vote_table
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import VOTE_HISTORY_SCHEMA, VOTES_SCHEMA, Stage
@@ -50,6 +52,7 @@ class PullReport:
     changes: list[dict[str, Any]] = field(default_factory=list)  # this pull's vote history events
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> id, status (ok, deleted), drift
     invite_link_was_enabled: bool = False
+    settled_push: str | None = None  # what an interrupted push had left in Label Studio, settled first (one line)
     path: Path | None = None  # manifests/pull_report.json
 
     def _of(self, reason: Reason) -> list[str]:
@@ -147,6 +150,7 @@ def _commit(layout: DatasetLayout, vetted: Vetted, document: dict[str, Any]) -> 
         group.write_bytes(layout.pull_report, json.dumps(document, indent=1, default=_json_value).encode())
 
 
+@writes_dataset("annotate pull")
 def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> PullReport:
     """Export every project (snapshot export) and merge it into the vote table under the rules of
     `annotation.vetting` (Label Studio is untrusted input); write `manifests/pull_report.json` with every
@@ -155,14 +159,15 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     files are committed together (see the module's docstring).
     Idempotent: a vote is keyed by its server and Label Studio annotation id. A deleted project is reported and
     its votes stay as last pulled; the other projects are pulled. Nothing is written unless every export of the
-    existing projects succeeded. Raises ValueError for another server than the dataset's, ServerError when the
-    server fails."""
+    existing projects succeeded. A push killed halfway is settled first (`annotation.push_intent`). Raises
+    ValueError for another server than the dataset's, ServerError when the server fails."""
     recover_commits(layout.root)  # a pull killed after its commit began is finished before this one reads
     server_id, url = check_server(layout, client)
     annotators = load_annotators(layout)
     accounts = _accounts(annotators, client)
     known_videos = set(read_versioned_table(layout.videos_manifest, ["video_id"])["video_id"].to_pylist())
     report = PullReport(path=layout.pull_report)
+    report.settled_push = settle_interrupted_push(layout, client, load_projects(layout)).line()
     exports = _export(layout, client, taxonomy, report)
     report.invite_link_was_enabled = client.invite_link_enabled()
     if report.invite_link_was_enabled:
