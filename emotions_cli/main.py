@@ -9,11 +9,13 @@ from emotions_cli.baseline import baseline_app
 from emotions_cli.dataset import dataset_app
 from emotions_cli.demo import demo_app
 from emotions_cli.labels import labels_app
+from emotions_cli.lifecycle import CommandGroup
 from emotions_cli.ls_backup import backup_app
 from emotions_cli.release import release_app
 from emotions_cli.server import server_app
 
 app = typer.Typer(
+    cls=CommandGroup,  # SIGTERM and Ctrl-C end every command in one line (emotions_cli.lifecycle)
     help="Build, annotate, split, document and validate short-video emotion datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -66,11 +66,12 @@ def _holder(fd: int) -> str:
         if "FLOCK" in parts and key in parts:
             pid = parts[parts.index(key) - 1]
             try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                command = " ".join(os.path.basename(a) if i == 0 else a for i, a in
-                                   enumerate(x.decode(errors="replace") for x in argv if x))  # fmt: skip
+                argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
             except OSError:
-                command = ""
+                argv = []
+            if len(argv) > 1 and os.path.basename(argv[0]).startswith("python") and not argv[1].startswith("-"):
+                argv = argv[1:]  # a script run by its interpreter (the `emotions` console script): named by the script
+            command = " ".join([os.path.basename(argv[0]), *argv[1:]]) if argv else ""
             command = " ".join(command.split())  # one line, whatever the arguments hold
             command = command if len(command) <= 200 else command[:199] + "…"
             return f"pid {pid} ({command})" if command else f"pid {pid}"
