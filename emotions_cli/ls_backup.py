@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from emotions_cli.console import fail, local_folder, say
+from emotions_cli.console import fail, failure, local_folder, say
 
 backup_app = typer.Typer(no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def backup_command(
     try:
         made = backup(load_config(config, data_dir=data_dir), dataset)
     except (ServerError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, dataset) from None
     if as_json:
         print(json.dumps(backup_summary(made)))
     else:
@@ -75,7 +75,7 @@ def restore_command(
         say(f"restoring {chosen.path} (taken {chosen.created_at} from {chosen.database})")
         report = restore(load_config(config, data_dir=data_dir), chosen, replace=replace)
     except (ServerError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, dataset) from None
     print(f"restored {report.backup.path.name} into {report.database}")
     if report.replaced is not None:
         print(f"replaced: {report.replaced}")
