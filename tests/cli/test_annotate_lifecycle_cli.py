@@ -93,7 +93,7 @@ def test_two_pushes_then_two_pulls_at_once_make_one_set_of_projects_and_one_hist
 
     ds = shutil.copytree(allocated, tmp_path / "twice")
     monkeypatch.setenv("EMOTIONS_LOCK_WAIT_S", "0")  # the second push refuses at once
-    both = _at_once(_push(ls_server, ds))
+    both = [proc.stderr for proc in _at_once(_push(ls_server, ds))]
     monkeypatch.delenv("EMOTIONS_LOCK_WAIT_S")  # the second pull waits for the first
     assert sorted(_on_server(ls_server, ds)) == sorted(_recorded(ds).values()) and len(_recorded(ds)) == 2, both
     admin, layout = LabelStudio(ls_server.config), DatasetLayout(ds)
@@ -103,7 +103,7 @@ def test_two_pushes_then_two_pulls_at_once_make_one_set_of_projects_and_one_hist
     vote = read_vote_table(layout).iloc[0]
     other = next(c for c in EMOTIONS6.classes if c != vote["label"])
     admin.call("PATCH", f"/api/annotations/{int(vote['ls_annotation_id'])}", {"result": annotation_result(other)})
-    print([p.stderr for p in both], [p.stderr for p in _at_once(pull)])
+    _at_once(pull)
     events = pd.read_parquet(ds / "manifests" / "vote_history.parquet")["event"].tolist()
     assert events == ["edited"], "the edit is recorded once, not by each pull"
 
