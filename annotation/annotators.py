@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import ANNOTATORS_SCHEMA
 from emotions_data.storage import write_table_atomic
@@ -43,6 +44,7 @@ def account_ids(layout: DatasetLayout, annotators: list[str]) -> dict[str, int]:
     return {a: int(people.loc[a, "ls_user_id"]) for a in annotators}
 
 
+@writes_dataset("annotate move")
 def set_active(layout: DatasetLayout, annotator_id: str, active: bool, group: str | None = None) -> None:
     """Drop (active=False) or move (group=...) an annotator after a consistency evaluation. Votes already cast keep
     the group of the project they were cast in; a move applies to the projects pushed after it."""

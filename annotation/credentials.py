@@ -12,12 +12,14 @@ from annotation.labelstudio.accounts import AdminSession, revoke_personal_tokens
 from annotation.labelstudio.client import LabelStudio
 from annotation.labelstudio.config import ServerConfig
 from annotation.server_record import check_server
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.storage import write_bytes_atomic
 
 CREDENTIALS_CSV = "annotator-credentials.csv"  # in the folder `issue_credentials` is given
 
 
+@writes_dataset("annotate credentials")
 def issue_credentials(
     layout: DatasetLayout, server_config: ServerConfig, out_dir: Path, annotators: list[str] | None = None
 ) -> Path:
@@ -89,6 +91,7 @@ def write_credentials(path: Path, issued: dict[str, tuple[str, str]]) -> None:
     write_bytes_atomic(path, text.getvalue().encode(), mode=0o600)
 
 
+@writes_dataset("annotate revoke")
 def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annotator_id: str) -> bool:
     """Deactivate the annotator's Label Studio account over HTTP (as the server's admin), which ends its
     password, sessions and API tokens of both kinds (their votes on record stay). Its personal access tokens are
@@ -115,6 +118,7 @@ def revoke_credentials(layout: DatasetLayout, server_config: ServerConfig, annot
     return True
 
 
+@writes_dataset("annotate drop")
 def drop(layout: DatasetLayout, annotator_id: str, server_config: ServerConfig | None) -> bool:
     """Drop an annotator: their votes stop counting, they get no new tasks, and (with `server_config`) their Label
     Studio account is deactivated and its token revoked. Returns whether an account was deactivated."""

@@ -16,6 +16,7 @@ from annotation.agreement import AgreementReport, agreement_report
 from annotation.labels import final_labels
 from annotation.outside_votes import check_against_dataset, read_outside_votes
 from annotation.votes import counted_votes, crowd_votes, read_votes
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.release import votes_digest
 from emotions_data.schema import LABELS_DIGEST_KEY, LABELS_VOTES_KEY, OWN_VOTES
@@ -36,6 +37,7 @@ class LabelsOutcome:
     agreement: AgreementReport | None
 
 
+@writes_dataset("labels")
 def decide_labels(
     layout: DatasetLayout,
     taxonomy: Taxonomy,

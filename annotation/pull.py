@@ -33,10 +33,12 @@ from annotation.annotators import load_annotators
 from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.interface import instructions, labeling_config
 from annotation.projects import load_projects
+from annotation.push_intent import settle_interrupted_push
 from annotation.server_record import check_server
 from annotation.task_record import TaskBook, TaskFinding, encode_task_book, load_task_book, task_findings
 from annotation.vetting import Accounts, Exclusion, Reason, Vetted, vet
 from annotation.votes import is_kept, read_vote_table
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.schema import VOTE_HISTORY_SCHEMA, VOTES_SCHEMA, Stage, VoteStatus
@@ -66,6 +68,7 @@ class PullReport:
     changes: list[dict[str, Any]] = field(default_factory=list)  # this pull's vote history events
     projects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> id, status (ok, deleted), drift
     invite_link_was_enabled: bool = False
+    settled_push: str | None = None  # what an interrupted push had left in Label Studio, settled first (one line)
     path: Path | None = None  # manifests/pull_report.json
 
     def _of(self, reason: Reason) -> list[str]:
@@ -225,6 +228,7 @@ def _commit(layout: DatasetLayout, vetted: Vetted, document: dict[str, Any], boo
         group.write_bytes(layout.pull_report, json.dumps(document, indent=1, default=_json_value).encode())
 
 
+@writes_dataset("annotate pull")
 def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> PullReport:
     """Export every project (snapshot export) and merge it into the vote table under the rules of
     `annotation.vetting` (Label Studio is untrusted input); write `manifests/pull_report.json` with every
@@ -236,8 +240,8 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     (`annotation.task_record`; differences go to `PullReport.tasks`); a vote is marked deleted only when Label
     Studio confirms its annotation gone, and a project whose export lacks votes it still has, or most of its votes,
     is halted (see the module's docstring). Nothing is written unless every export of the existing projects
-    succeeded. Raises ValueError for another server than the dataset's, ServerError when the
-    server fails."""
+    succeeded. A push killed halfway is settled first (`annotation.push_intent`). Raises ValueError for another
+    server than the dataset's, ServerError when the server fails."""
     recover_commits(layout.root)  # a pull killed after its commit began is finished before this one reads
     server_id, url = check_server(layout, client)
     annotators = load_annotators(layout)
@@ -245,6 +249,7 @@ def pull(layout: DatasetLayout, client: LabelStudio, taxonomy: Taxonomy) -> Pull
     known_videos = set(read_versioned_table(layout.videos_manifest, ["video_id"])["video_id"].to_pylist())
     book = load_task_book(layout)
     report = PullReport(path=layout.pull_report)
+    report.settled_push = settle_interrupted_push(layout, client, load_projects(layout)).line()
     exports = _export(layout, client, taxonomy, report)
     report.invite_link_was_enabled = client.invite_link_enabled()
     if report.invite_link_was_enabled:

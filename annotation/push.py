@@ -18,6 +18,7 @@ from annotation.labelstudio.client import PROJECT_SETTINGS, LabelStudio
 from annotation.labelstudio.interface import instructions, labeling_config
 from annotation.media_urls import media_base, media_url
 from annotation.projects import load_projects, save_projects
+from annotation.push_intent import Settled, begin_push, end_push, project_mark, settle_interrupted_push
 from annotation.server_record import check_server
 from annotation.stage_plan import plan_stage
 from annotation.task_record import (
@@ -30,6 +31,7 @@ from annotation.task_record import (
     save_task_book,
 )
 from annotation.votes import kept_votes, read_vote_table
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
 from emotions_data.taxonomy import Taxonomy
@@ -48,6 +50,7 @@ class PushReport:
     already_voted: dict[str, int] = field(default_factory=dict)  # project key -> items not asked again (voted on)
     adopted: dict[str, int] = field(default_factory=dict)  # project key -> tasks of an older push, now recorded
     invite_link_disabled: bool = False
+    settled: Settled = field(default_factory=Settled)  # what an interrupted push had left in Label Studio
 
 
 def _tally(counts: dict[str, int], key: str) -> None:
@@ -88,14 +91,14 @@ def _present_clips(layout: DatasetLayout, base: str, report: PushReport) -> _Cli
 
 
 def _ensure_project(
-    client: LabelStudio, known: dict | None, title: str, config: str, guide: str
+    client: LabelStudio, known: dict | None, title: str, config: str, guide: str, mark: str
 ) -> tuple[dict[str, Any], list[str]]:
     """The project on record (`known`), made to follow the current title, taxonomy, instructions and the settings
-    the toolkit owns, with the settings that differed (sorted); a new one when there is none or it was deleted in
-    Label Studio."""
+    the toolkit owns, with the settings that differed (sorted); a new one, described by `mark`
+    (`push_intent.project_mark`), when there is none or it was deleted in Label Studio."""
     project = client.project(known["id"]) if known else None
     if project is None:
-        return client.create_project(title, config, guide, 1), []
+        return client.create_project(title, config, guide, 1, description=mark), []
     wanted = {"title": title, "label_config": config, "expert_instruction": guide, **PROJECT_SETTINGS}
     changed = {k: v for k, v in wanted.items() if project.get(k) != v}
     if changed:
@@ -184,6 +187,7 @@ def _parse_stage(stage: Stage | str) -> Stage:
         raise ValueError(f"unknown stage {stage!r} (choose: {', '.join(Stage)})") from None
 
 
+@writes_dataset("annotate push")
 def push(
     layout: DatasetLayout,
     stage: Stage | str,
@@ -201,14 +205,17 @@ def push(
     Label Studio's local files (a storage over the dataset's `media/` folder, through the dataset's link on the
     toolkit's server: `media_urls.local_files`); a task whose media URL changed (the base URL, or the dataset on a
     server by URL, moved) is pointed at the new one, and a clip whose file is missing is not pushed but
-    reported by name (`PushReport.missing_media`). `stage` is a Stage or its value. Raises ValueError for an
-    unknown stage, another server than the dataset's, no media source, or media outside it."""
+    reported by name (`PushReport.missing_media`). `stage` is a Stage or its value. The projects it may create are
+    recorded in the dataset first, and a push killed halfway is settled by the next push or pull
+    (`annotation.push_intent`; `PushReport.settled`). Raises ValueError for an unknown stage, another server than
+    the dataset's, no media source, or media outside it."""
     stage = _parse_stage(stage)
     check_server(layout, client)
     base, storage_path = media_base(layout, client.config)
+    report = PushReport(settled=settle_interrupted_push(layout, client, load_projects(layout)))
     plan = plan_stage(layout, stage, dataset_name or layout.root.resolve().name, votes_per_item, min_agreement)
     projects = load_projects(layout)
-    report = PushReport()
+    push_id = begin_push(layout, stage, {k: {f: v for f, v in e.items() if f != "earlier"} for k, e in plan.items()})
     if client.invite_link_enabled():
         client.disable_invite_link()
         report.invite_link_disabled = True
@@ -219,7 +226,8 @@ def push(
     adopting = not book.recorded and bool(projects)  # tasks of a push from before tasks were recorded
     for key, entry in sorted(plan.items()):
         earlier = entry.pop("earlier", None) or {}
-        project, restored = _ensure_project(client, projects.get(key), entry["title"], config, guide)
+        mark = project_mark(push_id, key)
+        project, restored = _ensure_project(client, projects.get(key), entry["title"], config, guide, mark)
         if restored:
             report.restored[key] = restored
         projects[key] = {**entry, "id": project["id"]}
@@ -231,6 +239,7 @@ def push(
             report.adopted[key] = adopt(book, key, project["id"], tasks, set(entry["videos"]))
         _push_project(client, book, key, project["id"], entry, earlier, tasks, clips, kept, report)
         save_task_book(layout, book)
+    end_push(layout)
     return report
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from annotation.annotators import account_email, load_annotators, save_annotators
 from annotation.labelstudio.client import LabelStudio
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout
 from emotions_data.storage import write_bytes_atomic
 
@@ -69,6 +70,7 @@ class MigrationReport:
     accounts: int
 
 
+@writes_dataset("annotate migrate-server")
 def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationReport:
     """Move the dataset to the client's server: the old server's project list and task record are archived
     (`ls_projects.<server_id>.json`, `ls_tasks.<server_id>.json`), the roster's accounts are found or made on the

@@ -9,8 +9,10 @@ its preprocessing: the model and training configurations, the taxonomy, the rele
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +32,7 @@ from baselines.registry import DEFAULT_MODEL, build_model
 from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from baselines.weights import WeightReport, load_audio_weights, load_visual_weights
 from emotions_data.card.plots import confusion_png
+from emotions_data.child_processes import loader_worker_start
 from emotions_data.executor import Executor, SerialExecutor
 from emotions_data.layout import DatasetLayout
 from emotions_data.release_info import ReleaseInfo
@@ -341,7 +344,9 @@ def evaluate_release(
     dataset = ReleaseDataset.for_model(release.folder, variant, split, cfg, cache_dir=cache_dir)
     if len(dataset) == 0:
         raise ValueError(f"{release.folder}: variant {variant!r} has no {split} rows")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.startswith("cuda"))
+    ends_with_us = functools.partial(loader_worker_start, os.getpid()) if num_workers else None
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.startswith("cuda"),
+                        worker_init_fn=ends_with_us)  # fmt: skip
     pred = predict(model, loader, torch.device(device))
     classes = release.classes
     metrics = prediction_metrics(pred, classes, release.class_polarity)

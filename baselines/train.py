@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +34,7 @@ from baselines.loss import total_loss
 from baselines.metrics import classification_metrics
 from baselines.sampling import normalise_on_device
 from baselines.schedules import ScheduleShape, schedule
+from emotions_data.child_processes import loader_worker_start
 from emotions_data.storage import TMP_MARK
 
 
@@ -165,7 +168,8 @@ def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.d
     return DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed) if num_workers > 0 else None, **kwargs,
+        generator=torch.Generator().manual_seed(seed) if num_workers > 0 else None,
+        worker_init_fn=functools.partial(loader_worker_start, os.getpid()) if num_workers > 0 else None, **kwargs,
     )  # fmt: skip
 
 

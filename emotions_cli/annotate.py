@@ -91,6 +91,13 @@ def allocate(
         out.print(f"group {group}: {', '.join(members)}  ({report.videos_per_group.get(group, 0)} videos)")
     if report.experts:
         out.print(f"experts: {', '.join(report.experts)}")
+    if report.kept:
+        line = f"the allocation on record is kept: {len(report.kept)} annotator(s) keep their group"
+        if report.dropped:
+            line += f"; still dropped: {', '.join(report.dropped)} ('annotate move' brings one back)"
+        if report.placed:
+            line += f"; new: {', '.join(report.placed)}"
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 @workflow_app.command()
@@ -128,6 +135,8 @@ def push(
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
                               resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
                               min_agreement=min_agreement), dataset)  # fmt: skip
+    if report.settled.line():
+        out.print(report.settled.line(), highlight=False, soft_wrap=True)
     for key, n in report.imported.items():
         out.print(f"{key}: {n} new task(s)")
     for key, n in report.returned.items():
@@ -177,6 +186,8 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
 
 def print_pull_report(report) -> None:
     """The pull report's summary: what was not counted (per reason, then each), deleted and drifted projects."""
+    if report.settled_push:
+        out.print(report.settled_push, highlight=False, soft_wrap=True)
     for key in report.deleted_projects:
         out.print(f"project {key} was deleted in Label Studio: its votes stay as last pulled", highlight=False)
     for key, fields in report.drifted_projects.items():

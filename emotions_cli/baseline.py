@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from baselines.schedules import SCHEDULES
 from emotions_cli.console import ProgressBar, console, fail, failure, local_folder, progress_bars, say, stdout
+from emotions_cli.lifecycle import exit_code, stopped_by
 from emotions_cli.params import WORKERS, integers, number, reals
 
 if TYPE_CHECKING:
@@ -270,8 +271,9 @@ def train(
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
         raise failure(exc, release_dir) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted: the last finished epoch is kept; the same command resumes") from None
+    except KeyboardInterrupt as exc:
+        raise fail(f"interrupted: the last finished epoch is kept; the same command resumes (stopped by "
+                   f"{stopped_by(exc)})", exit_code(exc)) from None  # fmt: skip
     finally:
         shutdown_world(world)
     if world.is_main:

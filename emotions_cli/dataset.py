@@ -26,6 +26,7 @@ from emotions_cli.console import (
     progress_bars,
     stdout,
 )
+from emotions_cli.lifecycle import exit_code, stopped_by
 from emotions_cli.params import SEED, integers, number, setting
 
 dataset_app = typer.Typer()
@@ -131,8 +132,9 @@ def ingest(
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. --out below a file: the library names what it could not do
         raise fail(os_error_text(exc)) from None
-    except KeyboardInterrupt:  # the lock is released and the working folder emptied on the way out
-        raise fail("interrupted: finished work is kept; the same command resumes", 130) from None
+    except KeyboardInterrupt as exc:  # the lock is released and the working folder emptied on the way out
+        raise fail(f"interrupted: finished work is kept; the same command resumes (stopped by {stopped_by(exc)})",
+                   exit_code(exc)) from None  # fmt: skip
     print_report(report)
     for line in report.refused_inputs:
         console.print(f"refused: {line}", highlight=False, soft_wrap=True, markup=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from typer.core import TyperGroup
 
 from emotions_cli.annotate import workflow_app
 from emotions_cli.baseline import baseline_app
@@ -11,6 +10,7 @@ from emotions_cli.console import failure
 from emotions_cli.dataset import dataset_app
 from emotions_cli.demo import demo_app
 from emotions_cli.labels import labels_app
+from emotions_cli.lifecycle import CommandGroup
 from emotions_cli.ls_backup import backup_app
 from emotions_cli.release import release_app
 from emotions_cli.server import server_app
@@ -18,7 +18,7 @@ from emotions_cli.validate import validate_app
 from emotions_cli.votes import votes_app
 
 
-class _Commands(TyperGroup):
+class _Commands(CommandGroup):
     """The root group: an OSError no command turned into a line (a full disk, a read-only folder, a file it may not
     read) still ends the command in one line naming the file, never a traceback."""
 
@@ -30,7 +30,7 @@ class _Commands(TyperGroup):
 
 
 app = typer.Typer(
-    cls=_Commands,
+    cls=_Commands,  # SIGTERM and Ctrl-C end every command in one line too (emotions_cli.lifecycle)
     help="Build, annotate, split, document and validate short-video emotion datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

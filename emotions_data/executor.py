@@ -17,6 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
+from emotions_data.child_processes import end_with_parent
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 Handle = TypeVar("Handle")
@@ -45,8 +47,14 @@ class _Closing:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.abort()
         self.close()
+
+    def abort(self) -> None:
+        """Interrupted (Ctrl-C, SIGTERM): end the jobs in flight now rather than wait for them (their partial files
+        are temporaries, swept by the next run)."""
 
 
 def _bounded_map(
@@ -81,6 +89,12 @@ class SerialExecutor(_Closing):
             yield fn(job)
 
 
+def _worker_start(parent_pid: int) -> None:
+    """A pool worker's first steps: quiet on Ctrl-C, and ended with its parent (`child_processes.end_with_parent`)."""
+    _quiet_interrupt()
+    end_with_parent(parent_pid)
+
+
 def _quiet_interrupt() -> None:
     """In a pool worker: Ctrl-C (SIGINT to the terminal's whole process group) ends an idle worker quietly instead
     of each printing a KeyboardInterrupt traceback; the driver gets it too and reports the interruption once. A job
@@ -111,13 +125,22 @@ class LocalProcessExecutor(_Closing):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abort(self) -> None:
+        """End the workers at once (SIGTERM: each kills its own children first), so that closing does not wait for
+        the jobs in flight."""
+        if self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):  # no public way before Python 3.14
+                if process.is_alive():
+                    process.terminate()
+
     def map_unordered(self, fn: Callable[[Job], Result], jobs: Sequence[Job]) -> Iterator[Result]:
         if not jobs:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_interrupt
-            )
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                initargs=(os.getpid(),),
+            )  # fmt: skip
         pool = self._pool
         try:
             yield from _bounded_map(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from emotions_data.dataset_lock import dataset_lock
 from emotions_data.layout import DatasetLayout, local_dataset_dir
 from emotions_data.objectstore import ObjectLock, ObjectStore, clear_folder, is_object_url, node_scratch
 from emotions_data.storage import (
@@ -41,13 +42,14 @@ class LocalLocation:
 
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:
-        """One run at a time (a file lock); a second run fails at once with RuntimeError. ValueError, before
-        anything is written, for a folder that is not a dataset but holds files in `media/` or `originals/`: a run
-        ends by deleting the media no manifest row names, which there would be the user's own files (an empty
-        folder, a new one or one holding other things, such as the URL list, is fine)."""
+        """One run at a time (file locks: the dataset's, and ingest's own); a second run fails at once with
+        RuntimeError. ValueError, before anything is written, for a folder that is not a dataset but holds files in
+        `media/` or `originals/`: a run ends by deleting the media no manifest row names, which there would be the
+        user's own files (an empty folder, a new one or one holding other things, such as the URL list, is fine)."""
         self._check_not_foreign()
         self.layout.work.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.layout.lock, what):
+        # the dataset's lock keeps the other writing commands out; ingest's own, its runs (it refuses at once)
+        with dataset_lock(self.root, what, wait_s=0), exclusive_lock(self.layout.lock, what):
             yield
 
     def _check_not_foreign(self) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from emotions_data import __version__
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.layout import DatasetLayout, ReleaseLayout
 from emotions_data.manifest import read_versioned_table
 from emotions_data.probe import sha256_file
@@ -171,6 +172,7 @@ def _annotation_summary(layout: DatasetLayout, votes: pd.DataFrame | None, label
     return summary
 
 
+@writes_dataset("release")
 def write_release(
     layout: DatasetLayout,
     version: str,

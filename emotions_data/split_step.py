@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emotions_data.dataset_lock import writes_dataset
 from emotions_data.dedup import fingerprint_pairs
 from emotions_data.layout import DatasetLayout
 from emotions_data.manifest import read_versioned_table
@@ -82,6 +83,7 @@ class SplitOutcome:
     n_unlabelled: int
 
 
+@writes_dataset("split")
 def split_dataset(layout: DatasetLayout, settings: SplitSettings) -> SplitOutcome:
     """Split the labelled videos, check them with the leakage gate, then write splits.parquet and splits.json
     together. Raises ValueError (missing manifests, no labelled video) or LeakageError; nothing is written then."""

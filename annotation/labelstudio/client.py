@@ -216,13 +216,15 @@ class LabelStudio:
             return self.call("GET", f"/api/projects/{project_id}")
         return body
 
-    def create_project(self, title: str, label_config: str, instructions_html: str, maximum_annotations: int) -> dict:
+    def create_project(
+        self, title: str, label_config: str, instructions_html: str, maximum_annotations: int, description: str = ""
+    ) -> dict:
         """Create a project whose tasks take `maximum_annotations` annotations each; returns it as the server does."""
         project = self.call(
             "POST",
             "/api/projects",
             {"title": title, "label_config": label_config, "expert_instruction": instructions_html,
-             "maximum_annotations": maximum_annotations, **PROJECT_SETTINGS},
+             "maximum_annotations": maximum_annotations, "description": description, **PROJECT_SETTINGS},
         )  # fmt: skip
         self.set_maximum_annotations(project["id"], maximum_annotations)
         return project
