@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from emotions_data.faults import local_fault
+
 LOCK_FILE = ".emotions.lock"
 #: How long a second writer waits for the first one before it refuses, in seconds; `EMOTIONS_LOCK_WAIT_S` overrides.
 DEFAULT_WAIT_S = 5.0
@@ -82,7 +84,10 @@ def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot lock the dataset for writing: {exc.strerror or exc}") from None
+        # A read-only or full dataset is the machine's fault: said the way every other write of the dataset says it.
+        fault = local_fault(exc, path.parent)
+        reason = f"{fault.reason}: {fault.advice}" if fault is not None else (exc.strerror or str(exc))
+        raise ValueError(f"{path}: cannot lock the dataset for writing: {reason}") from None
 
 
 def _acquire(path: Path, what: str, wait_s: float) -> int:

@@ -178,6 +178,35 @@ def test_crosscheck_consistency_expert_and_final_labels(workflow):
         set_active(layout, "nobody", False)
 
 
+def test_a_suspect_label_goes_back_to_the_expert_and_only_the_expert_changes_it(workflow):
+    """`emotions validate`'s suspects reach the real server as expert tasks with the model's reason beside the
+    earlier votes; queueing them changes no label; the expert's decision is pulled and counted like any other."""
+    import pyarrow as pa
+
+    from emotions_data.storage import write_table_atomic
+    from emotions_data.suspects import DISPUTE_REASON, SUSPECTS_SCHEMA, request_expert_review, suspects_path
+
+    layout, client, _ = workflow
+    before = final_labels(pd.read_parquet(layout.votes), EMOTIONS6).labels.to_pandas().set_index("video_id")
+    video = str(before.index[0])
+    other = next(c for c in EMOTIONS6.classes if c != before.loc[video, "label"])
+    row = {"rank": 1, "video_id": video, "label": before.loc[video, "label"], "suggested": other,
+           "self_confidence": 0.05, "suggested_p": 0.9, "margin": -0.85, "fold": 0}  # fmt: skip
+    write_table_atomic(suspects_path(layout), pa.Table.from_pylist([row], schema=SUSPECTS_SCHEMA))
+    assert request_expert_review(layout, top=1) == 1
+    assert (
+        final_labels(pd.read_parquet(layout.votes), EMOTIONS6).labels.to_pandas().set_index("video_id").equals(before)
+    ), "queueing a suspect changes no label"
+    push(layout, "expert", client, EMOTIONS6)
+    tasks = client.tasks(load_projects(layout)["expert/EX"]["id"])
+    shown = [t for t in tasks if t["data"].get("video_id") == video and DISPUTE_REASON in str(t["data"])]
+    assert shown, "the expert sees the suspect with the model's reason"
+    simulate(layout, "expert", client, EMOTIONS6, seed=3)
+    pull(layout, client, EMOTIONS6)
+    after = final_labels(pd.read_parquet(layout.votes), EMOTIONS6).labels.to_pandas().set_index("video_id")
+    assert after.loc[video, "decided_by"] == "expert"
+
+
 def test_annotate_commands_through_the_cli(workflow, ls_server):
     import subprocess
     import sys
