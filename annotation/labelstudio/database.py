@@ -114,6 +114,7 @@ def run_pg_tool(
         raise ServerError(f"{name} on {db.label} did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        lines = [ln for ln in lines if "ERROR" in ln or "error" in ln] or lines  # not psql's "^" under the query
         raise ServerError(f"{name} on {db.label} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
     return proc
 
@@ -167,7 +168,7 @@ def sqlite_census(path: Path) -> Census:
 def pg_census(db: PostgresDatabase) -> Census:
     """The census of the PostgreSQL database `db`, through psql (the tokens' hashes are computed by the server,
     so no token crosses a command line). Raises ServerError when a table is missing."""
-    counts = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in CENSUS_TABLES)
+    counts = " UNION ALL ".join(f"SELECT '{t}', count(*)::text FROM {t}" for t in CENSUS_TABLES)
     query = f"{counts} UNION ALL SELECT 'token', encode(sha256(key::bytea), 'hex') FROM {_TOKEN_TABLE}"
     out = run_pg_tool(db, "psql", ["-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", query], timeout_s=300)
     rows: dict[str, int] = {}
