@@ -14,7 +14,7 @@ LS_VENV    ?= .venv-ls
 LS_VERSION := 1.23.2
 LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 
-.PHONY: demo test test-fast setup ls-server system-deps lint clean bench-peers
+.PHONY: demo test test-fast setup ls-server system-deps lint clean bench-peers docs docs-serve docs-screenshots
 
 demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
@@ -30,6 +30,21 @@ test-fast: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The documentation site (mkdocs.yml), built in strict mode into ./site: a broken link, a missing page or a
+# reference to a moved function fails it. The suite builds it too (tests/test_docs.py).
+export NO_MKDOCS_2_WARNING := 1
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The annotator's guide shows the real labelling screen: the browser test saves its screenshots into docs/images.
+docs-screenshots: setup ls-server
+	EMOTIONS_SCREENSHOT_DIR=$(CURDIR)/docs/images $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/annotation/test_browser.py -k independently
+	rm -f docs/images/BR2-labelling.png
 
 setup: system-deps $(STAMP)
 
@@ -51,7 +66,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline,ray,s3]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,baseline,ray,s3,docs]'
 	@touch $@
 
 ls-server: $(LS_STAMP)
@@ -76,4 +91,4 @@ $(PEERS_STAMP): constraints-peers.txt
 	@touch $@
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) $(PEERS_VENV) demo-dataset .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) $(PEERS_VENV) demo-dataset .pytest_cache site

@@ -40,7 +40,10 @@ def evaluate_consistency(
     plurality of everyone else's votes) and of each group's plurality with the cross-check's; annotators under
     `threshold` (a share, 0-1) are flagged. `crosscheck` is the round compared with: `crosscheck`, or `crosscheck2`
     for the re-evaluation after the personnel adjustments (the eMotions pipeline's second round). Raises ValueError
-    when there is no `label`-stage vote, or `crosscheck` is not a cross-check stage."""
+    when there is no `label`-stage vote, `crosscheck` is not a cross-check stage or `threshold` is not a share in
+    [0, 1] (nan included: it would flag nobody)."""
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be a share in [0, 1], not {threshold!r}")
     if crosscheck not in (Stage.CROSSCHECK, Stage.CROSSCHECK2):
         raise ValueError(f"{crosscheck!r} is not a cross-check stage ({Stage.CROSSCHECK}, {Stage.CROSSCHECK2})")
     labelled = votes[votes["stage"] == Stage.LABEL]

@@ -11,6 +11,7 @@ cannot have watched it to the end, the protocol's first requirement.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class AnnotatorProgress:
     remaining: int
     median_lead_s: float | None  # of their votes in the stage; None without one
     shorter_than_clip: int  # votes submitted sooner than the clip lasts
+    closed: int = 0  # items whose only answer does not count (skipped, ambiguous...): Label Studio offers them no more
+    not_counted: int = 0  # their annotations in the project that the last pull did not count (double votes too)
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,16 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
     # the server as the status shows it: which one, where; the record's bookkeeping (dataset path, document root) aside
     shown = {k: v for k, v in known.items() if k in ("server_id", "url", "data_dir")} if known else None
     progress = CampaignProgress(pulled_at=report.get("pulled_at"), server=shown)
+    excluded = _excluded_by_project(report)
     order = sorted(projects.items(), key=lambda kv: (STAGE_ORDER.index(Stage(kv[1]["stage"])), kv[0]))
-    for _, plan in order:
+    for key, plan in order:
         ann, stage = plan["annotator"], plan["stage"]
         items = set(plan.get("videos") or {})
         mine = votes[(votes["annotator_id"] == ann) & (votes["stage"] == stage)]
         done = len(items & set(mine["video_id"]))
+        theirs = [e for e in excluded.get(key, []) if e.get("claimed") == ann]
+        closed = {e["video_id"] for e in theirs if e.get("video_id") in items and e.get("reason") != "imported_task"}
+        closed -= set(mine["video_id"])  # a copy the annotator imported leaves the item's own task open
         leads = pd.to_numeric(mine["lead_time_s"], errors="coerce").to_numpy(dtype=float)
         clip = np.array([durations.get(v, np.nan) for v in mine["video_id"]], dtype=float)
         fast = int(np.sum(leads < clip))  # NaN on either side compares False
@@ -133,10 +140,12 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
         progress.annotators.append(
             AnnotatorProgress(
                 stage=stage, group=group, items_of="" if items_of == group else items_of, annotator=ann,
-                active=bool(active.get(ann, False)), assigned=len(items), done=done, remaining=len(items) - done,
-                median_lead_s=round(float(np.median(leads)), 1) if len(leads) else None, shorter_than_clip=fast,
+                active=bool(active.get(ann, False)), assigned=len(items), done=done,
+                remaining=len(items) - done - len(closed), shorter_than_clip=fast, closed=len(closed),
+                median_lead_s=round(float(np.median(leads)), 1) if len(leads) else None, not_counted=len(theirs),
             )
         )  # fmt: skip
+        _not_counted_lines(progress, stage, ann, theirs, closed)
     for stage in STAGE_ORDER:
         rows = [r for r in progress.annotators if r.stage == stage]
         if rows:
@@ -160,6 +169,29 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
         progress.blocked.append(f"{len(report['excluded'])} annotation(s) not counted at the last pull (see "
                                 f"{report_path})")  # fmt: skip
     return progress
+
+
+def _excluded_by_project(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Project key -> the annotations found there that the last pull did not count (its report's `excluded`)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for e in report.get("excluded") or []:
+        if isinstance(e, dict) and e.get("project"):
+            found.setdefault(e["project"], []).append(e)
+    return found
+
+
+def _not_counted_lines(progress: CampaignProgress, stage: str, ann: str, theirs: list[dict], closed: set) -> None:
+    """The blockers of one annotator's project: items nobody owes any more (Label Studio shows a task that holds
+    their annotation, skipped or not counted, no more), and their annotations not counted, by reason."""
+    if closed:
+        progress.blocked.append(
+            f"{stage}: {ann} has {len(closed)} item(s) whose answer does not count ({', '.join(sorted(closed))}): "
+            "Label Studio does not offer them again, so nobody owes their vote (see the pull report)"
+        )
+    if theirs:
+        reasons = Counter(str(e.get("reason")) for e in theirs)
+        shown = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
+        progress.blocked.append(f"{stage}: {len(theirs)} annotation(s) of {ann} not counted ({shown})")
 
 
 _AFTER = {  # a complete stage -> the command that moves the campaign on

@@ -12,7 +12,7 @@ Studio's 50 characters, the rest never), and work through "Label All Tasks". Its
 `manifests/ls_projects.json` is `<stage>/<items' group>/<annotator id>` (`relabel/<annotator's group>/<id>`,
 `expert/<id>`), which also holds its Label Studio id. Label Studio Community still lists every project to every
 account: opening another annotator's project shows their votes, and a vote cast there is reported and never
-counted (see README, "Vote integrity").
+counted (see docs/admin/vote-integrity.md).
 """
 
 from __future__ import annotations

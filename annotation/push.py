@@ -1,5 +1,10 @@
 """`push`: a stage's plan (`annotation.stage_plan`) carried out on Label Studio: one project per annotator, the
-tasks they lack imported, the settings the toolkit owns restored, and the expert's items refreshed or sent back."""
+tasks they lack imported and recorded (`annotation.task_record`), the settings the toolkit owns restored (and
+reported), and the expert's items refreshed or sent back.
+
+Push touches only tasks whose data are as it recorded them: a task whose data changed, or one it did not make, is
+reported (`PushReport.tampered`, `PushReport.foreign`) and left as it is, for the lab to look at; pull does not count
+votes on it."""
 
 from __future__ import annotations
 
@@ -15,6 +20,15 @@ from annotation.media_urls import media_base, media_url
 from annotation.projects import load_projects, save_projects
 from annotation.server_record import check_server
 from annotation.stage_plan import plan_stage
+from annotation.task_record import (
+    TaskBook,
+    TaskRecord,
+    adopt,
+    changed_fields,
+    load_task_book,
+    record_imported,
+    save_task_book,
+)
 from annotation.votes import kept_votes, read_vote_table
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
@@ -28,6 +42,11 @@ class PushReport:
     refreshed: dict[str, int] = field(default_factory=dict)  # expert project key -> earlier votes refreshed
     repointed: dict[str, int] = field(default_factory=dict)  # project key -> tasks whose media URL moved
     missing_media: dict[str, str] = field(default_factory=dict)  # video_id -> its media file, absent: not pushed
+    restored: dict[str, list[str]] = field(default_factory=dict)  # project key -> settings changed in Label Studio
+    tampered: dict[str, list[int]] = field(default_factory=dict)  # project key -> tasks whose data changed: untouched
+    foreign: dict[str, list[int]] = field(default_factory=dict)  # project key -> tasks push did not make: untouched
+    already_voted: dict[str, int] = field(default_factory=dict)  # project key -> items not asked again (voted on)
+    adopted: dict[str, int] = field(default_factory=dict)  # project key -> tasks of an older push, now recorded
     invite_link_disabled: bool = False
 
 
@@ -68,31 +87,59 @@ def _present_clips(layout: DatasetLayout, base: str, report: PushReport) -> _Cli
     return _Clips(layout, videos.drop(index=list(report.missing_media)), base)
 
 
-def _ensure_project(client: LabelStudio, known: dict | None, title: str, config: str, guide: str) -> dict[str, Any]:
+def _ensure_project(
+    client: LabelStudio, known: dict | None, title: str, config: str, guide: str
+) -> tuple[dict[str, Any], list[str]]:
     """The project on record (`known`), made to follow the current title, taxonomy, instructions and the settings
-    the toolkit owns; a new one when there is none or it was deleted in Label Studio."""
+    the toolkit owns, with the settings that differed (sorted); a new one when there is none or it was deleted in
+    Label Studio."""
     project = client.project(known["id"]) if known else None
     if project is None:
-        return client.create_project(title, config, guide, 1)
+        return client.create_project(title, config, guide, 1), []
     wanted = {"title": title, "label_config": config, "expert_instruction": guide, **PROJECT_SETTINGS}
     changed = {k: v for k, v in wanted.items() if project.get(k) != v}
     if changed:
         client.call("PATCH", f"/api/projects/{project['id']}", changed)
     if project.get("maximum_annotations") != 1:
         client.set_maximum_annotations(project["id"], 1)
-    return project
+        changed["maximum_annotations"] = 1
+    return project, sorted(changed)
 
 
-def _repoint(client: LabelStudio, key: str, tasks: list[dict], clips: _Clips, report: PushReport) -> None:
-    """Point every task whose clip's URL changed (a moved dataset, or base URL) at where the clip is now, so the
-    browser loads it; `tasks` are updated in place."""
+def _ours(book: TaskBook, key: str, tasks: list[dict], report: PushReport) -> tuple[list[dict], set[int]]:
+    """The project's tasks push made, each with its recorded data (tasks whose data changed too: their item has a
+    task), and the ids of those whose data changed; those and the tasks push did not make go to the report."""
+    ours, tampered = [], set()
+    for t in tasks:
+        record = book.tasks.get(int(t["id"]))
+        if record is None or record.project != key:
+            report.foreign.setdefault(key, []).append(int(t["id"]))
+            continue
+        if changed_fields(record, t.get("data")):
+            tampered.add(int(t["id"]))
+            report.tampered.setdefault(key, []).append(int(t["id"]))
+        ours.append({**t, "data": dict(record.data)})
+    return ours, tampered
+
+
+def _update(client: LabelStudio, book: TaskBook, task: dict[str, Any], data: dict[str, Any]) -> None:
+    """Replace the data of a task push made, and its record."""
+    client.update_task_data(task["id"], data)
+    old = book.tasks[int(task["id"])]
+    book.tasks[int(task["id"])] = TaskRecord(old.project, old.project_id, dict(data))
+    task["data"] = dict(data)
+
+
+def _repoint(client: LabelStudio, book: TaskBook, key: str, tasks: list[dict], clips: _Clips,
+             report: PushReport) -> None:  # fmt: skip
+    """Point every task (push's own, unchanged) whose clip's URL changed (a moved dataset, or base URL) at where the
+    clip is now, so the browser loads it; `tasks` and their records are updated in place."""
     for t in tasks:
         vid = t["data"].get("video_id")
         if vid in clips.videos.index:
             url = clips.url(vid)
             if t["data"].get("video") != url:
-                client.update_task_data(t["id"], {**t["data"], "video": url})
-                t["data"]["video"] = url
+                _update(client, book, t, {**t["data"], "video": url})
                 _tally(report.repointed, key)
 
 
@@ -107,8 +154,8 @@ def _latest_rounds(tasks: list[dict]) -> dict[str, dict]:
 
 
 def _expert_updates(
-    client: LabelStudio, key: str, entry: dict[str, Any], earlier: dict[str, str], latest: dict[str, dict],
-    clips: _Clips, kept: pd.DataFrame, report: PushReport,
+    client: LabelStudio, book: TaskBook, key: str, entry: dict[str, Any], earlier: dict[str, str],
+    latest: dict[str, dict], clips: _Clips, kept: pd.DataFrame, report: PushReport,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each of an expert's items whose earlier votes changed: the text is refreshed in place when the expert
     has not voted on its latest round yet (in the vote table or in Label Studio); else the item goes back as a new
@@ -125,7 +172,7 @@ def _expert_updates(
             new.append(clips.task(vid, entry, earlier, round_ + 1))
             _tally(report.returned, key)
         else:
-            client.update_task_data(task["id"], {**task["data"], "previous_votes": text})
+            _update(client, book, task, {**task["data"], "previous_votes": text})
             _tally(report.refreshed, key)
     return new
 
@@ -168,22 +215,47 @@ def push(
     clips = _present_clips(layout, base, report)
     kept = kept_votes(read_vote_table(layout))
     config, guide = labeling_config(taxonomy, stage == Stage.EXPERT), instructions(taxonomy)
+    book = load_task_book(layout)
+    adopting = not book.recorded and bool(projects)  # tasks of a push from before tasks were recorded
     for key, entry in sorted(plan.items()):
         earlier = entry.pop("earlier", None) or {}
-        project = _ensure_project(client, projects.get(key), entry["title"], config, guide)
+        project, restored = _ensure_project(client, projects.get(key), entry["title"], config, guide)
+        if restored:
+            report.restored[key] = restored
         projects[key] = {**entry, "id": project["id"]}
         save_projects(layout, projects)
         if storage_path is not None:
             client.ensure_local_storage(project["id"], storage_path)
         tasks = client.tasks(project["id"])
-        _repoint(client, key, tasks, clips, report)
-        latest = _latest_rounds(tasks)
-        new = [
-            clips.task(v, entry, earlier, 1)
-            for v in sorted(entry["videos"])
-            if v not in latest and v in clips.videos.index
-        ]
-        if stage == Stage.EXPERT:
-            new += _expert_updates(client, key, entry, earlier, latest, clips, kept, report)
-        report.imported[key] = client.import_tasks(project["id"], new)
+        if adopting:
+            report.adopted[key] = adopt(book, key, project["id"], tasks, set(entry["videos"]))
+        _push_project(client, book, key, project["id"], entry, earlier, tasks, clips, kept, report)
+        save_task_book(layout, book)
     return report
+
+
+def _push_project(
+    client: LabelStudio, book: TaskBook, key: str, project_id: int, entry: dict[str, Any], earlier: dict[str, str],
+    tasks: list[dict], clips: _Clips, kept: pd.DataFrame, report: PushReport,
+) -> None:  # fmt: skip
+    """Import (and record) the tasks project `key` lacks, leaving out items its annotator already has a kept vote
+    on in the stage (a project re-created after a deletion); repoint and refresh push's own unchanged tasks."""
+    ours, tampered = _ours(book, key, tasks, report)
+    untouched = [t for t in ours if int(t["id"]) not in tampered]
+    _repoint(client, book, key, untouched, clips, report)
+    latest = _latest_rounds(ours)
+    mine = kept[(kept["stage"] == entry["stage"]) & (kept["annotator_id"] == entry.get("annotator"))]
+    voted = set(mine["video_id"])
+    wanted = [v for v in sorted(entry["videos"]) if v not in latest and v in clips.videos.index]
+    if voted & set(wanted):
+        report.already_voted[key] = len(voted & set(wanted))
+    new = [clips.task(v, entry, earlier, 1) for v in wanted if v not in voted]
+    if entry["stage"] == Stage.EXPERT:
+        fresh = {v: t for v, t in latest.items() if int(t["id"]) not in tampered}
+        new += _expert_updates(client, book, key, entry, earlier, fresh, clips, kept, report)
+    before = {int(t["id"]) for t in tasks}
+    report.imported[key] = client.import_tasks(project_id, new)
+    if new:
+        strangers = record_imported(book, key, project_id, before, client.tasks(project_id), new)
+        if strangers:
+            report.foreign.setdefault(key, []).extend(strangers)

@@ -126,10 +126,11 @@ class MigrationReport:
 
 
 def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationReport:
-    """Move the dataset to the client's server: the old server's project list is archived
-    (`ls_projects.<server_id>.json`), the roster's accounts are found or made on the new server and their ids
-    recorded, and the new server becomes the dataset's. Votes keep the server they were cast on (their `server_id`),
-    so no old vote is ever matched with a new server's annotation or user ids. The next `push` makes the projects."""
+    """Move the dataset to the client's server: the old server's project list and task record are archived
+    (`ls_projects.<server_id>.json`, `ls_tasks.<server_id>.json`), the roster's accounts are found or made on the
+    new server and their ids recorded, and the new server becomes the dataset's. Votes keep the server they were
+    cast on (their `server_id`), so no old vote is ever matched with a new server's annotation or user ids. The
+    next `push` makes the projects."""
     old = load_server(layout)
     identity = client.server_identity()
     archived = None
@@ -137,6 +138,10 @@ def migrate_server(layout: DatasetLayout, client: LabelStudio) -> MigrationRepor
         archived = layout.ls_projects_archive(old["server_id"] if old else "unknown")
         write_bytes_atomic(archived, layout.ls_projects.read_bytes())
         layout.ls_projects.unlink()
+    if layout.ls_tasks.exists():  # task ids are the old server's: the next push records the new server's tasks
+        tasks = layout.ls_tasks.with_name(f"ls_tasks.{old['server_id'] if old else 'unknown'}.json")
+        write_bytes_atomic(tasks, layout.ls_tasks.read_bytes())
+        layout.ls_tasks.unlink()
     people = load_annotators(layout)
     people["ls_user_id"] = [client.ensure_user(account_email(a), a) for a in people["annotator_id"]]
     save_annotators(layout, people)

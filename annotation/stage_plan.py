@@ -15,6 +15,8 @@ given to an annotator stays theirs, and items added later move nobody's share.
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,7 @@ from annotation.votes import count_matrix, counted_votes, crowd_votes, dropped_v
 from emotions_data.layout import DatasetLayout
 from emotions_data.schema import Stage
 from emotions_data.storage import recover_commits
+from emotions_data.suspects import expert_requests_path
 
 CROWD_STAGES = (Stage.LABEL, Stage.CROSSCHECK, Stage.CROSSCHECK2)  # each group's share, labelled by a group
 
@@ -190,8 +193,22 @@ def _expert_queue(
         earlier.setdefault(row.video_id, row.votes or "")
     disputed = experts_disagree(counted) if len(counted) else set()
     summaries = _summaries(counted) if len(counted) else {}
-    items = set(earlier) | disputed | set(planned)
-    return {vid: summaries.get(vid) or earlier.get(vid, "") for vid in sorted(items)}, disputed
+    requests = _expert_requests(layout)
+    items = set(earlier) | disputed | set(planned) | set(requests)
+    shown = {vid: summaries.get(vid) or earlier.get(vid, "") for vid in sorted(items)}
+    for vid, note in requests.items():  # the note changes the text: an item the expert decided goes back, a round on
+        shown[vid] = f"{shown[vid]}; {note}" if shown[vid] else note
+    return shown, disputed
+
+
+def _expert_requests(layout: DatasetLayout) -> dict[str, str]:
+    """video_id -> the note of a request to the expert (`emotions validate --to-expert`: the model disputes the
+    label), from `expert_requests.parquet`; empty when there is none."""
+    path = expert_requests_path(layout)
+    if not path.is_file():
+        return {}
+    frame = pq.read_table(path).to_pandas()
+    return {str(v): str(n or r) for v, r, n in zip(frame["video_id"], frame["reason"], frame["votes"], strict=True)}
 
 
 def _plan_expert(draft: _Draft, layout: DatasetLayout, experts: list[str], counted: pd.DataFrame,
@@ -219,7 +236,12 @@ def plan_stage(
 ) -> dict[str, dict[str, Any]]:
     """Project key -> its plan (title, stage, items_of, group, annotator, videos {id: votes per video}, and for the
     expert stage `earlier`: video_id -> the earlier votes shown) for `stage`, extending the projects already pushed
-    in the dataset `layout` (named `name` in titles). Raises ValueError before the first allocation."""
+    in the dataset `layout` (named `name` in titles). Raises ValueError before the first allocation, or when
+    `votes_per_item` is under 1 or `min_agreement` is negative or not finite (above 1 it sends every item)."""
+    if isinstance(votes_per_item, bool) or not isinstance(votes_per_item, numbers.Integral) or votes_per_item < 1:
+        raise ValueError(f"votes_per_item must be an integer >= 1, not {votes_per_item!r}")
+    if not 0 <= min_agreement < math.inf:  # also refuses nan, under which nothing would be sent
+        raise ValueError(f"min_agreement must be a finite share >= 0, not {min_agreement!r}")
     recover_commits(layout.root)  # the vote table and the expert queue are committed with their companion files
     people = load_annotators(layout)
     active = people[people["active"]]

@@ -1,14 +1,19 @@
 """Label Studio is untrusted input: which of its annotations become votes, and why the others do not (pure).
 
-Label Studio Community has no roles, so any account can post, edit and delete any annotation through the API, and an
-annotation's `completed_by` is whatever the client sent. What the server does record itself is the account that
-really wrote an annotation: `updated_by` is set from the request's user on every create and every save (Label
-Studio's `tasks.models.Annotation.save` and `tasks.api.AnnotationAPI.update`), whatever the request body says.
+Label Studio Community has no roles, so any account can post, edit and delete any annotation, edit any task's data and
+import tasks through the API, and an annotation's `completed_by` is whatever the client sent. What the server does
+record itself is the account that really wrote an annotation: `updated_by` is set from the request's user on every
+create and every save (Label Studio's `tasks.models.Annotation.save` and `tasks.api.AnnotationAPI.update`), whatever
+the request body says.
 `vet` keeps an annotation as a vote only when every rule of the protocol holds, and reports every other one with its
 reason (`Reason`); the rules come from the eMotions protocol (groups, rotating cross-checks, fresh eyes for
 relabelling, expert resolution) and from what makes a vote independent:
 
-1. the video is one of the dataset's, the annotation was not skipped, its label is in the taxonomy;
+0. the task is one push made (`annotation.task_record`) and its data are as push made them, in a project whose
+   instructions and interface are as push set them; the vote is credited to the video and round push recorded;
+   an annotation refused for a changed task or project is held out for good (restoring the data does not let it in);
+1. the video is one of the dataset's, the annotation was not skipped, its answer is one choice of the taxonomy (not
+   two choices or two regions) and not larger than `MAX_RESULT_BYTES`;
 2. the claimed annotator is on the roster, and the writer Label Studio recorded is that account or the toolkit's own
    admin (which posts for simulated panels);
 3. the claimed annotator is the project's annotator and the video one of the project's items (projects are per
@@ -18,12 +23,18 @@ relabelling, expert resolution) and from what makes a vote independent:
    (by then the annotator may have seen other votes), while editing one's own annotation updates the vote and is
    recorded in the history; an expert's vote in a later round supersedes their earlier one;
 5. at most the project's votes per video, first come first counted;
-6. a vote whose annotation disappeared from a project that still exists is marked deleted and stops counting; an
-   edit by any other account than the vote's annotator (or the admin) is reported and not applied.
+6. a vote is marked deleted, and stops counting, only on positive evidence that its annotation is gone (`pull`
+   asks Label Studio for the annotation and its task; an empty or partial export proves nothing); a vote marked
+   deleted whose annotation is read again counts again (unless another vote took its place); an edit by any other
+   account than the vote's annotator (or the admin), or on a changed task, is reported and not applied.
+
+Limits (rules 4 and 5) count only votes that passed every other rule, so an excluded annotation never displaces an
+honest one.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,7 +42,8 @@ from typing import Any
 
 import pandas as pd
 
-from annotation.labelstudio.interface import parse_annotation
+from annotation.labelstudio.interface import EMOTION, parse_annotation
+from annotation.task_record import TaskBook, TaskRecord, changed_fields
 from annotation.votes import is_kept, kept_votes
 from emotions_data.schema import VOTES_SCHEMA, Stage, VoteStatus
 from emotions_data.taxonomy import Taxonomy
@@ -53,8 +65,18 @@ class Reason(StrEnum):
     OVER_LIMIT = "over_limit"  # beyond the project's votes per video
     EDIT_BY_ANOTHER = "edit_by_another"  # a vote on record changed by another account: the change is not applied
     CLAIM_CHANGED = "claim_changed"  # a vote on record whose completed_by was changed: the change is not applied
-    BAD_EDIT = "bad_edit"  # a vote on record edited into a skip or a label outside the taxonomy: not applied
+    BAD_EDIT = "bad_edit"  # a vote on record edited into a skip, a label outside the taxonomy or a bad answer
+    IMPORTED_TASK = "imported_task"  # on a task push did not make
+    TASK_CHANGED = "task_changed"  # on a task whose data differ from what push made
+    PROJECT_CHANGED = "project_changed"  # cast while the project's instructions or interface differed from push's
+    AMBIGUOUS = "ambiguous"  # two choices or two emotion regions in one answer
+    TOO_LARGE = "too_large"  # an answer (result JSON) over MAX_RESULT_BYTES
+    RESTORED_TOO_LATE = "restored_too_late"  # a deleted vote reappeared after another took its place
 
+
+#: The largest answer (the annotation's `result` as JSON, comment included) counted: a comment of a few paragraphs
+#: fits; a bigger one is refused and reported (it would otherwise go into every table and backup).
+MAX_RESULT_BYTES = 16 * 1024
 
 #: Stages whose votes must come from eyes that have not seen the item (any earlier vote on it).
 FRESH_EYES = (Stage.CROSSCHECK, Stage.CROSSCHECK2, Stage.RELABEL)
@@ -106,6 +128,8 @@ class Vetted:
     n_reread: int = 0
     n_edited: int = 0
     n_deleted: int = 0
+    n_restored: int = 0
+    held: dict[int, str] = field(default_factory=dict)  # annotation id -> why, newly held out for good
 
 
 def _int(value: Any) -> int | None:
@@ -137,14 +161,16 @@ class _Seen:
     plan: dict[str, Any]
     task: dict[str, Any]
     ann: dict[str, Any]
+    record: TaskRecord | None = None  # the task as push made it (None: not recorded)
 
     @property
     def video_id(self) -> str | None:
-        return (self.task.get("data") or {}).get("video_id")
+        """The video push assigned to the task; what the task says only for a dataset without task records."""
+        return self.record.video_id if self.record else (self.task.get("data") or {}).get("video_id")
 
     @property
     def round(self) -> int:
-        return int((self.task.get("data") or {}).get("round") or 1)
+        return self.record.round if self.record else int((self.task.get("data") or {}).get("round") or 1)
 
     @property
     def order(self) -> tuple[str, int]:
@@ -161,12 +187,30 @@ class _Read:
     comment: str | None
     claimed_id: int | None  # completed_by: whatever the client sent
     writer_id: int | None  # updated_by: the account Label Studio recorded
+    problem: tuple[Reason, str] | None  # an answer that cannot be one vote (`answer_problem`)
 
     @classmethod
     def of(cls, s: _Seen, taxonomy: Taxonomy) -> _Read:
-        label, unsure, comment = parse_annotation(s.ann.get("result") or [])
+        result = s.ann.get("result") or []
+        label, unsure, comment = parse_annotation(result if isinstance(result, list) else [])
         canonical = (taxonomy.lookup(label) or label) if label else None  # a label outside it is excluded later
-        return cls(label, canonical, unsure, comment, _int(s.ann.get("completed_by")), _int(s.ann.get("updated_by")))
+        return cls(label, canonical, unsure, comment, _int(s.ann.get("completed_by")), _int(s.ann.get("updated_by")),
+                   answer_problem(result))  # fmt: skip
+
+
+def answer_problem(result: Any) -> tuple[Reason, str] | None:
+    """(TOO_LARGE or AMBIGUOUS, detail) when an annotation's `result` cannot be one vote: its JSON is over
+    MAX_RESULT_BYTES, or it holds more than one emotion region or choice (Label Studio accepts any result the API is
+    sent, whatever the interface allows); else None."""
+    size = len(json.dumps(result, default=str).encode())
+    if size > MAX_RESULT_BYTES:
+        return Reason.TOO_LARGE, f"answer of {size} bytes, over the limit of {MAX_RESULT_BYTES}"
+    regions = [r for r in (result if isinstance(result, list) else []) if isinstance(r, dict)
+               and r.get("from_name") == EMOTION]  # fmt: skip
+    choices = [str(c) for r in regions for c in ((r.get("value") or {}).get("choices") or [])]
+    if len(regions) > 1 or len(choices) > 1:
+        return Reason.AMBIGUOUS, f"{len(choices)} choices in {len(regions)} emotion region(s): {', '.join(choices)}"
+    return None
 
 
 class _Merge:
@@ -174,8 +218,10 @@ class _Merge:
     annotator, item, stage and round; per item and stage; who voted on an item), and the result being built."""
 
     def __init__(self, votes: pd.DataFrame, accounts: Accounts, people: pd.DataFrame, taxonomy: Taxonomy,
-                 server: tuple[str, str], now: datetime) -> None:  # fmt: skip
+                 server: tuple[str, str], now: datetime, book: TaskBook | None = None,
+                 drifted: dict[str, list[str]] | None = None) -> None:  # fmt: skip
         self.votes, self.accounts, self.taxonomy, self.now = votes, accounts, taxonomy, now
+        self.book, self.drifted = book, drifted or {}
         self.server_id, self.server_url = server
         self.roles = dict(zip(people["annotator_id"], people["role"], strict=True))
         self.result = Vetted(votes=votes)
@@ -202,15 +248,19 @@ class _Merge:
              "server_id": self.server_id}
         )  # fmt: skip
 
-    def mark_deleted(self, row_of: dict[int, int], seen_ids: set[int], answered: set[int], any_export: bool) -> None:
-        """Votes on record whose annotation is gone from a project that still answers: deleted, no longer counted
-        (rule 6). A vote without a project id (an older table) is gone when any project answered."""
+    def mark_deleted(self, row_of: dict[int, int], seen_ids: set[int], answered: set[int], any_export: bool,
+                     gone: set[int] | None) -> None:  # fmt: skip
+        """Votes on record whose annotation is gone: deleted, no longer counted (rule 6). With `gone` (the
+        annotations Label Studio confirmed deleted) only those; without it, every one missing from a project that
+        still answers (a vote without a project id, of an older table, when any project answered). Label Studio
+        Community does not record who deletes an annotation: the event's `by` is "unknown"."""
         for ann_id, i in row_of.items():
             row = self.votes.loc[i]
             project = row["ls_project_id"]
             gone_from = int(project) in answered if pd.notna(project) else any_export
-            if ann_id not in seen_ids and gone_from and row["status"] == VoteStatus.KEPT:
-                self.event(row, "deleted", "server", None, {})
+            confirmed = gone_from if gone is None else ann_id in gone
+            if ann_id not in seen_ids and confirmed and row["status"] == VoteStatus.KEPT:
+                self.event(row, "deleted", "unknown", None, {})
                 self.votes.loc[i, "status"] = VoteStatus.DELETED
                 self.result.n_deleted += 1
 
@@ -220,6 +270,48 @@ class _Merge:
         self.taken = {tuple(r) for r in kept[["video_id", "annotator_id", "stage", "round"]].itertuples(index=False)}
         self.per_video = kept.groupby(["video_id", "stage"]).size().to_dict()
         self.voted_on = self.votes.groupby("video_id")["annotator_id"].agg(set).to_dict()  # deleted ones were seen
+
+    def hold(self, s: _Seen, reason: Reason, detail: str) -> tuple[Reason, str]:
+        """Hold the annotation out for good (`TaskBook.held`): restoring the task or project does not let it in."""
+        self.result.held[int(s.ann["id"])] = {"reason": str(reason), "detail": detail, "since": self.now.isoformat()}
+        return reason, detail
+
+    def task_refusal(self, s: _Seen) -> tuple[Reason, str] | None:
+        """Rule 0 for a new annotation: (reason, detail) when it is held out, or its task or project is not as push
+        made it; else None."""
+        held = self.book.held.get(int(s.ann["id"])) if self.book else None
+        if held:
+            return Reason(held["reason"]), f"held out since {held['since']}: {held['detail']}"
+        if self.book is not None and self.book.recorded:
+            data = s.task.get("data") or {}
+            if s.record is None or s.record.project != s.key:
+                said = data.get("video_id")
+                return Reason.IMPORTED_TASK, f"task {s.task.get('id')} (says {said!r}) was not made by push"
+            fields = changed_fields(s.record, data)
+            if fields:
+                return self.hold(s, Reason.TASK_CHANGED, f"task {s.task.get('id')} of {s.record.video_id}: data "
+                                 f"changed since push ({', '.join(fields)})")  # fmt: skip
+        if self.drifted.get(s.key):
+            return self.hold(s, Reason.PROJECT_CHANGED, f"cast while project {s.key}'s "
+                             f"{', '.join(self.drifted[s.key])} differed from push's")  # fmt: skip
+        return None
+
+    def restore(self, s: _Seen, i: int, read: _Read) -> bool:
+        """A vote marked deleted whose annotation is read again counts again (history event "restored"), unless its
+        annotator has another vote on the item now or the item has its votes (reported); True when restored."""
+        row = self.votes.loc[i]
+        vid, stage, ann = row["video_id"], Stage(row["stage"]), row["annotator_id"]
+        limit = (s.plan.get("videos") or {}).get(vid)
+        if (vid, ann, stage, s.round) in self.taken or (limit and self.per_video.get((vid, stage), 0) >= int(limit)):
+            self.exclude(Reason.RESTORED_TOO_LATE, f"{ann}'s deleted vote on {vid} reappeared after another took its "
+                         "place: stays deleted", s, read.label)  # fmt: skip
+            return False
+        self.event(row, "restored", "unknown", _timestamp(s.ann.get("updated_at")), {"label": row["label"]})
+        self.votes.loc[i, "status"] = VoteStatus.KEPT
+        self.taken.add((vid, ann, stage, s.round))
+        self.per_video[(vid, stage)] = self.per_video.get((vid, stage), 0) + 1
+        self.result.n_restored += 1
+        return True
 
     def reread(self, s: _Seen, i: int, read: _Read) -> None:
         """A vote on record read again: an edit by its own annotator (or the admin) into a taxonomy label is applied
@@ -238,8 +330,12 @@ class _Merge:
         if writer not in (row["annotator_id"], "admin"):
             self.exclude(Reason.EDIT_BY_ANOTHER, f"{row['annotator_id']}'s vote {row['label']!r} changed to "
                          f"{read.label!r} by {writer}: not applied", s, read.label)  # fmt: skip
-        elif s.ann.get("was_cancelled") or read.canonical not in self.taxonomy.classes:
-            into = "a skip" if s.ann.get("was_cancelled") else repr(read.label)
+        elif self.book is not None and self.book.recorded and s.record is not None and changed_fields(
+                s.record, s.task.get("data")):  # fmt: skip
+            self.exclude(Reason.TASK_CHANGED, f"{row['annotator_id']}'s vote edited after task "
+                         f"{s.task.get('id')}'s data changed: not applied", s, read.label)  # fmt: skip
+        elif s.ann.get("was_cancelled") or read.canonical not in self.taxonomy.classes or read.problem:
+            into = "a skip" if s.ann.get("was_cancelled") else (read.problem[1] if read.problem else repr(read.label))
             self.exclude(
                 Reason.BAD_EDIT, f"{row['annotator_id']}'s vote edited into {into}: not applied", s, read.label
             )
@@ -261,6 +357,8 @@ class _Merge:
         ann = who[0]
         if s.ann.get("was_cancelled"):
             return Reason.CANCELLED, f"skipped by {ann}"
+        if read.problem:
+            return read.problem[0], f"{read.problem[1]} by {ann}"
         if read.canonical not in self.taxonomy.classes:
             return Reason.OUTSIDE_TAXONOMY, f"{read.label!r} by {ann} is not a {self.taxonomy.name} class"
         writer = self.accounts.name(read.writer_id)
@@ -349,6 +447,10 @@ def vet(
     taxonomy: Taxonomy,
     server: tuple[str, str],
     now: datetime,
+    *,
+    book: TaskBook | None = None,
+    drifted: dict[str, list[str]] | None = None,
+    gone: set[int] | None = None,
 ) -> Vetted:
     """Merge the exported annotations into the vote table `old` (VOTES_SCHEMA columns) under the rules above.
 
@@ -356,24 +458,30 @@ def vet(
     annotations); a vote of a project missing from `exports` (deleted in Label Studio, say) stays as it was.
     `people` is `manifests/annotators.parquet`; `server` is (server_id, url) of the server pulled from: votes of
     other servers are left alone. `now` stamps history events. Annotations are taken in the order they were
-    created (then by id), so the first one cast is the one that counts."""
+    created (then by id), so the first one cast is the one that counts. `book` holds the tasks push made (rule 0;
+    without it, task data are trusted), `drifted` project key -> the annotator-facing settings that differ from
+    push's, `gone` the annotation ids Label Studio confirmed deleted (without it, every annotation missing from a
+    project that answered is taken as deleted)."""
     votes, mine = _adopt(old, *server)
-    merge = _Merge(votes, accounts, people, taxonomy, server, now)
+    merge = _Merge(votes, accounts, people, taxonomy, server, now, book, drifted)
+    records = book.tasks if book is not None else {}
     row_of = {int(a): i for i, a in votes.loc[mine, "ls_annotation_id"].dropna().items()}
     seen = sorted(
-        (_Seen(key, plan, task, ann) for key, (plan, tasks) in exports.items() for task in tasks
-         for ann in task.get("annotations") or []),
+        (_Seen(key, plan, task, ann, records.get(int(task["id"]))) for key, (plan, tasks) in exports.items()
+         for task in tasks for ann in task.get("annotations") or []),
         key=lambda s: s.order,
     )  # fmt: skip
     answered = {int(plan["id"]) for plan, _ in exports.values()}
-    merge.mark_deleted(row_of, {int(s.ann["id"]) for s in seen}, answered, len(exports) > 0)
+    merge.mark_deleted(row_of, {int(s.ann["id"]) for s in seen}, answered, len(exports) > 0, gone)
     merge.take_stock()
     for s in seen:
         read = _Read.of(s, taxonomy)
         if int(s.ann["id"]) in row_of:
-            merge.reread(s, row_of[int(s.ann["id"])], read)
+            i = row_of[int(s.ann["id"])]
+            if merge.votes.loc[i, "status"] != VoteStatus.DELETED or merge.restore(s, i, read):
+                merge.reread(s, i, read)
             continue
-        refused = merge.claim_refusal(s, read, known_videos)
+        refused = merge.task_refusal(s) or merge.claim_refusal(s, read, known_videos)
         if refused is None:
             ann = accounts.by_user[read.claimed_id][0]
             refused = merge.plan_refusal(s, ann)

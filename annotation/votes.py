@@ -13,6 +13,7 @@ push plan), through the same reader and its checks. This module owns the rule of
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,59 +30,125 @@ REQUIRED = ("video_id", "annotator_id", "label")
 ITEM, ANNOTATOR, LABEL = REQUIRED
 
 
-def _load(path: Path) -> pd.DataFrame:
-    """The table in `path` (CSV by its suffix, else Parquet), ids and labels of a CSV as text."""
+def load_table(path: Path) -> pd.DataFrame:
+    """The table in `path` (CSV or JSON records by its suffix, else Parquet), ids and labels of a CSV or JSON as
+    text; its index is each row's number as the user counts it (`_user_rows`). A folder is refused in one line
+    (Parquet would read every file under it as one dataset), pointing at a dataset's own vote table when it is one."""
+    text = {ITEM: str, ANNOTATOR: str, LABEL: str}
+    if path.is_dir():
+        own = path / "manifests" / "votes.parquet"
+        hint = f": the dataset's vote table is {own}" if own.is_file() else ""
+        raise ValueError(f"{path}: is a folder, not a vote table (Parquet, CSV or JSON){hint}")
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, dtype={ITEM: str, ANNOTATOR: str, LABEL: str})
-        return pd.read_parquet(path)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype=text)
+        elif suffix in (".json", ".jsonl"):
+            frame = pd.read_json(path, orient="records", lines=suffix == ".jsonl", dtype=text)
+        else:
+            frame = pd.read_parquet(path)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: unreadable vote table: {' '.join(str(exc).split())}") from exc
+    frame.index = _user_rows(path, len(frame))
+    return frame
 
 
-def _first_bad_row(path: Path, bad: pd.Series, what: str) -> None:
-    """ValueError naming the first row flagged in `bad` (a CSV row by its line number) and `what` is wrong there."""
-    if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise ValueError(f"{path}: row {row + 2 if path.suffix.lower() == '.csv' else row}: {what} {REQUIRED}")
+def _user_rows(path: Path, n: int) -> pd.RangeIndex:
+    """Row numbers as a user counts them: a CSV's line numbers (its header is line 1), else 1 for the first row."""
+    first = 2 if path.suffix.lower() == ".csv" else 1
+    return pd.RangeIndex(first, first + n)
+
+
+def _first_bad_cell(path: Path, bad: pd.DataFrame, what: str) -> None:
+    """ValueError naming the first row flagged in `bad` (cells of the REQUIRED columns; rows numbered as in
+    `_user_rows`), its first flagged column and `what` is wrong there, e.g. `votes.csv: row 4: empty label`."""
+    flagged = bad.any(axis=1)
+    if flagged.any():
+        row = flagged.idxmax()
+        column = next(c for c in bad.columns if bad.at[row, c])
+        raise ValueError(f"{path}: row {row}: {what} {column}")
+
+
+#: Columns with which a flattened Label Studio export (or a sheet made from one) marks a skipped or cancelled
+#: annotation: it is no vote.
+CANCELLED_COLUMNS = ("was_cancelled", "skipped")
+_TRUE_TEXT = {"true", "1", "yes", "t", "y"}
+
+
+def _cancelled(frame: pd.DataFrame) -> pd.Series:
+    """Per row: is it a skipped or cancelled annotation (a true value in a `CANCELLED_COLUMNS` column)."""
+    out = pd.Series(False, index=frame.index)
+    for column in CANCELLED_COLUMNS:
+        if column in frame.columns:
+            values = frame[column]
+            out |= values.map(lambda v: str(v).strip().lower() in _TRUE_TEXT if pd.notna(v) else False).astype(bool)
+    return out
 
 
 def read_votes(
-    path: Path, taxonomy: Taxonomy | None = None, stage: str | None = None, *, every_status: bool = False
+    path: Path,
+    taxonomy: Taxonomy | None = None,
+    stage: str | None = None,
+    *,
+    every_status: bool = False,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The votes in `path`, optionally of one stage, labels mapped to the taxonomy's spelling (`canonical_labels`).
-    Only kept votes (`is_kept`) unless `every_status`: deleted and superseded ones stay on record, and the pull and
-    the push plan read them too. Raises ValueError naming the file (and the first bad row) when the table is
-    unusable: unreadable, a required column missing, an empty or blank id or label, an annotator with two kept votes
-    on one item in one stage (and expert round), a label outside `taxonomy`."""
+    """The votes in `path` (CSV, JSON records or Parquet), optionally of one stage, labels mapped to the taxonomy's
+    spelling (`canonical_labels`) or, without a taxonomy, spellings that differ only by Unicode form or case made one
+    (`unify_labels`). Only kept votes (`is_kept`) unless `every_status`: deleted and superseded ones stay on record,
+    and the pull and the push plan read them too. Skipped or cancelled annotations (`CANCELLED_COLUMNS`) are left
+    out. What the reader changed (cancelled rows left out, labels made one) is appended to `notes` as one line
+    each. Raises ValueError naming the file when the table is unusable: unreadable, a required column missing, an
+    empty or blank id or label (naming the row as the user counts it and the column), an annotator with two kept
+    votes on one item in one stage (and expert round), a label outside `taxonomy`."""
     path = Path(path)
-    frame = _load(path)
+    return clean_votes(load_table(path), path, taxonomy, stage, every_status=every_status, notes=notes)
+
+
+def clean_votes(
+    frame: pd.DataFrame,
+    path: Path,
+    taxonomy: Taxonomy | None = None,
+    stage: str | None = None,
+    *,
+    every_status: bool = False,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """`read_votes`' checks and cleaning of a table already loaded from `path` (its index numbering the rows as the
+    user counts them, which error messages name)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    cancelled = _cancelled(frame)
+    if cancelled.any():
+        frame = frame[~cancelled]
+        if notes is not None:
+            notes.append(f"{path}: {int(cancelled.sum())} skipped or cancelled annotation(s) left out (no votes)")
     if stage is not None:
         if "stage" not in frame.columns:
             raise ValueError(f"{path}: --stage given but the table has no 'stage' column")
         frame = frame[frame["stage"] == stage]
-    _first_bad_row(path, frame[list(REQUIRED)].isna().any(axis=1), "empty")
+    _first_bad_cell(path, frame[list(REQUIRED)].isna(), "empty")
     frame = frame.astype({c: str for c in REQUIRED})
     for column in REQUIRED:
         frame[column] = frame[column].str.strip()
-    _first_bad_row(path, (frame[list(REQUIRED)] == "").any(axis=1), "blank")
+    _first_bad_cell(path, frame[list(REQUIRED)] == "", "blank")
     kept = is_kept(frame)
-    _refuse_double_votes(path, frame[kept])
+    refuse_double_votes(path, frame[kept])
     if not every_status:
         frame = frame[kept]
     if taxonomy is not None:
         frame["label"] = canonical_labels(frame["label"], taxonomy, str(path))
+    elif not every_status:
+        frame["label"] = unify_labels(frame["label"], str(path), notes)
     return frame.reset_index(drop=True)
 
 
 def canonical_labels(labels: pd.Series, taxonomy: Taxonomy, where: str) -> pd.Series:
-    """`labels` in the taxonomy's spelling (`Taxonomy.lookup`: an alias becomes its class). Raises ValueError
-    naming `where` and every label outside the taxonomy."""
+    """`labels` in the taxonomy's spelling (`Taxonomy.lookup`: an alias becomes its class, a label is compared after
+    Unicode NFKC normalisation). Raises ValueError naming `where` and every label outside the taxonomy."""
     spelling = {label: taxonomy.lookup(label) for label in labels.unique()}
     bad = sorted(label for label, name in spelling.items() if name is None)
     if bad:
@@ -89,7 +156,33 @@ def canonical_labels(labels: pd.Series, taxonomy: Taxonomy, where: str) -> pd.Se
     return labels.map(spelling)
 
 
-def _refuse_double_votes(path: Path, frame: pd.DataFrame) -> None:
+def label_key(label: str) -> str:
+    """What two spellings of one label share: its Unicode NFKC form (fullwidth `ＦＥＡＲ` is `FEAR`; Unicode
+    Standard Annex #15), case-folded."""
+    return unicodedata.normalize("NFKC", label).casefold()
+
+
+def unify_labels(labels: pd.Series, where: str, notes: list[str] | None = None) -> pd.Series:
+    """`labels` (no taxonomy to check them against) with spellings that differ only by Unicode form or case
+    (`label_key`) made one class, named by the NFKC form of its most voted spelling (ties: the first in code-point
+    order). Each class made of several spellings is named in `notes` with its spellings, as one line."""
+    counts = labels.value_counts()
+    classes: dict[str, list[str]] = {}
+    for spelling in sorted(counts.index, key=lambda s: (-int(counts[s]), s)):
+        classes.setdefault(label_key(spelling), []).append(spelling)
+    mapping: dict[str, str] = {}
+    for spellings in classes.values():
+        name = unicodedata.normalize("NFKC", spellings[0])
+        mapping |= dict.fromkeys(spellings, name)
+        if len(spellings) > 1 and notes is not None:
+            shown = ", ".join(f"{s!r} ({int(counts[s])})" for s in spellings)
+            notes.append(f"{where}: labels that differ only by form or case counted as one class {name!r}: {shown}")
+    if all(k == v for k, v in mapping.items()):
+        return labels
+    return labels.map(mapping)
+
+
+def refuse_double_votes(path: Path, frame: pd.DataFrame) -> None:
     """ValueError naming the annotators who voted more than once on one item (in one stage and expert round, when the
     table says)."""
     key = ["video_id", "annotator_id"] + [c for c in ("stage", "round") if c in frame.columns]

@@ -4,21 +4,30 @@ One file per video, ``<cache>/<video_id>.clip``, written atomically::
 
     8 bytes   little-endian uint64: header length N
     4 bytes   little-endian uint32: CRC-32 of the header
-    N bytes   JSON header: format, recipe, media_sha256, n_frames, height, width, mfcc_shape, offsets (of each
-              frame's JPEG within the frames section, plus the end), payload_bytes and payload_crc32 (the length
-              and CRC-32 of everything after the header)
+    N bytes   JSON header: format, recipe, media_sha256, n_frames, frame_jpeg (for each frame, which stored JPEG
+              it is: still frames share one), height, width, jpeg_quality (the quality the size budget left this
+              clip), mfcc_shape, offsets (of each stored JPEG within the frames section, plus the end),
+              payload_bytes and payload_crc32 (the length and CRC-32 of everything after the header)
     mfcc      float32 (n_mfcc, frames): the whole clip's MFCCs (tiling to the model's chunks happens at load time)
-    frames    every frame at native rate, scaled to `short_side`, JPEG-encoded back to back
+    frames    the stored frames (every frame at native rate, still frames once), scaled to `short_side`, JPEG-encoded
+              back to back
 
-Every frame is kept because training draws 8 consecutive frames at a random position in each of 16 segments. The
-short side is the model's crop (112): the largest square at any of the five crop positions is then the crop itself,
-with no resize at load time, and a 15 s portrait clip of 450 frames takes about 1.3 MB (generated talking-head
-pictures at JPEG quality 85; `benchmarks/baseline_loader.py`). A reader seeks to the frames a snippet needs and
-decodes only those, in one batched call (libjpeg-turbo through `torchvision.io.decode_jpeg`). A file is valid only
-for the media it was made from (`media_sha256`, from the release) and for the cache recipe (short side, JPEG
-quality, audio settings): anything else is rebuilt. A cache made with another recipe (e.g. the earlier short side
-128) sits in its own `<recipe>` folder and is never read; `emotions cache` builds the current one beside it.
-Building runs on any `emotions_data.executor` backend (local pool or Ray).
+Every frame is kept because training draws 8 consecutive frames at a random position in each of 16 segments (in a
+clip of 128 frames or more every frame can be drawn). The short side is the model's crop (112): the largest square
+at any of the five crop positions is then the crop itself, with no resize at load time; in a portrait or landscape
+frame the five squares overlap and cover it all, so nothing can be cut away. A still frame (within `still_tolerance`
+grey levels of the last frame stored, in every 8 x 8 block) is stored once (`baselines.jpeg.distinct_frames`). What
+bounds the size is a budget of `frame_bytes` JPEG bytes per frame on average over the clip
+(`baselines.jpeg.encode_within`): each clip gets the highest JPEG quality from `jpeg_quality` (85) down to
+`min_jpeg_quality` at which it fits. A 15 s clip at 30 fps (450 frames) then takes at most 450 x 2900 B of frames
+plus 0.17 MB of MFCCs, 1.47 MB (generated talking heads stay at quality 85, about 1.05 MB; the demo's 720 x 1280
+test patterns, sharp detail everywhere, drop to quality 70, about 1.37 MB; `benchmarks/baseline_loader.py`). A
+reader seeks to the frames a snippet needs and decodes only those, in one batched call (libjpeg-turbo through
+TorchCodec, `baselines.jpeg`). A file is valid only for the media it was made from (`media_sha256`, from the
+release) and for the cache recipe (short side, JPEG qualities and budget, audio settings): anything else is rebuilt.
+A cache made with another recipe (e.g. the earlier short side 128) sits in its own `<recipe>` folder and is never
+read; `emotions cache` builds the current one beside it. Building runs on any `emotions_data.executor` backend
+(local pool or Ray).
 
 Files are checked where it is cheap to: opening one checks its header's checksum and the file's length (a cut
 file is refused before a frame is read); the build's check (`check_clip`) also reads the payload once against its
@@ -30,7 +39,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import io
 import json
 import os
 import struct
@@ -44,21 +52,21 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from baselines.audio import MFCC, AudioConfig, load_waveform
-from baselines.media import media_folder, video_stream
+from baselines.jpeg import decode_rgb, distinct_frames, encode_within, jpeg_error
+from baselines.media import check_release_files, media_folder, video_stream
 from emotions_data.executor import Executor
 from emotions_data.layout import DatasetLayout, ReleaseLayout
+from emotions_data.probe import sha256_file
 from emotions_data.storage import atomic_path, sweep_temporaries
 
-# Version 2 added the checksums; the version is part of the recipe, so files of version 1 sit in another folder
-# and are never read as version 2.
-FORMAT = "emotions-clip-2"
+# Version 2 added the checksums, version 3 still frames stored once (`frame_jpeg`). The version is part of the
+# recipe, so files of an earlier version sit in another folder and are never read; one met here is refused by name.
+FORMAT = "emotions-clip-3"
 _PREAMBLE = struct.Struct("<QI")  # header length, CRC-32 of the header
-_HEADER_KEYS = ("format", "recipe", "media_sha256", "n_frames", "mfcc_shape", "offsets", "payload_bytes",
-                "payload_crc32")  # fmt: skip
+_HEADER_KEYS = ("format", "recipe", "media_sha256", "n_frames", "frame_jpeg", "mfcc_shape", "offsets",
+                "payload_bytes", "payload_crc32")  # fmt: skip
 _CHUNK = 1 << 20
 _REBUILD = "`emotions cache` rebuilds it"
 
@@ -68,7 +76,12 @@ class CacheSettings:
     # The model's crop: the largest square is the crop, so loading resizes nothing. (The authors resized a 240-line
     # frame's square to 112 after cropping; resizing the whole frame first is the same up to rounding at the edges.)
     short_side: int = 112
-    jpeg_quality: int = 85
+    jpeg_quality: int = 85  # the highest quality a clip gets
+    # The size budget: JPEG bytes per frame on average over a clip (a 15 s clip at 30 fps: 1.31 MB of frames, plus
+    # its MFCCs, within 1.5 MB), and the lowest quality the budget may push a clip to.
+    frame_bytes: int = 2900
+    min_jpeg_quality: int = 10
+    still_tolerance: float = 1.5  # grey levels; negative: store every frame
     audio: AudioConfig = field(default_factory=AudioConfig)
 
     @property
@@ -130,12 +143,16 @@ class CachedClip:
         return stacked.permute(0, 2, 3, 1) if channels_last else stacked
 
     def decode(self, indices: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
-        """Each distinct frame of `indices` decoded once, (3, H, W) uint8 in ascending frame order, and for each
-        of `indices` its position in that list. The reads are merged where frames are adjacent in the file, and
-        the frames decoded in one batched call. Raises `ClipError` as `frames` does."""
+        """Each distinct stored frame of `indices` decoded once, (3, H, W) uint8 in ascending frame order (still
+        frames share one), and for each of `indices` its position in that list. The reads are merged where frames
+        are adjacent in the file, and the frames decoded in one batched call. Raises `ClipError` as `frames`
+        does."""
         offsets = self.header["offsets"]
         frames_at = self.data_at + self._mfcc_bytes
-        wanted, where = np.unique(np.asarray(indices).reshape(-1), return_inverse=True)
+        flat = np.asarray(indices).reshape(-1)
+        wanted, first_of, where = np.unique(
+            np.asarray(self.header["frame_jpeg"])[flat], return_index=True, return_inverse=True
+        )
         encoded: list[torch.Tensor] = []
         with open(self.path, "rb") as f:
             for run in np.split(wanted, np.flatnonzero(np.diff(wanted) != 1) + 1):  # a snippet: one read
@@ -143,21 +160,21 @@ class CachedClip:
                 data = self._read(f, frames_at + offsets[first], offsets[last + 1] - offsets[first])
                 block = torch.frombuffer(bytearray(data), dtype=torch.uint8)
                 encoded += [block[offsets[i] - offsets[first] : offsets[i + 1] - offsets[first]] for i in run]
-        return self._decode(encoded, wanted), where.reshape(-1)
+        return self._decode(encoded, flat[first_of]), where.reshape(-1)
 
-    def _decode(self, encoded: list[torch.Tensor], indices: np.ndarray) -> list[torch.Tensor]:
-        """(3, H, W) uint8 per JPEG; a batch that fails is decoded again frame by frame to name the bad frame."""
+    def _decode(self, encoded: list[torch.Tensor], frames: np.ndarray) -> list[torch.Tensor]:
+        """(3, H, W) uint8 per JPEG (`frames`: a frame index that each stands for, to name it); a batch that fails
+        is decoded again one by one to name the bad frame."""
         try:
-            return decode_jpeg(encoded, mode=ImageReadMode.RGB)
+            return decode_rgb(encoded)
         except RuntimeError:
             pass
         decoded = []
-        for i, data in zip(indices.tolist(), encoded, strict=True):
+        for i, data in zip(frames.tolist(), encoded, strict=True):
             try:
-                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB))
+                decoded.extend(decode_rgb([data]))
             except RuntimeError as exc:  # libjpeg's way of saying "not a JPEG (any more)"
-                reason = (str(exc).splitlines() or ["not a JPEG"])[0]
-                raise ClipError(self.path, f"frame {i} cannot be decoded ({reason}); {_REBUILD}") from None
+                raise ClipError(self.path, f"frame {i} cannot be decoded ({jpeg_error(exc)}); {_REBUILD}") from None
         return decoded
 
 
@@ -186,6 +203,9 @@ def _parse_header(path: Path, f: BinaryIO) -> tuple[dict, int]:
         raise ClipError(path, f"not an {FORMAT} cache file (format {header.get('format')!r})")
     if missing:
         raise ClipError(path, f"not an {FORMAT} cache file (header lacks {', '.join(missing)})")
+    jpegs, stored = header["frame_jpeg"], len(header["offsets"]) - 1
+    if not isinstance(jpegs, list) or len(jpegs) != header["n_frames"] or not all(0 <= k < stored for k in jpegs):
+        raise ClipError(path, f"not an {FORMAT} cache file (frame_jpeg does not fit n_frames and offsets)")
     expected = data_at + int(header["payload_bytes"])
     if size != expected:
         what = "truncated" if size < expected else "longer than written"
@@ -299,25 +319,27 @@ def write_cache_file(
     out: Path, frames: Iterable[np.ndarray], mfcc: np.ndarray, settings: CacheSettings, media_sha256: str = ""
 ) -> Path:
     """Write a cache file from frames already at the cache's size ((H, W, 3) uint8 each, short side
-    `settings.short_side`) and the clip's MFCCs ((n_mfcc, frames) float), atomically. `write_clip` calls it with
-    decoded media; a benchmark or a test can call it with frames it made. Returns `out`; `ValueError` when there
-    are no frames, `OSError` when writing fails."""
-    offsets, chunks, height, width = [0], [], 0, 0
-    for frame in frames:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=settings.jpeg_quality)
-        chunks.append(buffer.getvalue())
-        offsets.append(offsets[-1] + len(chunks[-1]))
-        height, width = frame.shape[:2]
-    if not chunks:
+    `settings.short_side`) and the clip's MFCCs ((n_mfcc, frames) float), atomically, the frames as JPEGs within
+    the recipe's size budget (`settings.frame_bytes` per frame on average; the quality used goes into the header).
+    `write_clip` calls it with decoded media; a benchmark or a test can call it with frames it made. The frames are
+    held in memory until encoded (a 15 s clip at short side 112: about 30 MB). Returns `out`; `ValueError` when
+    there are no frames, `OSError` when writing fails."""
+    frames = list(frames)
+    if not frames:
         raise ValueError(f"{out}: no frames decoded")
+    height, width = frames[-1].shape[:2]
+    budget = settings.frame_bytes * len(frames)  # per frame of the clip: still frames leave more to the others
+    stored, frame_jpeg = distinct_frames(frames, settings.still_tolerance)
+    chunks, quality = encode_within(stored, budget, settings.jpeg_quality, settings.min_jpeg_quality)
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).tolist()
     mfcc_bytes = np.ascontiguousarray(mfcc, dtype="<f4").tobytes()
     payload_crc = zlib.crc32(mfcc_bytes)
     for chunk in chunks:
         payload_crc = zlib.crc32(chunk, payload_crc)
-    header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(chunks),
-              "height": height, "width": width, "mfcc_shape": list(np.shape(mfcc)), "offsets": offsets,
-              "payload_bytes": len(mfcc_bytes) + offsets[-1], "payload_crc32": payload_crc}  # fmt: skip
+    header = {"format": FORMAT, "recipe": settings.recipe, "media_sha256": media_sha256, "n_frames": len(frames),
+              "frame_jpeg": frame_jpeg, "height": height, "width": width, "jpeg_quality": quality,
+              "mfcc_shape": list(np.shape(mfcc)), "offsets": offsets, "payload_bytes": len(mfcc_bytes) + offsets[-1],
+              "payload_crc32": payload_crc}  # fmt: skip
     head = json.dumps(header).encode()
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
@@ -346,9 +368,19 @@ class CacheResult:
     damaged: str = ""  # for a rebuilt file: what was wrong with the one it replaced ("file: reason")
 
 
+def changed_media(media: Path, media_sha256: str) -> str:
+    """Why `media` may not be cached under its video id: "" when its bytes hash to `media_sha256` (the release's
+    record of it), else one line naming the file. Raises `OSError` when it cannot be read."""
+    if not media_sha256 or sha256_file(media) == media_sha256:
+        return ""
+    return (f"{media}: its bytes no longer match the media_sha256 the release records ({media_sha256[:12]}...); "
+            "it was changed or replaced after ingest, so it is not cached: restore it, or ingest it again")  # fmt: skip
+
+
 def run_cache_job(job: CacheJob) -> list[CacheResult]:
     """Worker side: build every missing, stale or damaged file of the shard; one video's failure does not stop
-    the rest."""
+    the rest. A media file is hashed before it is decoded: one that no longer matches the release's
+    `media_sha256` fails (named), and is never cached under its video id."""
     torch.set_num_threads(1)  # workers run in parallel; nested intra-op threads only contend
     results = []
     for video_id, media, sha in job.items:
@@ -359,6 +391,9 @@ def run_cache_job(job: CacheJob) -> list[CacheResult]:
             continue
         damaged = f"{out}: {check.reason}" if check.state == "damaged" else ""
         try:
+            if changed := changed_media(Path(media), sha):
+                results.append(CacheResult(video_id, "failed", changed, damaged))
+                continue
             write_clip(Path(media), out, job.settings, sha)
             results.append(CacheResult(video_id, "built", damaged=damaged))
         except (OSError, ValueError) as exc:
@@ -398,16 +433,20 @@ def _build_lock(cache_dir: Path) -> Iterator[None]:
 def build_release_cache(
     release_dir: Path, settings: CacheSettings, executor: Executor, *, variant: str | None = None,
     splits: Sequence[str] | None = None, cache_dir: Path | None = None, media_dir: Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None, check_files: bool = True,
 ) -> CacheReport:  # fmt: skip
     """Cache the videos of a release (all variants and splits, or those named), on `executor` (an
     `emotions_data.executor` backend: local pool, serial or Ray). Current files are kept, so an interrupted build
     resumes: its temporaries are swept first, and missing, stale or damaged files (checked against their
     checksums) are rebuilt; `CacheReport.damaged` names the damaged ones.
 
-    Raises `ValueError` when the release has no videos there, `OSError` when the cache folder cannot be made or
-    locked, and what the executor raises."""
+    Raises `ValueError` when the release has no videos there or a file of it that is read here no longer matches
+    its `SHA256SUMS` (`check_release_files`; `check_files=False` only for a release-shaped working folder that
+    the caller has just written itself), `OSError` when the cache folder cannot be made or locked, and what the
+    executor raises."""
     release_dir = Path(release_dir)
+    if check_files:
+        check_release_files(release_dir, variant, splits)
     cache_dir = Path(cache_dir) if cache_dir else cache_folder(release_dir, settings)
     media_dir = Path(media_dir) if media_dir else media_folder(release_dir)
     items: dict[str, tuple[str, str, str]] = {}

@@ -25,6 +25,7 @@ from baselines.config import ModelConfig
 from baselines.data import ReleaseDataset, default_loader_workers
 from baselines.distributed import World
 from baselines.loss import polarity_index
+from baselines.media import check_release_files
 from baselines.registry import DEFAULT_MODEL, build_model
 from baselines.train import EpochResult, StepInfo, TrainConfig, predict, prediction_metrics, train
 from baselines.weights import WeightReport, load_audio_weights, load_visual_weights
@@ -70,6 +71,16 @@ def read_release(folder: Path) -> BaselineRelease:
                        dict(info.taxonomy["polarity"]), dict(info.variants))  # fmt: skip
 
 
+def outside_release(folder: Path, release: BaselineRelease, option: str) -> Path:
+    """`folder`, refused (`ValueError` naming it and `option`) when it lies inside the release folder: a release is
+    never written to, so neither its files nor the temporaries of a killed write ever end up there."""
+    resolved = Path(folder).resolve()
+    if resolved == release.folder or release.folder in resolved.parents:
+        raise ValueError(f"{folder}: inside the release {release.folder}, which is never written to; choose "
+                         f"another {option}")  # fmt: skip
+    return Path(folder)
+
+
 def default_run_dir(release: BaselineRelease, variant: str, config: str) -> Path:
     """`DATASET/runs/<version>/<variant>-<config>/`: beside the release, never inside it."""
     return DatasetLayout.of_release(release.folder).runs / release.version / f"{variant}-{config}"
@@ -96,6 +107,8 @@ class TrainRequest:
     lr: float | None = None
     weight_decay: float | None = None
     lr_schedule: str | None = None  # a name of `baselines.schedules.SCHEDULES`
+    warmup_epochs: float | None = None  # the schedule's warm-up span, in epochs
+    hold_epochs: float | None = None  # the span at the floor at the end of the run (epoch schedules), in epochs
     loss: str | None = None  # one of LOSSES
     lambdas: tuple[float, float, float] | None = None  # EP-CE's, per polarity (positive, neutral, negative)
     precision: str | None = None  # one of PRECISIONS
@@ -107,18 +120,25 @@ PRECISIONS = {"bf16": True, "fp32": False}
 
 
 def train_config_of(request: TrainRequest, base: TrainConfig) -> TrainConfig:
-    """`base` with the request's settings. Raises `ValueError` naming a setting out of range or unknown."""
+    """`base` with the request's settings. Raises `ValueError` naming a setting out of range or unknown, e.g. a
+    warm-up and hold given that add up to more than the run's epochs (the warm-up would run into the hold)."""
     for name, value, choices in (("loss", request.loss, LOSSES), ("precision", request.precision, PRECISIONS)):
         if value is not None and value not in choices:
             raise ValueError(f"unknown {name} {value!r} (choose: {', '.join(choices)})")
     overrides = {
         "epochs": request.epochs, "batch_size": request.batch_size, "num_workers": request.num_workers,
         "lr": request.lr, "weight_decay": request.weight_decay, "lr_schedule": request.lr_schedule,
+        "warmup_epochs": request.warmup_epochs, "hold_epochs": request.hold_epochs,
         "lambdas": tuple(request.lambdas) if request.lambdas is not None else None,
         "plain_ce": LOSSES[request.loss] if request.loss is not None else None,
         "bf16": PRECISIONS[request.precision] if request.precision is not None else None,
     }  # fmt: skip
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    spans = config.warmup_epochs + config.hold_epochs
+    if (request.warmup_epochs is not None or request.hold_epochs is not None) and spans > config.epochs:
+        raise ValueError(f"--warmup-epochs {config.warmup_epochs:g} and --hold-epochs {config.hold_epochs:g} add up "
+                         f"to more than the run's {config.epochs} epochs")  # fmt: skip
+    return config
 
 
 #: Configurations that start from pretrained backbones, as the paper does.
@@ -167,7 +187,9 @@ def initialisation_lines(records: list[dict]) -> list[str]:
     ]
 
 
-def _configs(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+def configs_of(name: str, n_classes: int) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configurations named `name` (`CONFIGS`) for `n_classes` classes. Raises ValueError
+    naming the choices for an unknown name."""
     if name not in CONFIGS:
         raise ValueError(f"unknown configuration {name!r} (choose: {', '.join(CONFIGS)})")
     model_config, train_config = CONFIGS[name]
@@ -213,16 +235,19 @@ def train_release(
     `on_info` which weights initialised the model (:func:`initialisation_lines`, also recorded in the checkpoints).
 
     Raises `ValueError` for an impossible request (a missing variant, `epochs` < 1, `batch_size` < 1, ...), a
-    `paper` run without pretrained weights (:func:`check_initialisation`), a `last.pt` that cannot be resumed or a
+    `paper` run without pretrained weights (:func:`check_initialisation`), a release file read here that no longer
+    matches the release's `SHA256SUMS`, an `out_dir` inside the release, a `last.pt` that cannot be resumed or a
     weights file that cannot be read (all before the cache is built), or a video that cannot be cached."""
     check_initialisation(request)
     world = world or World()
     release = read_release(request.release_dir)
     release.check(request.variant)
-    model_config, train_config = _configs(request.config, len(release.classes))
+    check_release_files(release.folder, request.variant, ("train", "val"))
+    model_config, train_config = configs_of(request.config, len(release.classes))
     workers = default_loader_workers() if request.num_workers is None else request.num_workers
     train_config = train_config_of(replace(request, num_workers=workers), train_config)
     out_dir = Path(request.out_dir) if request.out_dir else default_run_dir(release, request.variant, request.config)
+    outside_release(out_dir, release, "--out")
     if request.resume:
         check_resumable(out_dir)  # a cut last.pt is refused now, not after the cache is built
     torch.manual_seed(train_config.seed)
@@ -293,8 +318,10 @@ def evaluate_release(
     damaged cache files (rebuilt).
 
     Raises `ValueError` for a checkpoint that cannot be used (missing, truncated, damaged, not ours, another
-    taxonomy), a release without that variant or split, impossible `batch_size`/`num_workers`, or a video that
-    cannot be cached; no evaluation file is written then. `num_workers` defaults to `default_loader_workers()`."""
+    taxonomy), a release without that variant or split, a release file read here that no longer matches the
+    release's `SHA256SUMS` (`check_release_files`), an `out_dir` inside the release (`outside_release`), impossible
+    `batch_size`/`num_workers`, or a video that cannot be cached; no evaluation file is written then.
+    `num_workers` defaults to `default_loader_workers()`."""
     num_workers = default_loader_workers() if num_workers is None else num_workers
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"batch_size must be >= 1 and num_workers >= 0 (got {batch_size}, {num_workers})")
@@ -302,6 +329,9 @@ def evaluate_release(
     release = read_release(release_dir)
     variant = variant or state["variant"]
     release.check(variant, split)
+    check_release_files(release.folder, variant, (split,))
+    out_dir = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{variant}-{split}"
+    outside_release(out_dir, release, "--out (or keep the checkpoint outside the release)")
     if list(state["classes"]) != release.classes:
         raise ValueError(f"{checkpoint}: trained on classes {state['classes']}, the release has {release.classes}")
     cfg = model.cfg
@@ -324,7 +354,6 @@ def evaluate_release(
         "val_accuracy": chosen.get("val", {}).get("accuracy"), "train_accuracy": chosen.get("train_accuracy"),
         "classes": classes, "model": state["model_name"], "pretrained": state.get("pretrained"),
     }  # fmt: skip
-    out_dir = Path(out_dir) if out_dir else Path(checkpoint).resolve().parent / f"eval-{variant}-{split}"
     files = evaluation_files(metrics, list(dataset.rows["video_id"]), pred, classes)
     paths = {}
     for name, data in files.items():

@@ -2,10 +2,10 @@
 (`dedup.exact_pairs`, every pair within the duration window) in the same run, with the recall of planted copies.
 
 Data: N random ``p2`` fingerprints (picture bits of unrelated clips, 85 % with sound: --with-sound) with log-normal
-durations (median 15 s, as short videos), plus one planted copy for every 100 clips: its picture bits flipped at a
-rate drawn uniformly from [0, --max-picture] (real re-encodes, crops and watermarks measure 0.00-0.27, README
-"Duplicates"), its sound bits at a rate from [0, 0.05], its length moved within the duration window, 10 % of them
-muted. Prints time and peak memory of each search, their ratio, the recall of the planted copies (those within the
+durations (median 15 s, as short videos), plus one planted copy for every 100 clips: its picture bits flipped at a rate
+drawn uniformly from [0, --max-picture] (real re-encodes, crops and watermarks measure 0.00-0.27:
+docs/lead/duplicates.md), its sound bits at a rate from [0, 0.05], its length moved within the duration window, 10 % of
+them muted. Prints time and peak memory of each search, their ratio, the recall of the planted copies (those within the
 threshold, which the exact search finds, computed at any n; all, with sound, muted or silent, by picture distance),
 and the pairs the indexed search found beyond the planted ones that the exact search does not have (none by
 construction: every candidate is verified exactly).

@@ -41,6 +41,7 @@ def main() -> None:
             "plain file URL": [f"http://127.0.0.1:9/clip{i}.mp4" for i in range(args.urls)],
             "douyin /video/ID": [f"https://www.douyin.com/video/{7300000000000000000 + i}" for i in range(args.urls)],
             "kuaishou /short-video/ID": [f"https://www.kuaishou.com/short-video/3x{i:013d}" for i in range(args.urls)],
+            "tiktok M.TIKTOK.COM/v/ID": [f"https://M.TIKTOK.COM/v/{73 * 10**17 + i}.html" for i in range(args.urls)],
         }
 
         def download_setup(url: str) -> None:

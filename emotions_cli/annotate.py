@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import fail, local_folder
+from emotions_cli.console import fail, failure, local_folder
 from emotions_cli.console import stdout as out
+from emotions_cli.params import SEED, integers, number, reals
 
 workflow_app = typer.Typer(no_args_is_help=True)
 
@@ -26,6 +27,11 @@ UrlOpt = Annotated[
     typer.Option("--url", help="another Label Studio's base URL (its token from EMOTIONS_LS_TOKEN or the config)"),
 ]
 TaxonomyOpt = Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")]
+#: Agreement is a share of votes or of items.
+SHARE = reals(0.0, 1.0)
+#: A panel is a handful of people; thousands of votes on one clip is a typo.
+VOTES = integers(1, 1000, "votes on one item")
+GROUPS = integers(1, 1000, "groups of annotators")
 
 
 def _server(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None):
@@ -49,22 +55,25 @@ def _client(dataset: Path | None, config: Path | None, data_dir: Path | None, ur
     return LabelStudio(_server(dataset, config, data_dir, url))
 
 
-def _run(fn):
-    """Run a workflow step; its known failures become one-line errors."""
+def _run(fn, dataset: Path | None = None):
+    """Run a workflow step; its known failures become one-line errors, and a folder it cannot write (read-only, full
+    disk) is named: its file, else `dataset`."""
     from annotation.labelstudio.config import ServerError
 
     try:
         return fn()
     except (ValueError, ServerError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise failure(exc, dataset) from None
 
 
 @workflow_app.command()
 def allocate(
     dataset: DatasetArg,
     roster: Annotated[Path, typer.Option(help="annotators.csv (id, name, email and the five attributes)")],
-    groups: Annotated[int, typer.Option(help="number of groups")] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
+    groups: Annotated[int, number(bounds=GROUPS, help="number of groups")] = 3,
+    seed: Annotated[int, number(bounds=SEED)] = 0,
     no_accounts: Annotated[bool, typer.Option("--no-accounts", help="do not create Label Studio accounts")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -75,7 +84,7 @@ def allocate(
     from emotions_data.layout import DatasetLayout
 
     report = _run(lambda: run(DatasetLayout(dataset), roster, groups, seed,
-                              None if no_accounts else _client(dataset, config, data_dir, url)))  # fmt: skip
+                              None if no_accounts else _client(dataset, config, data_dir, url)), dataset)  # fmt: skip
     table = Table(
         title=f"balance per group (imbalance {report.imbalance:.2f}; random split ~{report.random_imbalance:.2f})"
     )
@@ -95,21 +104,37 @@ def allocate(
 def push(
     dataset: DatasetArg,
     stage: Annotated[str, typer.Option(help="label, crosscheck, relabel, crosscheck2 or expert")],
-    votes_per_item: Annotated[int, typer.Option(help="votes per item (label, crosscheck, crosscheck2)")] = 3,
-    min_agreement: Annotated[float, typer.Option(help="expert stage: items under this agreement go too")] = 0.5,
+    votes_per_item: Annotated[int, number(bounds=VOTES, help="votes per item (label, crosscheck, crosscheck2)")] = 3,
+    min_agreement: Annotated[
+        float, number(bounds=SHARE, help="expert stage: items under this agreement (a share of votes) go too")
+    ] = 0.5,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     url: UrlOpt = None,
+    suspects: Annotated[
+        int | None,
+        number(
+            bounds=integers(1),
+            help="expert stage: also the first N suspect labels of `emotions validate` (the model disputes the label)",
+        ),
+    ] = None,
 ) -> None:
     """Create or update the stage's Label Studio projects and import the missing tasks."""
     from annotation.push import push as run
     from emotions_data.layout import DatasetLayout
     from emotions_data.taxonomy import resolve_taxonomy
 
+    if suspects is not None:
+        from emotions_data.suspects import request_expert_review
+
+        if stage != "expert" or suspects < 1:
+            raise fail("--suspects N (N >= 1) goes with --stage expert")
+        queued = _run(lambda: request_expert_review(DatasetLayout(dataset), top=suspects))
+        out.print(f"{queued} suspect label(s) queued for the expert (the model disputes the label)")
     report = _run(lambda: run(DatasetLayout(dataset), stage, _client(dataset, config, data_dir, url),
                               resolve_taxonomy(taxonomy), votes_per_item=votes_per_item,
-                              min_agreement=min_agreement))  # fmt: skip
+                              min_agreement=min_agreement), dataset)  # fmt: skip
     for key, n in report.imported.items():
         out.print(f"{key}: {n} new task(s)")
     for key, n in report.returned.items():
@@ -118,6 +143,18 @@ def push(
         out.print(f"{key}: earlier votes refreshed on {n} item(s) not yet decided")
     for key, n in report.repointed.items():
         out.print(f"{key}: {n} task(s) now load their clip from the dataset's current place")
+    for key, fields in report.restored.items():
+        out.print(f"{key}: settings changed in Label Studio ({', '.join(fields)}): restored", highlight=False)
+    for key, ids in report.tampered.items():
+        out.print(f"{key}: task(s) {', '.join(map(str, ids))} hold other data than push made: left as they are, "
+                  "votes on them not counted (see the pull report)", highlight=False, soft_wrap=True)  # fmt: skip
+    for key, ids in report.foreign.items():
+        out.print(f"{key}: task(s) {', '.join(map(str, ids))} not made by push: left as they are, votes on them not "
+                  "counted", highlight=False, soft_wrap=True)  # fmt: skip
+    for key, n in report.already_voted.items():
+        out.print(f"{key}: {n} item(s) not asked again: their annotator's vote is on record", highlight=False)
+    for key, n in report.adopted.items():
+        out.print(f"{key}: {n} task(s) of an earlier push recorded", highlight=False)
     if report.invite_link_disabled:
         out.print("the organization's invite link was enabled: disabled")
     for vid, path in report.missing_media.items():
@@ -136,10 +173,12 @@ def pull(dataset: DatasetArg, taxonomy: TaxonomyOpt = "emotions6", config: Confi
     from emotions_data.taxonomy import resolve_taxonomy
 
     report = _run(
-        lambda: run(DatasetLayout(dataset), _client(dataset, config, data_dir, url), resolve_taxonomy(taxonomy))
+        lambda: run(DatasetLayout(dataset), _client(dataset, config, data_dir, url), resolve_taxonomy(taxonomy)),
+        dataset,
     )
     out.print(f"votes: {report.n_votes} ({report.n_new} new, {report.n_updated} re-read, {report.n_edited} edited by "
-              f"their annotator, {report.n_deleted} deleted in Label Studio)", soft_wrap=True)  # fmt: skip
+              f"their annotator, {report.n_deleted} deleted in Label Studio, {report.n_restored} restored)",
+              soft_wrap=True)  # fmt: skip
     print_pull_report(report)
 
 
@@ -150,6 +189,10 @@ def print_pull_report(report) -> None:
     for key, fields in report.drifted_projects.items():
         out.print(f"project {key}: settings changed in Label Studio ({', '.join(fields)}); push restores them",
                   highlight=False)  # fmt: skip
+    for key, why in report.halted_projects.items():
+        out.print(f"project {key}: {why}", highlight=False, soft_wrap=True)
+    for finding in report.tasks:
+        out.print(finding.line(), highlight=False, soft_wrap=True)
     if report.invite_link_was_enabled:
         out.print("the organization's invite link had been enabled: disabled again", highlight=False)
     if report.excluded:
@@ -165,8 +208,8 @@ def print_pull_report(report) -> None:
 def simulate(
     dataset: DatasetArg,
     stage: Annotated[str, typer.Option(help="label, crosscheck, relabel or expert")],
-    votes_per_item: Annotated[int, typer.Option()] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
+    votes_per_item: Annotated[int, number(bounds=VOTES)] = 3,
+    seed: Annotated[int, number(bounds=SEED)] = 0,
     careless: Annotated[str | None, typer.Option(help="this annotator also double-votes and votes elsewhere")] = None,
     taxonomy: TaxonomyOpt = "emotions6",
     config: ConfigOpt = None,
@@ -230,8 +273,10 @@ def status(
 @workflow_app.command()
 def consistency(
     dataset: DatasetArg,
-    threshold: Annotated[float, typer.Option(help="flag annotators agreeing less with the cross-check")] = 0.6,
-    round_: Annotated[int, typer.Option("--round", help="1, or 2: the re-evaluation against crosscheck2")] = 1,
+    threshold: Annotated[float, number(bounds=SHARE, help="flag annotators agreeing less with the cross-check")] = 0.6,
+    round_: Annotated[
+        int, number("--round", bounds=integers(1, 2), help="1, or 2: the re-evaluation against crosscheck2")
+    ] = 1,
 ) -> None:
     """Per annotator and group: agreement with the cross-check and the consensus; flags and next steps."""
     from annotation.consistency import evaluate_consistency
@@ -240,8 +285,6 @@ def consistency(
     from emotions_data.schema import Stage
     from emotions_data.storage import recover_commits
 
-    if round_ not in (1, 2):
-        raise fail(f"--round is 1 or 2, not {round_}")
     layout = DatasetLayout(dataset)
     stage = Stage.CROSSCHECK if round_ == 1 else Stage.CROSSCHECK2
     recover_commits(layout.root)  # a pull commits the vote table with its history and report
@@ -279,7 +322,7 @@ def drop(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()], confi
     from emotions_data.layout import DatasetLayout
 
     server = _run(lambda: _server(dataset, config, data_dir, url))
-    deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server))
+    deactivated = _run(lambda: run(DatasetLayout(dataset), annotator, server), dataset)
     out.print(f"{annotator} dropped" + ("; account deactivated, token and sessions revoked" if deactivated else
                                          " (no Label Studio account)"))  # fmt: skip
 
@@ -291,7 +334,7 @@ def move(dataset: DatasetArg, annotator: Annotated[str, typer.Argument()],
     from annotation.annotators import set_active
     from emotions_data.layout import DatasetLayout
 
-    _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to))
+    _run(lambda: set_active(DatasetLayout(dataset), annotator, True, group=to), dataset)
     out.print(f"{annotator} moved to group {to}")
 
 

@@ -17,7 +17,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from baselines.schedules import SCHEDULES
-from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
+from emotions_cli.console import ProgressBar, console, fail, failure, local_folder, progress_bars, say, stdout
+from emotions_cli.params import WORKERS, integers, number, reals
 
 if TYPE_CHECKING:
     from baselines.train import EpochResult, StepInfo
@@ -30,8 +31,25 @@ LR_SCHEDULE_HELP = (
     "the authors' code ran, per-step = linear warm-up then cosine per optimiser step \\[default: paper; per-step "
     "with --config tiny]"
 )
+WARMUP_HELP = "epochs of warm-up (fractions allowed; the paper and per-step schedules) \\[default: paper 1.5, tiny 1]"
+HOLD_HELP = "epochs held at the floor at the end of the run (the paper schedule) \\[default: paper 1.5, tiny 1]"
 PROGRESS_HELP = "seconds between progress lines on stdout when it is not a terminal (0: every step)"
 LOSSES = ("ep-ce", "ce")
+EPOCHS = integers(1, 100_000, "a typo, not a training run")
+EPOCH_SPAN = reals(0.0, 100_000.0)
+BATCH = integers(1, 65_536, "clips in one batch")
+LOADER_WORKERS = integers(0, 256, "DataLoader processes per training process")
+TrainLoaderWorkersOpt = Annotated[
+    int | None,
+    number(bounds=LOADER_WORKERS, help="DataLoader worker processes per training process \\[default: the CPUs, <= 16]"),
+]
+LrOpt = Annotated[
+    float | None, number(bounds=reals(above=0.0), help="peak learning rate \\[default: paper 1.5e-4, tiny 1e-3]")
+]
+WeightDecayOpt = Annotated[float | None, number(bounds=reals(0.0), help="AdamW's \\[default: paper 0.02, tiny 0.01]")]
+ProgressIntervalOpt = Annotated[
+    float, number(bounds=reals(0.0), envvar="EMOTIONS_PROGRESS_INTERVAL", help=PROGRESS_HELP)
+]
 PRECISIONS = ("bf16", "fp32")
 
 
@@ -43,23 +61,6 @@ def _need_torch() -> None:
         raise fail("the baseline needs the baseline extra: pip install 'emotions[baseline]'") from None
 
 
-def _at_least(**options: tuple[int | None, int]) -> None:
-    """Refuse an impossible count before anything runs: one line naming the option (`batch_size` -> --batch-size)."""
-    for name, (value, low) in options.items():
-        if value is not None and value < low:
-            raise fail(f"--{name.replace('_', '-')} must be >= {low} (got {value})")
-
-
-def _finite(name: str, value: float | None, low: float, *, strictly: bool = False) -> None:
-    """Refuse a number that is not finite or is below `low` (at or below, with `strictly`): one line naming the
-    option."""
-    if value is None:
-        return
-    if not math.isfinite(value) or value < low or (strictly and value == low):
-        raise fail(f"--{name.replace('_', '-')} must be a finite number {'>' if strictly else '>='} {low} "
-                   f"(got {value})")  # fmt: skip
-
-
 def _choice(name: str, value: str | None, choices: Iterable[str]) -> None:
     choices = list(choices)
     if value is not None and value not in choices:
@@ -67,12 +68,13 @@ def _choice(name: str, value: str | None, choices: Iterable[str]) -> None:
 
 
 def training_settings(
-    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str
-) -> dict[str, object]:
+    lr: float | None, weight_decay: float | None, lr_schedule: str | None, loss: str, lambdas: str, precision: str,
+    warmup_epochs: float | None = None, hold_epochs: float | None = None,
+) -> dict[str, object]:  # fmt: skip
     """The training options of `emotions train`, checked before anything runs, as `TrainRequest` fields; a bad one
-    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0."""
-    _finite("lr", lr, 0, strictly=True)
-    _finite("weight_decay", weight_decay, 0)
+    is one line naming it (`typer.Exit`). `lambdas` is "POSITIVE,NEUTRAL,NEGATIVE", each finite and >= 0. Numbers
+    are range-checked when read (`emotions_cli.params`); that the schedule's spans fit the run's epochs is checked
+    once the epochs are known."""
     _choice("lr_schedule", lr_schedule, SCHEDULES)
     _choice("loss", loss, LOSSES)
     _choice("precision", precision, PRECISIONS)
@@ -83,7 +85,7 @@ def training_settings(
     if len(values) != 3 or not all(math.isfinite(x) and x >= 0 for x in values):
         raise fail(f"--ep-ce-lambdas must be three finite numbers >= 0 separated by commas (got {lambdas!r})")
     return {"lr": lr, "weight_decay": weight_decay, "lr_schedule": lr_schedule, "loss": loss, "lambdas": values,
-            "precision": precision}  # fmt: skip
+            "precision": precision, "warmup_epochs": warmup_epochs, "hold_epochs": hold_epochs}  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -173,12 +175,11 @@ def cache(
     variant: Annotated[str | None, typer.Option(help="only this variant \\[default: all]")] = None,
     split: Annotated[list[str] | None, typer.Option(help="only these splits (repeat the option)")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
-    workers: Annotated[int, typer.Option(help="parallel workers")] = 2,
+    workers: Annotated[int, number(bounds=WORKERS, help="parallel workers")] = 2,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster address")] = None,
 ) -> None:
     """Decode every video of a release once into the baseline's preprocessing cache (resumable; damaged files are
     rebuilt)."""
-    _at_least(workers=(workers, 1))
     _need_torch()
     from baselines.cache import CacheSettings, build_release_cache
     from baselines.recipes import damaged_line
@@ -190,15 +191,15 @@ def cache(
                                          progress=ProgressBar(progress))  # fmt: skip
             placement = placement_line(pool)
     except (ValueError, OSError, ExecutorError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir) from None
     for result in report.damaged:
         _warn(damaged_line(result.damaged, result.status))
     if placement:
         console.print(placement, highlight=False)
     console.print(f"cache: {report.cache_dir}  built {report.built}, current {report.current}, "
                   f"failed {len(report.failed)}", highlight=False)  # fmt: skip
-    for failure in report.failed:
-        console.print(f"failed: {failure.video_id}: {failure.error}", highlight=False, soft_wrap=True)
+    for failed in report.failed:
+        console.print(f"failed: {failed.video_id}: {failed.error}", highlight=False, soft_wrap=True)
     if report.failed:
         raise typer.Exit(1)
 
@@ -209,14 +210,14 @@ def train(
     variant: Annotated[str, typer.Option(help="full, balanced, test_oriented (or official)")] = "full",
     config: Annotated[str, typer.Option(help="tiny (CPU, minutes) or paper (the published recipe)")] = "tiny",
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when available]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="override the configuration's epochs")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="global batch (split over torchrun processes)")] = None,
-    loader_workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes per training process \\[default: the CPUs, <= 16]")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate \\[default: paper 1.5e-4, tiny 1e-3]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW's \\[default: paper 0.02, tiny 0.01]")] = None,
+    epochs: Annotated[int | None, number(bounds=EPOCHS, help="override the configuration's epochs")] = None,
+    batch_size: Annotated[int | None, number(bounds=BATCH, help="global batch (split over torchrun processes)")] = None,
+    loader_workers: TrainLoaderWorkersOpt = None,
+    lr: LrOpt = None,
+    weight_decay: WeightDecayOpt = None,
     lr_schedule: Annotated[str | None, typer.Option(help=LR_SCHEDULE_HELP)] = None,
+    warmup_epochs: Annotated[float | None, number(bounds=EPOCH_SPAN, help=WARMUP_HELP)] = None,
+    hold_epochs: Annotated[float | None, number(bounds=EPOCH_SPAN, help=HOLD_HELP)] = None,
     loss: Annotated[str, typer.Option(help="ep-ce (polarity-weighted, the paper's) or ce (plain cross-entropy)")] = (
         "ep-ce"
     ),
@@ -234,15 +235,14 @@ def train(
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="continue the run folder's last.pt")] = True,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
-    workers: Annotated[int, typer.Option(help="parallel workers for the cache")] = 2,
+    workers: Annotated[int, number(bounds=WORKERS, help="parallel workers for the cache")] = 2,
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster address")] = None,
-    progress_interval: Annotated[float, typer.Option(envvar="EMOTIONS_PROGRESS_INTERVAL", help=PROGRESS_HELP)] = 10.0,
+    progress_interval: ProgressIntervalOpt = 10.0,
 ) -> None:
     """Train the AV-CANet baseline on a release's train split; the best epoch is chosen on val (test is never
     read). Multi-GPU: `torchrun --nproc-per-node N $(which emotions) train ...`."""
-    _at_least(epochs=(epochs, 1), batch_size=(batch_size, 1), loader_workers=(loader_workers, 0), workers=(workers, 1))
-    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision)
-    _finite("progress_interval", progress_interval, 0)
+    settings = training_settings(lr, weight_decay, lr_schedule, loss, ep_ce_lambdas, precision, warmup_epochs,
+                                 hold_epochs)  # fmt: skip
     _need_torch()
     from baselines.distributed import init_world, shutdown_world
     from baselines.recipes import TrainRequest, train_release
@@ -269,7 +269,7 @@ def train(
                     on_info=lambda line: stdout.print(line, highlight=False, soft_wrap=True),
                 )  # fmt: skip
     except (ValueError, OSError, ExecutorError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir) from None
     except KeyboardInterrupt:
         raise fail("interrupted: the last finished epoch is kept; the same command resumes") from None
     finally:
@@ -290,15 +290,14 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="\\[default: RUN/eval-VARIANT-SPLIT]")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N \\[default: cuda when available]")] = None,
     use_cache: Annotated[bool, typer.Option("--cache/--no-cache", help="decode once into the cache")] = True,
-    batch_size: Annotated[int, typer.Option(help="clips per batch")] = 8,
+    batch_size: Annotated[int, number(bounds=BATCH, help="clips per batch")] = 8,
     loader_workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes \\[default: the CPUs, <= 16]")
+        int | None, number(bounds=LOADER_WORKERS, help="DataLoader worker processes \\[default: the CPUs, <= 16]")
     ] = None,
 ) -> None:
     """Evaluate a checkpoint on a release split: metrics.json, confusion matrix (CSV, PNG), per-video predictions
     with class probabilities (CSV), in the run's folder. The release is only read; `emotions release
     record-baseline` records a test result in a new release version."""
-    _at_least(batch_size=(batch_size, 1), loader_workers=(loader_workers, 0))
     _need_torch()
     from baselines.recipes import evaluate_release
 
@@ -309,7 +308,7 @@ def evaluate(
                                       num_workers=loader_workers, on_cache_progress=ProgressBar(progress),
                                       on_warning=_warn)  # fmt: skip
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir) from None
     print_metrics(result.metrics)
     console.print(f"evaluation: {result.out_dir}  ({', '.join(result.files)})", highlight=False)
     if split == "test":

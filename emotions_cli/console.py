@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,26 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
     error_line(message)
     return typer.Exit(code)
+
+
+def os_error_text(exc: OSError, folder: Path | None = None) -> str:
+    """`PATH: reason` for an OSError, without Python's `[Errno N]`: the file it names, else `folder` (what the command
+    was writing). A full disk or quota, a read-only or unwritable folder (`emotions_data.faults.local_fault`) also
+    says what to do about it."""
+    from emotions_data.faults import local_fault
+
+    if exc.filename is not None or folder is not None:
+        fault = local_fault(exc, folder or Path("."))
+        if fault is not None:
+            return str(fault)
+    reason = exc.strerror or str(exc)
+    where = os.fsdecode(exc.filename) if exc.filename is not None else folder
+    return f"{where}: {reason}" if where is not None else reason
+
+
+def failure(exc: Exception, folder: Path | None = None) -> typer.Exit:
+    """`fail` with the message of `exc`; an OSError names its file, else `folder` (`os_error_text`)."""
+    return fail(os_error_text(exc, folder) if isinstance(exc, OSError) else str(exc))
 
 
 def local_folder(value: Path | None) -> Path | None:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,12 +20,31 @@ from emotions_cli.console import (
     console,
     error_line,
     fail,
+    failure,
     local_folder,
+    os_error_text,
     progress_bars,
     stdout,
 )
+from emotions_cli.params import SEED, integers, number, setting
 
 dataset_app = typer.Typer()
+
+
+def _setting_option(kind: type, name: str, help_text: str) -> Any:
+    """An option that sets the ingest setting `name` (dotted): a number here, its range checked (and named) by
+    `load_settings`."""
+    return Annotated[kind | None, number(bounds=setting(kind, name), help=help_text)]
+
+
+MinDurationOpt = _setting_option(float, "filters.min_duration_s", "seconds \\[default: 1]")
+MaxDurationOpt = _setting_option(float, "filters.max_duration_s", "seconds \\[default: 300]")
+MinShortSideOpt = _setting_option(int, "filters.min_short_side", "pixels \\[default: 240]")
+MaxShortSideOpt = _setting_option(int, "normalise.max_short_side", "normalised resolution cap \\[default: 720]")
+NearDupOpt = _setting_option(float, "dedup.near_duplicate_threshold", "fingerprint distance \\[default: 0.30]")
+LimitRateOpt = _setting_option(int, "download.rate_limit_bytes", "download bytes/s per worker")
+RequestsOpt = _setting_option(float, "download.max_requests_per_minute", "per domain, all workers")
+AttemptsOpt = _setting_option(int, "download.attempts", "download tries per run \\[default: 3]")
 
 
 def print_report(report) -> None:
@@ -51,20 +70,22 @@ def ingest(
     sources: Annotated[
         list[str], typer.Argument(help="URL list (.txt), table with a url column (.csv, .parquet), or folder")
     ],
-    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (see README)")],
-    workers: Annotated[int | None, typer.Option(help="parallel worker processes \\[default: 2]")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="dataset folder, or s3://BUCKET/PREFIX (docs/lead/scale.md)")],
+    workers: Annotated[
+        int | None, number(bounds=setting(int, "workers"), help="parallel worker processes \\[default: 2]")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with an \\[ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
-    min_duration: Annotated[float | None, typer.Option(help="seconds \\[default: 1]")] = None,
-    max_duration: Annotated[float | None, typer.Option(help="seconds \\[default: 300]")] = None,
-    min_short_side: Annotated[int | None, typer.Option(help="pixels \\[default: 240]")] = None,
+    min_duration: MinDurationOpt = None,
+    max_duration: MaxDurationOpt = None,
+    min_short_side: MinShortSideOpt = None,
     require_audio: Annotated[bool | None, typer.Option("--require-audio/--allow-no-audio")] = None,
-    max_short_side: Annotated[int | None, typer.Option(help="normalised resolution cap \\[default: 720]")] = None,
-    near_dup_threshold: Annotated[float | None, typer.Option(help="fingerprint distance \\[default: 0.30]")] = None,
-    limit_rate: Annotated[int | None, typer.Option(help="download bytes/s per worker")] = None,
-    max_requests_per_minute: Annotated[float | None, typer.Option(help="per domain, all workers")] = None,
-    attempts: Annotated[int | None, typer.Option(help="download tries per run \\[default: 3]")] = None,
+    max_short_side: MaxShortSideOpt = None,
+    near_dup_threshold: NearDupOpt = None,
+    limit_rate: LimitRateOpt = None,
+    max_requests_per_minute: RequestsOpt = None,
+    attempts: AttemptsOpt = None,
     user_agent: Annotated[str | None, typer.Option()] = None,
     allow_file_urls: Annotated[bool | None, typer.Option("--allow-file-urls", help="accept file:// URLs")] = None,
     retry_permanent: Annotated[bool, typer.Option(help="also retry permanent failures")] = False,
@@ -113,6 +134,8 @@ def ingest(
     except KeyboardInterrupt:  # the lock is released and the working folder emptied on the way out
         raise fail("interrupted: finished work is kept; the same command resumes", 130) from None
     print_report(report)
+    for line in report.refused_inputs:
+        console.print(f"refused: {line}", highlight=False, soft_wrap=True, markup=False)
     if placement:
         console.print(placement, highlight=False)
     where = f"{out.rstrip('/')}/" if is_object_url(out) else f"{local_dataset_dir(out)}{os.sep}"
@@ -127,12 +150,6 @@ def _check_out(out: Path) -> None:
     if not existing.is_dir():
         where = "" if existing == out else f" ({existing} is not a folder)"
         raise ValueError(f"--out {out}: not a folder{where}; give a new folder, or an existing dataset's")
-
-
-def os_error_text(exc: OSError) -> str:
-    """`PATH: reason` for an OSError (without Python's `[Errno N]`)."""
-    reason = exc.strerror or str(exc)
-    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 @dataset_app.command()
@@ -185,10 +202,14 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
 @dataset_app.command()
 def split(
     dataset: Annotated[Path, typer.Argument(help="dataset folder", callback=local_folder)],
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, number(bounds=SEED)] = 0,
     ratios: Annotated[str, typer.Option(help="train,val,test")] = "0.8,0.1,0.1",
-    balanced_per_class: Annotated[int | None, typer.Option(help="balanced variant: per class and split")] = None,
-    test_per_class: Annotated[int | None, typer.Option(help="test_oriented variant: test items per class")] = None,
+    balanced_per_class: Annotated[
+        int | None, number(bounds=integers(1), help="balanced variant: per class and split")
+    ] = None,
+    test_per_class: Annotated[
+        int | None, number(bounds=integers(1), help="test_oriented variant: test items per class")
+    ] = (None),
     check: Annotated[bool, typer.Option("--check", help="only run the leakage gate on the written splits")] = False,
 ) -> None:
     """Group-aware stratified splits (full, balanced, test_oriented) into manifests/splits.parquet."""
@@ -197,11 +218,6 @@ def split(
     from emotions_data.stratified_split import SplitSettings
 
     layout = DatasetLayout(dataset)
-    if seed < 0:
-        raise fail(f"--seed: must be a non-negative integer, not {seed}")
-    for option, value in (("--balanced-per-class", balanced_per_class), ("--test-per-class", test_per_class)):
-        if value is not None and value < 1:  # 0 would mean an empty variant, or silently the default
-            raise fail(f"{option}: must be at least 1 when given, not {value}")
     try:
         if check:
             problems = check_splits(layout)
@@ -214,7 +230,7 @@ def split(
     except LeakageError as exc:
         raise leak_failure(exc, str(layout.splits)) from None
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, layout.manifests) from None
     table = outcome.result.deviation.pivot_table(
         index=["variant", "label"], columns="split", values="count", aggfunc="sum"
     )
@@ -235,14 +251,16 @@ def import_official_cmd(
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML (VideoEmotion-8, Ekman-6, ...)")] = (
         "emotions6"
     ),
-    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    workers: Annotated[int, number(bounds=setting(int, "workers"), help="parallel worker processes")] = 2,
     config: Annotated[Path | None, typer.Option(help="TOML file with an \\[ingest] table")] = None,
     executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", help=RAY_ADDRESS_HELP)] = None,
     replace_labels: Annotated[
         bool, typer.Option("--replace-labels", help="replace final labels the dataset already holds")
     ] = False,
-    fold: Annotated[int | None, typer.Option(help="which fold of split lists to import \\[default: 1]", min=1)] = None,
+    fold: Annotated[
+        int | None, number(bounds=integers(1, 100), help="which fold of split lists to import \\[default: 1]")
+    ] = None,
 ) -> None:
     """Import a published dataset (class folders, classInd/trainlist/testlist, ActivityNet JSON) with its
     labels and split, so splits, cards and the baseline run on it."""
@@ -261,7 +279,7 @@ def import_official_cmd(
                 replace_labels=replace_labels, fold=fold,
             )  # fmt: skip
     except (ValueError, RuntimeError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, Path(out)) from None
     print_report(report)
     split_counts = ", ".join(f"{k} {v}" for k, v in sorted(Counter(found.splits.values()).items()))
     console.print(f"labels: {len(found.labels)} videos; official split: {split_counts or 'none'}", highlight=False)

@@ -21,6 +21,7 @@ from emotions_cli.baseline import print_metrics
 from emotions_cli.console import ProgressBar, console, fail, local_folder, progress_bars, say, stdout
 from emotions_cli.dataset import print_report
 from emotions_cli.labels import print_agreement
+from emotions_cli.params import WORKERS, number
 from emotions_data.schema import Stage
 from emotions_data.taxonomy import EMOTIONS6
 
@@ -230,7 +231,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset folder", callback=local_folder)] = Path(
         "demo-dataset"
     ),
-    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    workers: Annotated[int, number(bounds=WORKERS, help="parallel worker processes")] = 2,
     annotate: Annotated[bool, typer.Option("--annotate/--no-annotate", help="run the annotation workflow")] = True,
     train: Annotated[bool, typer.Option("--train/--no-train", help="train and evaluate the tiny baseline")] = True,
 ) -> None:

@@ -9,9 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emotions_cli.console import console, fail, fmt, local_folder, stdout
+from emotions_cli.console import console, fail, failure, fmt, local_folder, stdout
+from emotions_cli.params import SEED, integers, number, reals
+from emotions_cli.votes import LEAVE_OUT_HELP, PSEUDONYMISE_HELP, print_notes
 
 labels_app = typer.Typer()
+#: `annotation.agreement.MAX_BOOTSTRAP`, kept here so the option is checked before the statistics are imported.
+BOOTSTRAP = integers(0, 100_000, "more resamples do not narrow the interval; they take memory and time in proportion")
 
 
 def print_agreement(report: dict) -> None:
@@ -55,28 +59,29 @@ def print_agreement(report: dict) -> None:
 
 @labels_app.command()
 def agreement(
-    votes: Annotated[Path, typer.Argument(help="Parquet or CSV with video_id, annotator_id, label")],
+    votes: Annotated[
+        Path, typer.Argument(help="Parquet, CSV or JSON with video_id, annotator_id, label, or a Label Studio export")
+    ],
     stage: Annotated[str | None, typer.Option(help="only this stage's votes")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     taxonomy: Annotated[str | None, typer.Option(help="'emotions6' or a taxonomy TOML; validates labels")] = None,
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over items")] = 1000,
-    confidence: Annotated[float, typer.Option(help="confidence level of the intervals")] = 0.95,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    top: Annotated[int, typer.Option(help="how many disputed items to list")] = 10,
+    bootstrap: Annotated[int, number(bounds=BOOTSTRAP, help="bootstrap resamples over items")] = 1000,
+    confidence: Annotated[
+        float, number(bounds=reals(above=0.0, below=1.0), help="confidence level of the intervals")
+    ] = (0.95),
+    seed: Annotated[int, number(bounds=SEED, help="bootstrap seed")] = 0,
+    top: Annotated[int, number(bounds=integers(0), help="how many disputed items to list")] = 10,
 ) -> None:
     """Krippendorff's alpha, Fleiss' and Cohen's kappa, per class and per annotator, with CIs."""
     from annotation.agreement import agreement_report
-    from annotation.votes import read_votes
+    from annotation.outside_votes import read_outside_votes
     from emotions_data.taxonomy import resolve_taxonomy
 
-    if not 0 < confidence < 1:
-        raise fail(f"--confidence: must be strictly between 0 and 1 (e.g. 0.95), not {confidence}")
-    for option, value in (("--bootstrap", bootstrap), ("--top", top), ("--seed", seed)):
-        if value < 0:
-            raise fail(f"{option}: must be 0 or more, not {value}")
     try:
         tax = resolve_taxonomy(taxonomy)
-        frame = read_votes(votes, tax, stage)
+        notes: list[str] = []
+        frame = read_outside_votes(votes, tax, stage, notes=notes).votes
+        print_notes(notes)
         if frame.empty:
             raise ValueError(f"{votes}: no votes" + (f" in stage {stage!r}" if stage else ""))
         try:
@@ -102,6 +107,8 @@ def labels(
     ),
     votes: Annotated[Path | None, typer.Option(help="vote table \\[default: DATASET/manifests/votes.parquet]")] = None,
     taxonomy: Annotated[str, typer.Option(help="'emotions6' or a taxonomy TOML")] = "emotions6",
+    leave_out_unknown_videos: Annotated[bool, typer.Option(help=LEAVE_OUT_HELP)] = False,
+    pseudonymise: Annotated[bool, typer.Option(help=PSEUDONYMISE_HELP)] = False,
 ) -> None:
     """Final labels into DATASET/manifests/labels.parquet; ties go to manifests/needs_expert.parquet."""
     from annotation.labels import METHODS
@@ -113,9 +120,14 @@ def labels(
         raise fail(f"--method {method!r}: choose {' or '.join(METHODS)}")
     layout = DatasetLayout(dataset)
     try:
-        outcome = decide_labels(layout, resolve_taxonomy(taxonomy), method, votes)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+        notes: list[str] = []
+        outcome = decide_labels(
+            layout, resolve_taxonomy(taxonomy), method, votes, leave_out_unknown=leave_out_unknown_videos,
+            pseudonymise=pseudonymise, notes=notes,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:  # a read-only or full disk: one line naming the folder
+        raise failure(exc, layout.manifests) from None
+    print_notes(notes)
     counts = label_counts(outcome)
     table = Table(title=f"labels ({method}): {outcome.labels.num_rows} decided, {outcome.needs_expert.num_rows} "
                         "waiting for the expert stage")  # fmt: skip

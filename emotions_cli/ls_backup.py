@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from emotions_cli.console import fail, local_folder, say
+from emotions_cli.console import fail, failure, local_folder, say
 
 backup_app = typer.Typer(no_args_is_help=True)
 
@@ -56,7 +56,7 @@ def backup_command(
         _note_copy(layout)
         made = backup(server, dataset)
     except (ServerError, OSError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, dataset) from None
     if as_json:
         print(json.dumps(backup_summary(made)))
     else:
@@ -103,7 +103,7 @@ def restore_command(
         )
         report = restore(server, chosen, replace=replace)
     except (ServerError, OSError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, dataset) from None
     for path in report.swept:
         say(f"removed {path}: a partial backup a killed run left (it held the database)")
     print(f"restored {report.backup.path.name} into {report.database}")

@@ -1,4 +1,4 @@
-"""Release commands: `emotions release [create] DATASET --version X.Y.Z | verify RELEASE | record-baseline`.
+"""Release commands: `emotions release [create] DATASET --version X.Y.Z | verify RELEASE | record-baseline | diff A B`.
 
 `emotions release DATASET ...` stays the short form of `emotions release create DATASET ...`.
 """
@@ -12,7 +12,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from emotions_cli.console import console, fail, local_folder, say, stdout
+from emotions_cli.console import console, fail, failure, local_folder, say, stdout
 from emotions_cli.dataset import leak_failure
 
 DEFAULT_COMMAND = "create"
@@ -47,6 +47,10 @@ def create(
             help="publish the uploaders as they are \\[default: keyed pseudonyms, key from EMOTIONS_RELEASE_KEY]",
         ),
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="an earlier release (folder or version of this dataset): the card says what changed since"),
+    ] = None,
 ) -> None:
     """Write releases/X.Y.Z: Parquet per variant and split, the authors' formats, the card, SHA256SUMS (also
     `emotions release DATASET --version X.Y.Z`)."""
@@ -63,17 +67,22 @@ def create(
         raise fail(f"--name {name!r} {problem} (it names the folder data_cards/<name>-<version>/)")
     layout = DatasetLayout(dataset)
     try:
+        card = card_writer(layout)
+        if since is not None:
+            from emotions_data.release_diff import resolve_release, with_changes_since
+
+            base = Path(since) if (Path(since) / "release.json").is_file() else layout.release(since).root
+            card = with_changes_since(card, resolve_release(base))
         tax = resolve_taxonomy(taxonomy)
         votes = read_counted_votes(layout, tax)
         folder = write_release(
-            layout, version, votes=votes, taxonomy=tax, name=name, card=card_writer(layout),
-            include_uploaders=include_uploaders,
-        )  # fmt: skip
+            layout, version, votes=votes, taxonomy=tax, name=name, card=card, include_uploaders=include_uploaders
+        )
         info = ReleaseInfo.from_directory(folder)
     except LeakageError as exc:
         raise leak_failure(exc, f"release {version} not written") from None
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, layout.releases) from None
     for variant, counts in info.variants.items():
         stdout.print(f"{variant}: " + ", ".join(f"{s} {n}" for s, n in counts.items()), highlight=False)
     console.print(f"release: {folder}", highlight=False)
@@ -91,7 +100,7 @@ def verify(
     try:
         result = check_release(release_dir)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir) from None
     if not result.outside:
         say(f"warning: {release_dir}: the digest recorded outside the release is not available (no ledger of its "
             "dataset beside it): checked against its own SHA256SUMS only")  # fmt: skip
@@ -118,5 +127,26 @@ def record_baseline_cmd(
     try:
         folder = record_baseline(release_dir, evaluations, version)
     except (ValueError, OSError) as exc:
-        raise fail(str(exc)) from None
+        raise failure(exc, release_dir.parent) from None
     console.print(f"release: {folder}  (baseline recorded; {release_dir} unchanged)", highlight=False, soft_wrap=True)
+
+
+@release_app.command("diff")
+def diff_cmd(
+    old: Annotated[Path, typer.Argument(help="the earlier release folder (or its version, beside NEW)")],
+    new: Annotated[Path, typer.Argument(help="the later release folder (or its version, beside OLD)")],
+    variant: Annotated[str | None, typer.Option(help="variant to compare \\[default: full]")] = None,
+) -> None:
+    """What changed from release OLD to release NEW (Markdown on stdout): items added and removed with reasons,
+    labels changed (old, new, decided_by), split moves, class counts per split, and agreement and baseline metrics
+    side by side with 95% bootstrap intervals over items."""
+    from emotions_data.release_diff import diff_releases, render_diff, resolve_release
+
+    try:
+        old_dir = resolve_release(old, new if (Path(new) / "release.json").is_file() else None)
+        new_dir = resolve_release(new, old_dir)
+        diff = diff_releases(old_dir, new_dir, variant)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    stdout.print(f"# Changes from {diff.old} to {diff.new}\n", highlight=False, soft_wrap=True, markup=False)
+    stdout.print("\n".join(render_diff(diff)), highlight=False, soft_wrap=True, markup=False)

@@ -12,6 +12,7 @@ from annotation.labelstudio.config import CREDENTIALS_FILE, ServerConfig, Server
 from annotation.labelstudio.database import describe
 from annotation.labelstudio.process import DEFAULT_START_TIMEOUT_S, start, status, stop
 from emotions_cli.console import console, fail
+from emotions_cli.params import integers, number, reals
 
 server_app = typer.Typer(
     help="Run the local Label Studio server. Secrets come from EMOTIONS_LS_USERNAME / EMOTIONS_LS_PASSWORD / "
@@ -24,6 +25,8 @@ server_app = typer.Typer(
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="server data folder \\[default: ~/.local/share/emotions/label-studio]")
 ]
+#: A day: a start that has not become healthy by then never will.
+START_TIMEOUT = reals(above=0.0, high=86400.0, why="a day")
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML file with a `label_studio` table \\[default: $EMOTIONS_CONFIG]")
 ]
@@ -39,7 +42,7 @@ def _config_or_exit(config: Path | None, **overrides: Any) -> ServerConfig:
 @server_app.command("start")
 def start_command(
     data_dir: DataDirOpt = None,
-    port: Annotated[int | None, typer.Option(help="0 picks a free port \\[default: 8080]")] = None,
+    port: Annotated[int | None, number(bounds=integers(0, 65535), help="0 picks a free port \\[default: 8080]")] = None,
     host: Annotated[
         str | None,
         typer.Option(help="address to bind \\[default: 127.0.0.1]; any other serves plain HTTP to other machines"),
@@ -61,7 +64,9 @@ def start_command(
         typer.Option("--public-url", help="the https:// URL annotators open, when a TLS proxy is in front"),
     ] = None,
     config: ConfigOpt = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait until healthy")] = DEFAULT_START_TIMEOUT_S,
+    timeout: Annotated[
+        float, number(bounds=START_TIMEOUT, help="seconds to wait until healthy")
+    ] = DEFAULT_START_TIMEOUT_S,
 ) -> None:
     """Start Label Studio in the background and wait until it is healthy and accepts the API token."""
     cfg = _config_or_exit(

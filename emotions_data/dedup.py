@@ -92,7 +92,7 @@ INDEXED_MAX_THRESHOLD = 0.35
 PICTURE_BANDS_PER_FRAME = 8
 PICTURE_BAND_BITS = 16
 #: More picture bands a frame for the pairs without sound to compare, each of `SILENT_BAND_BITS` bits, half from
-#: one frame and half from another (README "The search").
+#: one frame and half from another (docs/lead/duplicates.md, "The search").
 SILENT_BANDS_PER_FRAME = 12
 SILENT_BAND_BITS = 15
 SOUND_BAND_BITS = 16
@@ -351,8 +351,8 @@ def indexed_pairs(
     shorter bands agree more often). They pair the clips without sound with every clip and no two clips with
     sound: those clips are the minority, so these bands cost a fraction of a whole band. Candidates are kept when
     the duration rule and the threshold hold. So every pair returned is one the exact search returns; a pair is
-    missed only when no band agrees (recall: README, measured by benchmarks/dedup.py). Returns (i, j, distance)
-    arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
+    missed only when no band agrees (recall: docs/performance.md, measured by benchmarks/dedup.py). Returns
+    (i, j, distance) arrays, i < j, sorted by (i, j). Memory: O(n) per band."""
     n = len(fps)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)

@@ -1,9 +1,12 @@
 """Fetch a URL with yt-dlp into a per-item temporary folder, then move it into place atomically.
 
-Failures are classified: transient ones (HTTP 408/425/429/5xx, timeouts, dropped connections,
-bot checks) are retried with exponential backoff within the run and again on the next run;
-permanent ones (404, removed, private, unsupported, malformed URLs) are recorded and left alone.
-Faults of this machine (a full disk, an unwritable folder) are neither: they raise `LocalFault`,
+Before anything is downloaded, a URL is resolved to the platform video it names (`resolve`, from its shape alone
+where it can be, `emotions_data.url_shapes`), and a download extracts first and downloads after: a URL that names no
+single video (a profile, a live room, a playlist, a page with several videos, a post without a video) is refused.
+
+Failures are classified (`emotions_data.download_errors`, with what yt-dlp only warned about): transient ones are
+retried with exponential backoff within the run and again on the next run; permanent ones are recorded and left
+alone. Faults of this machine (a full disk, an unwritable folder) are neither: they raise `LocalFault`,
 which stops the run and leaves the item to the next one.
 """
 
@@ -20,19 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from emotions_data.download_errors import (
+    NOT_ONE_VIDEO,
+    NOT_RECOGNISED_WORDS,
+    UNRECOGNISED_PAGE,
+    DownloadFailure,
+    YtDlpLog,
+    classify,
+    failure_of,
+)
 from emotions_data.faults import as_local_fault, local_fault
 from emotions_data.platforms import platform_of_extractor
 from emotions_data.settings import DownloadSettings
 from emotions_data.storage import TMP_MARK, commit_file
+from emotions_data.url_shapes import UrlShape, url_shape
+
+__all__ = ["DownloadFailure", "classify", "download", "resolve"]
 
 DOWNLOADER = "yt-dlp"
-_TRANSIENT_STATUS = {408, 425, 429} | set(range(500, 600))
-_TRANSIENT_TEXT = re.compile(
-    r"timed? ?out|temporar|connection (reset|refused|aborted)|remote end closed|rate.?limit|too many requests"
-    r"|sign in to confirm|try again later|incomplete ?read",
-    re.IGNORECASE,
-)
-_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _CONTROL_NAMES = {0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL"}
 _HOST_PUNCTUATION = frozenset("-._")
 # yt-dlp's words for failing to write its own output (in our work folder), whatever file the error names: a buffered
@@ -44,37 +52,11 @@ _WRITING_OUTPUT = re.compile(
 )
 
 
-# The words the platform extractors shipped with emotions (yt_dlp_plugins/extractor/emotions_platforms.py) use for a
-# page they cannot read; retrying the same request at once does not help.
-_NOT_RECOGNISED = re.compile(r"(?P<platform>[a-z]+): page structure not recognised", re.IGNORECASE)
-# yt-dlp's own words when a platform gives no video data where its extractor expects it (Douyin's web detail API
-# answers an empty document to clients without fresh cookies): the same kind of failure, for the same remedies.
-_NO_VIDEO_DATA = {"douyin": re.compile(r"\[Douyin\].*fresh cookies", re.IGNORECASE)}
-UNRECOGNISED_PAGE = "unrecognised_page"  # schema.Reason.UNRECOGNISED_PAGE
-DOWNLOAD_ERROR = "download_error"  # schema.Reason.DOWNLOAD_ERROR
-_WHAT_TO_TRY = (
-    "; try a cookies file from a logged-in browser (EMOTIONS_COOKIES_FILE) and fewer requests "
-    "(download.max_requests_per_minute), see the README"
-)
 # Extractors that only lead to another URL (share links, pages that open a video elsewhere): resolving one asks the
 # extractor where it leads; any other extractor names its video in the URL itself.
 _REDIRECTING_EXTRACTORS = frozenset({"DouyinShare", "DouyinPage", "KuaishouShare", "TikTokVM"})
-
-
-class DownloadFailure(RuntimeError):
-    """A URL that could not be fetched: `retryable` when the next try may succeed; `reason` the manifest's reason
-    code (`download_error`, or `unrecognised_page` for a platform page of unknown structure). Plain values only (it
-    pickles)."""
-
-    def __init__(self, message: str, retryable: bool, attempts: int = 1, reason: str = DOWNLOAD_ERROR) -> None:
-        super().__init__(message, retryable, attempts, reason)
-        self.message = message
-        self.retryable = retryable
-        self.attempts = attempts
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.message
+# The extractor of each platform's canonical page (`url_shapes`): a URL of known shape needs no matching.
+_CANONICAL_EXTRACTORS = {"tiktok": "TikTok", "douyin": "Douyin", "kuaishou": "Kuaishou"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +66,7 @@ class Downloaded:
     downloader_version: str
     attempts: int = 1
     info: dict | None = None  # yt-dlp's info dict, sanitised (no private keys); see emotions_data.platforms
+    warnings: tuple[str, ...] = ()  # what yt-dlp only warned about on the try that succeeded
 
 
 @dataclass(frozen=True)
@@ -172,50 +155,6 @@ def check_url_allowed(url: str, settings: DownloadSettings) -> None:
         raise DownloadFailure(problem, retryable=False)
 
 
-def _http_status(exc: BaseException) -> int | None:
-    seen = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        for attr in ("status", "code"):
-            value = getattr(node, attr, None)
-            if isinstance(value, int) and 100 <= value < 600:
-                return value
-        exc_info = getattr(node, "exc_info", None)
-        nxt = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
-        node = nxt or node.__cause__ or node.__context__
-    match = _HTTP_STATUS.search(str(exc))
-    return int(match.group(1)) if match else None
-
-
-def classify(exc: BaseException) -> tuple[str, bool]:
-    """(one-line message, retryable) for a yt-dlp failure."""
-    message = " ".join(str(exc).replace("ERROR: ", "").split())
-    if "did not get any data blocks" in message.lower():
-        return "empty response: the server sent 0 bytes", False
-    if _NOT_RECOGNISED.search(message):
-        return message, False
-    status = _http_status(exc)
-    if status is not None:
-        return message, status in _TRANSIENT_STATUS
-    return message, bool(_TRANSIENT_TEXT.search(message))
-
-
-def _failure(exc: BaseException, attempts: int = 1) -> DownloadFailure:
-    """The `DownloadFailure` a yt-dlp error becomes: a page of unknown structure gets its own reason and a message
-    that starts with the platform and says what to try."""
-    message, retryable = classify(exc)
-    found = _NOT_RECOGNISED.search(message)
-    if found:
-        text = message[found.start() :] + _WHAT_TO_TRY
-        return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
-    for platform, words in _NO_VIDEO_DATA.items():
-        if words.search(message):
-            text = f"{platform}: page structure not recognised (no video data: {message})" + _WHAT_TO_TRY
-            return DownloadFailure(text, False, attempts, UNRECOGNISED_PAGE)
-    return DownloadFailure(message, retryable, attempts)
-
-
 def plugins_findable() -> None:
     """Make the yt-dlp plugin extractors shipped with emotions (the `yt_dlp_plugins` package beside
     `emotions_data`) findable. yt-dlp looks for plugin packages in the folders of `sys.path`: an installed wheel puts
@@ -224,15 +163,6 @@ def plugins_findable() -> None:
     root = Path(__file__).resolve().parent.parent
     if (root / "yt_dlp_plugins" / "extractor").is_dir() and str(root) not in sys.path:
         sys.path.append(str(root))
-
-
-class _QuietLogger:
-    """yt-dlp talks a lot; keep its messages out of the progress bar."""
-
-    def debug(self, msg: str) -> None: ...
-    def info(self, msg: str) -> None: ...
-    def warning(self, msg: str) -> None: ...
-    def error(self, msg: str) -> None: ...
 
 
 def throttle(url: str, lock_dir: Path, per_minute: float) -> None:
@@ -255,7 +185,7 @@ def throttle(url: str, lock_dir: Path, per_minute: float) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _ydl_options(settings: DownloadSettings, workdir: Path) -> dict:
+def _ydl_options(settings: DownloadSettings, workdir: Path, log: YtDlpLog | None = None) -> dict:
     options: dict = {
         "outtmpl": {"default": str(workdir / "original.%(ext)s")},
         "format": settings.format,
@@ -263,7 +193,7 @@ def _ydl_options(settings: DownloadSettings, workdir: Path) -> dict:
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
-        "logger": _QuietLogger(),
+        "logger": log if log is not None else YtDlpLog(),
         "socket_timeout": settings.socket_timeout_s,
         # Retries of whole requests are ours (with backoff and classification); yt-dlp only
         # resumes a transfer that broke midway.
@@ -294,45 +224,92 @@ def _extractor_for(url: str):  # type: ignore[no-untyped-def]
     return next((ie for ie in gen_extractor_classes() if ie.suitable(url)), None)
 
 
+def _refusal(url: str, shape: UrlShape) -> DownloadFailure:
+    return DownloadFailure(
+        f"{shape.platform}: {url} is {shape.kind}, not one video: give the URL of each video",
+        False,
+        reason=NOT_ONE_VIDEO,
+    )
+
+
 def resolve(
     url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None] | None = None
 ) -> Resolved | None:
     """Which platform video `url` names, without downloading it: None when no platform extractor knows the URL (a
-    plain file URL, read by yt-dlp's generic extractor). A URL whose extractor names the video in the URL itself
-    costs no request; a share link costs one (`before_request` is called first: throttling).
+    plain file URL, read by yt-dlp's generic extractor). A URL whose shape names the video (`url_shape`, or an
+    extractor that names it in the URL) costs no request; a share link costs one per redirect it leads through
+    (`before_request` is called first: throttling).
 
-    Raises `DownloadFailure` (classified like a download's) when a share link cannot be followed."""
+    Raises `DownloadFailure`: permanent with reason `not_one_video` for a URL that names no single video (a profile,
+    a live room, a collection, an image post, any list yt-dlp's extractor knows as one), `unrecognised_page` for a
+    share link that leads nowhere known; else classified like a download's failure when a share link cannot be
+    followed."""
     check_url_allowed(url, settings)
     import yt_dlp
 
     _load_plugins()
+    followed = link_platform = None  # the share link that led here, and its platform
     for _ in range(4):  # a share link leads to a page that leads to the video: a few hops at most
+        shape = url_shape(url)
+        if shape is not None and shape.refused:
+            raise _refusal(url, shape) if followed is None else _refusal_after(followed, url, shape)
+        if shape is not None and shape.one_video:
+            key = _CANONICAL_EXTRACTORS[shape.platform]
+            return Resolved(shape.platform, str(shape.video_id), shape.url, key)
+        url = shape.url if shape is not None else url
         ie = _extractor_for(url)
         key = ie.ie_key() if ie is not None else None
         platform = platform_of_extractor(key)
         if ie is None or platform is None:
+            if followed is not None:
+                raise _led_nowhere(link_platform, followed, url)
             return None
+        if ie.is_single_video(url) is False:  # an extractor of lists (a channel, a playlist, a user's videos)
+            raise DownloadFailure(
+                f"{platform}: {url} is a list of videos ({ie.IE_NAME}), not one video: give the URL of each video",
+                False, reason=NOT_ONE_VIDEO,
+            )  # fmt: skip
         if key not in _REDIRECTING_EXTRACTORS:
-            video_id = ie.get_temp_id(url)
+            # The id in the URL is a video's only for an extractor of videos: a channel's handle or a playlist's id
+            # is not one (extractors of either kind are left to the download, which extracts before it downloads).
+            video_id = ie.get_temp_id(url) if ie.is_single_video(url) else None
             return Resolved(platform, str(video_id), url, key) if video_id else None
         if before_request is not None:
             before_request()
         workdir.mkdir(parents=True, exist_ok=True)
+        log = YtDlpLog()
         try:
             # A YoutubeDL costs about 0.2 s to make: only URLs that lead elsewhere need one.
-            with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+            with yt_dlp.YoutubeDL(_ydl_options(settings, workdir, log)) as ydl:
                 info = ydl.extract_info(url, download=False, process=False)
         except Exception as exc:  # yt-dlp raises many kinds
-            raise _failure(exc) from None
+            raise failure_of(exc, log.warnings) from None
         if not info:
             return None
+        followed, link_platform = followed or url, link_platform or platform
         if info.get("_type") in ("url", "url_transparent") and info.get("url"):
             url = info["url"]
             continue
         if info.get("id"):
             return Resolved(platform, str(info["id"]), info.get("webpage_url") or url, key)
         return None
-    return None
+    raise _led_nowhere(link_platform, str(followed), url)
+
+
+def _refusal_after(link: str, landed: str, shape: UrlShape) -> DownloadFailure:
+    return DownloadFailure(
+        f"{shape.platform}: the share link {link} leads to {landed}, {shape.kind}, not one video",
+        False,
+        reason=NOT_ONE_VIDEO,
+    )
+
+
+def _led_nowhere(platform: str | None, link: str, landed: str) -> DownloadFailure:
+    return DownloadFailure(
+        f"{platform}: {NOT_RECOGNISED_WORDS} (the share link {link} leads to {landed}, which names no video)",
+        False,
+        reason=UNRECOGNISED_PAGE,
+    )
 
 
 def _load_plugins() -> None:
@@ -350,20 +327,54 @@ def _load_plugins() -> None:
         load_all_plugins()
 
 
+_LIVE = ("is_live", "is_upcoming")
+
+
+def _one_video(ydl, url: str, info: dict | None) -> dict:  # type: ignore[no-untyped-def]
+    """`info` (yt-dlp's result before any download) when it is one video with something to download; a result that
+    only leads elsewhere is followed first (still without downloading).
+
+    Raises `DownloadFailure`: permanent with reason `not_one_video` for a playlist or a page of several videos, a
+    live stream, a platform post with no video (an image post, sound only) or nothing to download."""
+    if info is not None and info.get("_type") in ("url", "url_transparent"):
+        info = ydl.process_ie_result(info, download=False)
+    if not info:
+        raise DownloadFailure("yt-dlp returned no result", retryable=True)
+    where = f"{info.get('extractor_key') or info.get('extractor') or 'yt-dlp'}"
+    if info.get("_type") in ("playlist", "multi_video"):
+        entries = info.get("entries")
+        many = f"{len(entries)} videos" if isinstance(entries, list) else "a list of videos"
+        raise DownloadFailure(
+            f"{url} holds {many} ({where}), not one video: give the URL of each video", False, reason=NOT_ONE_VIDEO
+        )
+    if info.get("live_status") in _LIVE or info.get("is_live"):
+        raise DownloadFailure(f"{url} is a live stream ({where}), not a recorded video", False, reason=NOT_ONE_VIDEO)
+    formats = info.get("formats") or ([info] if info.get("url") else [])
+    if not formats:
+        raise DownloadFailure(f"{url} names nothing to download ({where})", False, reason=NOT_ONE_VIDEO)
+    if platform_of_extractor(where) and all(f.get("vcodec") == "none" for f in formats):
+        raise DownloadFailure(
+            f"{url} is a post without a video, an image post or sound only ({where})", False, reason=NOT_ONE_VIDEO
+        )
+    return info
+
+
 def _download_once(
-    url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None]
+    url: str, workdir: Path, settings: DownloadSettings, before_request: Callable[[], None], log: YtDlpLog
 ) -> tuple[Path, str | None, dict]:
+    """Extract first, download after: what the URL names is checked (`_one_video`) before any media is fetched."""
     import yt_dlp
 
     plugins_findable()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    with yt_dlp.YoutubeDL(_ydl_options(settings, workdir)) as ydl:
+    with yt_dlp.YoutubeDL(_ydl_options(settings, workdir, log)) as ydl:
         # Match the URL against the extractors now (compiling their patterns takes a while the first
         # time), so that throttling spaces the requests themselves rather than this set-up.
         _extractor_for(url)
         before_request()
-        info = ydl.extract_info(url, download=True)
+        info = _one_video(ydl, url, ydl.extract_info(url, download=False, process=False))
+        info = ydl.process_ie_result(info, download=True)
         if info is not None:
             info = ydl.sanitize_info(info, remove_private_keys=True)
     if info is None:
@@ -395,17 +406,20 @@ def download(
             if settings.max_requests_per_minute and rate_dir is not None:
                 throttle(url, rate_dir, settings.max_requests_per_minute)
 
+        log = YtDlpLog()
         try:
-            path, extractor, info = _download_once(url, workdir, settings, before_request)
+            path, extractor, info = _download_once(url, workdir, settings, before_request, log)
         except DownloadFailure as exc:
-            failure = exc
+            failure = (
+                exc if exc.warnings else DownloadFailure(exc.message, exc.retryable, 1, exc.reason, tuple(log.warnings))
+            )
         except Exception as exc:  # yt-dlp raises many kinds (DownloadError, RequestError, ValueError, OSError)
             # An error writing the output is ours even when it names no file (a failed write() names none).
             fault = local_fault(exc, workdir, None if _WRITING_OUTPUT.search(str(exc)) else ours)
             if fault is not None:
                 shutil.rmtree(workdir, ignore_errors=True)  # a partial download only takes space
                 raise fault from None
-            failure = _failure(exc)
+            failure = failure_of(exc, log.warnings)
         else:
             try:
                 final = _keep(path, dest_stem)
@@ -413,10 +427,10 @@ def download(
                 raise as_local_fault(exc, dest_stem.parent) from None
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            return Downloaded(final, extractor, downloader_version(), attempt, info)
+            return Downloaded(final, extractor, downloader_version(), attempt, info, tuple(log.warnings))
         if not failure.retryable or attempt == attempts:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise DownloadFailure(failure.message, failure.retryable, attempt, failure.reason)
+            raise DownloadFailure(failure.message, failure.retryable, attempt, failure.reason, failure.warnings)
         time.sleep(settings.backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 

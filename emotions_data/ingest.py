@@ -116,7 +116,8 @@ def ingest(
     progress: ProgressFn | None = None,
     retry_permanent: bool = False,
 ) -> IngestReport:
-    """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable.
+    """Ingest `sources` (SOURCE arguments or ready InputItems) into `dataset_dir`. Resumable. A folder's file whose
+    name is not UTF-8 is left out, and listed in the report's `refused_inputs`.
 
     Raises `SourceError` (a SOURCE or one of its rows is unusable), `ManifestVersionError` (the dataset's manifest
     was written by a newer emotions), `LocalFault` (this machine cannot store the work: full disk, read-only or
@@ -131,6 +132,7 @@ def ingest(
     layout = location.layout
     items: list[InputItem] | None = [s for s in sources if isinstance(s, InputItem)]
     digests = None
+    refused: list[str] = []  # folder entries whose names are not UTF-8: left out, reported
     if len(items) != len(sources):
         # A SOURCE file registered in full before (same bytes) gives no new item: it is not parsed again. Checked
         # again under the lock with the register as stored (this host's copy may be stale in an object store);
@@ -139,7 +141,7 @@ def ingest(
         if all(digests) and set(digests) <= registered_digests(layout):  # type: ignore[arg-type]
             items = None
         else:
-            items = read_sources(list(sources))  # type: ignore[arg-type]
+            items = read_sources(list(sources), refused)  # type: ignore[arg-type]
             digests = [d for d in digests if d]  # type: ignore[misc]
     if not isinstance(location, ObjectLocation):  # an object store has no folders to be files instead
         if layout.root.exists() and not layout.root.is_dir():
@@ -147,8 +149,9 @@ def ingest(
         _check_existing_manifest(layout)
     try:
         return _ingest_locked(
-            location, items, settings, executor, progress, retry_permanent, sources=sources, digests=digests
-        )
+            location, items, settings, executor, progress, retry_permanent, sources=sources, digests=digests,
+            refused=refused,
+        )  # fmt: skip
     except OSError as exc:
         # The driver only writes the dataset's own files: a fault there is the machine's, not an item's.
         fault = local_fault(exc, layout.root)
@@ -195,16 +198,19 @@ def _ingest_locked(
     retry_permanent: bool,
     sources: Sequence[str | Path] = (),
     digests: list[str] | None = None,
+    refused: list[str] | None = None,
 ) -> IngestReport:
     """The run under the dataset's lock. `items` None: every SOURCE (`sources`, whose `digests` were found in the
     register) is registered already, so the register is not rewritten; when the register no longer says so the
-    sources are read here."""
+    sources are read here. `refused`: the folder entries left out when the sources were read (the report lists
+    them)."""
     started = time.perf_counter()
     layout = location.layout
     run = _Run(location, settings, executor, progress, retry_permanent)
     with location.lock(location.url):
         swept = location.sweep()
-        inputs = _register(location, items, sources, digests)
+        refused = [] if refused is None else refused
+        inputs = _register(location, items, sources, digests, refused)
         resolve_log = location.stage_log(layout.resolve_log, RESOLVE_STAGE_SCHEMA)
         resolved = _resolve(run, inputs, resolve_log)
         same_video = platform_duplicates_table(inputs, resolved)
@@ -219,13 +225,18 @@ def _ingest_locked(
         _write_outcome(location, table, (resolve_log, fetch_log, media_log))
         report = summarise(table, run.processed, time.perf_counter() - started, swept)
         report.settings = public_settings(settings)
+        report.refused_inputs = list(dict.fromkeys(refused))
         with writing_to(layout.manifests):
             location.write_bytes(layout.ingest_summary, report.to_json().encode())
         return report
 
 
 def _register(
-    location: LocalLocation, items: list[InputItem] | None, sources: Sequence[str | Path], digests: list[str] | None
+    location: LocalLocation,
+    items: list[InputItem] | None,
+    sources: Sequence[str | Path],
+    digests: list[str] | None,
+    refused: list[str],
 ) -> pa.Table:
     """Check the dataset's manifest and input register as stored, register the run's new items and return the
     register (`input_register.read_inputs`)."""
@@ -235,7 +246,7 @@ def _register(
     location.pull(layout.inputs)
     check_input_register(location)
     if items is None and not (digests and set(digests) <= registered_digests(layout)):
-        items = read_sources(list(sources))
+        items = read_sources(list(sources), refused)
     if items is not None:
         with writing_to(layout.work):
             register_inputs(layout, items, digests)

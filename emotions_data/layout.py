@@ -25,7 +25,8 @@ def local_dataset_dir(location: str | os.PathLike[str]) -> Path:
         url = url.replace(netloc, netloc.rpartition("@")[2], 1)
     raise ValueError(
         f"{url}: {parts.scheme}:// is not a folder; this command needs a local dataset folder (for an s3:// "
-        "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see the README, Datasets in object storage)"
+        "dataset, copy it to a folder first, e.g. aws s3 sync URL FOLDER; see docs/lead/scale.md, Datasets in object "
+        "storage)"
     )
 
 
@@ -73,6 +74,11 @@ class DatasetLayout:
     def vote_history(self) -> Path:
         """Every change to a vote on record (VOTE_HISTORY_SCHEMA)."""
         return self.manifests / "vote_history.parquet"
+
+    @property
+    def ls_tasks(self) -> Path:
+        """Each Label Studio task push made, with its data as push made it (JSON)."""
+        return self.manifests / "ls_tasks.json"
 
     @property
     def pull_report(self) -> Path:
@@ -231,8 +237,8 @@ class DatasetLayout:
 
 @dataclass(frozen=True)
 class ReleaseLayout:
-    """Where everything lives inside one release folder (docs/release-format.md); paths listed in `release.json`
-    and `SHA256SUMS` are relative to `root`."""
+    """Where everything lives inside one release folder (docs/reference/release-format.md); paths listed in
+    `release.json` and `SHA256SUMS` are relative to `root`."""
 
     root: Path
 

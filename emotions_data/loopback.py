@@ -3,8 +3,10 @@
 It also answers as an HTTP proxy for any host, so a client configured with the proxy can use
 stable made-up URLs (``http://demo-corpus.invalid/clip.mp4``) whatever port the server got.
 
-`faults` scripts per-path answers, consumed one per request: ``{"/a.mp4": [429, 429]}`` answers
-429 twice and then serves the file; ``{"/gone.mp4": [404] * 100}`` keeps answering 404.
+`faults` scripts per-path answers (a path with its query first), consumed one per request: ``{"/a.mp4": [429, 429]}``
+answers 429 twice and then serves the file; ``{"/gone.mp4": [404] * 100}`` keeps answering 404. Two codes are not HTTP
+statuses: `DROP` hangs up without an answer (a dropped connection), `STALL` answers nothing for `STALL_S` seconds and
+then hangs up (a client with a shorter socket timeout times out).
 
 `routes` answer for a host and path (optionally with its query) before any file: ``{"v.douyin.com/abc/":
 Route(302, {"Location": ...})}``, so fixture pages live under a platform's real host names. With `tls=True` the
@@ -27,6 +29,10 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
+
+DROP = 0  # a fault code: close the connection without answering
+STALL = 1  # a fault code: answer nothing for STALL_S seconds, then close
+STALL_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,13 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def _fault(self) -> int | None:
+        """The next scripted answer for this path with its query (first) or without, else None."""
         path = self.path.split("?", 1)[0]
         with self.lock:
             self.hits[path] = self.hits.get(path, 0) + 1
             self.request_log.append((time.monotonic(), path))
             self.seen_headers[path] = dict(self.headers.items())
-            queue = self.faults.get(path)
+            queue = self.faults.get(self.path) or self.faults.get(path)
             return queue.pop(0) if queue else None
 
     def _route(self) -> Route | None:
@@ -112,6 +119,11 @@ class _Handler(SimpleHTTPRequestHandler):
             return
         if code is None:
             (super().do_HEAD if head_only else super().do_GET)()
+            return
+        if code in (DROP, STALL):
+            if code == STALL:
+                time.sleep(STALL_S)
+            self.close_connection = True
             return
         self.send_response(code)
         if code == 429:

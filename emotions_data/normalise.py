@@ -20,7 +20,7 @@ import numpy as np
 
 from emotions_data import fingerprint as fp
 from emotions_data.faults import as_local_fault, local_fault_in_text
-from emotions_data.probe import ProbeError, peak_frame_rate, probe_file, sha256_file
+from emotions_data.probe import ProbeError, frame_rates, probe_file, sha256_file
 from emotions_data.settings import FilterSettings, NormaliseSettings
 from emotions_data.storage import commit_file, temp_path_for
 
@@ -48,9 +48,11 @@ class SourceVideo:
     duration_s: float  # of the video stream: the output is cut to exactly this
     has_audio: bool
     vfr: bool = False
-    peak_fps: float | None = None  # a variable-rate source's fastest stretch (probe.peak_frame_rate)
+    peak_fps: float | None = None  # a variable-rate source's fastest stretch (probe.frame_rates)
+    typical_fps: float | None = None  # the rate of its median frame interval (probe.frame_rates)
     transfer: str | None = None  # colour transfer (ffprobe's name); HDR ones are tone-mapped
     primaries: str | None = None
+    audio_track: int = 0  # the audio track to keep, 0-based among the file's (probe.played_audio_track)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class NormalisedMedia:
     height: int
     fps: float
     fingerprint: str
+    fps_reason: str = ""  # why the media has that rate (`choose_fps`)
 
 
 def recipe_id(settings: NormaliseSettings, fingerprint_version: str = fp.VERSION) -> str:
@@ -89,31 +92,85 @@ def target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]
     return out_w, out_h
 
 
-STANDARD_RATES = tuple(
+#: Constant rates cameras, phones and platforms record and serve video at (NTSC ones exact), from 10 fps (screen
+#: recordings, low-light phone video) to 60: a measured rate close to one of them is that rate.
+PLAUSIBLE_RATES = tuple(
     Fraction(n, d)
-    for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (50, 1), (60000, 1001), (60, 1))
-)
+    for n, d in ((10, 1), (12, 1), (25, 2), (15000, 1001), (15, 1), (20, 1), (24000, 1001), (24, 1), (25, 1),
+                 (30000, 1001), (30, 1), (50, 1), (60000, 1001), (60, 1))
+)  # fmt: skip
+_CONSTANT_TOLERANCE = 0.01  # a median frame interval within 1 % of a plausible rate's is that rate
+_STATED_TOLERANCE = 0.001  # a stated average further than this from every plausible rate is measured
+_BURST_TOLERANCE = 1.05  # a fastest stretch up to 5 % faster than that is timestamp jitter, not a burst
 
 
-def target_fps(fps: float | None, max_fps: float, vfr: bool = False, peak_fps: float | None = None) -> Fraction:
-    """The source's average rate (NTSC rates kept exact), capped; 25 when unknown. A variable-rate source gets
-    the nearest standard rate at or above its peak rate (its average when the peak is unknown), up to the cap,
-    so its fastest stretch keeps every frame: 2 s at 30 fps then 10 fps averages under 24 fps, and encoding it
-    at 23.976 would drop a fifth of the fast part."""
+def _fps_text(rate: Fraction | float) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def plausible_rate(fps: float | None, tolerance: float = _CONSTANT_TOLERANCE) -> Fraction | None:
+    """The `PLAUSIBLE_RATES` entry nearest `fps` when within `tolerance` (a fraction of it), else None."""
+    if not fps or fps <= 0:
+        return None
+    nearest = min(PLAUSIBLE_RATES, key=lambda r: abs(float(r) - fps))
+    return nearest if abs(float(nearest) - fps) <= tolerance * fps else None
+
+
+def choose_fps(
+    fps: float | None,
+    max_fps: float,
+    vfr: bool = False,
+    peak_fps: float | None = None,
+    typical_fps: float | None = None,
+) -> tuple[Fraction, str]:
+    """(the media's frame rate, why) for a source whose average rate is `fps` (ffprobe's), capped at `max_fps`.
+
+    * Unknown: 25.
+    * A source whose frames are evenly spaced at a plausible rate (`typical_fps`, the median interval's rate, within
+      1 % of one of `PLAUSIBLE_RATES`, and no stretch more than 5 % faster) keeps that rate, whatever its container
+      states: a fragmented MP4 at 15 fps (whose average is computed over one frame too many) stays 15, a phone's
+      12 fps clip with jittered timestamps stays 12; raising either would only add duplicated frames. Measured only
+      for a variable-rate source or an average more than 0.1 % from every plausible rate.
+    * Another variable-rate source gets the nearest plausible rate at or above its peak rate (its average when the
+      peak is unknown or lower), so its fastest stretch keeps every frame: 2 s at 30 fps then 10 fps averages under
+      24 fps, and encoding it at 23.976 would drop a fifth of the fast part. Timestamps measure a rate to about half
+      a percent, which cannot tell 29.97 from 30: of the rates that close, the higher is taken (a duplicated frame,
+      never a dropped one).
+    * Any other source keeps its average rate (NTSC rates kept exact)."""
     cap = Fraction(max_fps).limit_denominator(1001)
     if not fps or fps <= 0:
-        return min(Fraction(25), cap)
+        return min(Fraction(25), cap), "source rate unknown: 25 fps" + (" capped" if cap < 25 else "")
     rate = Fraction(fps).limit_denominator(1001)
-    if vfr:
-        if peak_fps and peak_fps > fps:
-            rate = Fraction(peak_fps).limit_denominator(1001)
-        # Timestamps measure a rate to about half a percent, which cannot tell 29.97 from 30: of the standard
-        # rates that close, the higher one is taken (a duplicated frame, never a dropped one).
-        low, high = rate * Fraction(995, 1000), rate * Fraction(1005, 1000)
-        above = [r for r in STANDARD_RATES if r >= low]
+    constant = plausible_rate(typical_fps) if vfr or plausible_rate(fps, _STATED_TOLERANCE) is None else None
+    if constant is not None and (not peak_fps or peak_fps <= float(constant) * _BURST_TOLERANCE):
+        rate = constant
+        why = (
+            f"constant {_fps_text(rate)} fps: the interval of most of its frames, from their timestamps "
+            f"(the stated average is {_fps_text(fps)} fps)"
+        )
+    elif vfr:
+        measured = Fraction(peak_fps).limit_denominator(1001) if peak_fps and peak_fps > fps else rate
+        low, high = measured * Fraction(995, 1000), measured * Fraction(1005, 1000)
+        above = [r for r in PLAUSIBLE_RATES if r >= low]
         near = [r for r in above if r <= high]
-        rate = max(near) if near else above[0] if above else rate
-    return min(rate, cap)
+        rate = max(near) if near else above[0] if above else measured
+        why = f"variable rate: the nearest plausible rate at or above its fastest stretch ({_fps_text(measured)} fps)"
+    else:
+        why = "the source's own rate"
+    if rate > cap:
+        return cap, f"{why}, capped at {_fps_text(cap)} fps (normalise.max_fps)"
+    return rate, why
+
+
+def target_fps(
+    fps: float | None,
+    max_fps: float,
+    vfr: bool = False,
+    peak_fps: float | None = None,
+    typical_fps: float | None = None,
+) -> Fraction:
+    """The media's frame rate: :func:`choose_fps` without its reason."""
+    return choose_fps(fps, max_fps, vfr, peak_fps, typical_fps)[0]
 
 
 def thumbnail_rate(duration_s: float) -> float:
@@ -155,7 +212,7 @@ def build_command(
     to stdout and, given `sound_path`, the output's sound as mono 16-bit PCM at `fp.AUDIO_RATE` Hz to that file:
     what the fingerprint is made of."""
     out_w, out_h = target_size(source.width, source.height, settings.max_short_side)
-    rate = target_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps)
+    rate = target_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps, source.typical_fps)
     duration_s = source.duration_s
     tone_map = tone_map_filter(source.transfer, source.primaries)
     video = f"[0:v:0]{tone_map}scale={out_w}:{out_h}:flags=bicubic,setsar=1,fps={rate.numerator}/{rate.denominator}"
@@ -166,7 +223,7 @@ def build_command(
         )
     else:
         video += "[v]"
-    audio_in = "0:a:0" if source.has_audio else "1:a"
+    audio_in = f"0:a:{source.audio_track}" if source.has_audio else "1:a"
     # apad + an explicit output duration make the audio exactly as long as the video.
     graph = f"{video};[{audio_in}]aresample={settings.audio_sample_rate},apad[a]"
     sound = with_thumbnails and sound_path is not None
@@ -214,11 +271,14 @@ def normalise(
         raise as_local_fault(exc, dst.parent) from None
     tmp = temp_path_for(dst)
     duration_s = source.duration_s
-    if source.vfr and source.peak_fps is None:
+    stated_rate_doubtful = source.vfr or plausible_rate(source.fps, _STATED_TOLERANCE) is None
+    if stated_rate_doubtful and source.fps and source.typical_fps is None:
         try:
-            source = replace(source, peak_fps=peak_frame_rate(src))
+            typical, peak = frame_rates(src)
+            source = replace(source, typical_fps=typical, peak_fps=source.peak_fps or peak)
         except ProbeError:
             pass  # the average then decides, as for a source whose timestamps cannot be read
+    _, fps_reason = choose_fps(source.fps, settings.max_fps, source.vfr, source.peak_fps, source.typical_fps)
     sound_tmp = tmp.with_name(tmp.name + ".pcm")
     cmd = build_command(src, tmp, source, settings, sound_path=sound_tmp)
     try:
@@ -255,6 +315,7 @@ def normalise(
             height=out.height or 0,
             fps=out.fps or 0.0,
             fingerprint=fp.fingerprint_clip(thumbs, sound),
+            fps_reason=fps_reason,
         )
         commit_file(tmp, dst)
         return media
@@ -265,12 +326,13 @@ def normalise(
         sound_tmp.unlink(missing_ok=True)
 
 
-def fingerprint_file(path: Path, duration_s: float, has_audio: bool, tone_map: str = "") -> str:
+def fingerprint_file(path: Path, duration_s: float, has_audio: bool, tone_map: str = "", audio_track: int = 0) -> str:
     """The fingerprint (`fp.fingerprint_clip`) of a file's own picture and sound, decoded again: what upgrades an
     older fingerprint without a transcode. The thumbnails and the sound go through the same filters as in
     `normalise` (the normalising pass takes them before encoding, so a normalised file's fingerprint made here
-    differs from its pass's by the encoding's loss: README "Duplicates"). `duration_s` (the file's length) sets the
-    thumbnail rate; `has_audio` False: no sound to compare; `tone_map`: `tone_map_filter` for an HDR original.
+    differs from its pass's by the encoding's loss: docs/lead/duplicates.md). `duration_s` (the file's length) sets the
+    thumbnail rate; `has_audio` False: no sound to compare; `tone_map`: `tone_map_filter` for an HDR original;
+    `audio_track`: the original's track the media kept (0-based among its audio tracks).
 
     Raises NormaliseError (corrupt=False) when the file cannot be decoded, `LocalFault` when the temporary sound
     file cannot be written."""
@@ -280,7 +342,8 @@ def fingerprint_file(path: Path, duration_s: float, has_audio: bool, tone_map: s
         sound_path = Path(folder) / "sound.pcm"
         cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(path)]
         if has_audio:
-            graph += f";[0:a:0]aresample={fp.AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono[sound]"
+            sound = f"aresample={fp.AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=mono"
+            graph += f";[0:a:{audio_track}]{sound}[sound]"
         cmd += ["-filter_complex", graph, "-map", "[thumbs]", "-f", "rawvideo", "pipe:1"]
         if has_audio:
             cmd += ["-map", "[sound]", "-f", "s16le", str(sound_path)]

@@ -486,8 +486,12 @@ def node_scratch(url: str) -> Path:
     """This host's working folder for the dataset at `url`: downloads, transcodes and the driver's copies are made
     here and uploaded when finished. One per dataset and host, so the workers of a host share the download rate
     locks (`--max-requests-per-minute` holds per host for a dataset in object storage). `EMOTIONS_SCRATCH_DIR`
-    chooses the parent folder (default: the system's temporary folder)."""
-    parent = Path(os.environ.get("EMOTIONS_SCRATCH_DIR") or tempfile.gettempdir())
+    chooses the parent folder (default: the system's temporary folder); ValueError naming it when it is not an
+    absolute path (workers run in other folders) or names something that is not a folder."""
+    chosen = os.environ.get("EMOTIONS_SCRATCH_DIR")
+    if chosen and (not os.path.isabs(chosen) or (os.path.lexists(chosen) and not os.path.isdir(chosen))):
+        raise ValueError(f"EMOTIONS_SCRATCH_DIR={chosen!r}: must be the absolute path of a folder (made when missing)")
+    parent = Path(chosen or tempfile.gettempdir())
     name = hashlib.sha1(url.rstrip("/").encode()).hexdigest()[:16]
     return parent / f"emotions-scratch-{name}"
 

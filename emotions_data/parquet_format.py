@@ -1,5 +1,6 @@
 """The toolkit's own release format: one Parquet file per variant and split, `data/<variant>/<split>.parquet`
-(`RELEASE_SCHEMA`, docs/release-format.md), the files `release.json` lists and the card and the baseline read."""
+(`RELEASE_SCHEMA`, docs/reference/release-format.md), the files `release.json` lists and the card and the baseline
+read."""
 
 from __future__ import annotations
 

@@ -44,6 +44,8 @@ class ProbeFacts:
     audio_duration_s: float | None
     video_duration_s: float | None
     bit_rate: int | None
+    audio_tracks: int = 0  # how many audio tracks the file has
+    audio_track: int | None = None  # the one kept (`played_audio_track`), 0-based among them; its facts are above
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -108,6 +110,16 @@ def run_ffprobe(path: Path, args: Sequence[str] = FULL_PROBE) -> dict:
     return json.loads(proc.stdout or "{}")
 
 
+def played_audio_track(audio_streams: Sequence[dict]) -> int | None:
+    """Pure: which of a file's audio streams (ffprobe's, in file order) a player plays: the first whose disposition
+    is default, else the first (the rule of ffmpeg's own stream selection and of the players that follow the
+    container's default flag: an iPhone's spatial audio or a commentary track sits beside the default one). None
+    when there is none."""
+    if not audio_streams:
+        return None
+    return next((i for i, s in enumerate(audio_streams) if s.get("disposition", {}).get("default")), 0)
+
+
 def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
     """Pure: ffprobe's JSON to ProbeFacts."""
     fmt = data.get("format", {})
@@ -116,7 +128,9 @@ def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
         (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
         None,
     )
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    audio_streams = [s for s in streams if s.get("codec_type") == "audio"]
+    audio_track = played_audio_track(audio_streams)
+    audio = audio_streams[audio_track] if audio_track is not None else None
     if not fmt and not streams:
         raise ProbeError("no streams found")
 
@@ -159,6 +173,8 @@ def facts_from_ffprobe(data: dict, size_bytes: int) -> ProbeFacts:
         audio_duration_s=audio_duration,
         video_duration_s=video_duration,
         bit_rate=int(fmt["bit_rate"]) if fmt.get("bit_rate") else None,
+        audio_tracks=len(audio_streams),
+        audio_track=audio_track,
     )
 
 
@@ -245,11 +261,33 @@ def peak_rate(pts: Sequence[float], window: int = 15) -> float | None:
     return float(span / widths.min()) if len(widths) else None
 
 
+def typical_rate(pts: Sequence[float]) -> float | None:
+    """Pure: the frame rate of a video's most common frame interval (the median interval of its presentation times,
+    seconds, any order): what a constant-rate source runs at whatever its container states (a fragmented MP4's
+    average rate is computed over a duration that counts one frame too many or too few). None with fewer than two
+    frames."""
+    times = np.unique(np.asarray([t for t in pts if t == t], dtype=np.float64))
+    gaps = np.diff(times)
+    gaps = gaps[gaps > 0]
+    return float(1.0 / np.median(gaps)) if len(gaps) else None
+
+
+def _video_pts(path: Path) -> list[float]:
+    data = run_ffprobe(path, ("-select_streams", "v:0", "-show_entries", "packet=pts_time"))
+    return [t for p in data.get("packets", []) if (t := _float(p.get("pts_time"))) is not None]
+
+
 def peak_frame_rate(path: Path) -> float | None:
     """The peak frame rate (`peak_rate`) of `path`'s first video stream, from its packets' timestamps (no
     decoding). Raises ProbeError like `run_ffprobe`."""
-    data = run_ffprobe(path, ("-select_streams", "v:0", "-show_entries", "packet=pts_time"))
-    return peak_rate([t for p in data.get("packets", []) if (t := _float(p.get("pts_time"))) is not None])
+    return peak_rate(_video_pts(path))
+
+
+def frame_rates(path: Path) -> tuple[float | None, float | None]:
+    """(typical, peak) frame rates (`typical_rate`, `peak_rate`) of `path`'s first video stream, from one read of its
+    packets' timestamps (no decoding). Raises ProbeError like `run_ffprobe`."""
+    pts = _video_pts(path)
+    return typical_rate(pts), peak_rate(pts)
 
 
 def probe_file(path: Path) -> ProbeFacts:

@@ -2,7 +2,7 @@
 
 A release is built in a staging folder and committed with its card's copy in `data_cards/<name>-<version>/` as one
 file group (`storage.file_group`), so both exist whole or neither does. An existing version is never overwritten, and
-a release whose splits are stale or whose leakage gate fails is not written. See docs/release-format.md.
+a release whose splits are stale or whose leakage gate fails is not written. See docs/reference/release-format.md.
 """
 
 from __future__ import annotations
@@ -30,29 +30,53 @@ from emotions_data.probe import sha256_file
 from emotions_data.release_formats import FORMATS
 from emotions_data.release_info import ReleaseInfo
 from emotions_data.release_ledger import file_digests, ledger_record, listed_digests, sha256sums_text
-from emotions_data.schema import SCHEMA_VERSION, Split, Stage, Variant
+from emotions_data.schema import LABELS_DIGEST_KEY, LABELS_VOTES_KEY, OWN_VOTES, SCHEMA_VERSION, Split, Stage, Variant
 from emotions_data.split_step import LeakageError, check_splits
 from emotions_data.storage import file_group, recover_commits, write_bytes_atomic
 from emotions_data.taxonomy import EMOTIONS6, Taxonomy
 
-_VERSION = re.compile(r"\d+\.\d+\.\d+")
+# Semantic Versioning 2.0.0, section 2: MAJOR.MINOR.PATCH, non-negative integers without leading zeros. ASCII digits
+# only (`\d` would take other scripts' digits): `01.0.0` or `١.0.0` beside `1.0.0` would be a second name for it.
+_VERSION = re.compile(r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)")
+#: The shortest pseudonym key: 16 bytes (128 bits), beyond trying. RFC 2104 (sec. 3) discourages keys shorter than
+#: the hash's output (32 bytes, what the dataset's own key file holds); shorter ones can be found by trying.
+MIN_KEY_BYTES = 16
 LICENSE = "other"  # eMotions: academic use only; media are not redistributed
 CardWriter = Callable[[Path, pd.DataFrame | None], list[Path]]
-#: The key of the uploaders' pseudonyms in releases (any text; keep it secret and the same across releases).
+#: The key of the uploaders' pseudonyms in releases (any text of at least `MIN_KEY_BYTES` bytes; keep it secret and the
+#: same across releases).
 PSEUDONYM_KEY_ENV = "EMOTIONS_RELEASE_KEY"
+
+
+def check_version(version: str) -> None:
+    """Raises ValueError unless `version` is a semantic version MAJOR.MINOR.PATCH in ASCII digits without leading
+    zeros (Semantic Versioning 2.0.0, section 2)."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(
+            f"version {version!r} must be a semantic version X.Y.Z: three numbers in ASCII digits without leading "
+            "zeros (1.0.0, 1.2.10)"
+        )
 
 
 def pseudonym_key(layout: DatasetLayout) -> bytes:
     """The secret key of the uploaders' pseudonyms: the `EMOTIONS_RELEASE_KEY` environment variable, else the
     dataset's own key file (`layout.release_key`, 32 random bytes made at the first release that needs it, mode
-    0600). Never written into a release. Raises OSError when the key file cannot be read or made."""
+    0600). Never written into a release. Raises OSError when the key file cannot be read or made, ValueError naming
+    the variable or file when the key is shorter than `MIN_KEY_BYTES` (a short key can be found by trying)."""
     text = os.environ.get(PSEUDONYM_KEY_ENV)
     if text:
-        return text.encode("utf-8")
-    path = layout.release_key
-    if not path.exists():
-        write_bytes_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
-    return path.read_bytes().strip()
+        key, where = text.encode("utf-8", "surrogateescape"), PSEUDONYM_KEY_ENV
+    else:
+        path = layout.release_key
+        if not path.exists():
+            write_bytes_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
+        key, where = path.read_bytes().strip(), str(path)
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(
+            f"{where}: the pseudonym key is {len(key)} byte(s); it needs at least {MIN_KEY_BYTES} bytes (128 bits), "
+            "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
+        )
+    return key
 
 
 def uploader_pseudonym(uploader: str, key: bytes) -> str:
@@ -163,8 +187,7 @@ def write_release(
     (`build_release_rows`) unless `include_uploaders`. Raises ValueError (bad or existing version, unsafe name, missing
     inputs, splits stale against the labels, labels outside `taxonomy`), OSError (the pseudonyms' key file) or
     LeakageError; nothing is written then."""
-    if not _VERSION.fullmatch(version):
-        raise ValueError(f"version {version!r} must look like X.Y.Z")
+    check_version(version)
     name = name or layout.root.resolve().name
     problem = release_name_problem(name)
     if problem:
@@ -179,6 +202,7 @@ def write_release(
     problems = check_splits(layout)
     if problems:
         raise LeakageError(problems)
+    _refuse_labels_of_other_votes(layout, votes)
     releases.mkdir(parents=True, exist_ok=True)
     for stale in releases.glob(".tmp-*"):  # left by releases built here before they were staged as a file group
         shutil.rmtree(stale, ignore_errors=True)
@@ -208,6 +232,39 @@ def write_release(
     except FileExistsError:
         raise ValueError(f"{final}: release {version} exists; versions are never overwritten") from None
     return final
+
+
+def votes_digest(votes: pd.DataFrame) -> str:
+    """sha256 (hex) over the votes' `video_id`, `annotator_id`, `stage` (`label` where the table has none) and
+    `label`, whatever their row order: the labels step records it for the votes it decided from, and a release
+    compares it with the votes it carries."""
+    columns = ["video_id", "annotator_id", "stage", "label"]
+    frame = votes.reindex(columns=columns).astype(object)
+    frame["stage"] = frame["stage"].fillna(Stage.LABEL)
+    frame = frame.astype(str).sort_values(columns, kind="stable")
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def _refuse_labels_of_other_votes(layout: DatasetLayout, votes: pd.DataFrame | None) -> None:
+    """ValueError when `labels.parquet` was decided from other votes than `votes`, the counted votes the release
+    carries and its card counts: from a table other than the dataset's own (its `LABELS_VOTES_KEY`), or from the
+    dataset's table as it was before a pull, an import or a dropped annotator (its `LABELS_DIGEST_KEY`). Labels
+    written without these keys are taken as they are."""
+    if not layout.labels.exists():
+        return
+    metadata = pq.read_schema(layout.labels).metadata or {}
+    source = metadata.get(LABELS_VOTES_KEY, OWN_VOTES.encode()).decode()
+    if source != OWN_VOTES:
+        raise ValueError(
+            f"{layout.labels}: decided from {source}, not the dataset's vote table; import it ('emotions votes "
+            f"import {layout.root} {source}') and run 'emotions labels {layout.root}' again"
+        )
+    recorded = metadata.get(LABELS_DIGEST_KEY)
+    if recorded is not None and votes is not None and recorded.decode() != votes_digest(votes):
+        raise ValueError(
+            f"{layout.labels}: decided from other votes than the dataset's vote table counts now (a pull, an import "
+            f"or a dropped annotator since); run 'emotions labels {layout.root}' again"
+        )
 
 
 def _write_data(

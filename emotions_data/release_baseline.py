@@ -19,7 +19,8 @@ from emotions_data import __version__
 from emotions_data.card import card_writer
 from emotions_data.card.baseline_section import render_baseline_section, with_baseline_section
 from emotions_data.layout import DatasetLayout, ReleaseLayout
-from emotions_data.release import copy_card_files, verify_release
+from emotions_data.release import check_version, copy_card_files, verify_release
+from emotions_data.release_diff import changes_section_of, with_changes_section
 from emotions_data.release_info import RELEASE_INFO_NAME, ReleaseInfo
 from emotions_data.release_ledger import file_digests, ledger_record, sha256sums_text
 from emotions_data.storage import file_group, recover_commits
@@ -78,8 +79,7 @@ def record_baseline(release_dir: Path, evaluations: list[Path], version: str | N
         raise ValueError("no evaluation folder given (RUN/eval-VARIANT-test of `emotions evaluate`)")
     recorded = dict(read_evaluation(folder, info) for folder in evaluations)
     version = version or next_patch(info.version)
-    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        raise ValueError(f"version {version!r} must look like X.Y.Z")
+    check_version(version)
     layout = DatasetLayout.of_release(source.root)
     recover_commits(layout.root)
     final = layout.release(version)
@@ -91,7 +91,7 @@ def record_baseline(release_dir: Path, evaluations: list[Path], version: str | N
             _copy_release(source, tmp, recorded)
             replace(info, version=version, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     toolkit_version=__version__).write_to_directory(tmp.root)  # fmt: skip
-            _write_card(layout, tmp, group.path(layout.data_card(info.name, version)))
+            _write_card(layout, tmp, group.path(layout.data_card(info.name, version)), source)
             tmp.checksums.write_text(sha256sums_text(file_digests(tmp.root)))
             group.write_bytes(layout.release_record(version), ledger_record(tmp.root, version))
     except FileExistsError:
@@ -116,10 +116,13 @@ def _copy_release(source: ReleaseLayout, tmp: ReleaseLayout, recorded: dict[str,
             (tmp.baseline / variant / name).write_bytes(data)
 
 
-def _write_card(layout: DatasetLayout, tmp: ReleaseLayout, copy: Path) -> None:
+def _write_card(layout: DatasetLayout, tmp: ReleaseLayout, copy: Path, source: ReleaseLayout) -> None:
     """The card of the new version (from its own files, the votes its rows carry and the dataset's agreement
-    report) with the baseline section of every recorded variant, in the release and in `copy`."""
+    report) with the baseline section of every recorded variant and the source card's "Changes since" section (the
+    data are the source's), in the release and in `copy`."""
     written = card_writer(layout)(tmp.root, None)
     results = {path.parent.name: json.loads(path.read_text()) for path in sorted(tmp.baseline.glob("*/metrics.json"))}
-    tmp.readme.write_text(with_baseline_section(tmp.readme.read_text(), render_baseline_section(results)))
+    readme = with_baseline_section(tmp.readme.read_text(), render_baseline_section(results))
+    changes = changes_section_of(source.readme.read_text()) if source.readme.is_file() else None
+    tmp.readme.write_text(with_changes_section(readme, changes) if changes else readme)
     copy_card_files(written, tmp.root, copy)

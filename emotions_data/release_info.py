@@ -1,4 +1,5 @@
-"""`release.json`, the metadata of a release (docs/release-format.md): one typed record that reads and writes it.
+"""`release.json`, the metadata of a release (docs/reference/release-format.md): one typed record that reads and
+writes it.
 
 Modelled on Hugging Face datasets' `DatasetInfo` (`from_directory` / `write_to_directory`). The release writes it,
 and the card, the baseline and the command line read it; none of them parses the JSON itself.

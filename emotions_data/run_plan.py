@@ -47,6 +47,7 @@ def media_job(layout: DatasetLayout, inp: dict, facts: dict, previous: dict | No
         width=facts["width"], height=facts["height"], fps=facts["fps"],
         duration_s=facts["video_duration_s"] or facts["duration_s"], has_audio=bool(facts["has_audio"]),
         vfr=bool(facts["vfr"]), transfer=facts.get("color_transfer"), primaries=facts.get("color_primaries"),
+        audio_track=facts.get("audio_track") or 0,
     )  # fmt: skip
     return {
         "video_id": inp["video_id"], "sha256": facts["sha256"], "path": _probe_source_path(layout, inp, facts),

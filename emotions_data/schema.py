@@ -10,9 +10,10 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-# 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS)
-SCHEMA_VERSION = "1.2"
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")  # older manifests are read; columns they lack are null
+# 1.1: the source's colour transfer and primaries in the probe facts; 1.2: the platform's metadata (PLATFORM_FIELDS);
+# 1.3: the source's audio tracks and the one kept, why the media has its frame rate, yt-dlp's warnings
+SCHEMA_VERSION = "1.3"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")  # older manifests are read; columns they lack are null
 SCHEMA_VERSION_KEY = b"emotions.schema_version"
 
 
@@ -40,6 +41,7 @@ class Reason(StrEnum):
     NORMALISE_ERROR = "normalise_error"
     NOT_PROCESSED = "not_processed"  # an interrupted run left the item pending; the next run does it
     UNRECOGNISED_PAGE = "unrecognised_page"  # the platform's page is not of a structure the extractor knows
+    NOT_ONE_VIDEO = "not_one_video"  # the URL names no single video: a profile, live room, list or image post
 
 
 #: One row per input item: what the user asked for. Written by `sources`, read by `ingest`.
@@ -77,6 +79,8 @@ PROBE_FIELDS = [
     pa.field("color_primaries", pa.string()),
     pa.field("audio_codec", pa.string()),
     pa.field("bit_rate", pa.int64()),
+    pa.field("audio_tracks", pa.int32()),  # how many audio tracks the file has
+    pa.field("audio_track", pa.int32()),  # the one kept (default, else first), 0-based; the audio columns describe it
 ]
 
 #: Facts about the fetch itself (downloaded items only).
@@ -85,6 +89,7 @@ DOWNLOAD_FIELDS = [
     pa.field("downloader", pa.string()),
     pa.field("downloader_version", pa.string()),
     pa.field("extractor", pa.string()),
+    pa.field("download_warnings", pa.list_(pa.string())),  # what yt-dlp only warned about on the last try (first 5)
 ]
 
 #: What the platform says about a downloaded video (`emotions_data.platforms`); null for local files and for what a
@@ -115,6 +120,7 @@ MEDIA_FIELDS = [
     pa.field("media_height", pa.int32()),
     pa.field("media_fps", pa.float64()),
     pa.field("fingerprint", pa.string()),  # see emotions_data.fingerprint
+    pa.field("media_fps_reason", pa.string()),  # why the media has that rate (emotions_data.normalise.choose_fps)
 ]
 
 OUTCOME_FIELDS = [
@@ -241,14 +247,14 @@ VOTE_HISTORY_SCHEMA = pa.schema(
         pa.field("video_id", pa.string(), nullable=False),
         pa.field("annotator_id", pa.string(), nullable=False),
         pa.field("stage", pa.string(), nullable=False),
-        pa.field("event", pa.string(), nullable=False),  # edited, deleted, superseded
+        pa.field("event", pa.string(), nullable=False),  # edited, deleted, restored, superseded
         pa.field("old_label", pa.string()),
         pa.field("new_label", pa.string()),
         pa.field("old_unsure", pa.bool_()),
         pa.field("new_unsure", pa.bool_()),
         pa.field("old_comment", pa.string()),
         pa.field("new_comment", pa.string()),
-        pa.field("by", pa.string()),  # annotator id, "admin" (the toolkit's own account) or "server"
+        pa.field("by", pa.string()),  # annotator id, "admin" (the toolkit's own account), "unknown" (not recorded)
         pa.field("at", pa.timestamp("s", tz="UTC")),  # when Label Studio recorded the change (else the pull)
         pa.field("pulled_at", pa.timestamp("s", tz="UTC"), nullable=False),
         pa.field("ls_annotation_id", pa.int64()),
@@ -276,6 +282,15 @@ LABELS_SCHEMA = pa.schema(
         pa.field("decided_by", pa.string(), nullable=False),
     ]
 ).with_metadata({SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()})
+
+#: `labels.parquet`'s schema metadata key naming the vote table the labels were decided from: `OWN_VOTES` for the
+#: dataset's own `manifests/votes.parquet`, else the path of a table from outside (a release refuses those labels:
+#: its `votes` column and its card's statistics must come from the table its labels came from).
+LABELS_VOTES_KEY = b"emotions.votes_table"
+OWN_VOTES = "manifests/votes.parquet"
+#: `labels.parquet`'s schema metadata key holding `release.votes_digest` of the counted votes the labels were decided
+#: from: a release whose votes differ (a pull, an import or a dropped annotator since) is refused.
+LABELS_DIGEST_KEY = b"emotions.votes_digest"
 
 #: `manifests/needs_expert.parquet`: items no rule could decide (ties), waiting for the expert stage.
 NEEDS_EXPERT_SCHEMA = pa.schema(

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 COOKIES_ENV = "EMOTIONS_COOKIES_FILE"
 PROXY_ENV = "EMOTIONS_PROXY"  # may embed credentials, so it is treated like a secret too
@@ -83,6 +86,21 @@ class IngestSettings:
 #: tables may share the file, but a table whose name is close to one of these is a typo and is refused.
 CONFIG_TABLES = ("ingest", "label_studio")
 
+#: x264's presets (`x264 --fullhelp`), fastest first.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+_BITRATE = re.compile(r"[1-9][0-9]{0,5}k?", re.ASCII)  # ffmpeg's -b:a: bits/s, or kbit/s with `k`
+
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
@@ -117,13 +135,48 @@ def _build(cls: type, values: object, where: str):
     return cls(**kwargs)
 
 
+_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")  # what yt-dlp's --proxy takes
+
+
+def proxy_problem(value: str) -> str | None:
+    """Why `value` cannot be the download proxy (a URL of a scheme yt-dlp takes, with a host and a valid port), else
+    None. The value is never repeated: it may hold a password."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in _PROXY_SCHEMES and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a malformed host, a port that is not a number or out of range
+        ok = False
+    if ok:
+        return None
+    return (f"must be a URL such as http://HOST:PORT or socks5://HOST:PORT ({', '.join(_PROXY_SCHEMES)}); the value "
+            "is not shown: it may hold a password")  # fmt: skip
+
+
+def _not_finite(node: object, prefix: str = "") -> list[str]:
+    """Every float setting below `node` that is nan or infinite, as `dotted = value: must be a finite number`: TOML
+    spells both (`inf`, `nan`), and each passes a one-sided range check (an infinite timeout, an infinite fps cap)."""
+    found = []
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            found += _not_finite(value, f"{prefix}{f.name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{prefix}{f.name} = {value!r}: must be a finite number")
+    return found
+
+
 def check_settings(settings: IngestSettings) -> list[str]:
-    """The impossible combinations in `settings`, one message each naming the dotted setting (empty when
-    every value is usable): negative or zero sizes, rates and counts, a minimum above its maximum, and
+    """The impossible values in `settings`, one message each naming the dotted setting (empty when every value is
+    usable): numbers that are not finite, negative or zero sizes, rates and counts, values beyond what the tools
+    take (x264's CRF and presets, AAC's sample rates, H.264's largest frame), a minimum above its maximum, and
     distances outside the fingerprint's [0, 1] range."""
+    not_finite = _not_finite(settings)
+    if not_finite:  # the range rules below compare numbers: nan passes some of them
+        return not_finite
     f, n, d, dl = settings.filters, settings.normalise, settings.dedup, settings.download
     rules = [
         (settings.workers >= 1, "workers", settings.workers, "must be >= 1"),
+        (settings.workers <= 4096, "workers", settings.workers, "must be <= 4096 (worker processes of one run)"),
         (settings.shard_size >= 0, "shard_size", settings.shard_size, "must be >= 0"),
         (f.min_duration_s >= 0, "filters.min_duration_s", f.min_duration_s, "must be >= 0"),
         (f.max_duration_s > 0, "filters.max_duration_s", f.max_duration_s, "must be > 0"),
@@ -136,10 +189,17 @@ def check_settings(settings: IngestSettings) -> list[str]:
         (f.min_short_side >= 0, "filters.min_short_side", f.min_short_side, "must be >= 0"),
         (0 <= f.min_decoded_fraction <= 1, "filters.min_decoded_fraction", f.min_decoded_fraction, "must be in [0, 1]"),
         (n.max_short_side >= 2, "normalise.max_short_side", n.max_short_side, "must be >= 2"),
+        (n.max_short_side <= 8192, "normalise.max_short_side", n.max_short_side,
+         "must be <= 8192 (H.264's largest frame side)"),
         (n.max_fps > 0, "normalise.max_fps", n.max_fps, "must be > 0"),
+        (n.max_fps <= 1000, "normalise.max_fps", n.max_fps, "must be <= 1000"),
         (0 <= n.crf <= 51, "normalise.crf", n.crf, "must be in [0, 51] (x264)"),
-        (n.audio_sample_rate > 0, "normalise.audio_sample_rate", n.audio_sample_rate, "must be > 0"),
-        (n.threads_per_job >= 0, "normalise.threads_per_job", n.threads_per_job, "must be >= 0"),
+        (n.preset in X264_PRESETS, "normalise.preset", n.preset, f"must be one of {', '.join(X264_PRESETS)} (x264)"),
+        (bool(_BITRATE.fullmatch(n.audio_bitrate)), "normalise.audio_bitrate", n.audio_bitrate,
+         "must be bits/s or kbit/s as ffmpeg takes them (128k)"),
+        (8000 <= n.audio_sample_rate <= 96000, "normalise.audio_sample_rate", n.audio_sample_rate,
+         "must be in [8000, 96000] (AAC's sample rates)"),
+        (0 <= n.threads_per_job <= 1024, "normalise.threads_per_job", n.threads_per_job, "must be in [0, 1024]"),
         (
             0 <= d.near_duplicate_threshold <= 1,
             "dedup.near_duplicate_threshold",
@@ -148,15 +208,40 @@ def check_settings(settings: IngestSettings) -> list[str]:
         ),
         (d.duration_tolerance_s >= 0, "dedup.duration_tolerance_s", d.duration_tolerance_s, "must be >= 0"),
         (d.duration_tolerance_ratio >= 0, "dedup.duration_tolerance_ratio", d.duration_tolerance_ratio, "must be >= 0"),
-        (dl.attempts >= 1, "download.attempts", dl.attempts, "must be >= 1"),
-        (dl.backoff_s >= 0, "download.backoff_s", dl.backoff_s, "must be >= 0"),
-        (dl.socket_timeout_s > 0, "download.socket_timeout_s", dl.socket_timeout_s, "must be > 0"),
+        (1 <= dl.attempts <= 20, "download.attempts", dl.attempts, "must be in [1, 20] (the wait doubles each try)"),
+        (0 <= dl.backoff_s <= 3600, "download.backoff_s", dl.backoff_s, "must be in [0, 3600] seconds"),
+        (0 < dl.socket_timeout_s <= 3600, "download.socket_timeout_s", dl.socket_timeout_s,
+         "must be in (0, 3600] seconds"),
         (dl.rate_limit_bytes is None or dl.rate_limit_bytes > 0, "download.rate_limit_bytes", dl.rate_limit_bytes,
          "must be > 0"),
         (dl.max_requests_per_minute is None or dl.max_requests_per_minute > 0, "download.max_requests_per_minute",
          dl.max_requests_per_minute, "must be > 0"),
     ]  # fmt: skip
-    return [f"{name} = {value!r}: {why}" for ok, name, value, why in rules if not ok]
+    found = [f"{name} = {value!r}: {why}" for ok, name, value, why in rules if not ok]
+    if dl.proxy is not None and proxy_problem(dl.proxy):
+        found.append(f"download.proxy {proxy_problem(dl.proxy)}")
+    return found
+
+
+def read_config_file(path: Path, where: str | None = None) -> dict:
+    """The TOML document of the config file `path`. Raises ValueError starting with `where` (default: the path) when
+    it cannot be read, is not UTF-8 text (the byte and offset named) or not TOML, or has a table whose name is a
+    misspelling of one of `CONFIG_TABLES` (other tools' tables may share the file)."""
+    where = where or str(path)
+    try:
+        document = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: cannot read config: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start})") from None  # fmt: skip
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where}: cannot read config: {' '.join(str(exc).split())}") from None
+    for name in sorted(set(document) - set(CONFIG_TABLES)):
+        near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
+        if near:  # a misspelling of ours must not be ignored
+            raise ValueError(f"{where}: unknown table [{name}]; did you mean [{near[0]}]?")
+    return document
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> IngestSettings:
@@ -167,15 +252,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Inges
     file, a misspelt table, an unknown setting, a value of the wrong type, or an impossible value (`check_settings`)."""
     table: dict = {}
     if config_file is not None:
-        try:
-            document = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{config_file}: cannot read config: {' '.join(str(exc).split())}") from exc
-        for name in sorted(set(document) - set(CONFIG_TABLES)):
-            near = difflib.get_close_matches(name, CONFIG_TABLES, n=1, cutoff=0.6)
-            if near:  # other tools' tables may share the file; a misspelling of ours must not be ignored
-                raise ValueError(f"{config_file}: unknown table [{name}]; did you mean [{near[0]}]?")
-        table = document.get("ingest", {})
+        table = read_config_file(config_file).get("ingest", {})
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -186,6 +263,8 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Inges
         node[leaf] = value
     for env, key in ((COOKIES_ENV, "cookies_file"), (PROXY_ENV, "proxy")):
         if os.environ.get(env):
+            if key == "proxy" and proxy_problem(os.environ[env]):
+                raise ValueError(f"{env}: {proxy_problem(os.environ[env])}")
             table.setdefault("download", {})[key] = os.environ[env]
     settings = _build(IngestSettings, table, f"{config_file} [ingest]" if config_file else "settings")
     problems = check_settings(settings)

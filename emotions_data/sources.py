@@ -7,6 +7,7 @@ through), a local folder of videos (searched recursively) or a single local vide
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".3gp", ".ts", ".mpg", ".mpeg", ".wmv"}
@@ -92,12 +94,49 @@ def _clean(value: object) -> str | None:
     return text or None
 
 
+_KNOWN_COLUMNS = ("url", "video_id", "platform", "uploader")
+
+
+def _check_columns(columns: list[str], where: str) -> None:
+    """Raises SourceError naming a column the table holds twice (which of the two would be read is a guess)."""
+    twice = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if twice:
+        raise SourceError(f"{where}: column(s) {', '.join(map(repr, twice))} appear more than once; keep one of each")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The CSV's column names as written (pandas renames a repeated one `url.1`)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """The Parquet table at `path`; SourceError when a column is given twice (pyarrow's own error says only "Multiple
+    matches for FieldRef"), else pyarrow's error as it is."""
+    try:
+        return pd.read_parquet(path)
+    except pa.ArrowException as exc:
+        try:
+            names = pq.read_schema(path).names
+        except pa.ArrowException:
+            raise exc from None
+        _check_columns(names, str(path))
+        raise
+
+
 def _items_from_table(frame: pd.DataFrame, where: str) -> list[InputItem]:
+    _check_columns(list(frame.columns), where)
     if "url" not in frame.columns:
         raise SourceError(f"{where}: no 'url' column (columns: {', '.join(map(str, frame.columns))})")
-    extra_cols = [c for c in frame.columns if c not in {"url", "video_id", "platform", "uploader"}]
+    extra_cols = [c for c in frame.columns if c not in _KNOWN_COLUMNS]
     items = []
     for row_no, row in enumerate(frame.to_dict("records"), start=2 if where.endswith(".csv") else 0):
+        for column in _KNOWN_COLUMNS:  # a Parquet column may hold lists, structs or bytes: never a URL or an id
+            value = row.get(column)
+            if isinstance(value, dict | bytes) or (hasattr(value, "__len__") and not isinstance(value, str)):
+                kind = {dict: "struct", bytes: "bytes"}.get(type(value), "list")
+                raise SourceError(f"{where}: row {row_no}: column {column!r} holds a {kind} "
+                                  f"({' '.join(str(value).split())[:60]}), not text")  # fmt: skip
         url = _clean(row["url"])
         if url is None:
             raise SourceError(f"{where}: row {row_no}: empty url")
@@ -123,9 +162,24 @@ def _absolute(path: Path) -> str:
         return str(path.absolute())
 
 
-def _items_from_folder(folder: Path) -> list[InputItem]:
+def escaped_path(path: str | Path) -> str:
+    """`path` as text with the bytes of a name that is not UTF-8 written as `\\xNN` (os.fsencode's bytes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _not_utf8(path: Path) -> str | None:
+    """Why `path` cannot be an input's name (ids, manifests and releases are UTF-8 text), else None."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{escaped_path(path)}: the file name is not UTF-8 text; rename it to ingest it"
+    return None
+
+
+def _items_from_folder(folder: Path, refused: list[str] | None = None) -> list[InputItem]:
     """Every non-folder entry with a video extension, found recursively (links to folders are not followed). An
-    entry that is not a readable file (a FIFO, a dangling link) is still an input: its fetch records why it failed."""
+    entry that is not a readable file (a FIFO, a dangling link) is still an input: its fetch records why it failed.
+    One whose path is not UTF-8 is left out with a line in `refused` (raises SourceError naming it without a list)."""
 
     def refuse(exc: OSError) -> None:  # a subfolder we cannot list would silently hide its videos
         raise SourceError(f"{exc.filename or folder}: cannot list the folder: {exc.strerror or exc}")
@@ -136,8 +190,16 @@ def _items_from_folder(folder: Path) -> list[InputItem]:
         for name in names
         if Path(name).suffix.lower() in VIDEO_EXTENSIONS
     ]
+    bad = [problem for path in sorted(paths, key=os.fsencode) if (problem := _not_utf8(path))]
+    if bad and refused is None:
+        raise SourceError(bad[0])
+    if refused is not None:
+        refused += bad
+    paths = [path for path in paths if _not_utf8(path) is None]
     if not paths:
-        raise SourceError(f"{folder}: no videos in this folder (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        looked = ", ".join(sorted(VIDEO_EXTENSIONS))
+        found = f"; {len(bad)} refused, the first {bad[0]}" if bad else ""
+        raise SourceError(f"{escaped_path(folder)}: no videos in this folder (looked for {looked}){found}")
     items = []
     for path in sorted(paths):
         source = _absolute(path)
@@ -167,26 +229,31 @@ def _not_a_file(path: Path) -> str | None:
     return "not a regular file or a folder (a FIFO, socket or device)"  # reading a FIFO would wait forever
 
 
-def read_source(arg: str | Path) -> list[InputItem]:
-    """Input items of one SOURCE argument, in file order.
+def read_source(arg: str | Path, refused: list[str] | None = None) -> list[InputItem]:
+    """Input items of one SOURCE argument, in file order. A folder's files whose names are not UTF-8 are left out,
+    each with a line in `refused` (without `refused`, the first is a SourceError).
 
     Raises `SourceError` naming the file (and row) when it does not exist, cannot be read, is not a table of
-    URLs, has no rows, or (a folder) holds no videos."""
+    URLs, has no rows, its name is not UTF-8, or (a folder) holds no videos."""
     path = Path(arg)
     problem = _not_a_file(path)
     if problem:
-        raise SourceError(f"{path}: {problem}")
+        raise SourceError(f"{escaped_path(path)}: {problem}")
+    problem = _not_utf8(path)
+    if problem:
+        raise SourceError(problem)
     if path.is_dir():
-        return _items_from_folder(path)
+        return _items_from_folder(path, refused)
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         source = _absolute(path)
         return [InputItem(make_video_id(source), source, "file", platform="local")]
     try:
         if suffix == ".csv":
+            _check_columns(_csv_header(path), str(path))
             items = _items_from_table(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
         elif suffix == ".parquet":
-            items = _items_from_table(pd.read_parquet(path), str(path))
+            items = _items_from_table(_read_parquet(path), str(path))
         else:
             items = _items_from_text(path)
     except SourceError:
@@ -201,14 +268,14 @@ def read_source(arg: str | Path) -> list[InputItem]:
     return items
 
 
-def read_sources(args: list[str | Path]) -> list[InputItem]:
+def read_sources(args: list[str | Path], refused: list[str] | None = None) -> list[InputItem]:
     """Items of all SOURCE arguments; the same source twice is kept once, the same id for two
-    different sources is an error."""
+    different sources is an error. Files left out of folders are listed in `refused` (`read_source`)."""
     seen_source: dict[str, InputItem] = {}
     seen_id: dict[str, str] = {}
     items = []
     for arg in args:
-        for item in read_source(arg):
+        for item in read_source(arg, refused):
             if item.source in seen_source:
                 continue
             if item.video_id in seen_id:

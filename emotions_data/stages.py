@@ -149,6 +149,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             )
         except DownloadFailure as exc:
             row["attempts"] = (item.get("attempts") or 0) + exc.attempts
+            row["download_warnings"] = list(exc.warnings) or None
             return outcome(Status.FAILED, Reason(exc.reason), str(exc), exc.retryable)
         path = got.path
         row["attempts"] = (item.get("attempts") or 0) + got.attempts
@@ -157,6 +158,7 @@ def _fetch_item(layout: DatasetLayout, item: dict, settings: IngestSettings) -> 
             downloader=DOWNLOADER,
             downloader_version=got.downloader_version,
             extractor=got.extractor,
+            download_warnings=list(got.warnings) or None,
         )
         if got.info is not None:
             row.update(platform_facts(got.info, got.extractor))
@@ -220,6 +222,7 @@ def _normalise_item(layout: DatasetLayout, item: dict, settings: IngestSettings)
         media_height=media.height,
         media_fps=media.fps,
         fingerprint=media.fingerprint,
+        media_fps_reason=media.fps_reason,
     )
     return row
 
@@ -236,7 +239,7 @@ def _fingerprint_again(layout: DatasetLayout, item: dict, kept: dict) -> str | N
         original = Path(item["path"])
         if original.is_file():
             tone_map = tone_map_filter(source.transfer, source.primaries)
-            return fingerprint_file(original, source.duration_s, source.has_audio, tone_map)
+            return fingerprint_file(original, source.duration_s, source.has_audio, tone_map, source.audio_track)
     except (NormaliseError, OSError):
         return None  # the transcode below then makes both again
     return None

@@ -4,7 +4,7 @@ the settings it ran with, secrets left out."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +25,7 @@ class IngestReport:
     media_seconds: float  # total duration of ok media
     swept_temporaries: int = 0
     settings: dict | None = None  # the ingest settings of the run, secrets left out
+    refused_inputs: list[str] = field(default_factory=list)  # folder entries left out, each `PATH: why`
 
     @property
     def throughput(self) -> float:

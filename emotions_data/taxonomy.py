@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +21,13 @@ class Taxonomy:
         return self.classes.index(self.canonical(label))
 
     def lookup(self, label: str) -> str | None:
-        """The class `label` names, itself or by an alias ("Sad" -> "Sadness"); None when it names none."""
-        name = self.aliases.get(label, label)
-        return name if name in self.classes else None
+        """The class `label` names, itself or by an alias ("Sad" -> "Sadness"), as written or after Unicode NFKC
+        normalisation (fullwidth "Ｆｅａｒ" is "Fear"; Unicode Standard Annex #15); None when it names none."""
+        for spelling in dict.fromkeys((label, unicodedata.normalize("NFKC", label))):
+            name = self.aliases.get(spelling, spelling)
+            if name in self.classes:
+                return name
+        return None
 
     def canonical(self, label: str) -> str:
         """The class `label` names (`lookup`); ValueError naming the label and the classes when it names none."""

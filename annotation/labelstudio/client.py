@@ -263,6 +263,21 @@ class LabelStudio:
             return 0
         return int(self.call("POST", f"/api/projects/{project_id}/import", tasks)["task_count"])
 
+    def _one(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None when the server answers 404; ServerError for any other failure."""
+        status, body = self._request("GET", path)
+        if status == 404:
+            return None
+        return body if 200 <= status < 300 and isinstance(body, dict) else dict(self.call("GET", path))
+
+    def task(self, task_id: int) -> dict[str, Any] | None:
+        """The task with its annotations, or None when the server has no such task."""
+        return self._one(f"/api/tasks/{task_id}")
+
+    def annotation(self, annotation_id: int) -> dict[str, Any] | None:
+        """The annotation, or None when the server has no such annotation (deleted)."""
+        return self._one(f"/api/annotations/{annotation_id}")
+
     def annotations(self, task_id: int) -> list[dict[str, Any]]:
         """Every annotation of the task."""
         return list(self.call("GET", f"/api/tasks/{task_id}/annotations/"))

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import secrets
-import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ CREDENTIALS_FILE = "credentials.json"  # in the data folder, mode 0600
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.-]{8,40}")
 _CONFIG_KEYS = {"username", "password", "token", "data_dir", "host", "port", "document_root", "executable",
                 "database_url", "wsgi", "workers", "public_url", "server_document_root"}  # fmt: skip
+_INT_KEYS = {"port", "workers"}  # the rest are text (paths included)
 WSGI_SERVERS = ("auto", "django", "gunicorn")
 # A server reached by URL: its base URL (http or https, any path prefix) and the media base URL.
 _REMOTE_KEYS = {"url", "media_base_url"}
@@ -142,53 +143,86 @@ def load_config(
 ) -> ServerConfig:
     """Defaults, then the config file's `[label_studio]` table (`config_file`, else $EMOTIONS_CONFIG), then the
     environment (secrets, `EMOTIONS_LS_DATABASE_URL` or `DJANGO_DB=postgresql` with `POSTGRE_*`, `LABEL_STUDIO_HOST`),
-    then the explicit arguments (None values are ignored). Paths come back absolute. Raises ServerError for an
-    unreadable file, an unknown setting or an invalid value."""
+    then the explicit arguments (None values are ignored). Paths come back absolute. Raises ServerError, one line
+    starting with where the value came from (`FILE [label_studio].KEY`, the environment variable or the option), for
+    an unreadable or misspelt file, an unknown setting, a value of the wrong type or an invalid value."""
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     table: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each setting came from, for the messages
     if path is not None:
-        try:
-            table = dict(tomllib.loads(Path(path).read_text()).get("label_studio", {}))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ServerError(f"{path}: cannot read config: {exc}") from None
-        unknown = set(table) - _CONFIG_KEYS - _REMOTE_KEYS
-        if unknown:
-            raise ServerError(f"{path}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
+        table = read_config_table(path, "" if config_file else f" (from {CONFIG_ENV})")
+        origin = {key: f"{path} [label_studio].{key}" for key in table}
     for env, key in ((USERNAME_ENV, "username"), (PASSWORD_ENV, "password"), (TOKEN_ENV, "token"),
                      (URL_ENV, "url"), (MEDIA_URL_ENV, "media_base_url"),
                      (SERVER_ROOT_ENV, "server_document_root")):  # fmt: skip
         if os.environ.get(env):
-            table[key] = os.environ[env]
-    if "url" in table:
-        table["base_url"] = normalize_url(str(table.pop("url")), "the Label Studio URL")
-    if table.get("media_base_url") is not None:
-        table["media_base_url"] = normalize_url(str(table["media_base_url"]), "the media base URL")
-    table.update(_deployment_from_env(os.environ))
+            table[key], origin[key] = os.environ[env], env
+    deployment, deployment_origin = _deployment_from_env(os.environ)
+    table.update(deployment)
+    origin.update(deployment_origin)
     explicit = {"data_dir": data_dir, "host": host, "port": port, "document_root": document_root, "wsgi": wsgi,
-                "public_url": public_url, "base_url": normalize_url(url, "--url") if url else None}  # fmt: skip
+                "public_url": public_url, "url": url}  # fmt: skip
     for key, value in explicit.items():
         if value is not None:
-            table[key] = value
+            table[key], origin[key] = value, f"--{key.replace('_', '-')}"
+    if "url" in table:
+        origin["base_url"] = origin.pop("url")
+        table["base_url"] = _named(
+            origin, "base_url", lambda: normalize_url(str(table.pop("url")), "the Label Studio URL")
+        )
+    if table.get("media_base_url") is not None:
+        table["media_base_url"] = _named(
+            origin, "media_base_url", lambda: normalize_url(table["media_base_url"], "the media base URL")
+        )
     for key in ("data_dir", "document_root", "executable"):
         if table.get(key) is not None:
             table[key] = Path(table[key]).expanduser().absolute()
-    for key in ("port", "workers"):
-        if key in table:
-            try:
-                table[key] = int(table[key])
-            except (TypeError, ValueError):
-                raise ServerError(f"{key} must be an integer, not {table[key]!r}") from None
     config = ServerConfig(**table)
-    validate_config(config)
+    for key, problem in config_problems(config):
+        raise ServerError(f"{origin[key]}: {problem}" if key in origin else problem)
     return config
+
+
+def read_config_table(path: Path, how: str = "") -> dict[str, Any]:
+    """The `[label_studio]` table of the TOML file `path`, each value of its setting's type. Raises ServerError naming
+    the file (`how` says how it was chosen) and the key: unreadable, not UTF-8, not TOML, a table whose name is a
+    misspelling of the toolkit's, an unknown setting or a value of the wrong type."""
+    from emotions_data.settings import read_config_file
+
+    try:
+        document = read_config_file(path, f"{path}{how}")
+    except ValueError as exc:
+        raise ServerError(str(exc)) from None
+    table = document.get("label_studio", {})
+    if not isinstance(table, dict):
+        raise ServerError(f"{path}{how}: label_studio must be a table ([label_studio]), not {table!r}")
+    unknown = set(table) - _CONFIG_KEYS - _REMOTE_KEYS
+    if unknown:
+        raise ServerError(f"{path}{how}: unknown [label_studio] setting(s) {', '.join(sorted(unknown))}")
+    for key, value in table.items():
+        wanted = int if key in _INT_KEYS else str
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            noun = "an integer" if wanted is int else "text (a quoted TOML string)"
+            raise ServerError(f"{path}{how} [label_studio].{key}: {value!r} is not {noun}")
+    return dict(table)
+
+
+def _named(origin: dict[str, str], key: str, read: Any) -> Any:
+    """`read()`, its ServerError prefixed with where `key` came from."""
+    try:
+        return read()
+    except ServerError as exc:
+        raise ServerError(f"{origin.get(key, key)}: {exc}") from None
 
 
 def normalize_url(url: str, what: str) -> str:
     """`url` without a trailing slash; ServerError unless it is an http(s) URL with a host, and no query or user
     name and password (which would be secrets outside the environment)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number or out of range)
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise ServerError(f"{what} must be an http:// or https:// URL with a host, not {url!r} ({exc})") from None
     if parts.username is not None or parts.password is not None:  # a secret in a URL ends up in argv and logs
         raise ServerError(f"{what} must not carry a user name or password: give secrets through the environment")
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -197,34 +231,48 @@ def normalize_url(url: str, what: str) -> str:
 
 
 def validate_config(config: ServerConfig) -> None:
-    """Raise ServerError when the port is outside 0-65535, the token is neither a legacy token (8-40 characters
-    Label Studio accepts) nor a personal access token (a JWT), the password is empty or the username is not an
-    e-mail address."""
+    """Raise ServerError with the first of `config_problems`."""
+    for _, problem in config_problems(config):
+        raise ServerError(problem)
+
+
+def config_problems(config: ServerConfig) -> Iterator[tuple[str, str]]:
+    """(setting, why) for each invalid setting: the port outside 0-65535, a bind address that is not a host name or
+    address, a token that is neither a legacy token (8-40 characters Label Studio accepts) nor a personal access token
+    (a JWT), an empty password, a username that is not an e-mail address, a database URL that is not PostgreSQL's, an
+    unknown WSGI server, workers outside 1-64, a relative server document root, a public URL that is not http(s)."""
     if not 0 <= config.port <= 65535:
-        raise ServerError(f"port {config.port} is out of range (0 picks a free port)")
+        yield "port", f"port {config.port} is out of range (0 picks a free port)"
+    if not config.host or any(c.isspace() or c in "/?#@" for c in config.host):
+        yield "host", f"host must be a host name or an address to bind, not {config.host!r}"
     if config.token is not None and not (_TOKEN_RE.fullmatch(config.token) or _JWT_RE.fullmatch(config.token)):
-        raise ServerError(
-            "the API token must be a legacy token (8-40 characters of letters, digits, '_', '-' or '.') or a "
-            "personal access token (a JWT, 'eyJ...')"
-        )
+        yield "token", ("the API token must be a legacy token (8-40 characters of letters, digits, '_', '-' or '.') "
+                        "or a personal access token (a JWT, 'eyJ...')")  # fmt: skip
     if config.password is not None and not config.password:
-        raise ServerError("the admin password is empty")
+        yield "password", "the admin password is empty"
     if config.username is not None and "@" not in config.username:
-        raise ServerError("the admin username must be an e-mail address (Label Studio logs in by e-mail)")
+        yield "username", "the admin username must be an e-mail address (Label Studio logs in by e-mail)"
     if config.database_url is not None:
-        parse_database_url(config.database_url)
+        try:
+            parse_database_url(config.database_url)
+        except ServerError as exc:
+            yield "database_url", str(exc)
     if config.wsgi not in WSGI_SERVERS:
-        raise ServerError(f"wsgi must be one of {', '.join(WSGI_SERVERS)}, not {config.wsgi!r}")
+        yield "wsgi", f"wsgi must be one of {', '.join(WSGI_SERVERS)}, not {config.wsgi!r}"
     if not 1 <= config.workers <= 64:
-        raise ServerError(f"workers must be 1-64, not {config.workers}")
+        yield "workers", f"workers must be 1-64, not {config.workers}"
     if config.server_document_root is not None and not config.server_document_root.startswith("/"):
-        raise ServerError(
-            f"server_document_root must be an absolute path as the server sees it, not {config.server_document_root!r}"
-        )
+        yield "server_document_root", ("server_document_root must be an absolute path as the server sees it, not "
+                                       f"{config.server_document_root!r}")  # fmt: skip
     if config.public_url is not None:
-        public = urlsplit(config.public_url)
-        if public.scheme not in ("http", "https") or not public.hostname or public.query or public.fragment:
-            raise ServerError(f"public_url must be an http(s) URL (https://ls.lab.example), not {config.public_url!r}")
+        try:
+            public = urlsplit(config.public_url)
+            ok = public.scheme in ("http", "https") and bool(public.hostname) and not (public.query or public.fragment)
+            public.port  # noqa: B018  (raises ValueError for a bad port)
+        except ValueError:
+            ok = False
+        if not ok:
+            yield "public_url", f"public_url must be an http(s) URL (https://ls.lab.example), not {config.public_url!r}"
 
 
 # --- JSON files in the data folder ---------------------------------------------------------------------------
@@ -344,11 +392,13 @@ def parse_database_url(url: str) -> PostgresDatabase:
     return PostgresDatabase(parts.hostname, port, name, unquote(parts.username), password)
 
 
-def _deployment_from_env(environ: Any) -> dict[str, str]:
-    """The deployment settings the environment gives: ours, else Label Studio's own names for them."""
+def _deployment_from_env(environ: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The deployment settings the environment gives (ours, else Label Studio's own names for them), and the
+    variable each came from."""
     found: dict[str, str] = {}
+    origin: dict[str, str] = {}
     if environ.get(DATABASE_URL_ENV):
-        found["database_url"] = environ[DATABASE_URL_ENV]
+        found["database_url"], origin["database_url"] = environ[DATABASE_URL_ENV], DATABASE_URL_ENV
     elif environ.get("DJANGO_DB") == "postgresql":
         user = quote(environ.get("POSTGRE_USER", "postgres"), safe="")
         password = environ.get("POSTGRE_PASSWORD")
@@ -357,9 +407,10 @@ def _deployment_from_env(environ: Any) -> dict[str, str]:
         host = f"[{host}]" if ":" in host else host
         name = quote(environ.get("POSTGRE_NAME", "postgres"), safe="")
         found["database_url"] = f"postgresql://{auth}@{host}:{environ.get('POSTGRE_PORT', '5432')}/{name}"
+        origin["database_url"] = "DJANGO_DB=postgresql with POSTGRE_*"
     if environ.get(PUBLIC_URL_ENV):
-        found["public_url"] = environ[PUBLIC_URL_ENV]
-    return found
+        found["public_url"], origin["public_url"] = environ[PUBLIC_URL_ENV], PUBLIC_URL_ENV
+    return found, origin
 
 
 def is_loopback(host: str) -> bool:

@@ -83,6 +83,8 @@ def find_pg_tool(name: str) -> Path:
     """`name` (pg_dump, pg_restore, psql, ...) from $EMOTIONS_PG_BIN, else Debian's newest
     /usr/lib/postgresql/N/bin, else PATH. Raises ServerError naming the package to install."""
     folders = [Path(os.environ[PG_BIN_ENV])] if os.environ.get(PG_BIN_ENV) else []
+    if folders and not (folders[0] / name).is_file():  # set, it is what the user means: never fall back silently
+        raise ServerError(f"{PG_BIN_ENV}={os.environ[PG_BIN_ENV]!r}: no {name} in that folder")
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version_key(p.parent.name))
     folders += reversed(versions)
     for folder in folders:

@@ -221,7 +221,7 @@ def exposure_notice(config: ServerConfig) -> str | None:
         f"Label Studio will listen on {config.host}:{config.port} for other machines, over plain HTTP: passwords, "
         "tokens and votes cross the network readable by anyone on the path. Put TLS in front (a reverse proxy such "
         "as nginx or Caddy on this machine, with the server bound to 127.0.0.1 and --public-url https://...), or "
-        "have annotators use an SSH tunnel; see the README, 'Annotators on other machines'."
+        "have annotators use an SSH tunnel; see docs/admin/servers.md, 'Annotators on other machines'."
     )
 
 

@@ -2,10 +2,12 @@
 Responsible-AI fields, and PNG plots, all generated from one `CardMetadata`.
 
 One module per part: `metadata` (`CardMetadata`, and `build_metadata`, which reads a written release folder,
-docs/release-format.md, and the counted vote table), `readme`, `croissant` and `plots` (pure: metadata in, text or
-bytes out), `baseline_section` (the section `emotions evaluate` adds), `text` (how numbers and tables are printed).
+docs/reference/release-format.md, and the counted vote table), `readme`, `croissant` and `plots` (pure: metadata in,
+text or bytes out), `baseline_section` (the section `emotions evaluate` adds), `text` (how numbers and tables are
+printed).
 This module writes the files: `card_files`, `write_card` (atomically) and `card_writer` (the release's card step;
-the release copies its files into `data_cards/<name>-<version>/` with the release's own commit).
+the release copies its files into `data_cards/<name>-<version>/` with the release's own commit), with the "Label
+validation" section when `emotions validate` judged the labels as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from emotions_data.card.plots import render_plots
 from emotions_data.card.readme import render_readme
 from emotions_data.layout import DatasetLayout
 from emotions_data.storage import write_bytes_atomic
+from emotions_data.suspects import current_validation, render_validation_section
 
 __all__ = ["CardMetadata", "build_metadata", "card_files", "card_writer", "write_card"]
 
@@ -70,9 +73,20 @@ def card_writer(layout: DatasetLayout) -> Callable[[Path, pd.DataFrame | None], 
         report = layout.agreement_report
         agreement = _read_agreement(report) if report.exists() else None
         meta = build_metadata(release_dir, votes, agreement=agreement)
-        return write_card(meta, release_dir, [])
+        written = write_card(meta, release_dir, [])
+        validation = current_validation(layout)
+        if validation is not None:  # only a validation of the labels as they are now
+            readme = Path(release_dir) / "README.md"
+            readme.write_text(_before_licence(readme.read_text(), render_validation_section(validation)))
+        return written
 
     return write
+
+
+def _before_licence(readme: str, section: str) -> str:
+    anchor = "## Distribution and licence"
+    head, found, tail = readme.partition(anchor)
+    return head + section + "\n" + found + tail if found else readme.rstrip("\n") + "\n\n" + section
 
 
 def _read_agreement(path: Path) -> dict:

@@ -1,5 +1,5 @@
 """The card's Croissant 1.0 JSON-LD with its Responsible-AI fields (pure): one FileObject per Parquet file, one
-RecordSet per variant and split."""
+RecordSet per variant and split, the nested `votes` column a repeated field with sub-fields."""
 
 from __future__ import annotations
 
@@ -92,43 +92,64 @@ def _file_objects(meta: CardMetadata) -> list[dict[str, Any]]:
     ]
 
 
+_LIST_OF_STRUCTS = re.compile(r"(?:large_)?list<[^:<>]+: struct<([^<>]*)>>")
+
+
+def _struct_members(arrow_type: str) -> list[tuple[str, str]] | None:
+    """(name, arrow type) of each member of a list of flat structs (`list<element: struct<a: string, ...>>`, as
+    pyarrow prints it), e.g. the `votes` column; None for any other type."""
+    match = _LIST_OF_STRUCTS.fullmatch(arrow_type)
+    if not match:
+        return None
+    members = [part.split(": ", 1) for part in match.group(1).split(", ")]
+    return [(m[0], m[1]) for m in members] if all(len(m) == 2 for m in members) else None
+
+
+def _field(rs_id: str, path: str, name: str, arrow_type: str) -> dict[str, Any]:
+    """The Field of one Parquet column: a flat column as its value; a list of flat structs (`_struct_members`) as a
+    repeated field whose sub-fields take each member out of the column's structs (a JSONPath on each element,
+    which mlcroissant 1.1 reads into a list of {sub-field: value} per record)."""
+    field: dict[str, Any] = {"@type": "cr:Field", "@id": f"{rs_id}/{name}", "name": name,
+                             "description": f"Column `{name}` ({arrow_type})."}  # fmt: skip
+    members = _struct_members(arrow_type)
+    if members is None:
+        return field | {"dataType": _cr_type(arrow_type),
+                        "source": {"fileObject": {"@id": path}, "extract": {"column": name}}}  # fmt: skip
+    field["repeated"] = True
+    field["subField"] = [
+        {"@type": "cr:Field", "@id": f"{rs_id}/{name}/{member}", "name": member,
+         "description": f"`{member}` of each element of `{name}` ({member_type}).", "dataType": _cr_type(member_type),
+         "source": {"fileObject": {"@id": path}, "extract": {"column": name}, "transform": {"jsonPath": member}}}
+        for member, member_type in members
+    ]  # fmt: skip
+    return field
+
+
 def _record_sets(meta: CardMetadata) -> list[dict[str, Any]]:
-    """One RecordSet per variant/split whose fields are the flat Parquet columns; nested columns are named in the
-    description only, because mlcroissant 1.x cannot read nested Parquet values into fields."""
-    flat = [(n, t) for n, t in meta.columns if not _is_nested(t)]
-    nested = [n for n, t in meta.columns if _is_nested(t)]
+    """One RecordSet per variant/split whose fields are the Parquet columns (`_field`): a list of flat structs,
+    i.e. `votes` (the item's counted votes as {annotator_id, stage, label}), is a repeated field with a sub-field
+    per member. A column of any other nested shape is left out, and each RecordSet's description names it and how
+    to read it."""
+    described = [(n, t) for n, t in meta.columns if not _is_nested(t) or _struct_members(t) is not None]
+    left_out = [n for n, t in meta.columns if (n, t) not in described]
     note = (
-        f" The Parquet file also holds {', '.join(f'`{n}`' for n in nested)} (nested lists/structs, e.g. the "
-        "item's counted votes as {annotator_id, stage, label}), which Croissant 1.0 cannot describe from "
-        "Parquet; read it with pyarrow, pandas or Hugging Face datasets."
-        if nested
+        f" The Parquet file also holds {', '.join(f'`{n}`' for n in left_out)} (nested values this metadata does "
+        "not describe); read it with pyarrow, pandas or Hugging Face datasets."
+        if left_out
         else ""
     )
-    record_sets = []
-    for variant, splits in meta.files.items():
-        for split, path in splits.items():
-            rs_id = f"{variant}/{split}"
-            record_sets.append(
-                {
-                    "@type": "cr:RecordSet",
-                    "@id": rs_id,
-                    "name": rs_id,
-                    "description": f"One record per video of the {variant} variant, {split} split.{note}",
-                    "key": {"@id": f"{rs_id}/video_id"},
-                    "field": [
-                        {
-                            "@type": "cr:Field",
-                            "@id": f"{rs_id}/{name}",
-                            "name": name,
-                            "description": f"Column `{name}` ({arrow_type}).",
-                            "dataType": _cr_type(arrow_type),
-                            "source": {"fileObject": {"@id": path}, "extract": {"column": name}},
-                        }
-                        for name, arrow_type in flat
-                    ],
-                }
-            )
-    return record_sets
+    return [
+        {
+            "@type": "cr:RecordSet",
+            "@id": f"{variant}/{split}",
+            "name": f"{variant}/{split}",
+            "description": f"One record per video of the {variant} variant, {split} split.{note}",
+            "key": {"@id": f"{variant}/{split}/video_id"},
+            "field": [_field(f"{variant}/{split}", path, name, arrow_type) for name, arrow_type in described],
+        }
+        for variant, splits in meta.files.items()
+        for split, path in splits.items()
+    ]
 
 
 def _responsible_ai(meta: CardMetadata) -> dict[str, Any]:
@@ -172,9 +193,8 @@ def _responsible_ai(meta: CardMetadata) -> dict[str, Any]:
 
 def croissant_jsonld(meta: CardMetadata) -> dict[str, Any]:
     """Croissant 1.0 JSON-LD with the RAI fields: one FileObject per Parquet file and one RecordSet per
-    variant/split whose fields are the flat Parquet columns (nested ones, i.e. `votes`, are named in the
-    RecordSet's description: mlcroissant 1.x cannot read nested Parquet values into fields). Keys without a
-    value (no creation date, homepage or citation) are left out."""
+    variant/split whose fields are the Parquet columns, `votes` a repeated field with sub-fields
+    (`_record_sets`). Keys without a value (no creation date, homepage or citation) are left out."""
     jsonld: dict[str, Any] = {
         "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",

@@ -1,5 +1,5 @@
 """What the card says, as one object: `CardMetadata`, and `build_metadata`, which reads it from a written release
-folder (docs/release-format.md: release.json, the Parquet files) and the counted vote table."""
+folder (docs/reference/release-format.md: release.json, the Parquet files) and the counted vote table."""
 
 from __future__ import annotations
 

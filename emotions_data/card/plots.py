@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 PLOT_NAMES = ("class_distribution", "duration_histogram", "agreement_per_class", "agreement_per_annotator", "confusion")
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
+    """`fig` as PNG bytes (100 dpi, tight)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
 
 
-def _figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A matplotlib Figure without pyplot (Agg backend), `figsize` in inches."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +40,7 @@ def confusion_png(
     share of their row, labelled with counts."""
     matrix = np.array(counts, dtype=float)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig = _figure((5.5, 4.5))
+    fig = new_figure((5.5, 4.5))
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
@@ -48,13 +50,13 @@ def confusion_png(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.colorbar(image, ax=ax, label="share of row")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _class_distribution(class_counts: dict[str, dict[str, dict[str, int]]], classes: list[str]) -> bytes:
     """One bar chart per variant: videos per class, a bar per split."""
     n = len(class_counts)
-    fig = _figure((5 * n, 3.5))
+    fig = new_figure((5 * n, 3.5))
     axes = fig.subplots(1, n, squeeze=False)[0]
     x = np.arange(len(classes))
     for ax, (variant, per) in zip(axes, class_counts.items(), strict=True):
@@ -65,23 +67,23 @@ def _class_distribution(class_counts: dict[str, dict[str, dict[str, int]]], clas
         ax.set_title(variant)
         ax.legend()
     axes[0].set_ylabel("videos")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _duration_histogram(duration_hist: dict[str, list[float]]) -> bytes:
-    fig = _figure((6, 3.5))
+    fig = new_figure((6, 3.5))
     ax = fig.subplots()
     edges, counts = duration_hist["edges"], duration_hist["counts"]
     ax.stairs(counts, edges, fill=True)
     ax.set_xlabel("duration (s)")
     ax.set_ylabel("videos")
     ax.set_title("Duration (full variant)")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _agreement_per_class(agreement: dict[str, Any]) -> bytes:
     """Per-class alpha with its confidence interval as error bars, and the overall alpha as a line."""
-    fig = _figure((6, 3.5))
+    fig = new_figure((6, 3.5))
     ax = fig.subplots()
     names = list(agreement["per_class"])
     values = np.array([agreement["per_class"][c]["alpha"] or np.nan for c in names], dtype=float)
@@ -94,13 +96,13 @@ def _agreement_per_class(agreement: dict[str, Any]) -> bytes:
         ax.legend()
     ax.set_ylabel("Krippendorff's alpha")
     ax.tick_params(axis="x", rotation=45)
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _agreement_per_annotator(agreement: dict[str, Any]) -> bytes:
+def agreement_per_annotator_png(agreement: dict[str, Any]) -> bytes:
     """Per annotator: share of agreeing vote pairs and share of votes matching the majority."""
     per_annotator = agreement["per_annotator"]
-    fig = _figure((max(5, 0.6 * len(per_annotator)), 3.5))
+    fig = new_figure((max(5, 0.6 * len(per_annotator)), 3.5))
     ax = fig.subplots()
     ids = list(per_annotator)
     x = np.arange(len(ids))
@@ -111,7 +113,7 @@ def _agreement_per_annotator(agreement: dict[str, Any]) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_ylabel("share")
     ax.legend()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def render_plots(meta: CardMetadata) -> dict[str, bytes]:
@@ -127,7 +129,7 @@ def render_plots(meta: CardMetadata) -> dict[str, bytes]:
     if a and a.get("per_class"):
         out["agreement_per_class"] = _agreement_per_class(a)
     if a and a.get("per_annotator"):
-        out["agreement_per_annotator"] = _agreement_per_annotator(a)
+        out["agreement_per_annotator"] = agreement_per_annotator_png(a)
     if meta.confusion and classes:
         out["confusion"] = confusion_png(meta.confusion, classes, xlabel="final label", ylabel="annotator vote")
     return out

@@ -7,13 +7,14 @@ the "unsure" flag, the comment box and the play button fit a 1366x768 laptop scr
 second annotator sees nothing of the first one's vote; and `pull` records exactly the votes they cast.
 
 The browser is the system's /usr/bin/chromium (`make system-deps`); the test never downloads one. Screenshots of
-the labelling view are kept in the test's temporary folder; `pytest -s` prints the timings (README, "Performance").
+the labelling view are kept in the test's temporary folder; `pytest -s` prints the timings (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import time
@@ -99,7 +100,7 @@ class Study:
     passwords: dict[str, tuple[str, str]] = field(repr=False)  # annotator -> (login, password): never in a report
     groups: dict[str, str]  # annotator -> group
     durations: dict[str, float]  # video_id -> the manifest's media duration (s)
-    setup_s: dict[str, float]  # seconds of each setup step, for the timings the README quotes
+    setup_s: dict[str, float]  # seconds of each setup step, for the timings docs/performance.md quotes
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +292,9 @@ def test_annotators_vote_independently_in_a_real_browser(study, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url = study.client.config.url
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    # `make docs-screenshots` points this at docs/images: the annotator's guide shows this real screen
+    shots = Path(os.environ.get("EMOTIONS_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
     comment = "flash at 0:01 (browser test)"
     timings = Timings()
     browsers_t0 = time.monotonic()

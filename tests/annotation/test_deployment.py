@@ -59,7 +59,8 @@ def test_a_dataset_remembers_its_server_and_no_command_creates_a_database(tmp_pa
     (layout.manifests / "ls_server.json").write_text(json.dumps(managed))
     with pytest.raises(ServerError, match="is not running: start it with 'emotions annotate server start --data-dir"):
         resolve_server(layout)
-    # the command a lead types first, as the README shows it: one line, no data folder made, nothing migrated
+    # the command a lead types first, as docs/lead/annotation.md shows it: one line, no data folder made, nothing
+    # migrated
     (layout.manifests / "ls_server.json").unlink()
     emotions = str(Path(sys.executable).with_name("emotions"))
     proc = subprocess.run([emotions, "annotate", "credentials", str(layout.root)], capture_output=True, text=True,

@@ -1,6 +1,6 @@
-"""The managed server as the README's "Annotators on other machines" recipe runs it: gunicorn on loopback behind a real
-nginx (Debian's package) terminating TLS with a self-signed certificate, also on loopback. A person logs in through
-the proxy as a browser would (Origin header and all) and a script calls the API through it."""
+"""The managed server as the "Annotators on other machines" recipe of docs/admin/servers.md runs it: gunicorn on
+loopback behind a real nginx (Debian's package) terminating TLS with a self-signed certificate, also on loopback.
+A person logs in through the proxy as a browser would (Origin header and all) and a script calls the API through it."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ pytestmark = pytest.mark.server  # nginx in front of Label Studio
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
-# The README's site configuration, with the test's paths and ports (Debian's nginx.conf supplies the http block).
+# The site configuration of docs/admin/servers.md, with the test's paths and ports (Debian's nginx.conf supplies
+# the http block).
 SITE = """
     server {{
         listen 127.0.0.1:{port} ssl;

@@ -1,7 +1,7 @@
-"""The README's SSH-tunnel recipe for annotators on other machines, run for real on loopback: an OpenSSH server
-(Debian's `openssh-server`, on a free port with its own host key and one authorised key) and the OpenSSH client's
-`ssh -N -L` forwarding a local port to the managed server, which stays bound to 127.0.0.1. A person logs in through
-the tunnel and a script calls the API through it."""
+"""The SSH-tunnel recipe of docs/admin/servers.md for annotators on other machines, run for real on loopback: an OpenSSH
+server (Debian's `openssh-server`, on a free port with its own host key and one authorised key) and the OpenSSH client's
+`ssh -N -L` forwarding a local port to the managed server, which stays bound to 127.0.0.1. A person logs in through the
+tunnel and a script calls the API through it."""
 
 from __future__ import annotations
 

@@ -76,3 +76,18 @@ def test_before_allocation_it_says_so(tmp_path):
     (tmp_path / "ds" / "manifests").mkdir(parents=True)
     with pytest.raises(ValueError, match="no allocation yet"):
         campaign_progress(DatasetLayout(tmp_path / "ds"))
+
+
+def test_items_whose_answer_does_not_count_are_owed_by_nobody_and_votes_not_counted_are_shown(tmp_path):
+    layout = _dataset(tmp_path / "ds", [("B1", "v1", 12.0)])
+    excluded = [
+        {"reason": "cancelled", "project": "label/A/B1", "claimed": "B1", "video_id": "v2"},
+        {"reason": "imported_task", "project": "label/A/B1", "claimed": "B1", "video_id": "v3"},  # v3 still open
+        {"reason": "duplicate", "project": "label/A/B1", "claimed": "B1", "video_id": "v1"},
+    ]
+    (layout.manifests / "pull_report.json").write_text(json.dumps({"excluded": excluded}))
+    row = next(r for r in campaign_progress(layout).annotators if r.annotator == "B1")
+    assert (row.done, row.closed, row.remaining, row.not_counted) == (1, 1, 1, 3)
+    blocked = campaign_progress(layout).blocked
+    assert "label: B1 has 1 item(s) whose answer does not count (v2)" in blocked[0]
+    assert blocked[1] == "label: 3 annotation(s) of B1 not counted (cancelled: 1, duplicate: 1, imported_task: 1)"

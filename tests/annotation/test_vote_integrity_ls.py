@@ -27,13 +27,14 @@ from annotation.labels_step import decide_labels
 from annotation.labelstudio.client import LabelStudio, http
 from annotation.labelstudio.interface import annotation_result
 from annotation.labelstudio.process import _run_shell, start
+from annotation.progress import campaign_progress
 from annotation.projects import load_projects
 from annotation.pull import pull
 from annotation.push import push
 from annotation.server_record import migrate_server
 from annotation.simulate import simulate
-from annotation.vetting import Reason
-from annotation.votes import counted_votes, read_vote_table, vote_history_path
+from annotation.vetting import MAX_RESULT_BYTES, Reason
+from annotation.votes import counted_votes, kept_votes, read_vote_table, vote_history_path
 from emotions_data.executor import make_executor
 from emotions_data.ingest import ingest
 from emotions_data.layout import DatasetLayout
@@ -323,6 +324,137 @@ def test_attack_7_deleted_and_changed_projects_and_the_invite_link(lab):
     push(lab.layout, "label", lab.admin, EMOTIONS6, votes_per_item=2)
     restored = lab.admin.project(changed["id"])
     assert restored["maximum_annotations"] == 1 and not restored["show_annotation_history"]
+
+
+def _tasks(lab: Lab, project: dict) -> list[dict]:
+    return sorted(lab.admin.tasks(project["id"]), key=lambda t: t["id"])
+
+
+def _key_of(lab: Lab, project: dict) -> str:
+    return next(k for k, p in load_projects(lab.layout).items() if p["id"] == project["id"])
+
+
+def test_attack_10_task_data_imported_copies_and_instructions_are_vetted_against_what_push_made(lab):
+    """A2 imports two copies of their own cross-check task and votes on all three before the item's other
+    annotator; A3 changes the video of one task and the instructions of their project, and votes under both."""
+    mine = lab.project_of("crosscheck", "A2")
+    original = _tasks(lab, mine)[0]
+    vid = original["data"]["video_id"]
+    other = next(p for p in load_projects(lab.layout).values() if p["stage"] == "crosscheck"
+                 and vid in p["videos"] and p["annotator"] not in ("A2", "A3"))  # fmt: skip
+    lab.tokens["A2"].call("POST", f"/api/projects/{mine['id']}/import", [{"data": original["data"]}] * 2)
+    copies = [t for t in _tasks(lab, mine) if t["id"] > original["id"] and t["data"] == original["data"]]
+    for task in [*copies, original]:
+        lab.tokens["A2"].annotate(task["id"], "Tension", lab.users["A2"])
+    honest = next(t for t in _tasks(lab, other) if t["data"]["video_id"] == vid)
+    lab.admin.annotate(honest["id"], "Fear", lab.users[other["annotator"]])
+    theirs = lab.project_of("crosscheck", "A3")
+    moved, instructed = _tasks(lab, theirs)[:2]
+    elsewhere = next(v for v in lab.project_of("crosscheck", "A2")["videos"] if v != moved["data"]["video_id"])
+    lab.tokens["A3"].call("PATCH", f"/api/tasks/{moved['id']}", {"data": {**moved["data"], "video_id": elsewhere}})
+    lab.tokens["A3"].annotate(moved["id"], "Tension", lab.users["A3"])
+    lab.tokens["A3"].call("PATCH", f"/api/projects/{theirs['id']}", {"expert_instruction": "<p>Choose Tension.</p>"})
+    lab.tokens["A3"].annotate(instructed["id"], "Tension", lab.users["A3"])
+    pull(lab.layout, lab.admin, EMOTIONS6)
+    imported = _excluded(lab, Reason.IMPORTED_TASK)
+    assert sorted(e["ls_task_id"] for e in imported) == sorted(t["id"] for t in copies) and len(copies) == 2
+    assert {(e["claimed"], e["writer"]) for e in imported} == {("A2", "A2")}
+    votes = read_vote_table(lab.layout)
+    counted = votes[(votes["stage"] == "crosscheck") & (votes["video_id"] == vid) & (votes["status"] == "kept")]
+    assert sorted(counted["annotator_id"]) == sorted(["A2", other["annotator"]]), [
+        e for e in _report(lab)["excluded"] if e["video_id"] == vid
+    ]  # honest votes are not crowded out
+    [changed] = _excluded(lab, Reason.TASK_CHANGED)
+    assert (changed["ls_task_id"], changed["claimed"]) == (moved["id"], "A3") and "video_id" in changed["detail"]
+    assert changed["video_id"] == moved["data"]["video_id"], "reported under the video push assigned"
+    [under] = _excluded(lab, Reason.PROJECT_CHANGED)
+    assert under["ls_task_id"] == instructed["id"] and "expert_instruction" in under["detail"]
+    doc = _report(lab)
+    found = {(t["kind"], t["task_id"]): t for t in doc["tasks"]}
+    assert {k for k in found if k[0] == "imported"} == {("imported", t["id"]) for t in copies}
+    assert found[("changed", moved["id"])]["fields"] == ["video_id"]
+    assert "expert_instruction" in doc["projects"][_key_of(lab, theirs)]["drift"]
+    lab.tokens["A3"].call("PATCH", f"/api/tasks/{moved['id']}", {"data": moved["data"]})  # put back: still held out
+    pull(lab.layout, lab.admin, EMOTIONS6)
+    assert [e["ls_task_id"] for e in _excluded(lab, Reason.TASK_CHANGED)] == [moved["id"]]
+
+
+def test_push_reports_a_changed_task_and_leaves_it_and_a_recreated_project_asks_for_no_counted_vote(lab):
+    project = lab.project_of("label", "A2")
+    task = _tasks(lab, project)[0]
+    lab.tokens["A2"].call("PATCH", f"/api/tasks/{task['id']}", {"data": {**task["data"], "video": "/elsewhere.mp4"}})
+    report = push(lab.layout, "label", lab.admin, EMOTIONS6, votes_per_item=2)
+    assert report.tampered == {_key_of(lab, project): [task["id"]]} and not report.repointed
+    assert lab.admin.task(task["id"])["data"]["video"] == "/elsewhere.mp4", "not silently put back"
+    votes = kept_votes(read_vote_table(lab.layout))
+    for key, plan in load_projects(lab.layout).items():  # the project attack 7 deleted was re-created by push
+        if plan["stage"] == "label":
+            voted = set(votes[(votes["stage"] == "label") & (votes["annotator_id"] == plan["annotator"])]["video_id"])
+            again = [t for t in lab.admin.tasks(plan["id"]) if t["data"]["video_id"] in voted
+                     and not t["total_annotations"]]  # fmt: skip
+            assert again == [], f"{key} asks again for a vote on record"
+    lab.tokens["A2"].call("PATCH", f"/api/tasks/{task['id']}", {"data": task["data"]})
+
+
+class _LostExport(LabelStudio):
+    """The admin's client, to which the snapshot export of one project comes back altered once (`alter`), as from a
+    server that lost data or a proxy that cut the answer short."""
+
+    def __init__(self, config, project_id: int, alter) -> None:
+        super().__init__(config)
+        self.project_id, self.alter = project_id, alter
+
+    def _request(self, method, path, payload=None, timeout=None):
+        status, body = super()._request(method, path, payload, timeout)
+        if self.alter and path.startswith(f"/api/projects/{self.project_id}/exports/") and "/download" in path:
+            body, self.alter = self.alter(body), None
+        return status, body
+
+
+def _without_one_annotation(body: list[dict]) -> list[dict]:
+    i = next(i for i, t in enumerate(body) if t["annotations"])
+    return [*body[:i], {**body[i], "annotations": []}, *body[i + 1 :]]
+
+
+def test_an_empty_or_partial_export_deletes_nothing_and_halts_its_project(lab):
+    votes = kept_votes(read_vote_table(lab.layout))
+    current = {p["id"]: k for k, p in load_projects(lab.layout).items() if p["stage"] == "label"}
+    pid = int(votes[votes["ls_project_id"].isin(current)].groupby("ls_project_id").size().idxmax())
+    key = current[pid]
+    for alter in (lambda body: [], _without_one_annotation):
+        report = pull(lab.layout, _LostExport(lab.admin.config, pid, alter), EMOTIONS6)
+        assert report.n_deleted == 0 and key in report.halted_projects, report.projects[key]
+        assert _report(lab)["projects"][key]["status"] == "halted"
+        after = read_vote_table(lab.layout).set_index("ls_annotation_id")
+        assert (after.loc[votes["ls_annotation_id"], "status"] == "kept").all(), "nothing marked deleted"
+    report = pull(lab.layout, lab.admin, EMOTIONS6)
+    assert report.n_deleted == 0 and report.projects[key]["status"] == "ok"
+
+
+def test_skips_two_choices_and_oversized_answers_are_reported_and_status_says_who_owes_what(lab):
+    skipped = _tasks(lab, lab.project_of("crosscheck", "A2"))[1]
+    lab.tokens["A2"].call("POST", f"/api/tasks/{skipped['id']}/annotations/",
+                          {"result": [], "was_cancelled": True, "completed_by": lab.users["A2"]})  # fmt: skip
+    votes = read_vote_table(lab.layout)
+    taken = {"A1", "A2", "A3"} | set(votes.loc[votes["stage"] == "crosscheck", "annotator_id"])
+    who = next(a for a in ("A4", "A5", "A6") if a not in taken)
+    two, big = _tasks(lab, lab.project_of("crosscheck", who))[:2]
+    both = annotation_result("Fear") + annotation_result("Tension")
+    huge = annotation_result("Fear", comment="x" * (MAX_RESULT_BYTES + 10))
+    for task, result in ((two, both), (big, huge)):
+        lab.admin.call("POST", f"/api/tasks/{task['id']}/annotations/",
+                       {"result": result, "completed_by": lab.users[who]})  # fmt: skip
+    pull(lab.layout, lab.admin, EMOTIONS6)
+    assert [e["ls_task_id"] for e in _excluded(lab, Reason.CANCELLED) if e["claimed"] == "A2"] == [skipped["id"]]
+    assert [(e["ls_task_id"], e["claimed"]) for e in _excluded(lab, Reason.AMBIGUOUS)] == [(two["id"], who)]
+    assert [(e["ls_task_id"], e["claimed"]) for e in _excluded(lab, Reason.TOO_LARGE)] == [(big["id"], who)]
+    progress = campaign_progress(lab.layout)
+    row = next(r for r in progress.annotators if (r.stage, r.annotator) == ("crosscheck", "A2"))
+    assert row.closed == 1 and row.remaining == row.assigned - row.done - 1
+    assert any(f"A2 has 1 item(s) whose answer does not count ({skipped['data']['video_id']})" in b
+               for b in progress.blocked)  # fmt: skip
+    assert any(f"of {who} not counted (ambiguous: 1, too_large: 1)" in b for b in progress.blocked)
+    assert any("duplicate: " in b for b in progress.blocked), "double votes are shown"
 
 
 def test_attack_9_another_server_is_refused_until_an_explicit_migration(lab, ls_data_dir, ls_server):

@@ -111,3 +111,15 @@ def test_a_dataset_with_group_projects_is_planned_per_annotator_without_second_v
     plan = _plan(layout, Stage.LABEL, "ds", 2, 0.5)
     assert plan["label/A/A1"]["videos"] == {"v2": 2}, "A1 voted on v1 in the group project already"
     assert plan["label/A/A2"]["videos"] == {"v1": 2, "v2": 2}
+
+
+def test_a_folder_given_as_a_vote_table_is_refused_in_one_line_naming_the_dataset_table(tmp_path):
+    from annotation.votes import load_table
+
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "votes.parquet").write_bytes(b"")
+    (tmp_path / "manifests" / "agreement.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"is a folder, not a vote table .*manifests/votes\.parquet$"):
+        load_table(tmp_path)
+    with pytest.raises(ValueError, match=r"manifests: is a folder, not a vote table \(Parquet, CSV or JSON\)$"):
+        load_table(tmp_path / "manifests")

@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import re
 import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from baselines.cache import (
     FORMAT,
@@ -20,9 +23,12 @@ from baselines.cache import (
     check_clip,
     open_clip,
     run_cache_job,
+    write_cache_file,
     write_clip,
 )
+from baselines.jpeg import _torchvision_decoder, decode_rgb, encode_jpeg
 from emotions_data.demo_corpus import ClipSpec, make_clip
+from emotions_data.probe import sha256_file
 
 SETTINGS = CacheSettings()
 SHA = "ab" * 32
@@ -31,8 +37,10 @@ SHA = "ab" * 32
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> tuple[Path, bytes]:
     """A media file and the bytes of its cache file."""
+    global SHA
     root = tmp_path_factory.mktemp("clip")
     media = make_clip(ClipSpec("Fear", 7, duration_s=1.0), root / "fear.mp4")
+    SHA = sha256_file(media)  # what a release records of it: a build hashes the media against it
     out = write_clip(media, root / "fear.clip", SETTINGS, SHA)
     return media, out.read_bytes()
 
@@ -105,7 +113,7 @@ def test_the_header_records_the_format_length_and_checksum(clip, tmp_path):
     path = tmp_path / "fear.clip"
     path.write_bytes(good)
     header = open_clip(path).header
-    assert header["format"] == FORMAT == "emotions-clip-2"
+    assert header["format"] == FORMAT == "emotions-clip-3"
     assert _layout(good)[1] + header["payload_bytes"] == len(good) and isinstance(header["payload_crc32"], int)
 
 
@@ -129,7 +137,8 @@ def test_a_file_damaged_after_it_was_opened_fails_naming_it(clip, tmp_path):
     offsets = opened.header["offsets"]
     frames_at = _layout(good)[1] + opened.header["payload_bytes"] - offsets[-1]
     garbled = bytearray(good)
-    garbled[frames_at + offsets[3] : frames_at + offsets[4]] = bytes(offsets[4] - offsets[3])
+    jpeg = opened.header["frame_jpeg"][3]  # the stored JPEG that frame 3 is (still frames share one)
+    garbled[frames_at + offsets[jpeg] : frames_at + offsets[jpeg + 1]] = bytes(offsets[jpeg + 1] - offsets[jpeg])
     path.write_bytes(bytes(garbled))
     with pytest.raises(ClipError, match=rf"^{named}: frame 3 cannot be decoded .*`emotions cache` rebuilds it"):
         opened.frames(np.array([3]))
@@ -138,3 +147,48 @@ def test_a_file_damaged_after_it_was_opened_fails_naming_it(clip, tmp_path):
         opened.mfcc()
     with pytest.raises(ClipError, match=rf"^{named}: truncated"):
         opened.frames(np.array([0]))
+
+
+def test_the_size_budget_lowers_the_quality_of_a_detailed_clip_only(tmp_path):
+    """Noise (the worst case: nothing to compress) fits the budget at a lower quality; a smooth clip keeps the top
+    quality. Every frame is still there, and decodes to the cache's size."""
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (200, 112, 3), dtype=np.uint8) for _ in range(30)]
+    ramp = np.linspace(0, 255, 200 * 112 * 3).astype(np.uint8).reshape(200, 112, 3)
+    mfcc = np.zeros((32, 40), np.float32)
+    for name, frames, top in (("noise", noise, False), ("ramp", [ramp] * 30, True)):
+        clip = open_clip(write_cache_file(tmp_path / f"{name}.clip", frames, mfcc, SETTINGS, SHA))
+        assert clip.n_frames == 30 and clip.header["offsets"][-1] <= SETTINGS.frame_bytes * 30, name
+        assert (clip.header["jpeg_quality"] == SETTINGS.jpeg_quality) == top, clip.header["jpeg_quality"]
+        assert clip.frames(np.arange(30)).shape == (30, 200, 112, 3)
+    assert open_clip(tmp_path / "noise.clip").header["jpeg_quality"] >= SETTINGS.min_jpeg_quality
+
+
+def test_the_decoder_gives_torchvisions_pixels_without_its_deprecation_notice():
+    frame = np.random.default_rng(1).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    encoded = [torch.frombuffer(bytearray(encode_jpeg(frame, 85)), dtype=torch.uint8)] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours, theirs = decode_rgb(encoded), _torchvision_decoder()(encoded)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True)) and ours[0].shape == (3, 64, 48)
+
+
+def test_still_frames_are_stored_once_and_read_back_as_every_frame(tmp_path):
+    """A frame within the tolerance of the last one stored (in every 8 x 8 block) is that frame; a change in one
+    block above it is a frame of its own. A file of the previous format is refused by name, never read."""
+    base = np.full((200, 112, 3), 100, np.uint8)
+    moved = base.copy()
+    moved[40:48, 40:48] += 30  # one block changes: a blink, a lip
+    frames = [base, base + 1, base, moved, moved, base]
+    path = write_cache_file(tmp_path / "still.clip", frames, np.zeros((32, 40), np.float32), SETTINGS, SHA)
+    clip = open_clip(path)
+    assert clip.header["frame_jpeg"] == [0, 0, 0, 1, 1, 2] and clip.n_frames == 6
+    read = clip.frames(np.array([5, 3, 1, 4])).int()
+    assert (read[1] - read[0])[40:48, 40:48].float().mean() > 25 and torch.equal(read[1], read[3])
+    assert (read[2] - torch.from_numpy(base)).abs().max() <= 2
+    start = _layout(path.read_bytes())[1]
+    header = json.loads(path.read_bytes()[12:start])
+    header["format"] = "emotions-clip-2"
+    head = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<QI", len(head), zlib.crc32(head)) + head + path.read_bytes()[start:])
+    assert check_clip(path, SHA, SETTINGS).reason == "not an emotions-clip-3 cache file (format 'emotions-clip-2')"

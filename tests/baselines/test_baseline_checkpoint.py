@@ -11,8 +11,9 @@ import torch
 
 from baselines.checkpoint import load_model, model_record, save_checkpoint
 from baselines.config import ModelConfig
-from baselines.recipes import TrainRequest, check_initialisation
+from baselines.recipes import BaselineRelease, TrainRequest, check_initialisation, outside_release, train_config_of
 from baselines.registry import MODELS, build_model, model_spec, preprocessing, register_model
+from baselines.train import TrainConfig
 
 TINY = ModelConfig.tiny()
 
@@ -89,3 +90,27 @@ def test_paper_refuses_random_initialisation(tmp_path: Path) -> None:
     check_initialisation(TrainRequest(tmp_path, config="paper", random_init=True))
     check_initialisation(TrainRequest(tmp_path, config="paper", weights=Path("s"), audio_weights=Path("r")))
     check_initialisation(TrainRequest(tmp_path, config="tiny"))
+
+
+def test_the_schedules_spans_are_taken_and_must_fit_the_run(tmp_path: Path) -> None:
+    config = train_config_of(TrainRequest(tmp_path, warmup_epochs=0.5, hold_epochs=2.0), TrainConfig.paper())
+    assert (config.warmup_epochs, config.hold_epochs, config.epochs) == (0.5, 2.0, 30)
+    assert train_config_of(TrainRequest(tmp_path), TrainConfig.tiny()).warmup_epochs == 1.0, "the config's default"
+    with pytest.raises(ValueError, match=r"^--warmup-epochs 2 and --hold-epochs 1.5 add up to more than the run's 3 "):
+        train_config_of(TrainRequest(tmp_path, epochs=3, warmup_epochs=2.0), TrainConfig.paper())
+    with pytest.raises(ValueError, match=r"hold_epochs must be a finite number >= 0 \(got nan\)"):
+        train_config_of(TrainRequest(tmp_path, hold_epochs=float("nan")), TrainConfig.paper())
+
+
+def test_a_run_or_an_evaluation_is_never_written_inside_the_release(tmp_path: Path) -> None:
+    release = BaselineRelease((tmp_path / "ds" / "releases" / "1.0.0").resolve(), "ds", "1.0.0", [], {}, {})
+    for inside in (
+        release.folder,
+        release.folder / "runs" / "a",
+        tmp_path / "ds" / "releases" / "1.0.0" / ".." / "1.0.0",
+    ):
+        with pytest.raises(
+            ValueError, match=r": inside the release .*which is never written to; choose another --out$"
+        ):
+            outside_release(inside, release, "--out")
+    assert outside_release(tmp_path / "ds" / "runs" / "1.0.0", release, "--out") == tmp_path / "ds" / "runs" / "1.0.0"

@@ -147,6 +147,7 @@ def test_cache_command_builds_once(release):
         (["train", "{release}", "--ep-ce-lambdas", "0.5,x,0.5"], "--ep-ce-lambdas must be three finite numbers"),
         (["train", "{release}", "--ep-ce-lambdas", "0.5,inf,0.5"], "--ep-ce-lambdas must be three finite numbers"),
         (["train", "{release}", "--lr-schedule", "cosine"], "--lr-schedule must be one of paper, released, per-step"),
+        (["train", "{release}", "--warmup-epochs", "inf"], "--warmup-epochs must be a finite number in [0, 100000]"),
         (["train", "{release}", "--loss", "focal"], "--loss must be one of ep-ce, ce (got 'focal')"),
         (["train", "{release}", "--precision", "fp16"], "--precision must be one of bf16, fp32 (got 'fp16')"),
         (["train", "{release}", "--progress-interval", "-1"], "--progress-interval must be a finite number >= 0"),
@@ -201,7 +202,7 @@ def test_a_batch_job_gets_plain_progress_lines_during_the_epoch(release, tmp_pat
     out = tmp_path / "run"
     cmd = [EMOTIONS, "train", str(release), "--epochs", "1", "--batch-size", "2", "--out", str(out), "--lr", "2e-3",
            "--weight-decay", "0", "--lr-schedule", "released", "--loss", "ce", "--ep-ce-lambdas", "1,0.25,2",
-           "--precision", "fp32"]  # fmt: skip
+           "--precision", "fp32", "--warmup-epochs", "0.25", "--hold-epochs", "0.5"]  # fmt: skip
     env = {**os.environ, "EMOTIONS_PROGRESS_INTERVAL": "0"}
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -216,4 +217,5 @@ def test_a_batch_job_gets_plain_progress_lines_during_the_epoch(release, tmp_pat
     saved = torch.load(out / "last.pt", weights_only=False)["train_config"]
     assert saved["lr"] == 2e-3 and saved["weight_decay"] == 0 and saved["lr_schedule"] == "released"
     assert saved["plain_ce"] is True and list(saved["lambdas"]) == [1, 0.25, 2] and saved["bf16"] is False
+    assert saved["warmup_epochs"] == 0.25 and saved["hold_epochs"] == 0.5
     assert run("train", str(release), "--epochs", "1", "--out", str(out)).returncode == 1, "other settings refused"

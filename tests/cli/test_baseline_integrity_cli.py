@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -165,3 +166,38 @@ def test_train_refuses_an_unusable_weights_file_before_anything_runs(release, ru
     proc = run_cli("train", str(release), "--weights", str(weights), "--out", str(tmp_path / "new-run"))
     one_error_line(proc, f"{weights}: {message}")
     assert not (tmp_path / "new-run").exists()
+
+
+def dataset_copy(release: Path, to: Path) -> Path:
+    """A copy of the release's dataset folder (media and cache included); returns the copy's release."""
+    shutil.copytree(release.parents[1], to)
+    return to / "releases" / release.name
+
+
+def test_cache_refuses_a_media_file_changed_since_the_release_naming_it(release, tmp_path):
+    copy = dataset_copy(release, tmp_path / "ds")
+    shutil.rmtree(copy.parents[1] / "cache", ignore_errors=True)
+    ids = sorted(pd.read_parquet(copy / "data" / "full" / "train.parquet")["video_id"])
+    victim = copy.parents[1] / "media" / f"{ids[0]}.mp4"
+    victim.write_bytes((victim.parent / f"{ids[1]}.mp4").read_bytes())  # replaced after ingest
+    proc = run_cli("cache", str(copy), "--variant", "full", "--split", "train", "--executor", "serial")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"failed: {ids[0]}: {victim}: its bytes no longer match the media_sha256" in proc.stderr
+    assert f"built {len(ids) - 1}, current 0, failed 1" in proc.stderr
+    assert not list((copy.parents[1] / "cache").rglob(f"{ids[0]}.clip")), "never cached under the old id"
+
+
+def test_train_and_evaluate_refuse_a_changed_release_and_never_write_into_one(release, run_dir, tmp_path):
+    copy = dataset_copy(release, tmp_path / "ds")
+    inside = copy / "eval"
+    proc = run_cli("evaluate", str(run_dir / "best.pt"), str(copy), "--split", "val", "--out", str(inside))
+    one_error_line(proc, f"{inside}: inside the release")
+    assert not inside.exists()
+    val = copy / "data" / "full" / "val.parquet"
+    pd.read_parquet(val).iloc[:-1].to_parquet(val)  # a row dropped after the release was made
+    proc = run_cli("train", str(copy), "--epochs", "1", "--out", str(tmp_path / "run"), "--executor", "serial")
+    one_error_line(proc, f"{val}: does not match its sha256 in SHA256SUMS", "emotions release verify")
+    assert not (tmp_path / "run").exists()
+    proc = run_cli("evaluate", str(run_dir / "best.pt"), str(copy), "--split", "val", "--out", str(tmp_path / "e"))
+    one_error_line(proc, f"{val}: does not match its sha256 in SHA256SUMS")
+    assert not (tmp_path / "e").exists()

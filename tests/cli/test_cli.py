@@ -109,8 +109,18 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_manifest(resume_setup,
     assert table.num_rows == len(CORPUS)
 
 
-def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`emotions demo` once for the module: its folder's parent (the demo is `demo`, linked as `demo-dataset`, the
+    name the documentation uses) and the finished process."""
+    tmp_path = tmp_path_factory.mktemp("demo-run")
     proc = run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
+    (tmp_path / "demo-dataset").symlink_to(tmp_path / "demo")
+    return tmp_path, proc
+
+
+def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(demo_run):
+    tmp_path, proc = demo_run
     assert "ok" in proc.stdout and "near_duplicate" in proc.stdout
     frame = read_manifest(tmp_path / "demo" / "manifests" / "videos.parquet")
     outcome = frame["reason"].where(frame["status"] != "ok", "ok")
@@ -156,6 +166,13 @@ def test_demo_builds_a_dataset_whose_outcomes_match_the_corpus_design(tmp_path):
     run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
     assert pq.read_table(tmp_path / "demo" / "manifests" / "videos.parquet").equals(before)
     assert len(pd.read_parquet(tmp_path / "demo" / "manifests" / "votes.parquet")) == len(votes)
+
+
+def test_the_tutorial_and_the_researchers_guide_run_as_written_on_the_demo(demo_run):
+    from tests.support.doc_blocks import run_blocks
+
+    for page in ("getting-started.md", "researcher/loading.md"):
+        assert run_blocks(page, demo_run[0]), page
 
 
 def _commands(group, path=()):

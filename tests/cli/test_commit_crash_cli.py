@@ -11,9 +11,12 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from emotions_data.release import verify_release
+from emotions_data.schema import ANNOTATORS_SCHEMA
 from emotions_data.storage import COMMITS_DIR
 from tests.support.commands import run_cli
 from tests.support.crash import killed_at, renames
@@ -86,6 +89,8 @@ def test_split_killed_at_each_commit_point_leaves_one_seeds_splits_and_settings(
 def test_labels_killed_at_each_commit_point_never_decides_and_queues_an_item_at_once(tmp_path, new_votes):
     base = tmp_path / "base"
     (base / "manifests").mkdir(parents=True)
+    roster = [{"annotator_id": f"ann{a}", "role": "annotator", "group": "A", "active": True} for a in range(5)]
+    pq.write_table(pa.Table.from_pylist(roster, schema=ANNOTATORS_SCHEMA), base / "manifests" / "annotators.parquet")
     first, _ = simulated(1, items=60)
     first["stage"] = "label"
     first.to_parquet(tmp_path / "first.parquet")

@@ -132,3 +132,50 @@ def test_the_best_copy_of_a_near_duplicate_cluster_is_kept(tmp_path):
     assert rows["original.mp4"].status == "ok"
     assert (rows["reupload.mp4"].status, rows["reupload.mp4"].reason) == ("rejected", "near_duplicate")
     assert rows["reupload.mp4"].dup_of == rows["original.mp4"].video_id
+
+
+def _phone_media(folder: Path) -> None:
+    """A clip with two audio tracks, the second the default (the first silent); a fragmented MP4 at 15 fps, as
+    platforms serve it; a phone's variable-rate clip at about 12 fps, its timestamps jittered."""
+    subprocess.run([*FF, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-f", "lavfi", "-i",
+                    "anullsrc=r=44100:cl=mono:d=3", "-f", "lavfi", "-i", "sine=f=440:d=3", "-map", "0:v",
+                    "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-c:a", "aac", "-disposition:a:0", "0",
+                    "-disposition:a:1", "default", "-shortest", str(folder / "two.mp4")], check=True)  # fmt: skip
+    subprocess.run([*FF, "-f", "lavfi", "-i", "smptebars=s=320x240:r=15:d=2", "-f", "lavfi", "-i", "sine=d=2",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-movflags",
+                    "frag_keyframe+empty_moov+default_base_moof",
+                    str(folder / "fragmented_15.mp4")], check=True)  # fmt: skip
+    subprocess.run([*FF, "-f", "lavfi", "-i", "rgbtestsrc=s=320x240:r=60:d=3", "-f", "lavfi", "-i", "sine=d=3",
+                    "-vf", "select='not(mod(n,5))',setpts='(N/12+0.012*sin(N*2.3))/TB'", "-fps_mode", "vfr",
+                    "-video_track_timescale", "600", "-c:v", "libx264", "-c:a", "aac",
+                    str(folder / "vfr_12.mp4")], check=True)  # fmt: skip
+
+
+def _frames(path: Path) -> int:
+    return len(_video_probe(path, "packet=pts_time", "csv=p=0").split())
+
+
+def _mean_volume_db(path: Path) -> float:
+    out = subprocess.run([*FF[:-1], "-v", "info", "-i", str(path), "-map", "0:a:0", "-af", "volumedetect", "-f", "null",
+                          "-"], capture_output=True, text=True, check=True).stderr  # fmt: skip
+    return float(out.split("mean_volume:")[1].split("dB")[0])
+
+
+def test_the_played_audio_track_is_kept_and_low_rates_stay_their_own(tmp_path):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    _phone_media(folder)
+    rows = ingest_served(folder, ["two.mp4", "fragmented_15.mp4", "vfr_12.mp4"], tmp_path)
+    for name, row in rows.items():
+        assert row.status == "ok", (name, row.reason, row.reason_detail)
+    two = rows["two.mp4"]
+    assert (two.audio_tracks, two.audio_track) == (2, 1), "two tracks; the second, the default, is kept"
+    assert _mean_volume_db(tmp_path / "ds" / two.media_path) > -40, "the default track's tone, not the silent first"
+    for name, fps in (("fragmented_15.mp4", 15.0), ("vfr_12.mp4", 12.0)):
+        row = rows[name]
+        assert row.media_fps == pytest.approx(fps), (name, row.media_fps_reason)
+        assert row.media_fps_reason.startswith(f"constant {fps:g} fps"), row.media_fps_reason
+        source, made = folder / name, tmp_path / "ds" / row.media_path
+        assert _frames(made) <= _frames(source), f"{name}: no frame duplicated"
+    assert rows["fragmented_15.mp4"].vfr, "its container's average is not its rate: flagged, then measured"
+    assert (rows["vfr_12.mp4"].audio_tracks, rows["vfr_12.mp4"].audio_track) == (1, 0)

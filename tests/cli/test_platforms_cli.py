@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from emotions_data.loopback import Route, serve
-from tests.support.commands import run_cli
-from tests.support.platform_pages import captcha_page, douyin_detail, kuaishou_page, redirect
+from tests.support.platform_pages import captcha_page, douyin_detail, ingest_via_proxy, kuaishou_page, redirect
 
 FF = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
 KS_ID, KS_AUTHOR = "3xk5mq7wz2vhc4e", "3xauthor9q8pd"
@@ -93,15 +92,10 @@ def ingested(tmp_path_factory):
     urls = root / "urls.txt"
     urls.write_text("".join(f"{u}\n" for u in URLS))
     with serve(root, {"/rT429x/": [429]}, routes=_routes(), tls=True) as server:
-        config = root / "emotions.toml"
-        config.write_text(
-            f'[ingest.download]\nproxy = "{server.proxy_url}"\ncheck_certificates = false\nattempts = 3\n'
-            "backoff_s = 0.0\n"
-        )
         out = root / "ds"
-        first = run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))
+        first = ingest_via_proxy(urls, out, server.proxy_url, attempts=3, backoff_s=0.0)
         hits_after_first = list(server.handler.host_log)
-        again = run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))
+        again = ingest_via_proxy(urls, out, server.proxy_url, attempts=3, backoff_s=0.0)
         hits_after_again = list(server.handler.host_log)
         media_hits = {name: server.hits(name) for name in ("upic/2026/k1.mp4", "video/tos/d1.mp4")}
     frame = pd.read_parquet(out / "manifests" / "videos.parquet")

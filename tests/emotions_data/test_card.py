@@ -58,7 +58,7 @@ RELEASE_SCHEMA = pa.schema(
 
 
 def _make_release(root: Path) -> tuple[Path, pd.DataFrame]:
-    """A release folder as docs/release-format.md describes it, and its counted vote table."""
+    """A release folder as docs/reference/release-format.md describes it, and its counted vote table."""
     rng = np.random.default_rng(7)
     classes = list(EMOTIONS6.classes)
     n = sum(VARIANTS["full"].values())
@@ -184,6 +184,25 @@ def test_croissant_validates_and_reads(card):
     records = list(dataset.records("balanced/val"))
     assert len(records) == VARIANTS["balanced"]["val"]
     assert {r["balanced/val/label"].decode() for r in records} <= set(EMOTIONS6.classes)
+
+
+def test_croissant_describes_the_votes_as_a_repeated_field_whose_records_load(card):
+    _, release, _, votes, _ = card
+    import mlcroissant as mlc
+
+    data = json.loads((release / "croissant.json").read_text())
+    record_set = next(r for r in data["recordSet"] if r["@id"] == "balanced/val")
+    (field,) = [f for f in record_set["field"] if f["name"] == "votes"]
+    assert field["repeated"] is True and [s["name"] for s in field["subField"]] == ["annotator_id", "stage", "label"]
+    assert "votes" not in record_set["description"], "nothing is left out, so nothing is said to be"
+    records = list(mlc.Dataset(jsonld=release / "croissant.json").records("balanced/val"))
+    by_item = votes.groupby("video_id")
+    for record in records:
+        vid = record["balanced/val/video_id"].decode()
+        carried = [(v["balanced/val/votes/annotator_id"].decode(), v["balanced/val/votes/stage"].decode(),
+                    v["balanced/val/votes/label"].decode()) for v in record["balanced/val/votes"]]  # fmt: skip
+        expected = by_item.get_group(vid)[["annotator_id", "stage", "label"]].itertuples(index=False, name=None)
+        assert carried == list(expected)
 
 
 def test_hf_datasets_loads_every_config_offline(card, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import urllib.error
 import pytest
 
 from emotions_data.download import DownloadFailure, check_url_allowed, classify, url_problem
+from emotions_data.download_errors import YtDlpLog, failure_of
 from emotions_data.settings import DownloadSettings
 
 
@@ -159,3 +160,41 @@ def test_malformed_urls_are_permanent_failures_naming_the_problem(url, named):
 )
 def test_well_formed_urls_have_no_problem(url):
     assert url_problem(url, DownloadSettings()) is None
+
+
+_DETAIL = "[Douyin] 7301: Failed to download web detail JSON: "
+_FRESH_COOKIES = "ERROR: [Douyin] 7301: Fresh cookies (not necessarily logged in) are needed"
+
+
+@pytest.mark.parametrize(
+    ("warnings", "reason", "retryable"),
+    [
+        ([_DETAIL + "HTTP Error 429: Too Many Requests"], "download_error", True),
+        ([_DETAIL + "HTTP Error 502: Bad Gateway"], "download_error", True),
+        ([_DETAIL + "The read operation timed out"], "download_error", True),
+        (["[Douyin] 7301: Unable to download JSON metadata: Remote end closed connection"], "download_error", True),
+        (["[Douyin] 7301: Failed to parse JSON: Expecting value"], "unrecognised_page", False),
+        ([], "unrecognised_page", False),
+        ([_DETAIL + "HTTP Error 404: Not Found"], "unrecognised_page", False),
+    ],
+)
+def test_what_yt_dlp_only_warned_about_decides_behind_fresh_cookies(warnings, reason, retryable):
+    failure = failure_of(Exception(_FRESH_COOKIES), warnings)
+    assert (failure.reason, failure.retryable, failure.warnings) == (reason, retryable, tuple(warnings))
+    assert failure.message.startswith("douyin: ") and "Fresh cookies" in failure.message
+    if warnings and not retryable:
+        assert f"(yt-dlp warned: {warnings[0]})" in failure.message
+
+
+def test_a_warning_does_not_turn_an_answered_http_error_transient():
+    failure = failure_of(Exception("ERROR: unable to download video data: HTTP Error 404: Not Found"),
+                         ["[generic] HTTP Error 429 on a thumbnail"])  # fmt: skip
+    assert (failure.reason, failure.retryable) == ("download_error", False)
+
+
+def test_the_log_keeps_a_few_warnings_not_yt_dlp_notes_about_itself():
+    log = YtDlpLog()
+    log.warning("[TikTok] The extractor is attempting impersonation, but no impersonate target is available")
+    for i in range(9):
+        log.warning(f"WARNING: [Douyin] try {i}:\n HTTP Error 429")
+    assert log.warnings == [f"[Douyin] try {i}: HTTP Error 429" for i in range(5)]

@@ -185,7 +185,7 @@ def test_a_registered_source_file_is_not_parsed_again(tmp_path, monkeypatch):
     assert ingest_module.source_digest(source) in registered_digests(DatasetLayout(ds))
     reads = []
     real = ingest_module.read_sources
-    monkeypatch.setattr(ingest_module, "read_sources", lambda args: reads.append(args) or real(args))
+    monkeypatch.setattr(ingest_module, "read_sources", lambda args, *rest: reads.append(args) or real(args, *rest))
     assert run(source, ds).equals(first) and reads == []
     # the same file changed: read, and its new URL registered (its fetch fails: nothing listens on port 9)
     with source.open("a") as handle:

@@ -45,7 +45,7 @@ def test_a_hand_written_pandas_manifest_is_read(tmp_path):
     assert len(read_manifest(tmp_path / "videos.parquet")) == 1
 
 
-@pytest.mark.parametrize("version", ["1.3", "2.0", "10.0", "1.2.1"])
+@pytest.mark.parametrize("version", ["1.4", "2.0", "10.0", "1.3.1"])
 def test_a_newer_version_is_refused_naming_the_file_and_both_versions(tmp_path, version):
     _write(tmp_path / "videos.parquet", version)
     with pytest.raises(ManifestVersionError) as caught:

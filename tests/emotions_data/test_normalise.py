@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from emotions_data.normalise import SourceVideo, build_command, older_recipes, recipe_id, target_fps, target_size
+from emotions_data.normalise import (
+    SourceVideo,
+    build_command,
+    choose_fps,
+    older_recipes,
+    recipe_id,
+    target_fps,
+    target_size,
+)
 from emotions_data.settings import NormaliseSettings
 
 
@@ -78,7 +86,7 @@ def test_target_size_respects_odd_cap(cap):
         (27.3, 60.0, True, Fraction(30000, 1001)),
         (24.5, 60.0, True, Fraction(25)),
         (30.0, 60.0, True, Fraction(30)),
-        (12.0, 60.0, True, Fraction(24000, 1001)),
+        (12.0, 60.0, True, Fraction(12)),  # a low rate is kept: raising it would only duplicate frames
         (45.0, 60.0, True, Fraction(50)),
         (45.0, 30.0, True, Fraction(30)),
         (70.0, 60.0, True, Fraction(60)),
@@ -206,3 +214,27 @@ def test_build_command_settings_are_applied():
 )
 def test_target_fps_of_a_variable_rate_source_covers_its_peak(fps, peak, cap, expected):
     assert target_fps(fps, cap, True, peak) == expected
+
+
+@pytest.mark.parametrize(
+    ("fps", "vfr", "peak", "typical", "expected", "why"),
+    [
+        # a fragmented MP4 at 15 fps: its average is off by one frame's duration and it is flagged variable
+        (51200 / 3453, True, 15.0, 15.0, Fraction(15), "constant 15 fps: the interval of most of its frames"),
+        (14.88, False, 15.0, 15.0, Fraction(15), "constant 15 fps"),  # not flagged: no 14.88 fps encode either
+        (12.34, True, 12.4, 12.0, Fraction(12), "constant 12 fps"),  # a phone's jittered 12 fps
+        (10.0, True, 10.2, 10.0, Fraction(10), "constant 10 fps"),
+        (12.6, True, 12.9, 12.5, Fraction(25, 2), "constant 12.5 fps"),
+        (29.97, True, 30.0, 1001 / 33.4, Fraction(30000, 1001), "constant 29.97 fps"),
+        (21.2, True, 30.0, 30.0, Fraction(30), "constant 30 fps"),  # mostly 30 fps, with slow stretches
+        (12.0, True, 30.0, 10.0, Fraction(30), "variable rate"),  # mostly 10 fps, a burst at 30: the burst decides
+        (27.3, False, None, 27.3, Fraction(273, 10), "the source's own rate"),  # an odd but constant rate
+        (15.0, False, None, None, Fraction(15), "the source's own rate"),
+        (15.0, True, 15.0, 15.0, Fraction(12), "capped at 12 fps"),
+        (None, False, None, None, Fraction(25), "source rate unknown"),
+    ],
+)
+def test_a_plausible_constant_rate_is_kept_and_the_choice_explained(fps, vfr, peak, typical, expected, why):
+    cap = 12.0 if "capped" in why else 60.0
+    rate, reason = choose_fps(fps, cap, vfr, peak, typical)
+    assert rate == expected and why in reason, reason

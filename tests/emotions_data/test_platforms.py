@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from emotions_data import url_shapes
+from emotions_data.download import DownloadFailure, resolve
 from emotions_data.platforms import platform_facts, platform_of_extractor, scrub_info, uploader_group
 from emotions_data.schema import OUTCOME_FIELDS, PROBE_FIELDS, PROBE_STAGE_SCHEMA
 from emotions_data.screening import platform_duplicates
+from emotions_data.settings import DownloadSettings
 from emotions_data.storage import StageLog
 
 
@@ -96,3 +100,122 @@ def test_the_plugin_extractors_are_found_when_their_folder_is_not_on_sys_path(tm
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['DouyinPage', 'DouyinShare', 'Kuaishou', 'KuaishouShare']"
+
+
+TT, DY, KS = "7301234567890123456", "7309876543210987654", "3xk5mq7wz2vhc4e"
+TT_PAGE, DY_PAGE = f"https://www.tiktok.com/@seaside.cat/video/{TT}", f"https://www.douyin.com/video/{DY}"
+KS_PAGE = f"https://www.kuaishou.com/short-video/{KS}"
+#: One video of each platform in the shapes people paste: (URL, the canonical page it resolves to).
+ONE_VIDEO_SHAPES = [
+    (TT_PAGE, TT_PAGE),
+    (f"https://www.tiktok.com/@seaside.cat/video/{TT}?is_from_webapp=1&sender_device=pc&web_id=7301", TT_PAGE),
+    (f"https://www.tiktok.com/@seaside.cat/video/{TT}/", TT_PAGE),
+    (f"https://www.tiktok.com/@seaside.cat/video/{TT}#comments", TT_PAGE),
+    (f"HTTPS://WWW.TIKTOK.COM/@seaside.cat/video/{TT}", TT_PAGE),
+    (f"https://TikTok.com/@seaside.cat/video/{TT}?_t=8kZ&_r=1", TT_PAGE),
+    (f"https://tiktok.com/@seaside.cat/video/{TT}", TT_PAGE),
+    (f"https://m.tiktok.com/@seaside.cat/video/{TT}", TT_PAGE),
+    (f"https://www.tiktok.com/@other.handle/video/{TT}", f"https://www.tiktok.com/@other.handle/video/{TT}"),
+    (f"https://www.tiktok.com/@/video/{TT}", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://m.tiktok.com/v/{TT}.html", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://m.tiktok.com/v/{TT}.html?u_code=d8&preview_pb=0&language=en", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://www.tiktok.com/embed/v2/{TT}", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://www.tiktok.com/embed/{TT}?lang=en", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://www.tiktok.com/player/v1/{TT}?autoplay=1", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://www.tiktok.com/share/video/{TT}", f"https://www.tiktok.com/@_/video/{TT}"),
+    (f"https://www.tiktokv.com/share/video/{TT}/", f"https://www.tiktok.com/@_/video/{TT}"),
+    (DY_PAGE, DY_PAGE),
+    (f"https://www.douyin.com/video/{DY}?previous_page=app_code_link", DY_PAGE),
+    (f"https://douyin.com/video/{DY}/", DY_PAGE),
+    (f"HTTPS://WWW.DOUYIN.COM/video/{DY}#top", DY_PAGE),
+    (f"https://www.iesdouyin.com/share/video/{DY}/?region=CN&mid=7301&u_code=0&did=MS4wL", DY_PAGE),
+    (f"https://m.douyin.com/share/video/{DY}", DY_PAGE),
+    (f"https://www.douyin.com/vsdetail/{DY}", DY_PAGE),
+    (f"https://www.douyin.com/jingxuan?modal_id={DY}", DY_PAGE),
+    (f"https://www.douyin.com/discover?modal_id={DY}&from=share", DY_PAGE),
+    (f"https://www.douyin.com/user/MS4wLjABAAAAEKnf?modal_id={DY}&vid={DY}", DY_PAGE),
+    (f"https://www.douyin.com/search/cat?aid=6383&modal_id={DY}&type=general", DY_PAGE),
+    (KS_PAGE, KS_PAGE),
+    (f"https://www.kuaishou.com/short-video/{KS}?authorId=3xauthor&streamSource=find&area=homexxbrilliant", KS_PAGE),
+    (f"https://kuaishou.com/short-video/{KS}/", KS_PAGE),
+    (f"https://WWW.KUAISHOU.COM/short-video/{KS}#x", KS_PAGE),
+    (f"https://v.m.chenzhongtech.com/fw/photo/{KS}?fid=1533&cc=share_copylink&shareMethod=TOKEN", KS_PAGE),
+    (f"https://m.gifshow.com/fw/photo/{KS}", KS_PAGE),
+    (f"https://v.m.kuaishou.com/fw/photo/{KS}?fid=0", KS_PAGE),
+    (f"https://m.kuaishou.com/fw/photo/{KS}", KS_PAGE),
+    (f"https://www.kuaishou.com/short-video/x?photoId={KS}", KS_PAGE),
+]
+#: URLs that name no single video, and what the refusal calls them.
+NOT_ONE_VIDEO_SHAPES = [
+    ("https://www.tiktok.com/@seaside.cat", url_shapes.PROFILE),
+    ("https://www.tiktok.com/@seaside.cat/?lang=en", url_shapes.PROFILE),
+    ("https://TIKTOK.COM/@seaside.cat", url_shapes.PROFILE),
+    ("https://www.tiktok.com/@seaside.cat/live", url_shapes.LIVE),
+    (f"https://m.tiktok.com/share/live/{TT}/?language=en", url_shapes.LIVE),
+    (f"https://www.tiktok.com/@seaside.cat/photo/{TT}", url_shapes.IMAGE_POST),
+    (f"https://www.tiktok.com/@seaside.cat/collection/summer-{TT}", url_shapes.COLLECTION),
+    ("https://www.tiktok.com/tag/cats", url_shapes.LISTING),
+    (f"https://www.tiktok.com/music/original-sound-{TT}", url_shapes.LISTING),
+    (f"https://www.douyin.com/note/{DY}", url_shapes.IMAGE_POST),
+    (f"https://www.iesdouyin.com/share/note/{DY}/?region=CN", url_shapes.IMAGE_POST),
+    ("https://www.douyin.com/user/MS4wLjABAAAAEKnf?from_tab_name=main", url_shapes.PROFILE),
+    ("https://live.douyin.com/41526834417", url_shapes.LIVE),
+    (f"https://www.douyin.com/collection/{DY}", url_shapes.COLLECTION),
+    ("https://www.douyin.com/hashtag/1592", url_shapes.LISTING),
+    ("https://www.kuaishou.com/profile/3xauthor9q8pd", url_shapes.PROFILE),
+    ("https://live.kuaishou.com/u/3xauthor9q8pd", url_shapes.LIVE),
+]
+SHARE_SHAPES = [
+    ("https://vm.tiktok.com/ZMhvqjqjQ/", "https://vm.tiktok.com/ZMhvqjqjQ/"),
+    ("https://VT.TikTok.com/ZSe4FqkKd", "https://vt.tiktok.com/ZSe4FqkKd/"),
+    ("https://tiktok.com/t/ZTRC5xgJp/?t=1", "https://www.tiktok.com/t/ZTRC5xgJp/"),
+    ("https://v.douyin.com/iRNBho6/", "https://v.douyin.com/iRNBho6/"),
+    ("https://V.DOUYIN.COM/iRNBho6?utm_source=copy", "https://v.douyin.com/iRNBho6/"),
+    ("https://v.kuaishou.com/Kq7Xs2", "https://v.kuaishou.com/Kq7Xs2"),
+    ("https://www.kuaishou.com/f/X-4hR9aQ2zk1", "https://www.kuaishou.com/f/X-4hR9aQ2zk1"),
+]
+
+
+@pytest.mark.parametrize(("url", "page"), ONE_VIDEO_SHAPES)
+def test_every_shape_of_one_video_names_its_id_and_canonical_page(url, page):
+    shape = url_shapes.url_shape(url)
+    assert shape is not None and shape.one_video, url
+    assert shape.url == page and shape.video_id == page.rstrip("/").rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize(("url", "what"), NOT_ONE_VIDEO_SHAPES)
+def test_urls_that_name_no_single_video_say_what_they_are(url, what):
+    shape = url_shapes.url_shape(url)
+    assert shape is not None and shape.refused and shape.kind == what and shape.video_id is None, url
+
+
+@pytest.mark.parametrize(("url", "link"), SHARE_SHAPES)
+def test_share_links_are_followed_in_one_spelling(url, link):
+    shape = url_shapes.url_shape(url)
+    assert shape is not None and shape.kind == url_shapes.SHARE and shape.url == link
+
+
+@pytest.mark.parametrize("url", ["https://example.com/@a/video/7301234567890", "ftp://www.tiktok.com/@a/video/1",
+                                 "https://www.tiktok.com/foryou", "https://www.douyin.com/", "not a url"])  # fmt: skip
+def test_other_urls_are_left_to_yt_dlp(url):
+    assert url_shapes.url_shape(url) is None
+
+
+def test_resolving_needs_no_request_and_never_takes_a_handle_for_an_id(tmp_path):
+    settings = DownloadSettings()
+    for url, page in ONE_VIDEO_SHAPES[::4]:
+        found = resolve(url, tmp_path / "w", settings)
+        assert found is not None and (found.url, found.platform_video_id) == (page, page.rsplit("/", 1)[1])
+    assert resolve(ONE_VIDEO_SHAPES[0][0], tmp_path, settings).extractor == "TikTok"
+    for url, what in NOT_ONE_VIDEO_SHAPES[::3]:
+        with pytest.raises(DownloadFailure) as refused:
+            resolve(url, tmp_path / "w", settings)
+        assert (refused.value.reason, refused.value.retryable) == ("not_one_video", False)
+        assert what in str(refused.value) and url in str(refused.value)
+    with pytest.raises(DownloadFailure, match=r"a list of videos \(vimeo:channel\), not one video"):
+        resolve("https://vimeo.com/channels/staffpicks", tmp_path / "w", settings)
+    # an extractor of channels or of videos (either): its id is no video's, the download tells which it is
+    assert resolve("https://www.youtube.com/@SomeChannel/videos", tmp_path / "w", settings) is None
+    assert resolve("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=3", tmp_path / "w", settings).platform_video_id == (
+        "dQw4w9WgXcQ"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,24 @@ def test_peak_rate_finds_the_fastest_stretch_not_the_average():
     jitter[10] = jitter[9] + 0.001  # one near-duplicate timestamp is no burst
     assert peak_rate(jitter) == pytest.approx(25.0, rel=0.08)
     assert peak_rate([1.0]) is None and peak_rate([]) is None
+
+
+def test_the_audio_track_a_player_plays_is_the_one_described():
+    commentary = _audio(codec_name="opus", channels=1, disposition={"default": 0})
+    spatial = _audio(sample_rate="48000", channels=4, disposition={"default": 1})
+    facts = _probe(_video(), commentary, spatial)
+    assert (facts.audio_tracks, facts.audio_track) == (2, 1)
+    assert (facts.audio_codec, facts.audio_sample_rate, facts.audio_channels) == ("aac", 48000, 4)
+    no_default = _probe(_video(), _audio(codec_name="opus"), _audio())
+    assert (no_default.audio_tracks, no_default.audio_track, no_default.audio_codec) == (2, 0, "opus")
+    silent = _probe(_video())
+    assert (silent.audio_tracks, silent.audio_track, silent.has_audio) == (0, None, False)
+
+
+def test_typical_rate_is_the_median_frame_interval():
+    from emotions_data.probe import typical_rate
+
+    assert typical_rate([i / 15 for i in range(30)]) == pytest.approx(15.0)
+    jitter = [i / 12 + 0.012 * math.sin(i * 2.3) for i in range(36)]  # a phone's 12 fps, timestamps off by 12 ms
+    assert typical_rate(jitter) == pytest.approx(12.0, rel=0.01)
+    assert typical_rate([1.0, 1.0]) is None and typical_rate([]) is None

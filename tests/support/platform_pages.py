@@ -1,12 +1,16 @@
-"""Fixture pages of the structure Kuaishou and Douyin serve, for the loopback server's proxy under the real host
-names: a Kuaishou short-video page with its Apollo cache (`window.__APOLLO_STATE__`), Douyin's web detail API answer
-(`aweme_detail`), and the share links' redirects."""
+"""Fixture pages of the structure Kuaishou, Douyin and TikTok serve, for the loopback server's proxy under the real
+host names: a Kuaishou short-video page with its Apollo cache (`window.__APOLLO_STATE__`), Douyin's web detail API
+answer (`aweme_detail`), a TikTok video page with its rehydration data (`__UNIVERSAL_DATA_FOR_REHYDRATION__`), and
+the share links' redirects."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 from emotions_data.loopback import Route
+from tests.support.commands import run_cli
 
 
 def kuaishou_page(photo_id: str, author_id: str, author_name: str, media_url: str, *, caption: str,
@@ -75,3 +79,33 @@ def douyin_detail(aweme_id: str, uid: str, handle: str, nickname: str, media_url
 
 def redirect(location: str) -> Route:
     return Route(302, {"Location": location})
+
+
+def tiktok_page(video_id: str, author_id: str, handle: str, media_url: str, *, desc: str, create_time: int,
+                duration_s: int, plays: int) -> Route:  # fmt: skip
+    """www.tiktok.com/@<handle>/video/<video_id>: the data sits in the page's rehydration script."""
+    item = {
+        "id": video_id, "desc": desc, "createTime": str(create_time),
+        "author": {"id": author_id, "uniqueId": handle, "nickname": handle.title(), "secUid": f"MS4wLjAB{author_id}"},
+        "video": {"duration": duration_s, "width": 320, "height": 240, "playAddr": media_url,
+                  "cover": f"https://p16-sign.tiktokcdn.com/obj/{video_id}.jpeg?x-expires=1900000000&x-signature=c2ln"},
+        "stats": {"playCount": plays, "diggCount": 12, "shareCount": 3, "commentCount": 4, "collectCount": 1},
+        "music": {"title": "original sound", "authorName": handle, "duration": duration_s},
+    }  # fmt: skip
+    data = {"__DEFAULT_SCOPE__": {"webapp.video-detail": {"statusCode": 0, "statusMsg": "ok",
+                                                          "itemInfo": {"itemStruct": item}}}}  # fmt: skip
+    html = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>TikTok</title></head><body><div id="app"></div>'
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+        f"{json.dumps(data, ensure_ascii=False)}</script></body></html>"
+    )
+    return Route(200, body=html.encode())
+
+
+def ingest_via_proxy(urls: Path, out: Path, proxy_url: str, **download: float) -> subprocess.CompletedProcess:
+    """`emotions ingest` of the URL list `urls` into `out`, one worker, every request through the loopback proxy at
+    `proxy_url` (its certificates unchecked), with these `[ingest.download]` settings besides."""
+    config = out.parent / f"{out.name}.toml"
+    settings = {"proxy": f'"{proxy_url}"', "check_certificates": "false", **{k: repr(v) for k, v in download.items()}}
+    config.write_text("[ingest.download]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items()))
+    return run_cli("ingest", str(urls), "--out", str(out), "--workers", "1", "--config", str(config))

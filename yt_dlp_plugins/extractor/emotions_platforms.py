@@ -5,15 +5,18 @@ Shipped with the `emotions` package as a yt-dlp plugin (the `yt_dlp_plugins.extr
 
 * Kuaishou: canonical pages (``www.kuaishou.com/short-video/ID``), the mobile pages a share link may lead to
   (``v.m.chenzhongtech.com/fw/photo/ID``, ``m.gifshow.com/fw/photo/ID``), and share links (``v.kuaishou.com/CODE``,
-  resolved by following their redirect). The canonical page carries its data as an Apollo GraphQL cache,
-  ``window.__APOLLO_STATE__ = {"defaultClient": {...}}``: the photo under ``VisionVideoDetailPhoto:<ID>`` (caption,
-  ``photoUrl``, duration and timestamp in milliseconds, view and like counts), its author under
-  ``VisionVideoDetailAuthor:<AUTHOR>`` (``id``, ``name``), referenced from the root query
+  ``www.kuaishou.com/f/CODE``, resolved by following their redirect). The canonical page carries its data as an
+  Apollo GraphQL cache, ``window.__APOLLO_STATE__ = {"defaultClient": {...}}``: the photo under
+  ``VisionVideoDetailPhoto:<ID>`` (caption, ``photoUrl``, duration and timestamp in milliseconds, view and like
+  counts), its author under ``VisionVideoDetailAuthor:<AUTHOR>`` (``id``, ``name``), referenced from the root query
   ``visionVideoDetail(...)`` together with the video's tags.
 * Douyin: the URL shapes yt-dlp's own Douyin extractor does not match, i.e. share links (``v.douyin.com/CODE``),
   the share pages they lead to (``www.iesdouyin.com/share/video/ID``), ``www.douyin.com/vsdetail/ID`` and pages that
   open a video in a modal (``?modal_id=ID``). Each is resolved to the video id and handed to yt-dlp's own Douyin
   extractor (``www.douyin.com/video/ID``), which reads the web detail API.
+
+A share link that leads to something other than a video (an image post, a profile) is handed on as the URL it leads
+to, so whoever reads that URL tells what it is (emotions refuses it: `emotions_data.url_shapes`).
 
 A page whose structure is not recognised (a changed layout, a captcha or login wall) raises an `ExtractorError`
 whose message starts with ``<platform>: page structure not recognised``: callers tell it from network failures by
@@ -113,19 +116,19 @@ def _query_value(url: str, *names: str) -> str | None:
 class KuaishouShareIE(InfoExtractor):
     IE_NAME = "kuaishou:share"
     IE_DESC = "Kuaishou share links (emotions plugin)"
-    _VALID_URL = r"https?://v\.kuaishou\.com/(?P<id>[0-9A-Za-z_-]+)/?(?:[?#]|$)"
+    _VALID_URL = r"https?://(?:v\.kuaishou\.com|(?:www\.)?kuaishou\.com/f)/(?P<id>[0-9A-Za-z_-]+)/?(?:[?#]|$)"
 
     def _real_extract(self, url: str) -> dict:
         code = self._match_id(url)
         landed = self._request_webpage(url, code, "Resolving share link").url
         match = re.match(KuaishouIE._VALID_URL, landed)
         video_id = match.group("id") if match else _query_value(landed, "photoId", "shareObjectId")
-        if not video_id:
-            raise _not_recognised("kuaishou", f"share link {url} led to {landed}, which names no video")
+        if not video_id:  # a profile, a live room: whoever reads the URL it leads to tells what it is
+            return self.url_result(landed)
         return self.url_result(KuaishouIE.canonical_url(video_id), KuaishouIE, video_id)
 
 
-_DOUYIN_ID = re.compile(r"/(?:share/video|video|vsdetail|note)/(?P<id>\d+)")
+_DOUYIN_ID = re.compile(r"/(?:share/video|video|vsdetail)/(?P<id>\d+)")
 
 
 def _douyin_video_url(video_id: str) -> str:
@@ -142,8 +145,8 @@ class DouyinShareIE(InfoExtractor):
         landed = self._request_webpage(url, code, "Resolving share link").url
         match = _DOUYIN_ID.search(urllib.parse.urlsplit(landed).path)
         video_id = match.group("id") if match else _query_value(landed, "modal_id", "aweme_id", "vid")
-        if not video_id or not video_id.isdigit():
-            raise _not_recognised("douyin", f"share link {url} led to {landed}, which names no video")
+        if not video_id or not video_id.isdigit():  # an image post, a profile: the URL it leads to tells what it is
+            return self.url_result(landed)
         return self.url_result(_douyin_video_url(video_id), "Douyin", video_id)
 
 
