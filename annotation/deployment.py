@@ -16,7 +16,9 @@ the dataset's current folder, so a moved or copied dataset plays again without a
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from annotation.labelstudio.config import CONFIG_ENV, TOKEN_ENV, URL_ENV, ServerConfig, ServerError, load_config
 from annotation.labelstudio.media_links import point_link
@@ -66,7 +68,7 @@ def resolve_server(
         except ServerError:
             raise ServerError(
                 f"the dataset's Label Studio ({known['url']}, data folder {known['data_dir']}) is not running: start "
-                f"it with 'emotions annotate server start --data-dir {known['data_dir']}'"
+                f"it with '{restart_command(known)}'"
             ) from None
     if known is not None:
         return _by_url(dataclasses.replace(config, base_url=known["url"]), "recorded in manifests/ls_server.json")
@@ -78,3 +80,41 @@ def resolve_server(
             f"'emotions annotate server start', or give another by URL ({URL_ENV} or the config file's url, with "
             f"{TOKEN_ENV})"
         ) from None
+
+
+def restart_command(known: dict[str, str]) -> str:
+    """The command that starts the dataset's recorded server as it ran: its data folder, its port (from the recorded
+    URL, so the projects' links and the annotators' bookmarks stay right) and its document root (else the clips
+    would not play)."""
+    command = f"emotions annotate server start --data-dir {shlex.quote(known['data_dir'])}"
+    port = urlsplit(known["url"]).port
+    if port:
+        command += f" --port {port}"
+    if known.get("document_root"):
+        command += f" --document-root {shlex.quote(known['document_root'])}"
+    return command
+
+
+def managed_server(
+    layout: DatasetLayout, config_file: Path | None = None, data_dir: Path | None = None, fallback: str | None = None
+) -> ServerConfig:
+    """The toolkit's server whose state `backup` and `restore` handle for the dataset, running or not: an explicit
+    `data_dir`; else the data folder the dataset recorded; else `fallback` (the data folder a backup was taken
+    from); else the default one. The database and secrets come from the config as for every command. Raises
+    ServerError when the dataset's recorded server is one the toolkit does not run (reached by URL: its state is
+    backed up where it runs), ValueError for a damaged server record."""
+    config = dataclasses.replace(load_config(config_file, data_dir=data_dir), base_url=None)
+    if data_dir is not None:
+        return config
+    known = load_server(layout)
+    if known is not None and known.get("data_dir"):
+        return dataclasses.replace(config, data_dir=Path(known["data_dir"]))
+    if known is not None:
+        raise ServerError(
+            f"the dataset's Label Studio ({known['url']}) is not a server the toolkit runs on this machine: back up "
+            "its database and secret key where it runs, or give the data folder of a server the toolkit runs "
+            "(--data-dir)"
+        )
+    if fallback:
+        return dataclasses.replace(config, data_dir=Path(fallback))
+    return config

@@ -117,7 +117,10 @@ def campaign_progress(layout: DatasetLayout) -> CampaignProgress:
             report = json.loads(report_path.read_text())
         except (OSError, ValueError):
             report = {}
-    progress = CampaignProgress(pulled_at=report.get("pulled_at"), server=load_server(layout))
+    known = load_server(layout)
+    # the server as the status shows it: which one, where; the record's bookkeeping (dataset path, document root) aside
+    shown = {k: v for k, v in known.items() if k in ("server_id", "url", "data_dir")} if known else None
+    progress = CampaignProgress(pulled_at=report.get("pulled_at"), server=shown)
     excluded = _excluded_by_project(report)
     order = sorted(projects.items(), key=lambda kv: (STAGE_ORDER.index(Stage(kv[1]["stage"])), kv[0]))
     for key, plan in order:

@@ -37,9 +37,16 @@ GROUPS = integers(1, 1000, "groups of annotators")
 def _server(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None):
     """The server config for a command on `dataset` (see `annotation.deployment.resolve_server`)."""
     from annotation.deployment import resolve_server
+    from annotation.server_record import moved_note
+    from emotions_cli.console import say
     from emotions_data.layout import DatasetLayout
 
-    return resolve_server(DatasetLayout(dataset) if dataset is not None else None, config, data_dir, url)
+    layout = DatasetLayout(dataset) if dataset is not None else None
+    server = resolve_server(layout, config, data_dir, url)
+    note = moved_note(layout) if layout is not None else None
+    if note:
+        say(note)
+    return server
 
 
 def _client(dataset: Path | None, config: Path | None, data_dir: Path | None, url: str | None = None):

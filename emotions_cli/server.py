@@ -117,5 +117,34 @@ def status_command(
         raise typer.Exit(1)
 
 
+@server_app.command("set-url")
+def set_url_command(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder whose server record to change")],
+    url: Annotated[
+        str | None, typer.Option("--url", help="the server's new base URL (a server the toolkit does not run)")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Record how the dataset reaches its Label Studio from now on (another URL, or the data folder of the server the
+    toolkit runs) and the dataset's current folder (after a move). The server must be the same one (its
+    organization); commands given --url or --data-dir use them for that run only and never change the record."""
+    from annotation.deployment import resolve_server
+    from annotation.labelstudio.client import LabelStudio
+    from annotation.server_record import set_server
+    from emotions_data.layout import DatasetLayout
+
+    layout = DatasetLayout(dataset)
+    if not layout.ls_server.exists():
+        raise fail(f"{layout.ls_server}: no server recorded yet (the first command that talks to one records it)")
+    try:
+        old, new = set_server(layout, LabelStudio(resolve_server(layout, config, data_dir, url)))
+    except (ServerError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    where = f"data folder {new['data_dir']}" if new.get("data_dir") else "by URL"
+    was = f"{old['url']}" + (f" (data folder {old['data_dir']})" if old and old.get("data_dir") else "") if old else "-"
+    print(f"server {new['server_id']}: {was} -> {new['url']} ({where}); dataset at {new['dataset']}")
+
+
 if __name__ == "__main__":
     server_app()

@@ -9,10 +9,13 @@ environment, never through argv.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from annotation.labelstudio.config import (
@@ -113,6 +116,7 @@ def run_pg_tool(
         raise ServerError(f"{name} on {db.label} did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        lines = [ln for ln in lines if "ERROR" in ln or "error" in ln] or lines  # not psql's "^" under the query
         raise ServerError(f"{name} on {db.label} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
     return proc
 
@@ -123,3 +127,86 @@ def table_count(db: PostgresDatabase) -> int:
     query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     out = run_pg_tool(db, "psql", ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query], timeout_s=60).stdout
     return int(out.strip() or 0)
+
+
+# --- reading a database back: what a backup holds and what a restore brought back ---------------------------------
+
+# Label Studio's tables (`db_table` of its models) whose row counts identify a database's content.
+CENSUS_TABLES = ("organization", "htx_user", "authtoken_token", "project", "task", "task_completion")
+_TOKEN_TABLE = "authtoken_token"  # legacy API tokens: `key` is the token itself
+
+
+@dataclass(frozen=True)
+class Census:
+    """What a database holds: rows per table of CENSUS_TABLES, and the SHA-256 of every legacy API token (so the
+    admin's token can be looked for without the tokens leaving this process)."""
+
+    rows: dict[str, int]
+    token_hashes: frozenset[str]
+
+    def holds_token(self, token: str | None) -> bool | None:
+        """Whether `token` is one of the database's legacy API tokens; None when no token is known."""
+        return None if token is None else _token_hash(token) in self.token_hashes
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sqlite_census(path: Path) -> Census:
+    """The census of the SQLite database file `path`, opened read-only. Raises ServerError when it is not a Label
+    Studio database."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in CENSUS_TABLES}
+        hashes = frozenset(_token_hash(k) for (k,) in con.execute(f"SELECT key FROM {_TOKEN_TABLE}"))
+    except sqlite3.DatabaseError as exc:
+        raise ServerError(f"{path}: not a readable Label Studio database ({exc})") from None
+    finally:
+        con.close()
+    return Census(rows, hashes)
+
+
+def pg_census(db: PostgresDatabase) -> Census:
+    """The census of the PostgreSQL database `db`, through psql (the tokens' hashes are computed by the server,
+    so no token crosses a command line). Raises ServerError when a table is missing."""
+    counts = " UNION ALL ".join(f"SELECT '{t}', count(*)::text FROM {t}" for t in CENSUS_TABLES)
+    query = f"{counts} UNION ALL SELECT 'token', encode(sha256(key::bytea), 'hex') FROM {_TOKEN_TABLE}"
+    out = run_pg_tool(db, "psql", ["-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", query], timeout_s=300)
+    rows: dict[str, int] = {}
+    hashes = set()
+    for line in out.stdout.splitlines():
+        name, _, value = line.partition("\t")
+        if name == "token":
+            hashes.add(value)
+        elif name in CENSUS_TABLES:
+            rows[name] = int(value)
+    return Census(rows, frozenset(hashes))
+
+
+def pg_dump_census(db: PostgresDatabase, dump: Path) -> Census:
+    """The census of a `pg_dump --format=custom` file, read back with `pg_restore --data-only` to stdout (no
+    database is touched). Raises ServerError when the dump is unreadable or lacks one of the tables."""
+    args = ["--data-only", "--file=-"] + [f"--table={t}" for t in CENSUS_TABLES] + [str(dump)]
+    out = run_pg_tool(db, "pg_restore", args).stdout
+    rows: dict[str, int] = {}
+    hashes = set()
+    table, key_column = None, None
+    for line in out.splitlines():
+        if table is None:
+            match = re.match(r"COPY (?:\w+\.)?\"?(\w+)\"? \((.*)\) FROM stdin;$", line)
+            if match and match.group(1) in CENSUS_TABLES:
+                table = match.group(1)
+                rows[table] = 0
+                columns = [c.strip().strip('"') for c in match.group(2).split(",")]
+                key_column = columns.index("key") if table == _TOKEN_TABLE and "key" in columns else None
+        elif line == "\\.":
+            table = None
+        else:
+            rows[table] += 1
+            if key_column is not None:
+                hashes.add(_token_hash(line.split("\t")[key_column]))
+    missing = [t for t in CENSUS_TABLES if t not in rows]
+    if missing:
+        raise ServerError(f"{dump}: the dump holds no table {', '.join(missing)}: not a Label Studio database")
+    return Census(rows, frozenset(hashes))

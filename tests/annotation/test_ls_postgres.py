@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -194,3 +196,44 @@ def test_backup_stop_wipe_restore_brings_every_vote_back(pg_cluster, pg_server, 
     assert started.returncode == 0, started.stderr
     after = LabelStudio(connect(ServerConfig(data_dir=config.data_dir, database_url=config.database_url)))
     assert annotations_on(after) == before and after.server_identity() == identity
+
+
+def test_without_data_dir_the_backup_holds_all_a_restore_needs_and_the_hint_restarts_the_server(
+    pg_cluster, pg_server, pg_dataset, tmp_path
+):
+    layout, _ = pg_dataset
+    config = pg_server.config
+    env = {DATABASE_URL_ENV: config.database_url}
+    # a data folder that is not the server's would give a dump without the secret key and credentials: refused
+    refused = emotions("annotate", "backup", str(layout.root), "--data-dir", str(tmp_path / "elsewhere"), env=env)
+    assert refused.returncode == 1 and "is not the data folder of the server on" in refused.stderr, refused.stderr
+
+    made = emotions("annotate", "backup", str(layout.root), "--json", env=env)  # the dataset's recorded server
+    assert made.returncode == 0, made.stderr
+    backup = json.loads(made.stdout)
+    folder = Path(backup["path"])
+    assert backup["data_dir"] == str(config.data_dir) and backup["admin_token"] is True
+    assert backup["census"]["task_completion"] > 0 and backup["census"]["organization"] == 1
+    assert (folder / "label-studio.env").stat().st_size and (folder / "credentials.json").stat().st_size
+    identity = LabelStudio(connect(ServerConfig(data_dir=config.data_dir, database_url=config.database_url)))
+    identity = identity.server_identity()
+    stop(ServerConfig(data_dir=config.data_dir))
+
+    # the hint names the data folder, the recorded port and the document root
+    pulled = emotions("annotate", "pull", str(layout.root), env=env)
+    assert pulled.returncode == 1, pulled.stderr
+    hint = pulled.stderr.split("start it with '")[1].split("'")[0]
+    port = urlsplit(load_server(layout)["url"]).port
+    assert f"--port {port}" in hint and f"--document-root {config.document_root}" in hint, hint
+
+    pg_cluster.drop_database(DATABASE)  # the server is lost, with its data folder
+    pg_cluster.create_database(DATABASE)
+    shutil.rmtree(config.data_dir)
+    restored = emotions("annotate", "restore", str(layout.root), env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored {folder.name}" in restored.stdout and "holds the admin's API token" in restored.stdout
+    assert f"{backup['census']['task_completion']} annotation(s), as in the backup" in restored.stdout
+    started = emotions(*shlex.split(hint)[1:], env=env)
+    assert started.returncode == 0, started.stderr
+    back = LabelStudio(connect(ServerConfig(data_dir=config.data_dir, database_url=config.database_url)))
+    assert back.server_identity() == identity and back.config.port == port

@@ -9,13 +9,16 @@ import shutil
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from annotation.labelstudio.backup import list_backups
-from annotation.labelstudio.client import api
+from annotation.labelstudio.backup import backup, list_backups
+from annotation.labelstudio.client import LabelStudio, api
 from annotation.labelstudio.database import sqlite_path
 from annotation.labelstudio.interface import annotation_result
 from annotation.labelstudio.process import start, stop
+from annotation.server_record import check_server
+from emotions_data.layout import DatasetLayout
 
 CONFIG = (
     '<View><Video name="video" value="$video"/>'
@@ -101,3 +104,41 @@ def test_a_damaged_or_missing_backup_is_refused_and_changes_nothing(ls_data_dir,
     assert "no such dataset folder" in error_line(annotate("backup", str(tmp_path / "nowhere"), "--data-dir", data_dir))
     empty = annotate("backup", str(dataset), "--data-dir", str(tmp_path / "no-server"))
     assert "nothing to back up" in error_line(empty) and len(list_backups(dataset)) == 1
+
+
+def test_without_data_dir_the_recorded_server_is_backed_up_and_the_newest_by_sequence_restored(ls_data_dir, tmp_path):
+    dataset = DatasetLayout(tmp_path / "dataset")
+    dataset.manifests.mkdir(parents=True)
+    server = start(ls_data_dir)
+    check_server(dataset, LabelStudio(server.config))  # the dataset records its server, as every command does
+    project = api(server.config, "POST", "/api/projects", {"title": "seq", "label_config": CONFIG})
+    api(server.config, "POST", f"/api/projects/{project['id']}/import", [{"video": f"/v/{i}.mp4"} for i in range(2)])
+    tasks = api(server.config, "GET", f"/api/tasks?project={project['id']}")["tasks"]
+    api(server.config, "POST", f"/api/tasks/{tasks[0]['id']}/annotations/", {"result": annotation_result("Fear")})
+
+    first = annotate("backup", str(dataset.root), "--json")  # no --data-dir: the dataset's recorded server
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)
+    assert made["data_dir"] == str(ls_data_dir.data_dir) and made["sequence"] == 1
+    assert made["census"]["task_completion"] == 1 and made["admin_token"] is True
+    # the clock steps back an hour before the next backup: it is still the newest, by its sequence
+    api(server.config, "POST", f"/api/tasks/{tasks[1]['id']}/annotations/", {"result": annotation_result("Neutral")})
+    earlier = datetime.fromisoformat(made["created_at"]).replace(tzinfo=UTC).timestamp() - 3600
+    second = backup(ls_data_dir, dataset.root, clock=lambda: datetime.fromtimestamp(earlier, UTC))
+    assert second.sequence == 2 and second.created_at < made["created_at"]
+    assert [b.sequence for b in list_backups(dataset.root)] == [1, 2]
+    stop(ls_data_dir)
+
+    # a killed backup's partial copy holds the database: the next restore removes it
+    partial = dataset.root / "backups" / "label-studio" / ".000003-20991231T000000.000000Z.partial"
+    partial.mkdir(mode=0o700)
+    (partial / "database.sqlite3").write_bytes(b"secret")
+    restored = annotate("restore", str(dataset.root), "--replace")
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored {second.path.name}" in restored.stdout and "2 annotation(s), as in the backup" in restored.stdout
+    assert "holds the admin's API token" in restored.stdout and str(ls_data_dir.data_dir) in restored.stderr
+    assert not partial.exists() and f"removed {partial}" in restored.stderr
+    again = annotate("restore", str(dataset.root), "--replace")  # at once: the kept copy gets a name of its own
+    assert again.returncode == 0, again.stderr
+    kept = list(sqlite_path(ls_data_dir.data_dir).parent.glob("label_studio.sqlite3.replaced-*"))
+    assert len(kept) == 2
