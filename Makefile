@@ -19,8 +19,9 @@ LS_STAMP   := $(LS_VENV)/.installed-label-studio-$(LS_VERSION)
 demo: setup ls-server
 	$(BIN)/emotions demo --out demo-dataset
 
+# Three workers on two cores: a fifth of the suite's time is spent waiting on servers and subprocesses.
 test: setup ls-server lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile
 
 # Needs no Label Studio: the tests that start a server (or a browser) are marked `server` and left out, with the
 # long end-to-end ones (`slow`) and those that run the command line as processes (`cli`); see tests/conftest.py.
