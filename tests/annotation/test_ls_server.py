@@ -39,6 +39,7 @@ from annotation.labelstudio.procfs import group_members as _group_members
 from annotation.labelstudio.procfs import listening as _listening
 from annotation.labelstudio.procfs import proc_stat as _proc_stat
 from emotions_data.layout import DatasetLayout
+from tests.support.commands import interruptible
 from tests.support.ls_fixtures import TEST_ADMIN, clone_data_dir
 
 VIDEO_CONFIG = (
@@ -286,6 +287,7 @@ def test_ctrl_c_while_starting_leaves_nothing_running(tmp_path):
         env={**os.environ, BIN_ENV: str(fake)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 30
     while not (tmp_path / "pid").exists() or not (tmp_path / "ls" / PID_FILE).exists():

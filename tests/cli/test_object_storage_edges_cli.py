@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from emotions_data.objectstore import ObjectLock, ObjectStore, node_scratch
-from tests.support.commands import EMOTIONS, _wait_for, run_cli
+from tests.support.commands import EMOTIONS, _wait_for, interruptible, run_cli
 from tests.support.corpus import url_table
 from tests.support.objectstore import moto_env, stored_manifest
 
@@ -273,7 +273,8 @@ def test_ctrl_c_releases_the_lock_and_the_working_folder_and_the_next_run_resume
     store = ObjectStore("s3://data/ds")
     argv = [EMOTIONS, "ingest", str(table), "--out", "s3://data/ds", "--workers", "2", "--max-duration", "6",
             "--config", str(_one_per_shard(tmp_path))]  # fmt: skip
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)  # fmt: skip
     try:
         _wait_for(lambda: len(store.list(".work/fetch")) >= 1, 300)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the driver's whole process group
@@ -311,7 +312,8 @@ def test_ctrl_c_on_a_local_folder_is_one_line_too(server, tmp_path):
     out_dir = tmp_path / "ds"
     argv = [EMOTIONS, "ingest", str(table), "--out", str(out_dir), "--workers", "2", "--max-duration", "6",
             "--config", str(_one_per_shard(tmp_path))]  # fmt: skip
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)  # fmt: skip
     try:
         _wait_for(lambda: any((out_dir / ".work" / "fetch").glob("*.parquet")), 300)
         os.killpg(proc.pid, signal.SIGINT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -27,3 +28,10 @@ def _wait_for(predicate, timeout: float) -> None:
 
 def _shards(folder: Path) -> int:
     return len(list(folder.glob("*.parquet"))) if folder.exists() else 0
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a command a test stops with SIGINT: Ctrl-C as a terminal delivers it. A shell starts a
+    background job with SIGINT ignored, and Python keeps an ignored SIGINT ignored, so a suite started with `&`
+    would otherwise hand its commands a Ctrl-C they never hear."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
