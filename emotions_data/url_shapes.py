@@ -79,8 +79,6 @@ _TIKTOK_REFUSED = (
 
 
 def _tiktok(host: str, path: str, url: str) -> UrlShape | None:
-    if host in ("vm.tiktok.com", "vt.tiktok.com") and (code := path.strip("/")) and "/" not in code:
-        return UrlShape("tiktok", SHARE, f"https://{host}/{code}/")
     if (found := re.fullmatch(r"/t/(\w+)/?", path)) is not None:
         return UrlShape("tiktok", SHARE, f"https://www.tiktok.com/t/{found.group(1)}/")
     if (found := _TIKTOK_VIDEO.fullmatch(path)) is not None:
@@ -100,8 +98,6 @@ _DOUYIN_REFUSED = (
 
 
 def _douyin(host: str, path: str, query: dict[str, list[str]], url: str) -> UrlShape | None:
-    if host == "v.douyin.com" and (code := path.strip("/")) and "/" not in code:
-        return UrlShape("douyin", SHARE, f"https://v.douyin.com/{code}/")
     if host == "live.douyin.com":
         return UrlShape("douyin", LIVE, url)
     modal = (query.get("modal_id") or [""])[0]
@@ -120,9 +116,6 @@ _KUAISHOU_REFUSED = (
 
 
 def _kuaishou(host: str, path: str, query: dict[str, list[str]], url: str) -> UrlShape | None:
-    code = path.strip("/")
-    if host == "v.kuaishou.com" and code and "/" not in code:
-        return UrlShape("kuaishou", SHARE, f"https://v.kuaishou.com/{code}")
     if host == "kuaishou.com" and (found := re.fullmatch(r"/f/([0-9A-Za-z_-]+)/?", path)) is not None:
         return UrlShape("kuaishou", SHARE, f"https://www.kuaishou.com/f/{found.group(1)}")
     if host.startswith("live.") or host.startswith("livev."):
@@ -133,6 +126,15 @@ def _kuaishou(host: str, path: str, query: dict[str, list[str]], url: str) -> Ur
     if video_id:
         return UrlShape("kuaishou", VIDEO, f"https://www.kuaishou.com/short-video/{video_id}", video_id)
     return _refused("kuaishou", _KUAISHOU_REFUSED, path, url)
+
+
+#: Share-link hosts whose path is one short code (the platform's redirect names the video): platform, link as kept.
+_SHARE_CODE_HOSTS = {
+    "vm.tiktok.com": ("tiktok", "https://vm.tiktok.com/{code}/"),
+    "vt.tiktok.com": ("tiktok", "https://vt.tiktok.com/{code}/"),
+    "v.douyin.com": ("douyin", "https://v.douyin.com/{code}/"),
+    "v.kuaishou.com": ("kuaishou", "https://v.kuaishou.com/{code}"),
+}
 
 
 def url_shape(url: str) -> UrlShape | None:
@@ -148,6 +150,9 @@ def url_shape(url: str) -> UrlShape | None:
         return None
     host, path = _host(netloc_host), re.sub(r"/{2,}", "/", parts.path or "/")
     query = parse_qs(parts.query)
+    if host in _SHARE_CODE_HOSTS and (code := path.strip("/")) and "/" not in code:
+        platform, page = _SHARE_CODE_HOSTS[host]
+        return UrlShape(platform, SHARE, page.format(code=code))
     if _on(host, "tiktok.com", "tiktokv.com"):
         return _tiktok(host, path, url)
     if _on(host, "douyin.com", "iesdouyin.com"):
