@@ -47,8 +47,5 @@ for group in (dataset_app, demo_app, labels_app, validate_app, baseline_app):
 annotate_app.registered_commands += workflow_app.registered_commands
 annotate_app.registered_commands += backup_app.registered_commands
 
-#: The same application as a click command: what the documentation's command reference is generated from.
-click_app = typer.main.get_command(app)
-
 if __name__ == "__main__":
     app()

@@ -30,7 +30,7 @@ def test_the_site_builds_in_strict_mode_with_every_command_and_table(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    from emotions_cli.main import click_app
+    from emotions_cli.reference import click_app
 
     cli = (site / "reference" / "cli" / "index.html").read_text()
     missing = [" ".join(p) for p in _commands(click_app) if f"emotions {' '.join(p)}" not in cli]
